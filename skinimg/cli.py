@@ -1,0 +1,166 @@
+"""The ``skinimg`` command: a thin Click layer over the library.
+
+Only this module imports click.  Each command validates its options, calls one
+library function, and formats the result.  A :class:`~skinimg.errors.SkinImgError`
+becomes one line on stderr (``skinimg: <file>: <reason>``) and exit code 1.
+
+Exit codes (all commands):
+
+== =========================================================================
+0  success (every input processed)
+1  fatal error: bad option value, nothing to process, output not writable
+2  some inputs failed (the others were processed; see the status column), or
+   a usage error detected by Click
+== =========================================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import SkinImgError
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_PARTIAL = 2
+
+log = logging.getLogger("skinimg")
+
+
+class SkinImgGroup(click.Group):
+    """Click group that prints SkinImgError as one line instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SkinImgError as exc:
+            click.echo(f"skinimg: {exc}", err=True)
+            ctx.exit(EXIT_FATAL)
+
+    def list_commands(self, ctx):  # keep --help in the order commands were added
+        return list(self.commands)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="skinimg: %(message)s", stream=sys.stderr)
+
+
+@click.group(cls=SkinImgGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="skinimg")
+@click.option("-v", "--verbose", count=True, help="More messages on stderr (repeat for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """skinimg: objective redness and pigmentation measurements from skin photographs.
+
+    Every command reads photographs (JPEG, PNG, TIFF, BMP, WebP; files or
+    folders), never modifies them, and writes its results under --out.
+    """
+    _setup_logging(verbose, quiet)
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+
+
+# ----------------------------------------------------------------------------- shared options
+
+def out_option(required: bool = True):
+    return click.option(
+        "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=required,
+        help="Output folder (created if missing).",
+    )
+
+
+def max_pixels_option(f):
+    return click.option(
+        "--max-pixels", type=click.IntRange(min=1), default=80_000_000, show_default=True,
+        help="Refuse images with more pixels than this (checked from the header, before decoding).",
+    )(f)
+
+
+def workers_option(f):
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=None,
+        help="Parallel worker processes (default: number of CPUs).",
+    )(f)
+
+
+def paths_argument(f):
+    return click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))(f)
+
+
+# ----------------------------------------------------------------------------- info
+
+@cli.command("info")
+@paths_argument
+@max_pixels_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image to stdout.")
+def info_cmd(paths, max_pixels, as_json):
+    """Load every image in PATHS and print its size, bit depth and metadata.
+
+    A quick check that a visit folder is readable: each bad file is one line
+    naming the file and the reason.  Exit code 2 when some files failed.
+    """
+    from .io import discover_images, load_image
+
+    items = discover_images(paths)
+    if not items:
+        raise SkinImgError("no image files found", " ".join(map(str, paths)))
+    failed = 0
+    for item in items:
+        try:
+            rgb, meta = load_image(item.path, max_pixels=max_pixels, label=item.relpath)
+        except SkinImgError as exc:
+            failed += 1
+            if as_json:
+                click.echo(json.dumps({"image": item.relpath, "status": "error", "error": exc.reason}))
+            click.echo(f"skinimg: {exc}", err=True)
+            continue
+        d = meta.to_dict()
+        d["path"] = item.relpath
+        if as_json:
+            click.echo(json.dumps({"image": item.relpath, "status": "ok", **d}))
+        else:
+            click.echo(
+                f"{item.relpath}: {meta.width}x{meta.height} {meta.bit_depth}-bit {meta.format}"
+                + (f", captured {meta.capture_time}" if meta.capture_time else "")
+                + (f", {meta.camera_model}" if meta.camera_model else "")
+                + (", ICC profile" if meta.has_icc_profile else "")
+            )
+    if failed:
+        click.echo(f"skinimg: {failed} of {len(items)} file(s) failed", err=True)
+        sys.exit(EXIT_PARTIAL)
+
+
+# ----------------------------------------------------------------------------- synth (issue 2)
+
+# ----------------------------------------------------------------------------- segment (issue 3)
+
+# ----------------------------------------------------------------------------- analyze (issue 4)
+
+# ----------------------------------------------------------------------------- calibrate (issue 5)
+
+# ----------------------------------------------------------------------------- compare / track (issue 6)
+
+# ----------------------------------------------------------------------------- run (issue 7)
+
+# ----------------------------------------------------------------------------- report / regress (issue 8)
+
+# ----------------------------------------------------------------------------- bench (issue 10)
+
+
+def main(argv=None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="skinimg")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
