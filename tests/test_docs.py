@@ -19,7 +19,7 @@ def test_every_command_documented_and_has_help():
     text = README.read_text(encoding="utf-8")
     for name, cmd in cli.commands.items():
         assert f"### `skinimg {name}`" in text, name
-        r = CliRunner().invoke(cli, [name, "--help"])
+        r = CliRunner().invoke(cli, [name, "--help"], prog_name="skinimg")
         assert r.exit_code == 0 and "Usage: skinimg" in r.output
 
 
