@@ -96,8 +96,8 @@ def render_heatmap(rgb: np.ndarray, values: np.ndarray, *, vmin: float | None = 
     out = (img.astype(np.float32) * dim).astype(np.uint8)
     out[valid] = coloured[valid]
 
-    # Panel with the colour bar: width ~ 1/6 of the height, at least 90 px.
-    panel_w = max(90, h // 6)
+    # Panel with the colour bar: width ~ 1/5 of the height, at least 110 px.
+    panel_w = max(110, h // 5)
     panel = np.full((h, panel_w, 3), 24, dtype=np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
     fs = max(0.35, h / 1400.0)
