@@ -496,12 +496,106 @@ def _prepare(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return rgb, mask
 
 
-def _resolve_basis(od_skin: np.ndarray, params: IndexParams) -> tuple[ChromophoreBasis, str]:
+def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[ChromophoreBasis, str]:
     basis = load_basis(params.basis_path)
     if params.chromophore_method == "ica":
         return estimate_basis_ica(od_skin, basis=basis, random_state=params.ica_random_state,
                                   max_samples=params.ica_max_samples, max_angle_deg=params.ica_max_angle_deg)
     return basis, "basis"
+
+
+def _index_values(px: np.ndarray, w: np.ndarray, c0: np.ndarray, floor: float) -> dict:
+    """The 8 indices of an (M, 3) array of encoded colours, in chunks; float32 1-D arrays."""
+    n = len(px)
+    out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES}
+    hundred = np.float32(100.0)
+    for s in range(0, n, _CHUNK):
+        c = px[s : s + _CHUNK]
+        sl = slice(s, s + len(c))
+        od = colour.rgb_to_optical_density(c, floor)
+        np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
+        np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
+        conc = od @ w
+        conc -= c0
+        out["melanin"][sl] = conc[:, 0]
+        out["hemoglobin"][sl] = conc[:, 1]
+        del od, conc
+        lab = colour.rgb_to_lab(c)
+        out["l_star"][sl] = lab[:, 0]
+        out["a_star"][sl] = lab[:, 1]
+        out["b_star"][sl] = lab[:, 2]
+        out["ita_deg"][sl] = ita_deg(lab[:, 0], lab[:, 2])
+    return out
+
+
+class _Skin:
+    """Index values of the skin pixels, stored compactly.
+
+    For 8-bit input the values are computed once per distinct colour (``weights`` =
+    number of skin pixels of that colour, from a 2**24-bin histogram) and expanded
+    to pixels only when a map is needed; otherwise one value per skin pixel
+    (``weights`` None).  Statistics on either form are identical.
+    """
+
+    def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams):
+        self.mask = mask
+        self.n = int(np.count_nonzero(mask))
+        self.info = {"chromophore_method": params.chromophore_method, "saturated_fraction": float("nan")}
+        self._pos = None
+        if rgb.dtype == np.uint8 and self.n:
+            # 24-bit colour codes of the skin pixels: R | G << 8 | B << 16 (RGBA view, alpha masked off).
+            codes = cv2.cvtColor(rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+            codes = codes.view(np.uint32).reshape(mask.shape)[mask]
+            np.bitwise_and(codes, np.uint32(0xFFFFFF), out=codes)
+            counts = np.bincount(codes, minlength=1 << 24)
+            nz = np.flatnonzero(counts)
+            self.weights = counts[nz]
+            del counts
+            self._codes = codes
+            self._nz = nz
+            units = np.empty((len(nz), 3), dtype=np.uint8)
+            units[:, 0] = nz & 0xFF
+            units[:, 1] = (nz >> 8) & 0xFF
+            units[:, 2] = nz >> 16
+            sat = int(self.weights[(units == 255).any(axis=1)].sum())
+        else:
+            units = rgb.reshape(-1, 3)[mask.ravel()]
+            self.weights = None
+            top = np.iinfo(units.dtype).max if units.dtype.kind == "u" else 1.0
+            sat = int(np.count_nonzero((units >= top).any(axis=1)))
+        if self.n == 0:
+            self.values = {name: np.empty(0, dtype=np.float32) for name in INDEX_NAMES}
+            return
+        self.info["saturated_fraction"] = sat / self.n
+        if params.chromophore_method == "ica":
+            rng = np.random.default_rng(params.ica_random_state)
+            if self.weights is not None:  # sample pixels, i.e. colours in proportion to their counts
+                k = min(self.n, params.ica_max_samples)
+                sub = units[np.sort(rng.choice(len(units), size=k, p=self.weights / self.n))]
+            else:
+                k = min(self.n, params.ica_max_samples)
+                sub = units if k == self.n else units[np.sort(rng.choice(self.n, size=k, replace=False))]
+            basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
+        else:
+            basis, used = _resolve_basis(None, params)
+        self.info["chromophore_method"] = used
+        w, c0 = basis.unmixing()
+        self.values = _index_values(units, w.T.astype(np.float32), c0.astype(np.float32), params.od_floor)
+
+    def pixels(self, name: str) -> np.ndarray:
+        """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
+        v = self.values[name]
+        if self.weights is None:
+            return v
+        if self._pos is None:
+            table = np.empty(1 << 24, dtype=np.int32)
+            table[self._nz] = np.arange(len(self._nz), dtype=np.int32)
+            self._pos = table[self._codes]
+            del table
+        return v[self._pos]
+
+    def map(self, name: str) -> np.ndarray:
+        return _scatter(self.pixels(name), self.mask)
 
 
 def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> tuple[dict, dict]:
@@ -522,49 +616,15 @@ def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None
 
     Notes
     -----
-    Pixels are processed in chunks of 2**20 so temporaries stay small; integer input
-    goes through the decoding / OD lookup tables of :mod:`skinimg.colour`.
+    8-bit input: every index is a function of the pixel's colour, so it is computed
+    once per distinct skin colour and looked up per pixel.  Other input: per pixel,
+    in chunks of 2**20 so temporaries stay small.  Integer input goes through the
+    decoding / OD lookup tables of :mod:`skinimg.colour`.
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
-    px = rgb[mask]  # (N, 3) compact copy, input dtype
-    n = len(px)
-    out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES}
-    info = {"chromophore_method": params.chromophore_method, "saturated_fraction": float("nan")}
-    if n == 0:
-        return out, info
-    if params.chromophore_method == "ica":
-        rng = np.random.default_rng(params.ica_random_state)
-        sub = px if n <= params.ica_max_samples else px[np.sort(rng.choice(n, params.ica_max_samples, replace=False))]
-        basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
-    else:
-        basis, used = _resolve_basis(None, params)
-    info["chromophore_method"] = used
-    w, c0 = basis.unmixing()
-    w = w.T.astype(np.float32)
-    c0 = c0.astype(np.float32)
-    top = np.iinfo(px.dtype).max if px.dtype.kind == "u" else 1.0
-    saturated = 0
-    hundred = np.float32(100.0)
-    for s in range(0, n, _CHUNK):
-        c = px[s : s + _CHUNK]
-        sl = slice(s, s + len(c))
-        saturated += int(np.count_nonzero((c >= top).any(axis=1)))
-        od = colour.rgb_to_optical_density(c, params.od_floor)
-        np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
-        np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
-        conc = od @ w
-        conc -= c0
-        out["melanin"][sl] = conc[:, 0]
-        out["hemoglobin"][sl] = conc[:, 1]
-        del od, conc
-        lab = colour.rgb_to_lab(c)
-        out["l_star"][sl] = lab[:, 0]
-        out["a_star"][sl] = lab[:, 1]
-        out["b_star"][sl] = lab[:, 2]
-        out["ita_deg"][sl] = ita_deg(lab[:, 0], lab[:, 2])
-    info["saturated_fraction"] = saturated / n
-    return out, info
+    sk = _Skin(rgb, mask, params)
+    return {name: sk.pixels(name) for name in INDEX_NAMES}, sk.info
 
 
 def _scatter(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -589,9 +649,10 @@ def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | Non
         One map per name in :data:`INDEX_NAMES`; ``NaN`` outside the mask.
         Units: see the module docstring.
     """
-    values, _ = skin_values(rgb, mask, params=params)
-    mask = np.asarray(mask, dtype=bool)
-    return {name: _scatter(values[name], mask) for name in INDEX_NAMES}
+    params = params or IndexParams()
+    rgb, mask = _prepare(rgb, mask)
+    sk = _Skin(rgb, mask, params)
+    return {name: sk.map(name) for name in INDEX_NAMES}
 
 
 # ----------------------------------------------------------------------------- spots
@@ -620,8 +681,25 @@ class SpotResult:
 
 
 def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    num = cv2.GaussianBlur(values * weight, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    den = cv2.GaussianBlur(weight, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    """Skin-normalised Gaussian blur ``G(v * w) / G(w)``, NaN where ``G(w)`` ~ 0.
+
+    For large sigma the blur runs on a copy reduced so that sigma is ~8 pixels
+    (area averaging) and is interpolated back (bilinear): the background is smooth
+    at that scale, and this keeps the cost independent of sigma.
+    """
+    h, w = values.shape
+    f = max(1.0, sigma / 8.0)
+    num, den = values * weight, weight.astype(np.float32)
+    if f > 1.0:
+        small = (max(1, round(w / f)), max(1, round(h / f)))
+        num = cv2.resize(num, small, interpolation=cv2.INTER_AREA)
+        den = cv2.resize(den, small, interpolation=cv2.INTER_AREA)
+        sigma = sigma * small[0] / w
+    num = cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    den = cv2.GaussianBlur(den, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    if f > 1.0:
+        num = cv2.resize(num, (w, h), interpolation=cv2.INTER_LINEAR)
+        den = cv2.resize(den, (w, h), interpolation=cv2.INTER_LINEAR)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 1e-3, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
 
@@ -635,7 +713,8 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     1. the melanin map is resampled by area averaging to at most
        ``params.spot_work_pixels`` pixels (skin-weighted, so background does not leak in);
     2. the local background is a skin-normalised Gaussian blur,
-       ``G(m * mask) / G(mask)`` with sigma = ``spot_background_sigma`` x shorter side;
+       ``G(m * mask) / G(mask)`` with sigma = ``spot_background_sigma`` x shorter side
+       (computed at a resolution where sigma is ~8 px, interpolated back);
     3. spot pixels: skin where ``melanin - background > spot_threshold``;
     4. 8-connected regions (``cv2.connectedComponentsWithStats``) with an area of at
        least ``spot_min_area`` x image area are counted.
@@ -650,22 +729,26 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     -------
     SpotResult
     """
-    p = params or IndexParams()
     mask = np.asarray(mask, dtype=bool)
-    m = np.where(mask, np.nan_to_num(np.asarray(melanin, dtype=np.float32), nan=0.0), 0.0).astype(np.float32)
+    m0 = np.where(mask, np.nan_to_num(np.asarray(melanin, dtype=np.float32), nan=0.0), np.float32(0.0))
+    return _detect_spots(m0.astype(np.float32, copy=False), mask, params or IndexParams())
+
+
+def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams) -> SpotResult:
+    """:func:`detect_brown_spots` on a float32 melanin map that is already 0 off skin."""
     h, w = mask.shape
     scale = min(1.0, math.sqrt(p.spot_work_pixels / float(h * w)))
-    wt = mask.astype(np.float32)
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        num = cv2.resize(m * wt, size, interpolation=cv2.INTER_AREA)
-        wt = cv2.resize(wt, size, interpolation=cv2.INTER_AREA)
+        num = cv2.resize(m, size, interpolation=cv2.INTER_AREA)
+        wt = cv2.resize(mask.view(np.uint8).astype(np.float32), size, interpolation=cv2.INTER_AREA)
         with np.errstate(invalid="ignore", divide="ignore"):
             m = np.where(wt > 0, num / np.maximum(wt, 1e-12), 0.0).astype(np.float32)
         skin = wt >= 0.5
         wt = skin.astype(np.float32)
     else:
         skin = mask
+        wt = mask.astype(np.float32)
     hh, ww = skin.shape
     n_skin = int(np.count_nonzero(skin))
     empty = np.zeros((hh, ww), dtype=np.int32)
@@ -697,50 +780,101 @@ def summary_columns() -> list[str]:
     return cols
 
 
-def _basic_stats(v: np.ndarray) -> tuple[float, float, float, float, float]:
-    """mean, median, p10, p90, std (population) of a 1-D float32 array, NaNs ignored."""
-    v = np.asarray(v, dtype=np.float32)
-    if v.size and not np.isfinite(v).all():
-        v = v[np.isfinite(v)]
-    n = v.size
-    if n == 0:
-        nan = float("nan")
-        return nan, nan, nan, nan, nan
-    mean = float(v.sum(dtype=np.float64) / n)
-    d = v - np.float32(mean)
-    std = float(math.sqrt(float(np.dot(d, d).astype(np.float64)) / n)) if n > 1 else 0.0
-    del d
-    # One selection for the three percentiles (linear interpolation, as numpy's default).
+def _quantile_ranks(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """0-based ranks below/above the median, p10, p90 and the interpolation weights (numpy "linear")."""
     q = np.array([50.0, 10.0, 90.0]) / 100.0 * (n - 1)
     lo = np.floor(q).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    part = np.partition(v, np.unique(np.concatenate([lo, hi])))
-    frac = q - lo
-    pct = part[lo].astype(np.float64) * (1 - frac) + part[hi].astype(np.float64) * frac
-    return mean, float(pct[0]), float(pct[1]), float(pct[2]), std
+    return lo, np.minimum(lo + 1, n - 1), q - lo
 
 
-def summarize_values(values: dict, *, melanin_map: np.ndarray | None = None, mask: np.ndarray | None = None,
-                     params: IndexParams | None = None) -> dict:
+def _weighted_order_stats(v: np.ndarray, w: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Exact order statistics (0-based ``ranks``) of values ``v`` repeated ``w`` times.
+
+    A 4096-bin histogram of the values (monotone binning) locates the bin of each
+    rank; only that bin's values are sorted.
+    """
+    lo, hi = float(v.min()), float(v.max())
+    if not hi > lo:
+        return np.full(len(ranks), lo)
+    nb = 4096
+    b = ((v - np.float32(lo)) * np.float32((nb - 1) / (hi - lo))).astype(np.int32)
+    np.clip(b, 0, nb - 1, out=b)
+    cw = np.cumsum(np.bincount(b, weights=w, minlength=nb))  # float64: exact for counts < 2**53
+    out = np.empty(len(ranks))
+    for i, k in enumerate(ranks):
+        j = int(np.searchsorted(cw, k, side="right"))
+        before = cw[j - 1] if j > 0 else 0.0
+        sel = b == j
+        vs, ws = v[sel], w[sel]
+        order = np.argsort(vs, kind="stable")
+        idx = int(np.searchsorted(np.cumsum(ws[order]), k - before, side="right"))
+        out[i] = vs[order][min(idx, len(vs) - 1)]
+    return out
+
+
+def _basic_stats(v: np.ndarray, w: np.ndarray | None = None) -> tuple[float, float, float, float, float]:
+    """mean, median, p10, p90, std (population) of float32 values, optionally with integer weights.
+
+    Percentiles use linear interpolation between order statistics (numpy's default),
+    so weighted values (distinct colours x counts) give exactly the statistics of the
+    expanded per-pixel array.
+    """
+    v = np.asarray(v, dtype=np.float32)
+    if w is None:
+        if v.size and not np.isfinite(v).all():
+            v = v[np.isfinite(v)]
+        n = v.size
+    else:
+        n = int(w.sum())
+    nan = float("nan")
+    if n == 0:
+        return nan, nan, nan, nan, nan
+    lo, hi, frac = _quantile_ranks(n)
+    if w is None:
+        mean = float(v.sum(dtype=np.float64) / n)
+        var = 0.0
+        for s in range(0, n, _CHUNK):
+            d = v[s : s + _CHUNK].astype(np.float64) - mean
+            var += float(np.dot(d, d))
+        var /= n
+        ranks = np.unique(np.concatenate([lo, hi]))
+        part = np.partition(v, ranks)
+        vlo, vhi = part[lo].astype(np.float64), part[hi].astype(np.float64)
+    else:
+        wf = w.astype(np.float64)
+        mean = float(np.dot(wf, v) / n)
+        d = v.astype(np.float64) - mean
+        var = float(np.dot(wf, d * d)) / n
+        ranks = np.concatenate([lo, hi])
+        vals = _weighted_order_stats(v, wf, ranks)
+        vlo, vhi = vals[:3], vals[3:]
+    pct = vlo * (1 - frac) + vhi * frac
+    return mean, float(pct[0]), float(pct[1]), float(pct[2]), math.sqrt(max(var, 0.0)) if n > 1 else 0.0
+
+
+def summarize_values(values: dict, *, weights: np.ndarray | None = None, melanin_map: np.ndarray | None = None,
+                     mask: np.ndarray | None = None, params: IndexParams | None = None) -> dict:
     """Per-image statistics from 1-D skin values (as returned by :func:`skin_values`).
 
-    ``melanin_map`` (H, W) and ``mask`` are needed for the brown spots; without
-    them ``brown_spot_count`` and ``brown_spot_area_fraction`` are NaN.
+    ``weights`` (optional, integers) repeats each value that many times (values per
+    distinct colour).  ``melanin_map`` (H, W) and ``mask`` are needed for the brown
+    spots; without them ``brown_spot_count`` and ``brown_spot_area_fraction`` are NaN.
     See :func:`summarize` for the columns.
     """
     p = params or IndexParams()
     row: dict = {}
     for name in INDEX_NAMES:
-        for s, v in zip(STATS, _basic_stats(values[name])):
+        for s, v in zip(STATS, _basic_stats(values[name], weights)):
             row[f"{name}{s}"] = v
     ita = np.asarray(values["ita_deg"])
-    n = ita.size
+    n = int(weights.sum()) if weights is not None else ita.size
     row["ita_category"] = ita_category(row["ita_deg"])
-    counts = np.bincount(_ita_index(ita).ravel(), minlength=len(ITA_CATEGORIES) + 1)
+    counts = np.bincount(_ita_index(ita).ravel(), weights=weights, minlength=len(ITA_CATEGORIES) + 1)
     for i, c in enumerate(ITA_CATEGORIES):
         row[f"ita_fraction_{c}"] = float(counts[i] / n) if n else float("nan")
-    hb = np.asarray(values["hemoglobin"])
-    row["red_area_fraction"] = float(np.count_nonzero(hb > np.float32(p.red_threshold)) / n) if n else float("nan")
+    red = np.asarray(values["hemoglobin"]) > np.float32(p.red_threshold)
+    n_red = int(weights[red].sum()) if weights is not None else int(np.count_nonzero(red))
+    row["red_area_fraction"] = n_red / n if n else float("nan")
     if melanin_map is not None and mask is not None and n:
         spots = detect_brown_spots(melanin_map, mask, params=p)
         row["brown_spot_count"] = spots.count
@@ -803,13 +937,18 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
-    values, info = skin_values(rgb, mask, params=params)
-    mel_map = _scatter(values["melanin"], mask)
-    row = summarize_values(values, melanin_map=mel_map, mask=mask, params=params)
-    row.update(info)
+    sk = _Skin(rgb, mask, params)
+    mel0 = np.zeros(mask.shape, dtype=np.float32)
+    mel0[mask] = sk.pixels("melanin")
+    row = summarize_values(sk.values, weights=sk.weights, params=params)
+    spots = _detect_spots(mel0, mask, params) if sk.n else None
+    row["brown_spot_count"] = spots.count if spots else 0
+    row["brown_spot_area_fraction"] = spots.area_fraction if spots else float("nan")
+    row.update(sk.info)
     maps = None
     if return_maps:
-        maps = {name: (mel_map if name == "melanin" else _scatter(values[name], mask)) for name in INDEX_NAMES}
+        del mel0
+        maps = {name: sk.map(name) for name in INDEX_NAMES}
     return row, maps
 
 
