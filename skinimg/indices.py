@@ -102,6 +102,9 @@ __all__ = [
     "load_basis",
     "fit_chromophore_basis",
     "separate_chromophores",
+    "ChromophoreModel",
+    "CHROMA_AXES",
+    "build_chromophore_model",
     "estimate_basis_ica",
     "erythema_index",
     "melanin_index",
@@ -147,6 +150,12 @@ class IndexParams:
         not converge or finds a direction more than ``ica_max_angle_deg`` from the basis.
     basis_path : str or None
         Basis JSON; ``None`` = ``models/chromophore_basis.json``.
+    smoothing_sigma : float
+        Gaussian sigma (pixels) of a light smoothing of the photo before every index
+        (``cv2.GaussianBlur`` on the encoded values, 0 = none).  Sensor noise is
+        amplified by the non-linear inversion at dark tones and biases mean
+        concentrations; 1 px removes most of it (tested on phantoms) while keeping
+        features of a few pixels.
     ica_max_samples : int
         Skin pixels (a fixed-seed random subset) used to fit ICA.
     ica_random_state : int
@@ -178,6 +187,7 @@ class IndexParams:
 
     chromophore_method: str = "basis"
     basis_path: str | None = None
+    smoothing_sigma: float = 1.0
     ica_max_samples: int = 200_000
     ica_random_state: int = 0
     ica_max_angle_deg: float = 35.0
@@ -197,6 +207,8 @@ class IndexParams:
                 raise SkinImgError(f"{name} must be at least 1")
         if not 0 < self.od_floor < 1:
             raise SkinImgError("od_floor must be in (0, 1)")
+        if self.smoothing_sigma < 0:
+            raise SkinImgError("smoothing_sigma must be >= 0")
         if self.spot_background_sigma <= 0 or self.spot_min_area < 0:
             raise SkinImgError("spot_background_sigma must be > 0 and spot_min_area >= 0")
 
@@ -213,11 +225,48 @@ class IndexParams:
 # ----------------------------------------------------------------------------- chromophore basis
 
 
+@dataclass(frozen=True, eq=False)
+class ChromophoreModel:
+    """Calibrated forward model of skin colour, inverted per colour (see :func:`separate_chromophores`).
+
+    Attributes
+    ----------
+    melanin_max, hemoglobin_max : float
+        Domain of the table: melanin in [0, melanin_max], hemoglobin in [0, hemoglobin_max].
+    table : ndarray, float64, shape (n_m, n_t, 3)
+        For skin with melanin ``m_i = melanin_max * i / (n_m - 1)`` and hemoglobin
+        ``h_j = hemoglobin_max * (j / (n_t - 1))**2`` (square spacing: finer at low
+        blood): its shading-free chromaticity ``(OD @ E1, OD @ E2)`` (:data:`CHROMA_AXES`)
+        and its mean OD (brightness, used only to choose between two skins of the same
+        chromaticity).
+    """
+
+    melanin_max: float
+    hemoglobin_max: float
+    table: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "melanin_max": float(self.melanin_max),
+            "hemoglobin_max": float(self.hemoglobin_max),
+            "table": np.round(self.table, 6).tolist(),
+        }
+
+
+#: Orthonormal axes of the plane perpendicular to (1, 1, 1) in OD space: projecting OD on
+#: them removes any shift along (1, 1, 1) (shading, exposure gain).
+CHROMA_AXES = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[math.sqrt(2.0)], [math.sqrt(6.0)]])
+
+
 @dataclass(frozen=True)
 class ChromophoreBasis:
     """Absorbance directions of melanin and haemoglobin in optical-density (RGB) space.
 
+    Linear model (Tsumura et al. 1999):
     ``OD = offset + melanin * melanin_od + hemoglobin * hemoglobin_od + s * (1, 1, 1)``.
+    A calibrated basis also carries a :class:`ChromophoreModel` (the non-linear
+    forward model the linear one approximates), which :func:`separate_chromophores`
+    inverts when present.
 
     Attributes
     ----------
@@ -227,21 +276,26 @@ class ChromophoreBasis:
         OD of chromophore-free skin.
     provenance : dict
         How the basis was obtained (script, data, fit residual, version).
+    model : ChromophoreModel or None
     """
 
     melanin_od: tuple
     hemoglobin_od: tuple
     offset_od: tuple
     provenance: dict = field(default_factory=dict, compare=False)
+    model: ChromophoreModel | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "format": BASIS_FORMAT,
             "melanin_od": [float(v) for v in self.melanin_od],
             "hemoglobin_od": [float(v) for v in self.hemoglobin_od],
             "offset_od": [float(v) for v in self.offset_od],
             "provenance": self.provenance,
         }
+        if self.model is not None:
+            d["model"] = self.model.to_dict()
+        return d
 
     def unmixing(self) -> tuple[np.ndarray, np.ndarray]:
         """``(W, c0)`` with ``[melanin, hemoglobin] = OD @ W.T - c0``; W is (2, 3), c0 (2,).
@@ -273,7 +327,18 @@ def _load_basis_cached(path: str) -> ChromophoreBasis:
         raise SkinImgError("chromophore basis file lacks melanin_od / hemoglobin_od / offset_od", path) from None
     if any(len(v) != 3 or not all(math.isfinite(x) for x in v) for v in vals):
         raise SkinImgError("chromophore basis vectors must be 3 finite numbers", path)
-    return ChromophoreBasis(*vals, provenance=d.get("provenance", {}))
+    model = None
+    if d.get("model") is not None:
+        try:
+            md = d["model"]
+            table = np.asarray(md["table"], dtype=np.float64)
+            model = ChromophoreModel(float(md["melanin_max"]), float(md["hemoglobin_max"]), table)
+            ok = table.ndim == 3 and table.shape[2] == 3 and min(table.shape[:2]) >= 4
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok or not np.isfinite(model.table).all():
+            raise SkinImgError("chromophore basis has a malformed model table", path)
+    return ChromophoreBasis(*vals, provenance=d.get("provenance", {}), model=model)
 
 
 def load_basis(path: str | Path | None = None) -> ChromophoreBasis:
@@ -315,8 +380,135 @@ def fit_chromophore_basis(melanin: np.ndarray, hemoglobin: np.ndarray, linear_rg
     return ChromophoreBasis(tuple(coef[1]), tuple(coef[2]), tuple(coef[0]), provenance=prov)
 
 
+def _model_eval(table: np.ndarray, u: np.ndarray, t: np.ndarray):
+    """Bilinear interpolation of ``table`` (n, n, k) at (u, t), with its Jacobian.
+
+    Inside [0, 1]^2 the table is interpolated; outside, the border cells are extended
+    linearly (so that noise around zero concentration is not clipped into a bias).
+    """
+    nm, nt = table.shape[:2]
+    x = u * (nm - 1)
+    y = t * (nt - 1)
+    i = np.clip(np.floor(x), 0, nm - 2).astype(np.int64)
+    j = np.clip(np.floor(y), 0, nt - 2).astype(np.int64)
+    fx = (x - i)[:, None]
+    fy = (y - j)[:, None]
+    p00, p10, p01, p11 = table[i, j], table[i + 1, j], table[i, j + 1], table[i + 1, j + 1]
+    a = p00 + (p10 - p00) * fx
+    b = p01 + (p11 - p01) * fx
+    val = a + (b - a) * fy
+    du = ((p10 - p00) * (1 - fy) + (p11 - p01) * fy) * (nm - 1)
+    dt = (b - a) * (nt - 1)
+    return val, du, dt
+
+
+_U_MIN, _T_MIN = -0.1, -0.3  # linear extrapolation below zero concentration (unbiased noise)
+
+
+def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iters: int):
+    """Damped Newton on the chromaticity (first 2 columns of ``table``); returns u, t, residual."""
+    chroma = table[..., :2]
+    for _ in range(iters):
+        val, du, dt = _model_eval(chroma, u, t)
+        r = p - val
+        det = du[:, 0] * dt[:, 1] - du[:, 1] * dt[:, 0]
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        su = (dt[:, 1] * r[:, 0] - dt[:, 0] * r[:, 1]) / det
+        st = (du[:, 0] * r[:, 1] - du[:, 1] * r[:, 0]) / det
+        u = np.clip(u + np.clip(su, -0.1, 0.1), _U_MIN, 1.0)
+        t = np.clip(t + np.clip(st, -0.15, 0.15), _T_MIN, 1.0)
+    val, _, _ = _model_eval(chroma, u, t)
+    return u, t, np.abs(p - val).max(axis=1)
+
+
+@lru_cache(maxsize=4)
+def _inverse_grid(model: ChromophoreModel, g: int = 96):
+    """Both roots ("light" and "dark" branch) of chroma(u, t) = q on a g x g grid of q.
+
+    Derived deterministically from the forward table (multi-start Newton): returns
+    (lo, step, light (g, g, 2), dark (g, g, 2)) with (u, t) per node; where only one
+    root exists both are equal; outside the model's gamut, the closest point found.
+    """
+    chroma = model.table[..., :2].reshape(-1, 2)
+    lo = chroma.min(axis=0) - 0.05 * np.ptp(chroma, axis=0)
+    hi = chroma.max(axis=0) + 0.05 * np.ptp(chroma, axis=0)
+    step = (hi - lo) / (g - 1)
+    qa, qb = np.meshgrid(lo[0] + step[0] * np.arange(g), lo[1] + step[1] * np.arange(g), indexing="ij")
+    q = np.column_stack([qa.ravel(), qb.ravel()])
+    starts = [(u0, t0) for u0 in (0.02, 0.15, 0.3, 0.5, 0.75, 0.95) for t0 in (0.15, 0.45, 0.8)]
+    us, ts, rs = [], [], []
+    for u0, t0 in starts:
+        u, t, r = _newton(model.table, q, np.full(len(q), u0), np.full(len(q), t0), 30)
+        us.append(u)
+        ts.append(t)
+        rs.append(r)
+    us, ts, rs = np.array(us), np.array(ts), np.array(rs)  # (S, N)
+    ok = (rs < 1e-6) & (us >= 0.0) & (ts >= 0.0)  # roots inside the table only
+    best = np.argmin(rs + 10.0 * (np.maximum(-us, 0.0) + np.maximum(-ts, 0.0)), axis=0)
+    cols = np.arange(len(q))
+    big = np.where(ok, us, np.inf)
+    small = np.where(ok, us, -np.inf)
+    il = np.where(ok.any(axis=0), np.argmin(big, axis=0), best)
+    idk = np.where(ok.any(axis=0), np.argmax(small, axis=0), best)
+    light = np.stack([us[il, cols], ts[il, cols]], axis=-1).reshape(g, g, 2)
+    dark = np.stack([us[idk, cols], ts[idk, cols]], axis=-1).reshape(g, g, 2)
+    return lo, step, light, dark
+
+
+def _invert_model(od: np.ndarray, model: ChromophoreModel, iters: int = 3,
+                  absolute_melanin: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(melanin, hemoglobin) of colours ``od`` (N, 3) by inverting the calibrated model.
+
+    The chromaticity ``p`` gives up to two candidate skins (interpolated from
+    :func:`_inverse_grid`, then polished by Newton on ``p``); the one whose model
+    brightness (mean OD) is closer to the observed one is kept.  A gain changes the
+    brightness by ``-log10(gain)`` but not ``p``: the result is unchanged unless the
+    gain is large enough to swap the choice (the two candidates differ by 0.2-0.5 in
+    mean OD where they exist, i.e. by a gain of 1.6-3).
+    """
+    lo, step, light, dark = _inverse_grid(model)
+    g = light.shape[0]
+    p = od @ CHROMA_AXES.T
+    x = np.clip((p - lo) / step, 0.0, g - 1.0)
+    i = np.minimum(x[:, 0].astype(np.int64), g - 2)
+    j = np.minimum(x[:, 1].astype(np.int64), g - 2)
+    fx = (x[:, 0] - i)[:, None]
+    fy = (x[:, 1] - j)[:, None]
+    best = None
+    bright = od.mean(axis=1)
+    for grid in (light, dark):
+        a = grid[i, j] + (grid[i + 1, j] - grid[i, j]) * fx
+        b = grid[i, j + 1] + (grid[i + 1, j + 1] - grid[i, j + 1]) * fx
+        ut = a + (b - a) * fy
+        u, t, _ = _newton(model.table, p, ut[:, 0], ut[:, 1], iters)
+        val, _, _ = _model_eval(model.table[..., 2:], u, t)
+        err = np.abs(val[:, 0] - bright)
+        if best is None:
+            best = (u, t, err)
+        else:
+            take = err < best[2]
+            best = (np.where(take, u, best[0]), np.where(take, t, best[1]), np.minimum(err, best[2]))
+    u, t, _ = best
+    if absolute_melanin:
+        # Melanin from the brightness at the chosen blood level: 1-D Newton on mean OD.
+        for _ in range(4):
+            val, du, _ = _model_eval(model.table[..., 2:], u, t)
+            slope = np.where(np.abs(du[:, 0]) < 1e-9, 1e-9, du[:, 0])
+            u = np.clip(u + np.clip((bright - val[:, 0]) / slope, -0.1, 0.1), _U_MIN, 1.0)
+    return u * model.melanin_max, t * np.abs(t) * model.hemoglobin_max
+
+
 def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Melanin and haemoglobin concentrations from optical density (Tsumura et al. 1999/2003).
+
+    Shading and exposure shift OD along (1, 1, 1); only the projection of OD on the
+    plane perpendicular to it (the chromaticity, :data:`CHROMA_AXES`) is used, so they
+    cancel.  With a linear basis (no ``model``; e.g. from ICA) the concentrations are
+    the exact solution of ``OD = offset + m a_mel + h a_hb + s (1,1,1)``.  A calibrated
+    basis carries the non-linear forward model of skin chromaticity (surface
+    reflection and diffuse dermal reflectance make OD non-additive, and at dark tones
+    two skins can share one chromaticity); it is inverted by Newton's method from a
+    choice that uses the mean OD only to pick between such twins (:func:`_invert_model`).
 
     Parameters
     ----------
@@ -324,18 +516,50 @@ def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = No
         Optical density ``-log10(linear RGB)``, channels R, G, B
         (:func:`skinimg.colour.rgb_to_optical_density`).
     basis : ChromophoreBasis, optional
-        Absorbance directions; default :func:`load_basis`.
+        Default :func:`load_basis`.
 
     Returns
     -------
     melanin, hemoglobin : ndarray, float32, shape (...)
-        Concentrations in the basis units (model volume fraction).  Shading and
-        exposure (a shift of OD along (1, 1, 1)) are removed exactly.
+        Concentrations in the basis units (model volume fractions).
     """
     basis = basis if basis is not None else load_basis()
-    w, c0 = basis.unmixing()
-    c = np.asarray(od, dtype=np.float32) @ w.T.astype(np.float32) - c0.astype(np.float32)
-    return c[..., 0].astype(np.float32, copy=False), c[..., 1].astype(np.float32, copy=False)
+    od = np.asarray(od)
+    shape = od.shape[:-1]
+    if basis.model is None:
+        w, c0 = basis.unmixing()
+        c = od.astype(np.float32, copy=False) @ w.T.astype(np.float32) - c0.astype(np.float32)
+        return c[..., 0].astype(np.float32, copy=False), c[..., 1].astype(np.float32, copy=False)
+    flat = od.reshape(-1, 3)
+    mel = np.empty(len(flat), dtype=np.float32)
+    hb = np.empty(len(flat), dtype=np.float32)
+    for s in range(0, len(flat), _CHUNK):
+        m, h = _invert_model(flat[s : s + _CHUNK].astype(np.float64), basis.model)
+        mel[s : s + len(m)] = m
+        hb[s : s + len(h)] = h
+    return mel.reshape(shape), hb.reshape(shape)
+
+
+def build_chromophore_model(forward, *, melanin_max: float = 0.6, hemoglobin_max: float = 0.3, n: int = 81,
+                            floor: float = colour.OD_FLOOR) -> ChromophoreModel:
+    """Tabulate ``forward(melanin, hemoglobin) -> linear RGB`` as a :class:`ChromophoreModel`.
+
+    Parameters
+    ----------
+    forward : callable
+        Vectorised ``(melanin, hemoglobin) arrays -> linear RGB (..., 3)``, e.g.
+        ``skinimg.synth.skin_linear_rgb``.
+    melanin_max, hemoglobin_max : float
+        Table domain.
+    n : int
+        Nodes per axis (hemoglobin nodes square-spaced).
+    """
+    u = np.linspace(0.0, 1.0, n)
+    uu, tt = np.meshgrid(u, u, indexing="ij")
+    lin = np.asarray(forward(uu * melanin_max, tt * tt * hemoglobin_max), dtype=np.float64)
+    od = colour.optical_density(lin, floor).astype(np.float64)
+    table = np.concatenate([od @ CHROMA_AXES.T, od.mean(axis=-1, keepdims=True)], axis=-1)
+    return ChromophoreModel(float(melanin_max), float(hemoglobin_max), table)
 
 
 def estimate_basis_ica(od: np.ndarray, *, basis: ChromophoreBasis | None = None, random_state: int = 0,
@@ -362,7 +586,8 @@ def estimate_basis_ica(od: np.ndarray, *, basis: ChromophoreBasis | None = None,
     Returns
     -------
     basis : ChromophoreBasis
-        Per-image basis (the reference basis when ICA was rejected).
+        Per-image linear basis (concentrations from the linear model, in the units of
+        the reference's linear directions); the reference basis itself when ICA was rejected.
     method : str
         ``"ica"`` or ``"basis (ica rejected: <reason>)"``.
     """
@@ -371,24 +596,25 @@ def estimate_basis_ica(od: np.ndarray, *, basis: ChromophoreBasis | None = None,
     from sklearn.decomposition import FastICA
     from sklearn.exceptions import ConvergenceWarning
 
-    basis = basis if basis is not None else load_basis()
+    ref = basis if basis is not None else load_basis()
+    basis = replace(ref, model=None)  # ICA refines the linear (Tsumura) model
     od = np.asarray(od, dtype=np.float32).reshape(-1, 3)
     if len(od) < 50:
-        return basis, "basis (ica rejected: too few skin pixels)"
+        return ref, "basis (ica rejected: too few skin pixels)"
     rng = np.random.default_rng(random_state)
     if len(od) > max_samples:
         od = od[np.sort(rng.choice(len(od), size=max_samples, replace=False))]
     m, h = separate_chromophores(od, basis=basis)
     x = np.column_stack([m, h]).astype(np.float64)
     if np.any(x.std(axis=0) < 1e-6):
-        return basis, "basis (ica rejected: no variation to separate)"
+        return ref, "basis (ica rejected: no variation to separate)"
     ica = FastICA(n_components=2, whiten="unit-variance", random_state=random_state, max_iter=500, tol=1e-5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         try:
             ica.fit(x)
         except ConvergenceWarning:
-            return basis, "basis (ica rejected: did not converge)"
+            return ref, "basis (ica rejected: did not converge)"
     a = ica.mixing_  # (2, 2): columns = source directions in (melanin, hemoglobin) coordinates
     cols = a / np.linalg.norm(a, axis=0, keepdims=True)
     # order: which column goes with melanin (axis 0)?
@@ -397,7 +623,7 @@ def estimate_basis_ica(od: np.ndarray, *, basis: ChromophoreBasis | None = None,
     d = d / np.diag(d)[None, :]  # each column scaled so that its own coordinate is +1
     angles = np.degrees(np.arctan(np.abs([d[1, 0], d[0, 1]])))
     if not np.all(np.isfinite(d)) or np.max(angles) > max_angle_deg:
-        return basis, f"basis (ica rejected: direction {np.max(angles):.0f} deg from basis)"
+        return ref, f"basis (ica rejected: direction {np.max(angles):.0f} deg from basis)"
     # New 3-D directions: a'_k = d[0,k] a_mel + d[1,k] a_hb (offset unchanged).
     am, ah = np.asarray(basis.melanin_od), np.asarray(basis.hemoglobin_od)
     new_m = d[0, 0] * am + d[1, 0] * ah
@@ -504,7 +730,7 @@ def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[Chr
     return basis, "basis"
 
 
-def _index_values(px: np.ndarray, w: np.ndarray, c0: np.ndarray, floor: float) -> dict:
+def _index_values(px: np.ndarray, basis: ChromophoreBasis, floor: float) -> dict:
     """The 8 indices of an (M, 3) array of encoded colours, in chunks; float32 1-D arrays."""
     n = len(px)
     out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES}
@@ -515,16 +741,26 @@ def _index_values(px: np.ndarray, w: np.ndarray, c0: np.ndarray, floor: float) -
         od = colour.rgb_to_optical_density(c, floor)
         np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
         np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
-        conc = od @ w
-        conc -= c0
-        out["melanin"][sl] = conc[:, 0]
-        out["hemoglobin"][sl] = conc[:, 1]
-        del od, conc
+        out["melanin"][sl], out["hemoglobin"][sl] = separate_chromophores(od, basis=basis)
+        del od
         lab = colour.rgb_to_lab(c)
         out["l_star"][sl] = lab[:, 0]
         out["a_star"][sl] = lab[:, 1]
         out["b_star"][sl] = lab[:, 2]
         out["ita_deg"][sl] = ita_deg(lab[:, 0], lab[:, 2])
+    return out
+
+
+def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-smoothed photo, keeping the original pixels within ~2.5 sigma of the mask
+    border (so background colours never leak into skin values).  Same dtype."""
+    src = rgb if rgb.dtype in (np.uint8, np.uint16, np.float32) else rgb.astype(np.float32)
+    src = np.ascontiguousarray(src)
+    blurred = cv2.GaussianBlur(src, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    r = int(math.ceil(2.5 * sigma))
+    inner = cv2.erode(mask.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    out = src.copy()
+    cv2.copyTo(blurred, inner, out)
     return out
 
 
@@ -538,6 +774,8 @@ class _Skin:
     """
 
     def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams):
+        if params.smoothing_sigma > 0 and mask.any():
+            rgb = _smooth_inside(rgb, mask, params.smoothing_sigma)
         self.mask = mask
         self.n = int(np.count_nonzero(mask))
         self.info = {"chromophore_method": params.chromophore_method, "saturated_fraction": float("nan")}
@@ -579,8 +817,7 @@ class _Skin:
         else:
             basis, used = _resolve_basis(None, params)
         self.info["chromophore_method"] = used
-        w, c0 = basis.unmixing()
-        self.values = _index_values(units, w.T.astype(np.float32), c0.astype(np.float32), params.od_floor)
+        self.values = _index_values(units, basis, params.od_floor)
 
     def pixels(self, name: str) -> np.ndarray:
         """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
