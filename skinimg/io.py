@@ -139,6 +139,30 @@ def _declared_size(p: Path) -> str:
     return "more pixels than can be decoded safely"
 
 
+def _parse_exif(im: Image.Image) -> dict:
+    """Orientation, capture time and camera from EXIF; malformed EXIF never makes a photo unreadable."""
+    out = {"orientation": 1, "capture_time": None, "camera_model": None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": the pixels may still be fine
+            exif = im.getexif()
+            if not exif:
+                return out
+            orientation = exif.get(_EXIF_ORIENTATION, 1)
+            out["orientation"] = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+            try:
+                capture = _exif_datetime(exif.get_ifd(_EXIF_IFD).get(_EXIF_DATETIME_ORIGINAL))
+            except Exception:
+                capture = None
+            out["capture_time"] = capture or _exif_datetime(exif.get(_EXIF_DATETIME))
+            make = str(exif.get(_EXIF_MAKE, "") or "").strip().strip("\x00")
+            model = str(exif.get(_EXIF_MODEL, "") or "").strip().strip("\x00")
+            out["camera_model"] = (model if (not make or model.startswith(make)) else f"{make} {model}") or None
+    except Exception:
+        pass
+    return out
+
+
 def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[Image.Image, dict]:
     """Open ``path`` lazily with Pillow (header only) and return the image and its metadata.
 
@@ -159,6 +183,7 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
         raise SkinImgError("empty file (0 bytes)", shown)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data" in a TIFF header
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(p)
     except PermissionError:
@@ -171,28 +196,7 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
     except OSError as exc:
         raise SkinImgError(f"cannot read image header ({exc})", shown) from None
     info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": im.size}
-    try:
-        exif = im.getexif()
-    except Exception:  # malformed EXIF must not make a photo unreadable
-        exif = {}
-    info["orientation"] = int(exif.get(_EXIF_ORIENTATION, 1) or 1) if exif else 1
-    if info["orientation"] not in range(1, 9):
-        info["orientation"] = 1
-    capture = None
-    if exif:
-        try:
-            sub = exif.get_ifd(_EXIF_IFD)
-            capture = _exif_datetime(sub.get(_EXIF_DATETIME_ORIGINAL))
-        except Exception:
-            capture = None
-        capture = capture or _exif_datetime(exif.get(_EXIF_DATETIME))
-        make = str(exif.get(_EXIF_MAKE, "") or "").strip().strip("\x00")
-        model = str(exif.get(_EXIF_MODEL, "") or "").strip().strip("\x00")
-        cam = model if (not make or model.startswith(make)) else f"{make} {model}"
-        info["camera_model"] = cam or None
-    else:
-        info["camera_model"] = None
-    info["capture_time"] = capture
+    info.update(_parse_exif(im))
     info["has_icc_profile"] = bool(im.info.get("icc_profile"))
     return im, info
 
