@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -195,7 +196,7 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
         raise SkinImgError("not a supported image file (unrecognised format)", shown) from None
     except OSError as exc:
         raise SkinImgError(f"cannot read image header ({exc})", shown) from None
-    info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": im.size}
+    info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": tuple(im.size)}
     info.update(_parse_exif(im))
     info["has_icc_profile"] = bool(im.info.get("icc_profile"))
     return im, info
@@ -285,7 +286,8 @@ def load_image(
     except OSError as exc:
         raise SkinImgError(f"cannot read file ({exc.strerror or exc})", shown) from None
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
-    arr = cv2.imdecode(data, flags) if data.size else None
+    with _quiet_codec_stderr():
+        arr = cv2.imdecode(data, flags) if data.size else None
     del data
     if arr is None:
         raise SkinImgError(_decode_failure_reason(path), shown)
@@ -317,11 +319,42 @@ def load_image(
     return rgb, meta
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_codec_stderr():
+    """Silence what libjpeg/libpng print straight to file descriptor 2 while decoding.
+
+    Broken files are reported by skinimg in one line; the codecs' own messages
+    ("libpng error: IDAT: incorrect data check") would only add noise.  The file
+    descriptor is restored afterwards; nothing else writes during a decode call.
+    """
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+            finally:
+                os.close(devnull)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _decode_failure_reason(path) -> str:
     """Ask Pillow why a file OpenCV could not decode is broken (truncated, corrupt)."""
     try:
-        with Image.open(path) as im:
-            im.load()
+        with _quiet_codec_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg.lower():
