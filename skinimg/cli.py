@@ -55,8 +55,19 @@ class SkinImgGroup(click.Group):
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    """Messages of skinimg's own loggers go to stderr; decoder libraries stay quiet.
+
+    Pillow logs parse problems of broken files ("More samples per pixel ...") that
+    skinimg already reports as one line per file.
+    """
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="skinimg: %(message)s", stream=sys.stderr)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("skinimg: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(level)
+    logging.getLogger("PIL").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
 
 
 @click.group(cls=SkinImgGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -196,6 +196,8 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
         raise SkinImgError("not a supported image file (unrecognised format)", shown) from None
     except OSError as exc:
         raise SkinImgError(f"cannot read image header ({exc})", shown) from None
+    except Exception as exc:  # Pillow's parsers raise ValueError, SyntaxError, struct.error ... on hostile headers
+        raise SkinImgError(f"corrupt image header ({type(exc).__name__}: {exc})", shown) from None
     info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": tuple(im.size)}
     info.update(_parse_exif(im))
     info["has_icc_profile"] = bool(im.info.get("icc_profile"))
