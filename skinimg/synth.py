@@ -52,9 +52,10 @@ and a* from 8 to 20 (asserted in ``tests/test_synth.py``), consistent with the
 colorimetric ranges of Del Bino et al. [DelBino2006]_.
 
 For speed, photos are rendered through a precomputed 241 x 241 table of linear RGB
-over (melanin in [0, 0.6], hemoglobin in [0, 0.3]) with bilinear interpolation
-(``cv2.remap``, 1/32-cell sub-steps); :func:`skin_linear_rgb` evaluates the spectra
-exactly.  Concentration maps are clipped to the table range.
+over (melanin in [0, 0.6], hemoglobin in [0, 0.3]), nodes equally spaced in the square
+root of the concentrations, with bilinear interpolation (``cv2.remap``, 1/32-cell
+sub-steps); :func:`skin_linear_rgb` evaluates the spectra exactly.  Concentration
+maps are clipped to the table range.
 
 Scene
 -----
@@ -385,9 +386,13 @@ def skin_linear_rgb(melanin, hemoglobin, illuminant: str = "D65", *, optics: Ski
 
 @lru_cache(maxsize=16)
 def _skin_table(illuminant: str, optics: SkinOptics) -> np.ndarray:
-    """(N_hb, N_mel, 3) float32 linear RGB on the regular grid melanin [0, 0.6] x hemoglobin [0, 0.3]."""
-    mel = np.linspace(0.0, _MEL_MAX, _TABLE_N)
-    hb = np.linspace(0.0, _HB_MAX, _TABLE_N)
+    """(N_hb, N_mel, 3) float32 linear RGB on a grid over melanin [0, 0.6] x hemoglobin [0, 0.3].
+
+    Nodes are equally spaced in sqrt(concentration), so the grid is densest near 0.
+    """
+    q = np.linspace(0.0, 1.0, _TABLE_N) ** 2  # square-root spacing: finer where colour changes fastest
+    mel = q * _MEL_MAX
+    hb = q * _HB_MAX
     mm, hh = np.meshgrid(mel, hb)
     return np.ascontiguousarray(skin_linear_rgb(mm, hh, illuminant, optics=optics))
 
@@ -395,8 +400,8 @@ def _skin_table(illuminant: str, optics: SkinOptics) -> np.ndarray:
 def _table_lookup(melanin: np.ndarray, hemoglobin: np.ndarray, illuminant: str, optics: SkinOptics) -> np.ndarray:
     """Bilinear lookup of linear RGB for 2-D concentration maps (float32 (H, W, 3))."""
     table = _skin_table(illuminant, optics)
-    mx = (melanin.astype(np.float32) * np.float32((_TABLE_N - 1) / _MEL_MAX))
-    my = (hemoglobin.astype(np.float32) * np.float32((_TABLE_N - 1) / _HB_MAX))
+    mx = np.sqrt(np.clip(melanin, 0, None, dtype=np.float32) * np.float32(1.0 / _MEL_MAX)) * np.float32(_TABLE_N - 1)
+    my = np.sqrt(np.clip(hemoglobin, 0, None, dtype=np.float32) * np.float32(1.0 / _HB_MAX)) * np.float32(_TABLE_N - 1)
     return cv2.remap(table, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -685,20 +690,34 @@ class _Frame:
         return xn * self.u + (self.wc - 1) / 2.0, yn * self.u + (self.hc - 1) / 2.0
 
     def noise(self, rng: np.random.Generator, cells_x: float, cells_y: float | None = None,
-              interp: int = cv2.INTER_CUBIC) -> np.ndarray:
-        """Zero-mean, unit-std smooth noise with ``cells`` grid cells per scene unit (float32, canonical shape)."""
+              interp: int = cv2.INTER_CUBIC, grid_fn=None) -> np.ndarray:
+        """Smooth noise with ``cells`` grid cells per scene unit (float32, canonical shape).
+
+        A white Gaussian grid, sized from the aspect ratio only (so the same seed gives
+        the same pattern at every resolution), is resized to the canonical frame.  Without
+        ``grid_fn`` the result is normalised to zero mean and unit standard deviation;
+        with it, ``grid_fn(grid)`` is resized as is.
+        """
         cells_y = cells_x if cells_y is None else cells_y
         gw = int(math.ceil(self.ext_x * cells_x - 1e-9)) + 4
         gh = int(math.ceil(self.ext_y * cells_y - 1e-9)) + 4
         g = rng.standard_normal((gh, gw), dtype=np.float32)
+        if grid_fn is not None:
+            g = grid_fn(g).astype(np.float32)
+        else:
+            g = (g - np.float32(g.mean(dtype=np.float64))) / np.float32(g.std(dtype=np.float64))
         ow = max(int(round(gw * self.u / cells_x)), self.wc)
         oh = max(int(round(gh * self.u / cells_y)), self.hc)
         big = cv2.resize(g, (ow, oh), interpolation=interp)
         y0, x0 = (oh - self.hc) // 2, (ow - self.wc) // 2
         out = big[y0 : y0 + self.hc, x0 : x0 + self.wc]
-        out = out - np.float32(out.mean(dtype=np.float64))
-        sd = float(out.std(dtype=np.float64))
-        return np.ascontiguousarray(out / np.float32(sd if sd > 0 else 1.0))
+        if grid_fn is not None:
+            return np.ascontiguousarray(out)
+        # interpolation lowers the variance; measure it on a sparse subsample (fast)
+        sub = out[:: max(1, self.hc // 256), :: max(1, self.wc // 256)]
+        sd = float(sub.std(dtype=np.float64))
+        out = out * np.float32(1.0 / sd if sd > 0 else 1.0)
+        return np.ascontiguousarray(out)
 
 
 def _soft(d_units: np.ndarray, u: float) -> np.ndarray:
@@ -838,10 +857,15 @@ class _Scene:
 
     def cast_shadow(self, silhouette: np.ndarray) -> None:
         f = self.f
-        m = np.float32([[1, 0, 0.05 * f.u], [0, 1, 0.035 * f.u]])
-        sh = cv2.warpAffine(silhouette, m, (f.wc, f.hc), flags=cv2.INTER_LINEAR, borderValue=0)
-        sig = 0.015 * f.u
+        # offset and blurred silhouette, computed at a reduced resolution (a soft shadow)
+        k = max(1, int(f.u // 240))
+        small = cv2.resize(silhouette, (f.wc // k, f.hc // k), interpolation=cv2.INTER_AREA)
+        uk = f.u / k
+        m = np.float32([[1, 0, 0.05 * uk], [0, 1, 0.035 * uk]])
+        sh = cv2.warpAffine(small, m, (small.shape[1], small.shape[0]), flags=cv2.INTER_LINEAR, borderValue=0)
+        sig = 0.015 * uk
         sh = cv2.GaussianBlur(sh, (0, 0), sigmaX=sig, sigmaY=sig)
+        sh = cv2.resize(sh, (f.wc, f.hc), interpolation=cv2.INTER_LINEAR)
         self.img *= (1.0 - 0.5 * sh)[..., None]
 
     # --- skin geometry ------------------------------------------------------------------------
@@ -853,7 +877,12 @@ class _Scene:
         fcy = -0.03 + 0.02 * j[1]
         a, b = 0.26 * fs, 0.36 * fs
         self.face = dict(cx=fcx, cy=fcy, a=a, b=b, fs=fs)
-        x, y = f.x, f.y
+        # all face computations happen in a window around head and neck (speed at large sizes)
+        c0 = int(np.clip(math.floor(f.px(fcx - 1.35 * a, 0)[0]), 0, f.wc - 1))
+        c1 = int(np.clip(math.ceil(f.px(fcx + 1.35 * a, 0)[0]) + 1, c0 + 1, f.wc))
+        r0 = int(np.clip(math.floor(f.px(0, fcy - 1.25 * b)[1]), 0, f.hc - 1))
+        self.fw = (slice(r0, f.hc), slice(c0, c1))
+        x, y = f.x[:, self.fw[1]], f.y[self.fw[0]]
         yf = (y - np.float32(fcy)) / np.float32(b)
         a_eff = np.float32(a) * (1 - np.float32(0.18) * np.clip(yf, 0, 1) ** 2)
         xf = (x - np.float32(fcx)) / a_eff
@@ -880,11 +909,17 @@ class _Scene:
         neck_shade = _lambert(np.clip(tn, -1, 1), np.float32(0.0), nnz, spec.shading) * (0.55 + 0.45 * jaw)
         neck_shade = 1 + np.float32(spec.shading) * (neck_shade - 1)
         use_face = face_a > 0.02
-        self.skin_alpha = np.maximum(face_a, neck_a)
-        self.shade = np.where(use_face, face_shade, neck_shade).astype(np.float32)
-        self.spec_map = np.where(use_face, face_spec, _blinn(np.clip(tn, -1, 1), np.float32(0.0), nnz)).astype(np.float32)
-        self.face_alpha = face_a
-        self.xf, self.yf, self.r = xf, yf, r
+        self.skin_alpha = self._embed(np.maximum(face_a, neck_a), 0.0)
+        self.shade = self._embed(np.where(use_face, face_shade, neck_shade), 1.0)
+        self.spec_map = self._embed(np.where(use_face, face_spec, _blinn(np.clip(tn, -1, 1), np.float32(0.0), nnz)), 0.0)
+        self.face_alpha = face_a  # window arrays
+        self.xf, self.yf = xf, yf
+
+    def _embed(self, win_arr: np.ndarray, fill: float) -> np.ndarray:
+        """A canonical-size float32 array equal to ``fill`` outside the face window."""
+        out = np.full((self.f.hc, self.f.wc), fill, dtype=np.float32)
+        out[self.fw] = win_arr
+        return out
 
     def arm_geometry(self) -> None:
         """Forearm: a tapering cylinder across the frame."""
@@ -913,7 +948,7 @@ class _Scene:
         f, spec, j = self.f, self.spec, self.jitter
         fc = self.face
         fcx, fcy, a, b, fs = fc["cx"], fc["cy"], fc["a"], fc["b"], fc["fs"]
-        x, y = f.x, f.y
+        x, y = f.x[:, self.fw[1]], f.y[self.fw[0]]
         occ: dict = {}
         d = spec.distractors
         if "lips" in d:
@@ -924,10 +959,10 @@ class _Scene:
             y_up = np.float32(yl) - np.float32(hu) * inside * (1 - 0.3 * np.exp(-(lx / 0.15) ** 2))
             y_lo = np.float32(yl) + np.float32(hl) * inside
             dd = np.minimum(np.minimum(y - y_up, y_lo - y), (1 - np.abs(lx)) * np.float32(wl * 0.5))
-            occ["lips"] = _soft(dd, f.u)
+            occ["lips"] = self._embed(_soft(dd, f.u), 0.0)
             self.lip_line = np.float32(yl)
         if "eye" in d:
-            eyes = np.zeros((f.hc, f.wc), dtype=np.float32)
+            eyes = np.zeros(self.face_alpha.shape, dtype=np.float32)
             self.eye_parts = []
             brows = []
             for sx in (-1.0, 1.0):
@@ -942,7 +977,7 @@ class _Scene:
                 bx = ecx + sx * 0.008 + xs * 0.062 * fs
                 by = ecy - 0.052 * fs - 0.014 * fs * (1 - xs**2) + 0.006 * xs * sx
                 brows.append(np.stack(f.px(bx, by), axis=1))
-            occ["eye"] = eyes
+            occ["eye"] = self._embed(eyes, 0.0)
             occ["brows"] = _draw_curves((f.hc, f.wc), brows, max(2, int(round(0.015 * f.u * fs))))
         if "hair" in d:
             ccx, ccy = fcx, fcy - 0.03 * fs
@@ -952,7 +987,7 @@ class _Scene:
             hairline = np.float32(-0.55 + 0.08 * j[2]) + np.float32(0.45) * self.xf * self.xf
             above = _soft((hairline - self.yf) * np.float32(b), f.u)
             side_cut = _soft(np.float32(fcy + 0.3 * b) - y, f.u)
-            occ["hair"] = np.minimum(np.minimum(in_e2, np.maximum(above, 1 - self.face_alpha)), side_cut)
+            occ["hair"] = self._embed(np.minimum(np.minimum(in_e2, np.maximum(above, 1 - self.face_alpha)), side_cut), 0.0)
             rng = _rng(spec.seed, 40)
             strands = []
             for _ in range(28):
@@ -967,6 +1002,7 @@ class _Scene:
                 strands.append(np.stack(f.px(pts[:, 0], pts[:, 1]), axis=1))
             occ["strands"] = _draw_curves((f.hc, f.wc), strands, self.thin)
         if "clothing" in d:
+            x, y = f.x, f.y
             edge = np.float32(fcy + b + 0.05 * fs) + np.float32(0.09 * fs) * np.exp(-(((x - np.float32(fcx)) / np.float32(0.13 * fs)) ** 2))
             occ["clothing"] = np.minimum(_soft(y - edge, f.u), _soft(np.float32(0.85) - np.abs(x - np.float32(fcx)), f.u))
             self.clothing_edge = edge
@@ -1061,21 +1097,25 @@ class _Scene:
         mel_low = f.noise(_rng(spec.seed, 30), 3.0)
         hb_low = f.noise(_rng(spec.seed, 31), 3.5)
         hb_micro = f.noise(_rng(spec.seed, 32), 120.0)
-        mel = np.float32(spec.melanin) * np.clip(1 + 0.12 * mel_low + 0.05 * self.mid, 0.3, None) * np.clip(
-            1 + tex * 0.08 * self.micro, 0.3, None
+        # base maps, computed only where there is skin (the rest keeps the base value)
+        w = _bbox(self.skin_alpha > 0) or (slice(0, 1), slice(0, 1))
+        mel = np.full((f.hc, f.wc), spec.melanin, dtype=np.float32)
+        hb = np.full((f.hc, f.wc), spec.hemoglobin, dtype=np.float32)
+        mel[w] = np.float32(spec.melanin) * np.clip(1 + 0.12 * mel_low[w] + 0.05 * self.mid[w], 0.3, None) * np.clip(
+            1 + tex * 0.08 * self.micro[w], 0.3, None
         )
-        hb = np.float32(spec.hemoglobin) * np.clip(1 + 0.15 * hb_low, 0.3, None) * np.clip(1 + tex * 0.10 * hb_micro, 0.3, None)
+        hb[w] = np.float32(spec.hemoglobin) * np.clip(1 + 0.15 * hb_low[w], 0.3, None) * np.clip(
+            1 + tex * 0.10 * hb_micro[w], 0.3, None
+        )
         if spec.site == "face":
             fc = self.face
-            x, y = f.x, f.y
-            flush = np.zeros((f.hc, f.wc), dtype=np.float32)
+            x, y = f.x[:, w[1]], f.y[w[0]]
+            flush = np.zeros(hb[w].shape, dtype=np.float32)
             for gx, gy, amp, sg in ((-0.14, 0.10, 0.35, 0.065), (0.14, 0.10, 0.35, 0.065), (0.0, 0.20, 0.25, 0.035)):
                 gxx = (x - np.float32(fc["cx"] + gx * fc["fs"])) / np.float32(sg * fc["fs"])
                 gyy = (y - np.float32(fc["cy"] + gy * fc["fs"])) / np.float32(sg * fc["fs"])
                 flush += np.float32(amp) * np.exp(-0.5 * (gxx * gxx + gyy * gyy))
-            hb = hb * (1 + flush)
-        mel = np.ascontiguousarray(mel, dtype=np.float32)
-        hb = np.ascontiguousarray(hb, dtype=np.float32)
+            hb[w] *= 1 + flush
         rng = _rng(spec.seed, 50)
         self.spot_list = []
         for cx, cy, r in self._sample_on_skin(rng, visible, spec.spots, (0.006, 0.022)):
@@ -1245,11 +1285,11 @@ class _Scene:
         for c in covers:
             visible &= c < 0.5
         self.chromophores(visible)
-        rng = _rng(spec.seed, 6)
-        g = f.noise(rng, 170.0, interp=cv2.INTER_LINEAR)
-        pores = (g > 1.9).astype(np.float32)
-        self.pores = cv2.GaussianBlur(pores, (0, 0), sigmaX=max(0.6, 0.3 * f.u / 170.0))
-        self.pores /= np.float32(max(float(self.pores.max()), 1e-6))
+        # pores: ~3 % of the cells of a 170-per-unit grid, smoothed on the grid, then resized
+        self.pores = f.noise(
+            _rng(spec.seed, 6), 170.0, interp=cv2.INTER_LINEAR,
+            grid_fn=lambda g: cv2.GaussianBlur((g > 1.9).astype(np.float32), (0, 0), 0.6) * 2.2,
+        )
         self.cloth_folds = f.noise(_rng(spec.seed, 22), 2.0, 4.0)
         self.hair_tex = self._hair_texture()
         if "shadow" in spec.distractors:
