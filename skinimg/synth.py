@@ -1581,7 +1581,8 @@ def plan_set(name: str, *, n: int | None = None, size: tuple[int, int] = (480, 6
         )):
             out.append(PlannedImage(f"patients/P002/forearm/{date}/P002_forearm",
                                     PhantomSpec(**p2, melanin_scale=ms, pose=pose, exposure=ex * e, noise_seed=seed + 2020 + k),
-                                    f"P002 session {k + 1}: melanin x{ms:g} (lentigines fading)"))
+                                    f"P002 session {k + 1}: " + ("baseline, 14 lentigines" if k == 0 else
+                                                                 f"melanin x{ms:g} (lentigines fading), new pose")))
         out.append(PlannedImage("chart/chart_tungsten",
                                 PhantomSpec(melanin=0.08, hemoglobin=0.015, seed=seed + 303, size=size, chart=True, illuminant="A",
                                             exposure=0.55, background="wall", noise_seed=seed + 3030),
