@@ -158,6 +158,60 @@ def info_cmd(paths, max_pixels, as_json):
 
 # ----------------------------------------------------------------------------- synth (issue 2)
 
+def _parse_size(ctx, param, value):
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW such as 480x640, got {value!r}") from None
+    if h < 64 or w < 64 or h * w > 80_000_000:
+        raise click.BadParameter(f"each side must be >= 64 and the image at most 80 megapixels, got {value!r}")
+    return h, w
+
+
+@cli.command("synth")
+@out_option()
+@click.option(
+    "--set", "set_name", type=click.Choice(["samples", "ladder", "pairs", "retakes", "grid"]), default="samples",
+    show_default=True,
+    help="samples: the committed sample_images/ tree; ladder: N skin tones from very light to dark; "
+    "pairs: N before/after pairs with a known haemoglobin change and a pose/exposure change; "
+    "retakes: N pairs of the same skin with no true change; grid: N x N melanin x haemoglobin levels.",
+)
+@click.option("--n", "n", type=click.IntRange(min=1, max=200), default=None,
+              help="Number of images (ladder, grid side) or pairs (pairs, retakes). Ignored for samples.")
+@click.option("--size", default="480x640", show_default=True, callback=_parse_size,
+              help="Photo size HEIGHTxWIDTH in pixels.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Base seed; the same seed gives identical files.")
+@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True,
+              help="Photo file format (JPEG quality 90).")
+@click.option("--maps/--no-maps", default=None,
+              help="Write float32 melanin/haemoglobin TIFF truth maps (default: yes, except for --set samples).")
+@click.pass_context
+def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
+    """Render skin phantoms with known ground truth into --out.
+
+    Photos go to OUT/<set>/..., truth to OUT/truth/<same path>: <stem>_mask.png
+    (255 = skin), <stem>.json (melanin_mean, hemoglobin_mean, spec, pose, chart
+    geometry) and, with --maps, <stem>_melanin.tif / <stem>_hemoglobin.tif
+    (float32 volume fractions, NaN off skin).  Deterministic: the same options
+    give the same files.  `skinimg synth --set samples --out sample_images`
+    regenerates the committed sample images.
+    """
+    from .synth import write_set
+
+    quiet = ctx.obj.get("quiet", False) if ctx.obj else False
+
+    def progress(rec):
+        if not quiet:
+            click.echo(rec["image"])
+
+    records = write_set(set_name, out, n=n, size=size, seed=seed, image_format=image_format, maps=maps,
+                        progress=progress)
+    if not quiet:
+        click.echo(f"skinimg: wrote {len(records)} image(s) and their truth to {out}", err=True)
+
+
 # ----------------------------------------------------------------------------- segment (issue 3)
 
 # ----------------------------------------------------------------------------- analyze (issue 4)
