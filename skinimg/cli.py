@@ -25,6 +25,11 @@ from pathlib import Path
 
 import click
 
+# OpenCV's codecs print warnings ("PNG input buffer is incomplete") on stderr for the
+# broken files skinimg reports itself in one line; keep them quiet here and in the
+# worker processes, which inherit the environment.  A user's own setting wins.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
 from . import __version__
 from .errors import SkinImgError
 
@@ -226,13 +231,13 @@ README_END = "<!-- cli-reference:end -->"
 def cli_reference_markdown() -> str:
     """The CLI reference section of the README: every command's ``--help``, in order."""
     parts = []
-    with click.Context(cli, info_name="skinimg", max_content_width=100) as ctx:
+    with click.Context(cli, info_name="skinimg", terminal_width=100, max_content_width=100, help_option_names=["-h", "--help"]) as ctx:
         parts.append("```text\n" + cli.get_help(ctx) + "\n```\n")
         for name in cli.list_commands(ctx):
             cmd = cli.get_command(ctx, name)
             if cmd is None or cmd.hidden:
                 continue
-            with click.Context(cmd, info_name=f"skinimg {name}", parent=None, max_content_width=100) as sub:
+            with click.Context(cmd, info_name=f"skinimg {name}", terminal_width=100, max_content_width=100, help_option_names=["-h", "--help"]) as sub:
                 parts.append(f"### `skinimg {name}`\n\n```text\n{cmd.get_help(sub)}\n```\n")
     return "\n".join(parts)
 
