@@ -1,12 +1,14 @@
-"""Generate ``models/colorchecker_classic24.json``: ColorChecker Classic reference values.
+"""Generate ``models/colorchecker_classic24*.json``: ColorChecker Classic reference values.
 
 Run once (needs the test-only dependency colour-science)::
 
     .venv/bin/python scripts/make_colorchecker_classic24.py
 
-Source: colour-science ``colour.CCS_COLOURCHECKERS["ColorChecker24 - After November 2014"]``,
-the X-Rite published values for charts made after November 2014 (CIE xyY under D50,
-CIE 1931 2-degree observer).  Each patch is converted to XYZ, chromatically adapted from the
+Source: colour-science ``colour.CCS_COLOURCHECKERS["ColorChecker24 - After November 2014"]``
+(``colorchecker_classic24.json``, the default) and ``["ColorChecker24 - Before November 2014"]``
+(``colorchecker_classic24_before2014.json``): the X-Rite published values for charts made after /
+before November 2014, when X-Rite changed the pigments (patch 2 "light skin" moved by about
+3 CIEDE2000); CIE xyY under D50, CIE 1931 2-degree observer.  Each patch is converted to XYZ, chromatically adapted from the
 chart's D50 white to the sRGB D65 white with the Bradford von Kries transform
 (Lam 1985; Luo & Rhodes 1999), converted to linear sRGB with skinimg's IEC 61966-2-1 matrix
 (the one ``skinimg.colour`` uses everywhere, so ``linear_rgb_to_lab(linear_srgb)`` returns the
@@ -30,12 +32,16 @@ import colour  # noqa: E402
 
 from skinimg.colour import D65_WHITE_XYZ, linear_rgb_to_lab, xyz_to_linear_rgb  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[1] / "models" / "colorchecker_classic24.json"
-NAME = "ColorChecker24 - After November 2014"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+#: output file -> colour-science chart name
+CHARTS = {
+    "colorchecker_classic24.json": "ColorChecker24 - After November 2014",
+    "colorchecker_classic24_before2014.json": "ColorChecker24 - Before November 2014",
+}
 
 
-def main() -> None:
-    cc = colour.CCS_COLOURCHECKERS[NAME]
+def make(out: Path, name: str) -> None:
+    cc = colour.CCS_COLOURCHECKERS[name]
     names = list(cc.data.keys())
     xyY = np.array(list(cc.data.values()), dtype=np.float64)
     xyz_d50 = colour.xyY_to_XYZ(xyY)
@@ -45,12 +51,12 @@ def main() -> None:
     lin = xyz_to_linear_rgb(xyz_d65).astype(np.float64)
     lab_d65 = linear_rgb_to_lab(lin).astype(np.float64)
     doc = {
-        "name": "ColorChecker Classic 24",
+        "name": f"ColorChecker Classic 24 ({name.split(' - ')[1]})",
         "layout": {"rows": int(cc.rows), "columns": int(cc.columns), "order": "row-major, patch 1 'dark skin' top-left, "
                    "patch 19 'white 9.5 (.05 D)' bottom-left when the chart is read upright (logo at the bottom)"},
         "provenance": {
-            "source": f"colour-science {colour.__version__} colour.CCS_COLOURCHECKERS[{NAME!r}] "
-            "(X-Rite, ColorChecker Classic values for charts manufactured after November 2014)",
+            "source": f"colour-science {colour.__version__} colour.CCS_COLOURCHECKERS[{name!r}] "
+            f"(X-Rite, ColorChecker Classic values for charts manufactured {name.split(' - ')[1].lower()})",
             "source_illuminant_xy": [float(v) for v in cc.illuminant],
             "observer": "CIE 1931 2 degree",
             "adaptation": "D50 -> D65 (xy 0.3127, 0.3290), von Kries with the Bradford cone matrix "
@@ -71,9 +77,14 @@ def main() -> None:
             for i, n in enumerate(names)
         ],
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {OUT}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    for fname, name in CHARTS.items():
+        make(MODELS / fname, name)
 
 
 if __name__ == "__main__":

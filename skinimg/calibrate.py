@@ -94,7 +94,10 @@ METHODS = ("finlayson2015", "cheung2004", "linear3x3")
 KINDS = ("chart", "white_patch", "gray_world", "white_patch_auto", "none")
 
 _MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-_REFERENCE_FILES = {"classic24": "colorchecker_classic24.json"}
+_REFERENCE_FILES = {
+    "classic24": "colorchecker_classic24.json",
+    "classic24_before2014": "colorchecker_classic24_before2014.json",
+}
 _ROWS, _COLS = 4, 6
 #: ColorChecker Classic patch side as a fraction of the patch pitch (about 40 mm patches on a
 #: 46 mm pitch; measured 0.88 on the real photo in tests/data).
@@ -112,7 +115,17 @@ class CalibrationParams:
     Attributes
     ----------
     chart : str
-        Reference chart; only ``"classic24"`` (ColorChecker Classic, 24 patches).
+        Reference values of the ColorChecker Classic (24 patches): ``"classic24"`` (X-Rite values
+        for charts made after November 2014, default) or ``"classic24_before2014"`` (older charts;
+        X-Rite changed the pigments in November 2014: "light skin" moved by about 3 CIEDE2000).
+    reference : tuple of 24 (R, G, B) or None
+        Own reference values (linear sRGB, D65, chart order), e.g. from a spectrophotometer
+        measurement of the lab's chart; overrides ``chart``'s published values.
+    skin_weight : float
+        Weight of patches 1 "dark skin" and 2 "light skin" in the least squares (1 = ordinary
+        least squares, exactly the published methods).  The default 4 trades about 0.2-0.3
+        CIEDE2000 on the chart for 1-3 CIEDE2000 on skin under tungsten and fluorescent light
+        (synthetic phantoms, see README); it needs the right chart edition (``chart``).
     method : str
         ``"finlayson2015"`` (root-polynomial, default), ``"cheung2004"`` (polynomial) or
         ``"linear3x3"`` (plain 3x3 matrix).
@@ -149,6 +162,8 @@ class CalibrationParams:
     """
 
     chart: str = "classic24"
+    reference: tuple | None = None
+    skin_weight: float = 4.0
     method: str = "finlayson2015"
     degree: int = 2
     terms: int = 10
@@ -166,6 +181,13 @@ class CalibrationParams:
     def __post_init__(self):
         if self.chart not in _REFERENCE_FILES:
             raise ValueError(f"unknown chart {self.chart!r}; expected one of {sorted(_REFERENCE_FILES)}")
+        if self.reference is not None:
+            ref = np.asarray(self.reference, dtype=np.float64)
+            if ref.shape != (24, 3) or not np.isfinite(ref).all():
+                raise ValueError("reference must be 24 (R, G, B) linear sRGB triplets")
+            object.__setattr__(self, "reference", tuple(tuple(float(v) for v in row) for row in ref))
+        if not self.skin_weight > 0:
+            raise ValueError("skin_weight must be > 0")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; expected one of {METHODS}")
         if self.degree not in (1, 2, 3, 4):
@@ -212,6 +234,12 @@ def reference_chart(chart: str = "classic24") -> tuple[tuple[str, ...], np.ndarr
     """
     ref = _load_reference(chart)
     return ref["names"], ref["linear"]
+
+
+def _reference_for(params: CalibrationParams) -> np.ndarray:
+    if params.reference is not None:
+        return np.asarray(params.reference, dtype=np.float64)
+    return reference_chart(params.chart)[1]
 
 
 # ----------------------------------------------------------------------------- results
@@ -519,12 +547,14 @@ def fit_correction(
     method: str = "finlayson2015",
     degree: int = 2,
     terms: int = 10,
+    weights: np.ndarray | None = None,
 ) -> Correction:
     """Least-squares colour-correction matrix from measured to reference linear RGB.
 
-    Solves ``min_M || X(measured) M^T - reference ||^2`` with :func:`numpy.linalg.lstsq`
-    (minimum-norm solution, like colour-science's Moore-Penrose ``least_square_mapping``), where
-    ``X`` is the expansion of :func:`expansion_terms`.
+    Solves ``min_M sum_i w_i^2 || M x(measured_i) - reference_i ||^2`` with
+    :func:`numpy.linalg.lstsq` (minimum-norm solution, like colour-science's Moore-Penrose
+    ``least_square_mapping``; ``w_i = 1`` by default, which is exactly colour-science's fit),
+    where ``x`` is the expansion of :func:`expansion_terms`.
 
     Parameters
     ----------
@@ -537,6 +567,8 @@ def fit_correction(
         Cheung et al. 2004 polynomial (doi:10.1111/j.1478-4408.2004.tb00201.x), or a 3x3 matrix.
     degree, terms : int
         Root-polynomial degree (finlayson2015) / number of polynomial terms (cheung2004).
+    weights : ndarray (N,), optional
+        Per-patch weights ``w_i`` (> 0).
 
     Returns
     -------
@@ -560,7 +592,13 @@ def fit_correction(
     if m.shape[0] < len(names):
         raise ValueError(f"{method} with {len(names)} terms needs at least {len(names)} patches, got {m.shape[0]}")
     x = expand(m, names)
-    sol, *_ = np.linalg.lstsq(x, ref, rcond=None)
+    if weights is None:
+        sol, *_ = np.linalg.lstsq(x, ref, rcond=None)
+    else:
+        wv = np.asarray(weights, dtype=np.float64).reshape(-1, 1)
+        if wv.shape[0] != m.shape[0] or not np.all(wv > 0):
+            raise ValueError("weights must be N positive numbers")
+        sol, *_ = np.linalg.lstsq(x * wv, ref * wv, rcond=None)
     matrix = sol.T
     pred = np.clip(x @ sol, 0.0, 1.0)
     lab_ref = _lab(ref)
@@ -875,7 +913,7 @@ def _refine(hc: np.ndarray, cand: np.ndarray, n_det: int, rounds: int = 2) -> tu
 
 
 def _detect_at(rgb: np.ndarray, scale: float, params: CalibrationParams) -> ChartDetection:
-    ref = reference_chart(params.chart)[1]
+    ref = _reference_for(params)
     h0, w0 = rgb.shape[:2]
     u8 = _to_u8(rgb)
     if scale < 1.0:
@@ -1026,7 +1064,8 @@ def chart_correction(detection: ChartDetection, *, params: CalibrationParams | N
     params = params or CalibrationParams()
     if not detection.found:
         raise ValueError("chart_correction needs a found chart")
-    names, ref = reference_chart(params.chart)
+    names = reference_chart(params.chart)[0]
+    ref = _reference_for(params)
     use = ~np.asarray(detection.clipped, dtype=bool)
     notes = []
     if (~use).any():
@@ -1038,7 +1077,10 @@ def chart_correction(detection: ChartDetection, *, params: CalibrationParams | N
     if use.sum() < 2 * n_terms and method != "linear3x3":
         notes.append(f"only {int(use.sum())} usable patches for {n_terms} terms: used linear3x3 instead of {method}")
         method = "linear3x3"
-    corr = fit_correction(detection.patch_rgb[use], ref[use], method=method, degree=params.degree, terms=params.terms)
+    w = np.ones(len(use))
+    w[:2] = params.skin_weight
+    corr = fit_correction(detection.patch_rgb[use], ref[use], method=method, degree=params.degree, terms=params.terms,
+                          weights=None if params.skin_weight == 1.0 else w[use])
     before = [None] * len(use)
     after = [None] * len(use)
     for k, i in enumerate(np.flatnonzero(use)):

@@ -168,8 +168,8 @@ def _parse_white(ctx, param, value):
 @cli.command("calibrate")
 @paths_argument
 @out_option()
-@click.option("--chart", type=click.Choice(["classic24"]), default="classic24", show_default=True,
-              help="Colour chart to look for (X-Rite ColorChecker Classic, 24 patches).")
+@click.option("--chart", type=click.Choice(["classic24", "classic24_before2014"]), default="classic24", show_default=True,
+              help="ColorChecker Classic (24 patches) reference values: charts made after / before Nov 2014.")
 @click.option("--white", callback=_parse_white, metavar="X,Y,W,H", default=None,
               help="White/gray region (pixels) used for white balance when no chart is found.")
 @click.option("--require-chart", is_flag=True, help="A photo without a chart is an error (status=error).")

@@ -377,8 +377,55 @@ def test_real_colorchecker_photo():
 # ----------------------------------------------------------------------------- synthetic phantoms
 
 
-def _synth():
+# The phantom's chart is rendered from BabelColor-average reflectance spectra (charts made before
+# November 2014), not from X-Rite's post-2014 values; like a lab that measured its own chart, the
+# calibrator is given that chart's D65 colours as ``reference``.  Casts and exposures: the skin and
+# the chart's light patches must not clip (tungsten A has a red/green ratio of 2.2 and clips the
+# skin's red channel from exposure 1.0; F11 clips the orange/yellow/white patches at 1.3).
+SYNTH_CASES = [("A", 0.5), ("A", 0.7), ("D75", 0.7), ("D75", 1.3), ("F11", 0.7), ("F11", 1.0)]
+
+
+@pytest.fixture(scope="module")
+def synth():
     return pytest.importorskip("skinimg.synth")
+
+
+@pytest.fixture(scope="module")
+def skin_d65(synth):
+    ph = synth.render_phantom(synth.PhantomSpec(seed=3, chart=True, illuminant="D65"))
+    return ph
+
+
+@pytest.mark.parametrize("illuminant, exposure", SYNTH_CASES)
+def test_synthetic_phantom_chart_and_skin(synth, skin_d65, illuminant, exposure):
+    spec = synth.PhantomSpec(seed=3, chart=True, illuminant=illuminant, exposure=exposure)
+    ph = synth.render_phantom(spec)
+    reference = tuple(map(tuple, synth.render_chart_patches("D65").astype(float)))
+    params = CalibrationParams(reference=reference)
+    det = detect_chart(ph.image, params=params)
+    assert det.found, det.reason
+    assert np.abs(det.patch_centres - np.array(ph.truth["chart"]["patch_centres"])).max() < 1.5
+    corrected, corr = calibrate_image(ph.image, params=params)
+    assert corr.kind == "chart" and corr.method == "finlayson2015"
+    # chart re-measured in the corrected image, on the patches used (clipped ones cannot be fixed)
+    from skinimg.calibrate import _sample_cells
+
+    meas, _ = _sample_cells(corrected, det.homography, 0.2, params)
+    used = np.array(corr.patches_used) - 1
+    ref = np.asarray(reference)
+    de_chart = delta_e_2000(linear_rgb_to_lab(meas[used].astype(np.float32)), linear_rgb_to_lab(ref[used].astype(np.float32)))
+    assert de_chart.mean() <= 2.0
+    assert len(used) >= 16
+    # skin: mean colour over the true skin (minus the chart and clipped pixels) vs the D65 photo
+    cmask = chart_mask(ph.image.shape, corr)
+    assert not (cmask & ph.mask).any()
+    assert (cmask & (ph.labels == synth.LABELS["chart"])).sum() > 0.97 * (ph.labels == synth.LABELS["chart"]).sum()
+    m = ph.mask & skin_d65.mask & ~(ph.image >= 250).any(axis=2)
+    target = linear_rgb_to_lab(srgb_to_linear(skin_d65.image)[m].mean(axis=0))
+    raw = delta_e_2000(linear_rgb_to_lab(srgb_to_linear(ph.image)[m].mean(axis=0)), target)
+    fixed = delta_e_2000(linear_rgb_to_lab(srgb_to_linear(corrected)[m].mean(axis=0)), target)
+    assert raw > 4.0  # the cast / exposure change was real
+    assert fixed <= 3.0, (raw, fixed)
 
 
 # ----------------------------------------------------------------------------- CLI
