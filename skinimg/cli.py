@@ -218,6 +218,66 @@ def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
 
 # ----------------------------------------------------------------------------- calibrate (issue 5)
 
+def _parse_white(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or parts[2] < 1 or parts[3] < 1 or parts[0] < 0 or parts[1] < 0:
+        raise click.BadParameter(f"expected x,y,w,h (pixels, w and h >= 1), got {value!r}")
+    return tuple(parts)
+
+
+@cli.command("calibrate")
+@paths_argument
+@out_option()
+@click.option("--chart", type=click.Choice(["classic24", "classic24_before2014"]), default="classic24", show_default=True,
+              help="ColorChecker Classic (24 patches) reference values: charts made after / before Nov 2014.")
+@click.option("--white", callback=_parse_white, metavar="X,Y,W,H", default=None,
+              help="White/gray region (pixels) used for white balance when no chart is found.")
+@click.option("--require-chart", is_flag=True, help="A photo without a chart is an error (status=error).")
+@click.option("--method", type=click.Choice(["finlayson2015", "cheung2004", "linear3x3"]), default="finlayson2015",
+              show_default=True, help="Correction: root-polynomial degree 2, polynomial (10 terms) or 3x3 matrix.")
+@max_pixels_option
+def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
+    """Colour-correct photos with the ColorChecker in the frame (or a fallback).
+
+    Writes OUT/calibrated/<name>.png (corrected, same bit depth, no metadata),
+    OUT/calibration/<name>.json (matrix, method, residuals, chart corners) and
+    OUT/calibrate.csv (one row per image).  Without a chart: --white region,
+    else gray world on non-skin pixels; one line says which.  Exit code 2 when
+    some files failed.
+    """
+    from .calibrate import CSV_COLUMNS, CalibrationParams, calibrate_file
+    from .io import discover_images, write_csv
+
+    items = discover_images(paths)
+    if not items:
+        raise SkinImgError("no image files found", " ".join(map(str, paths)))
+    params = CalibrationParams(chart=chart, method=method)
+    rows, failed, stems = [], 0, set()
+    for item in items:
+        stem, n = item.stem_rel, 1
+        while stem in stems:  # a.jpg and a.png in one folder
+            n += 1
+            stem = f"{item.stem_rel}~{n}"
+        stems.add(stem)
+        row, message = calibrate_file(item.path, out, relpath=item.relpath, out_stem=stem, white=white,
+                                      require_chart=require_chart, params=params, max_pixels=max_pixels)
+        rows.append(row)
+        if row["status"] == "ok":
+            click.echo(message)
+        else:
+            failed += 1
+            click.echo(f"skinimg: {message}", err=True)
+    write_csv(Path(out) / "calibrate.csv", rows, CSV_COLUMNS)
+    if failed:
+        click.echo(f"skinimg: {failed} of {len(items)} file(s) failed", err=True)
+        sys.exit(EXIT_PARTIAL)
+
+
 # ----------------------------------------------------------------------------- compare / track (issue 6)
 
 # ----------------------------------------------------------------------------- run (issue 7)
