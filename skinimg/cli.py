@@ -159,6 +159,52 @@ def info_cmd(paths, max_pixels, as_json):
 
 # ----------------------------------------------------------------------------- report / regress (issue 8)
 
+@cli.command("regress")
+@click.option("--expected", "expected", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Expected indices.csv (an expected verdicts.csv beside it is checked too).")
+@click.option("--results", "results", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Results folder of a fresh run (indices.csv, series.csv, pairs/).")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="INDEX=ABS|REL%",
+              help="Override a tolerance, absolute (erythema_index=0.5) or relative (hemoglobin=2%). Repeatable.")
+@click.option("--update", is_flag=True,
+              help="Rewrite the expected file(s) from the results (prints what changed); exit 0.")
+def regress_cmd(expected, results, tolerances, update):
+    """Compare a fresh run in RESULTS with committed EXPECTED values.
+
+    Every image and column of indices.csv is compared with a per-index
+    tolerance (defaults in the README); missing or extra images and columns,
+    status changes and changed comparison verdicts are drift too.  Prints a
+    table of what drifted and exits 1 on drift, 0 when everything is within
+    tolerance.  With --update the expected file(s) are rewritten atomically
+    from the results, after printing what changes.
+    """
+    from .regress import format_drift_table, parse_tolerance, regress, update_expected
+
+    tol = dict(parse_tolerance(t) for t in tolerances)
+    if update and not expected.exists():
+        written = update_expected(expected, results)
+        for p in written:
+            click.echo(f"created {p}")
+        return
+    res = regress(expected, results, tolerances=tol)
+    what = f"{res.images_compared} image(s), {res.values_compared} value(s)"
+    if res.verdicts_checked:
+        what += f", {res.verdicts_compared} verdict(s)"
+    if update:
+        changed = regress(expected, results, exact=True).drifts
+        if changed:
+            click.echo(format_drift_table(changed))
+        written = update_expected(expected, results)
+        for p in written:
+            click.echo(f"updated {p}: {len(changed)} change(s), {len(res.drifts)} of them beyond tolerance")
+        return
+    if res.drifts:
+        click.echo(format_drift_table(res.drifts))
+        click.echo(f"skinimg: drift: {len(res.drifts)} difference(s) beyond tolerance ({what} compared)", err=True)
+        sys.exit(EXIT_FATAL)
+    click.echo(f"ok: {what} within tolerance")
+
+
 # ----------------------------------------------------------------------------- bench (issue 10)
 
 
