@@ -318,7 +318,7 @@ def compare_tables(
             n_values += 1
             d = _compare_cell(img, c, ev, gv, tol)
             # a status change is reported once, not again as a changed message and emptied cells
-            if d is not None and not (e_status != g_status and d.kind in ("text", "missing_value", "extra_value")):
+            if d is not None and not (e_status != g_status and (c in TEXT or _is_empty(ev) or _is_empty(gv))):
                 drifts.append(d)
     for img in g_map:
         if img not in e_map:
