@@ -151,6 +151,56 @@ def info_cmd(paths, max_pixels, as_json):
 
 # ----------------------------------------------------------------------------- analyze (issue 4)
 
+@cli.command("analyze")
+@paths_argument
+@out_option()
+@workers_option
+@click.option("--no-maps", "no_maps", is_flag=True, help="Do not write the per-image maps (TIFF + PNG heatmaps).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="Table format besides results.sqlite: indices.csv is always written; parquet adds "
+                   "indices.parquet (needs pyarrow).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON to stdout, one object per line.")
+@click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
+              help="Skin segmentation method.")
+@click.option("--chromophores", type=click.Choice(["basis", "ica"]), default="basis", show_default=True,
+              help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
+@max_pixels_option
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, max_pixels):
+    """Measure redness and pigmentation indices of every photo in PATHS.
+
+    Writes OUT/indices.csv (one row per image), the same rows in
+    OUT/results.sqlite (table indices) and, with --format parquet,
+    OUT/indices.parquet; per-image maps in OUT/maps/ (float32 TIFF, NaN off
+    skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json.
+    A bad file is a row with status=error and the reason; exit code 2 when
+    any image failed or had no skin.
+    """
+    from .analyze import AnalyzeParams, ROW_COLUMNS, analyze_paths
+    from .indices import IndexParams
+    from .io import dumps_json
+
+    params = AnalyzeParams(segment_method=method, max_pixels=max_pixels,
+                           indices=IndexParams(chromophore_method=chromophores))
+    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt])
+    if as_json:
+        for row in summary["rows"]:
+            click.echo(dumps_json({c: row.get(c) for c in ROW_COLUMNS}, indent=None))
+    for row in summary["rows"]:
+        if row["status"] != "ok":
+            click.echo(f"skinimg: {row['image']}: {row['error']}", err=True)
+    n_bad = summary["n_error"] + summary["n_no_skin"]
+    if not _analyze_quiet():
+        click.echo(f"skinimg: analyzed {summary['n_images']} image(s): {summary['n_ok']} ok, "
+                   f"{summary['n_no_skin']} without skin, {summary['n_error']} failed; results in {out}", err=True)
+    if n_bad:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _analyze_quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+
 # ----------------------------------------------------------------------------- calibrate (issue 5)
 
 # ----------------------------------------------------------------------------- compare / track (issue 6)
