@@ -63,7 +63,9 @@ KEY = "image"
 #: Columns compared as categories (exact string match), whatever their content.
 CATEGORICAL = frozenset({"status", "ita_category"})
 #: Free-text columns: compared exactly, reported as ``text`` drift.
-TEXT = frozenset({"error"})
+TEXT = frozenset({"error", "params_hash", "segment_method", "chromophore_method"})
+#: Columns not compared (they change with every release without changing any number).
+IGNORED = frozenset({"skinimg_version"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "skin_fraction": Tolerance(0.01),
     "red_area_fraction": Tolerance(0.01),
     "brown_spot_area_fraction": Tolerance(0.01),
+    "ita_fraction": Tolerance(0.02),  # ita_fraction_<category>
+    "saturated_fraction": Tolerance(0.005),
+    "skin_pixels": Tolerance(0.02, relative=True),
     # counts
     "brown_spot_count": Tolerance(1),
     # sizes must match exactly
@@ -298,7 +303,7 @@ def compare_tables(
     for c in g_cols:
         if c not in e_cols:
             drifts.append(Drift("extra_column", "*", c, "", "present", ""))
-    shared = [c for c in e_cols if c in g_cols and c != key]
+    shared = [c for c in e_cols if c in g_cols and c != key and c not in IGNORED]
     e_map = {r[key]: r for r in e_rows}
     g_map = {r[key]: r for r in g_rows}
     n_images = n_values = 0
