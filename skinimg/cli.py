@@ -209,6 +209,36 @@ def _analyze_quiet() -> bool:
 
 # ----------------------------------------------------------------------------- report / regress (issue 8)
 
+@cli.command("report")
+@click.argument("results", type=click.Path(file_okay=False, path_type=Path))
+@out_option()
+@click.option("--title", default="skinimg report", show_default=True, help="Title shown on every page.")
+@click.option("--anonymize", is_flag=True,
+              help="Replace patient folder names and image file names by stable pseudonyms (P-xxxxxx) everywhere.")
+@click.option("--salt", default=None,
+              help="Key of the pseudonyms (same salt = same pseudonyms across reports); default: random per report.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the original photos (default: the inputs recorded in analyze.json / run.json).")
+def report_cmd(results, out, title, anonymize, salt, images):
+    """Write an offline HTML report of RESULTS (a folder written by analyze/track/run).
+
+    OUT/index.html lists every patient/site with warnings and provenance;
+    one page per patient/site shows each session's photo with the skin
+    outline, haemoglobin and melanin heatmaps, every compared pair with its
+    table of changes and verdicts, and trend plots; OUT/summary.html has the
+    study's distributions and ITA classes.  No JavaScript, no network; images
+    are in OUT/img/.  Needs matplotlib (pip install 'skinimg[report]').
+    """
+    from .report import ReportParams, build_report
+
+    if salt is not None and not anonymize:
+        raise SkinImgError("--salt only makes sense with --anonymize")
+    res = build_report(results, out, params=ReportParams(title=title, anonymize=anonymize, salt=salt,
+                                                         images=None if images is None else str(images)))
+    click.echo(f"{res['index']}  ({res['series']} patient/site page(s), {len(res['files'])} file(s), "
+               f"{len(res['warnings'])} warning(s))")
+
+
 @cli.command("regress")
 @click.option("--expected", "expected", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Expected indices.csv (an expected verdicts.csv beside it is checked too).")
