@@ -78,46 +78,53 @@ class Tolerance:
         Absolute amount (in the column's unit) or relative fraction (0.02 = 2 %).
     relative : bool
         True for a relative tolerance, ``|got - expected| <= value * |expected|``.
+    floor : float
+        For a relative tolerance, the smallest absolute amount allowed (so that a
+        value near zero, e.g. a 10th percentile of haemoglobin, does not get a
+        tolerance of nothing): ``|got - expected| <= max(value * |expected|, floor)``.
     """
 
     value: float
     relative: bool = False
+    floor: float = 0.0
 
     def allows(self, expected: float, got: float) -> bool:
         """Whether ``got`` is within tolerance of ``expected`` (both finite floats)."""
-        limit = self.value * abs(expected) if self.relative else self.value
+        limit = max(self.value * abs(expected), self.floor) if self.relative else self.value
         # a tiny slack for the decimal representation of the limit itself
         return abs(got - expected) <= limit + 1e-12 * max(1.0, abs(expected))
 
     def __str__(self) -> str:
         if self.relative:
-            return f"±{self.value * 100:g}%"
+            return f"±{self.value * 100:g}%" + (f" (min {self.floor:g})" if self.floor else "")
         return f"±{self.value:g}" if self.value else "exact"
 
 
 #: Default tolerances per index (see README "Regression checks" for how they were measured).
 #: Keys are index names (apply to ``X`` and ``X_*`` statistics) or full column names.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    # reflectance indices, 100*log10 scale
+    # reflectance indices, 100*log10 scale (8-bit quantisation makes percentiles jump by up to ~0.8)
     "erythema_index": Tolerance(0.5),
-    "melanin_index": Tolerance(0.5),
+    "melanin_index": Tolerance(1.0),
     # CIELAB (D65), ITA in degrees
     "l_star": Tolerance(0.3),
     "a_star": Tolerance(0.3),
     "b_star": Tolerance(0.3),
-    "ita_deg": Tolerance(0.5),
-    # chromophore concentrations (optical-density units): relative
-    "hemoglobin": Tolerance(0.03, relative=True),
-    "melanin": Tolerance(0.03, relative=True),
+    "ita_deg": Tolerance(1.0),
+    # chromophore concentrations (model volume fractions): relative, with an absolute floor near zero
+    "hemoglobin": Tolerance(0.05, relative=True, floor=0.002),
+    "melanin": Tolerance(0.03, relative=True, floor=0.005),
+    "hemoglobin_variation_pct": Tolerance(0.10, relative=True, floor=2.0),
+    "melanin_variation_pct": Tolerance(0.05, relative=True, floor=1.0),
     # fractions of the skin / image
     "skin_fraction": Tolerance(0.01),
     "red_area_fraction": Tolerance(0.01),
     "brown_spot_area_fraction": Tolerance(0.01),
-    "ita_fraction": Tolerance(0.02),  # ita_fraction_<category>
+    "ita_fraction": Tolerance(0.01),  # ita_fraction_<category>
     "saturated_fraction": Tolerance(0.005),
-    "skin_pixels": Tolerance(0.02, relative=True),
-    # counts
-    "brown_spot_count": Tolerance(1),
+    "skin_pixels": Tolerance(0.02, relative=True, floor=1),
+    # counts: spot detection near its threshold flips small spots in and out
+    "brown_spot_count": Tolerance(0.2, relative=True, floor=2),
     # sizes must match exactly
     "width": Tolerance(0),
     "height": Tolerance(0),

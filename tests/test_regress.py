@@ -105,29 +105,32 @@ def test_change_within_tolerance_passes_and_statistics_use_the_index_tolerance(s
     rows[0]["erythema_index"] = 31.25 + 0.49
     rows[0]["erythema_index_p90"] = 34.0 - 0.49
     rows[0]["l_star"] = 62.3 + 0.29
-    rows[0]["brown_spot_count"] = 4  # counts ±1
+    rows[0]["brown_spot_count"] = 5  # counts ±20 %, at least ±2
     _write(results, rows)
     assert regress(expected, results).ok
     rows[0]["erythema_index_p90"] = 34.0 - 0.51
-    rows[0]["brown_spot_count"] = 5
+    rows[0]["brown_spot_count"] = 6
     _write(results, rows)
     got = {(d.index, d.tolerance) for d in regress(expected, results).drifts}
-    assert got == {("erythema_index_p90", "±0.5"), ("brown_spot_count", "±1")}
+    assert got == {("erythema_index_p90", "±0.5"), ("brown_spot_count", "±20% (min 2)")}
 
 
 def test_relative_tolerance_and_cli_override(study):
     expected, results = study
     rows = _rows()
-    rows[0]["hemoglobin"] = 0.25 * 1.02  # +2 % < 3 % default
+    rows[0]["hemoglobin"] = 0.25 * 1.04  # +4 % < 5 % default
     _write(results, rows)
     assert regress(expected, results).ok
-    rows[0]["hemoglobin"] = 0.25 * 1.04  # +4 %
+    rows[0]["hemoglobin"] = 0.25 * 1.06  # +6 %
     _write(results, rows)
     (d,) = regress(expected, results).drifts
-    assert (d.kind, d.index, d.tolerance) == ("value", "hemoglobin", "±3%")
-    assert _run("--expected", expected, "--results", results, "--tolerance", "hemoglobin=5%").exit_code == 0
-    assert _run("--expected", expected, "--results", results, "--tolerance", "hemoglobin=0.011").exit_code == 0
-    assert _run("--expected", expected, "--results", results, "--tolerance", "hemoglobin=0.009").exit_code == 1
+    assert (d.kind, d.index, d.tolerance) == ("value", "hemoglobin", "±5% (min 0.002)")
+    assert _run("--expected", expected, "--results", results, "--tolerance", "hemoglobin=7%").exit_code == 0
+    assert _run("--expected", expected, "--results", results, "--tolerance", "hemoglobin=0.016").exit_code == 0
+    assert _run("--expected", expected, "--results", results, "--tolerance", "hemoglobin=0.014").exit_code == 1
+    # near zero the relative tolerance has an absolute floor
+    assert Tolerance(0.05, relative=True, floor=0.002).allows(0.001, 0.0029)
+    assert not Tolerance(0.05, relative=True, floor=0.002).allows(0.001, 0.0031)
 
 
 def test_exact_columns_and_status_and_category(study):
