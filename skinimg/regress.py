@@ -105,7 +105,7 @@ class Tolerance:
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # reflectance indices, 100*log10 scale (8-bit quantisation makes percentiles jump by up to ~0.8)
     "erythema_index": Tolerance(0.5),
-    "melanin_index": Tolerance(1.0),
+    "melanin_index": Tolerance(1.5),
     # CIELAB (D65), ITA in degrees
     "l_star": Tolerance(0.3),
     "a_star": Tolerance(0.3),
