@@ -216,6 +216,56 @@ def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
 
 # ----------------------------------------------------------------------------- analyze (issue 4)
 
+@cli.command("analyze")
+@paths_argument
+@out_option()
+@workers_option
+@click.option("--no-maps", "no_maps", is_flag=True, help="Do not write the per-image maps (TIFF + PNG heatmaps).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="Table format besides results.sqlite: indices.csv is always written; parquet adds "
+                   "indices.parquet (needs pyarrow).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON to stdout, one object per line.")
+@click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
+              help="Skin segmentation method.")
+@click.option("--chromophores", type=click.Choice(["basis", "ica"]), default="basis", show_default=True,
+              help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
+@max_pixels_option
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, max_pixels):
+    """Measure redness and pigmentation indices of every photo in PATHS.
+
+    Writes OUT/indices.csv (one row per image), the same rows in
+    OUT/results.sqlite (table indices) and, with --format parquet,
+    OUT/indices.parquet; per-image maps in OUT/maps/ (float32 TIFF, NaN off
+    skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json.
+    A bad file is a row with status=error and the reason; exit code 2 when
+    any image failed or had no skin.
+    """
+    from .analyze import AnalyzeParams, ROW_COLUMNS, analyze_paths
+    from .indices import IndexParams
+    from .io import dumps_json
+
+    params = AnalyzeParams(segment_method=method, max_pixels=max_pixels,
+                           indices=IndexParams(chromophore_method=chromophores))
+    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt])
+    if as_json:
+        for row in summary["rows"]:
+            click.echo(dumps_json({c: row.get(c) for c in ROW_COLUMNS}, indent=None))
+    for row in summary["rows"]:
+        if row["status"] != "ok":
+            click.echo(f"skinimg: {row['image']}: {row['error']}", err=True)
+    n_bad = summary["n_error"] + summary["n_no_skin"]
+    if not _analyze_quiet():
+        click.echo(f"skinimg: analyzed {summary['n_images']} image(s): {summary['n_ok']} ok, "
+                   f"{summary['n_no_skin']} without skin, {summary['n_error']} failed; results in {out}", err=True)
+    if n_bad:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _analyze_quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+
 # ----------------------------------------------------------------------------- calibrate (issue 5)
 
 def _parse_white(ctx, param, value):
@@ -283,6 +333,82 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
 # ----------------------------------------------------------------------------- run (issue 7)
 
 # ----------------------------------------------------------------------------- report / regress (issue 8)
+
+@cli.command("report")
+@click.argument("results", type=click.Path(file_okay=False, path_type=Path))
+@out_option()
+@click.option("--title", default="skinimg report", show_default=True, help="Title shown on every page.")
+@click.option("--anonymize", is_flag=True,
+              help="Replace patient folder names and image file names by stable pseudonyms (P-xxxxxx) everywhere.")
+@click.option("--salt", default=None,
+              help="Key of the pseudonyms (same salt = same pseudonyms across reports); default: random per report.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the original photos (default: the inputs recorded in analyze.json / run.json).")
+def report_cmd(results, out, title, anonymize, salt, images):
+    """Write an offline HTML report of RESULTS (a folder written by analyze/track/run).
+
+    OUT/index.html lists every patient/site with warnings and provenance;
+    one page per patient/site shows each session's photo with the skin
+    outline, haemoglobin and melanin heatmaps, every compared pair with its
+    table of changes and verdicts, and trend plots; OUT/summary.html has the
+    study's distributions and ITA classes.  No JavaScript, no network; images
+    are in OUT/img/.  Needs matplotlib (pip install 'skinimg[report]').
+    """
+    from .report import ReportParams, build_report
+
+    if salt is not None and not anonymize:
+        raise SkinImgError("--salt only makes sense with --anonymize")
+    res = build_report(results, out, params=ReportParams(title=title, anonymize=anonymize, salt=salt,
+                                                         images=None if images is None else str(images)))
+    click.echo(f"{res['index']}  ({res['series']} patient/site page(s), {len(res['files'])} file(s), "
+               f"{len(res['warnings'])} warning(s))")
+
+
+@cli.command("regress")
+@click.option("--expected", "expected", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Expected indices.csv (an expected verdicts.csv beside it is checked too).")
+@click.option("--results", "results", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Results folder of a fresh run (indices.csv, series.csv, pairs/).")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="INDEX=ABS|REL%",
+              help="Override a tolerance, absolute (erythema_index=0.5) or relative (hemoglobin=2%). Repeatable.")
+@click.option("--update", is_flag=True,
+              help="Rewrite the expected file(s) from the results (prints what changed); exit 0.")
+def regress_cmd(expected, results, tolerances, update):
+    """Compare a fresh run in RESULTS with committed EXPECTED values.
+
+    Every image and column of indices.csv is compared with a per-index
+    tolerance (defaults in the README); missing or extra images and columns,
+    status changes and changed comparison verdicts are drift too.  Prints a
+    table of what drifted and exits 1 on drift, 0 when everything is within
+    tolerance.  With --update the expected file(s) are rewritten atomically
+    from the results, after printing what changes.
+    """
+    from .regress import format_drift_table, parse_tolerance, regress, update_expected
+
+    tol = dict(parse_tolerance(t) for t in tolerances)
+    if update and not expected.exists():
+        written = update_expected(expected, results)
+        for p in written:
+            click.echo(f"created {p}")
+        return
+    res = regress(expected, results, tolerances=tol)
+    what = f"{res.images_compared} image(s), {res.values_compared} value(s)"
+    if res.verdicts_checked:
+        what += f", {res.verdicts_compared} verdict(s)"
+    if update:
+        changed = regress(expected, results, exact=True).drifts
+        if changed:
+            click.echo(format_drift_table(changed))
+        written = update_expected(expected, results)
+        for p in written:
+            click.echo(f"updated {p}: {len(changed)} change(s), {len(res.drifts)} of them beyond tolerance")
+        return
+    if res.drifts:
+        click.echo(format_drift_table(res.drifts))
+        click.echo(f"skinimg: drift: {len(res.drifts)} difference(s) beyond tolerance ({what} compared)", err=True)
+        sys.exit(EXIT_FATAL)
+    click.echo(f"ok: {what} within tolerance")
+
 
 # ----------------------------------------------------------------------------- bench (issue 10)
 

@@ -1,0 +1,338 @@
+"""``skinimg analyze``: per-image composition load -> (calibrate) -> segment -> indices -> row.
+
+:func:`analyze_image` is a pure-ish function of one file (it reads the file and
+returns a row and the maps; it writes nothing), so any executor can drive it.
+:func:`analyze_paths` discovers images, runs them (optionally in worker
+processes), writes the per-image maps and the tables, and returns a summary.
+
+Outputs of :func:`analyze_paths` under ``out``:
+
+``indices.csv``            one row per input image, sorted by ``image`` (:data:`ROW_COLUMNS`)
+``results.sqlite``         the same rows, table ``indices``, upserted by ``image``
+``indices.parquet``        the same rows, with ``formats`` containing ``"parquet"``
+``analyze.json``           parameters, their hash, skinimg version, counts
+``maps/<stem>_<index>.tif``  float32 map, NaN off skin (unless ``maps=False``)
+``maps/<stem>_<index>.png``  heatmap over the dimmed photo with a colour bar
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .errors import SkinImgError
+from .heatmap import COLORMAPS, render_heatmap
+from .indices import INDEX_NAMES, IndexParams, load_basis, measure, summary_columns
+from .io import DEFAULT_MAX_PIXELS, InputImage, discover_images, load_image, write_json, write_png, write_tiff
+from .store import SQLITE_NAME, export_csv, export_parquet, upsert_rows
+
+__all__ = [
+    "AnalyzeParams",
+    "ROW_COLUMNS",
+    "ROW_TYPES",
+    "TABLE",
+    "analyze_image",
+    "analyze_paths",
+    "map_paths",
+]
+
+log = logging.getLogger("skinimg.analyze")
+
+#: SQLite table of the rows.
+TABLE = "indices"
+#: Statuses of a row.
+STATUSES = ("ok", "no_skin", "error")
+
+_HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fraction", "skin_pixels",
+         "segment_method", "chromophore_method", "saturated_fraction"]
+_TAIL = ["params_hash", "skinimg_version"]
+#: Every column of ``indices.csv`` / table ``indices``, in order.
+ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL)
+#: SQL type of every column.
+ROW_TYPES = {c: "REAL" for c in ROW_COLUMNS}
+ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method",
+                                      "ita_category", "params_hash", "skinimg_version")})
+ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count")})
+
+
+@dataclass(frozen=True)
+class AnalyzeParams:
+    """Parameters of one analyze run (recorded in ``analyze.json``; hashed into ``params_hash``).
+
+    Attributes
+    ----------
+    segment_method : {"model", "rules"}
+        Passed to :func:`skinimg.segment.segment_skin`.
+    max_pixels : int or None
+        Images declaring more pixels are refused before decoding.
+    indices : IndexParams
+        Parameters of the indices and area measures.
+    calibration : str or None
+        Reserved for colour calibration (applied between loading and segmentation);
+        not available yet: must be None.
+    heatmap_max_side : int
+        Longer side of the PNG heatmaps (the TIFF maps are always full resolution).
+    """
+
+    segment_method: str = "model"
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    indices: IndexParams = field(default_factory=IndexParams)
+    calibration: str | None = None
+    heatmap_max_side: int = 2048
+
+    def __post_init__(self):
+        if self.segment_method not in ("model", "rules"):
+            raise SkinImgError(f"unknown segmentation method {self.segment_method!r} (use 'model' or 'rules')")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Short SHA-256 of everything that changes the numbers (not output-only settings)."""
+        d = self.to_dict()
+        d.pop("heatmap_max_side")
+        d.pop("max_pixels")
+        h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
+        h.update(self.indices.hash().encode())
+        h.update(__version__.encode())
+        return h.hexdigest()[:12]
+
+
+def _segment(rgb: np.ndarray, method: str):
+    """Skin segmentation (``skinimg.segment``), imported lazily."""
+    from .segment import segment_skin
+
+    return segment_skin(rgb, method=method)
+
+
+def _calibrate(rgb: np.ndarray, params: AnalyzeParams) -> np.ndarray:
+    """Colour calibration step between loading and segmentation (issue 5); identity for now."""
+    if params.calibration is None:
+        return rgb
+    raise SkinImgError("colour calibration is not available in this version of skinimg", params.calibration)
+
+
+def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> dict:
+    row = {c: float("nan") for c in ROW_COLUMNS}
+    row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None,
+               skin_pixels=None, brown_spot_count=None, segment_method=None, chromophore_method=None,
+               ita_category="unknown", params_hash=params_hash, skinimg_version=__version__)
+    return row
+
+
+def _as_item(item_or_path) -> InputImage:
+    if isinstance(item_or_path, InputImage):
+        return item_or_path
+    p = Path(item_or_path)
+    return InputImage(path=p, relpath=p.name)
+
+
+def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str):
+    """(row, maps or None, rgb or None); SkinImgError becomes a status=error row."""
+    try:
+        rgb, meta = load_image(item.path, max_pixels=params.max_pixels, label=item.relpath)
+        rgb = _calibrate(rgb, params)
+        seg = _segment(rgb, params.segment_method)
+    except SkinImgError as exc:
+        return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
+    mask = np.asarray(seg.mask, dtype=bool)
+    n_skin = int(np.count_nonzero(mask))
+    base = {
+        "image": item.relpath,
+        "width": meta.width,
+        "height": meta.height,
+        "bit_depth": meta.bit_depth,
+        "skin_fraction": n_skin / float(mask.size),
+        "skin_pixels": n_skin,
+        "segment_method": str(getattr(seg, "method", params.segment_method)),
+        "params_hash": params_hash,
+        "skinimg_version": __version__,
+    }
+    if n_skin < params.indices.min_skin_pixels:
+        row = _empty_row(item.relpath, "no_skin", f"no skin found ({n_skin} skin pixels)", params_hash)
+        row.update(base)
+        return row, None, None
+    try:
+        stats, maps = measure(rgb, mask, params=params.indices, return_maps=want_maps)
+    except SkinImgError as exc:
+        return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
+    row = {c: float("nan") for c in ROW_COLUMNS}
+    row.update(base)
+    row.update(stats)
+    row["status"] = "ok"
+    row["error"] = None
+    return row, maps, (rgb if want_maps else None)
+
+
+def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bool = True) -> tuple[dict, dict | None]:
+    """Analyze one photograph: load -> (calibrate) -> segment -> indices -> row.
+
+    Parameters
+    ----------
+    item_or_path : InputImage or path-like
+        An :class:`~skinimg.io.InputImage` (its ``relpath`` names the row) or a path
+        (named by its file name).
+    params : AnalyzeParams, optional
+    maps : bool
+        Also return the per-pixel maps.
+
+    Returns
+    -------
+    row : dict
+        Every column of :data:`ROW_COLUMNS`.  ``status`` is ``"ok"``, ``"no_skin"``
+        (fewer than ``params.indices.min_skin_pixels`` skin pixels) or ``"error"``
+        (unreadable / refused file; ``error`` holds the reason).  Never raises
+        :class:`SkinImgError` for a bad file.
+    maps : dict name -> float32 (H, W) map, NaN off skin, or None (not requested / not ok)
+    """
+    params = params or AnalyzeParams()
+    row, m, _ = _analyze(_as_item(item_or_path), params, maps, params.hash())
+    return row, m
+
+
+def map_paths(out: str | os.PathLike, stem_rel: str, name: str) -> tuple[Path, Path]:
+    """``(tif, png)`` paths of one map: ``out/maps/<stem_rel>_<name>.tif`` / ``.png``."""
+    base = Path(out) / "maps" / f"{stem_rel}_{name}"
+    return base.with_suffix(".tif"), base.with_suffix(".png")
+
+
+def _write_maps(out: Path, item: InputImage, rgb: np.ndarray, maps: dict, params: AnalyzeParams) -> None:
+    for name in INDEX_NAMES:
+        tif, png = map_paths(out, item.stem_rel, name)
+        write_tiff(tif, maps[name])
+        overlay = render_heatmap(rgb, maps[name], title=name, colormap=COLORMAPS.get(name, cv2.COLORMAP_VIRIDIS),
+                                 max_side=params.heatmap_max_side)
+        write_png(png, overlay)
+
+
+def _run_one(job) -> dict:
+    """Worker: analyze one image, write its maps, return its row (never raises)."""
+    item, params, out, want_maps, params_hash = job
+    try:
+        row, maps, rgb = _analyze(item, params, want_maps, params_hash)
+        if want_maps and maps is not None:
+            _write_maps(Path(out), item, rgb, maps, params)
+        return row
+    except SkinImgError as exc:
+        return _empty_row(item.relpath, "error", str(exc), params_hash)
+    except MemoryError:
+        return _empty_row(item.relpath, "error", "out of memory (try --max-pixels or fewer --workers)", params_hash)
+    except Exception as exc:  # a bug or an exotic file must not stop the batch; the row says what happened
+        log.debug("internal error on %s", item.relpath, exc_info=True)
+        return _empty_row(item.relpath, "error", f"internal error: {type(exc).__name__}: {exc}", params_hash)
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
+                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",)) -> dict:
+    """Analyze every image under ``paths`` and write the results under ``out``.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files and folders (scanned recursively, :func:`skinimg.io.discover_images`).
+    out : path-like
+        Output folder (created).
+    params : AnalyzeParams, optional
+    workers : int, optional
+        Worker processes (default: CPU count); 1 runs in this process.  Output is
+        identical whatever the number of workers.
+    maps : bool
+        Write ``maps/<stem>_<index>.tif`` and ``.png`` for every ``ok`` image.
+    formats : iterable of {"csv", "parquet"}
+        ``indices.csv`` and ``results.sqlite`` are always written; ``"parquet"`` adds
+        ``indices.parquet``.
+
+    Returns
+    -------
+    dict
+        ``rows`` (sorted by image), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error``,
+        ``outputs`` (paths written), ``params_hash``, ``elapsed_s``.
+
+    Raises
+    ------
+    SkinImgError
+        No image found, an input path missing, output not writable, or Parquet
+        requested without pyarrow (checked before any image is processed).
+    """
+    t0 = time.perf_counter()
+    params = params or AnalyzeParams()
+    formats = set(formats)
+    unknown = formats - {"csv", "parquet"}
+    if unknown:
+        raise SkinImgError(f"unknown output format(s) {', '.join(sorted(unknown))} (use csv or parquet)")
+    if "parquet" in formats:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise SkinImgError("Parquet export needs pyarrow: pip install 'skinimg[parquet]'") from None
+    items = discover_images(paths)
+    if not items:
+        raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in paths))
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SkinImgError(f"cannot create output folder ({exc.strerror or exc})", os.fspath(out)) from None
+    params_hash = params.hash()  # also loads the basis: a missing basis fails before any work
+    jobs = [(item, params, os.fspath(out), maps, params_hash) for item in items]
+    n_workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if n_workers <= 1:
+        rows = [_run_one(j) for j in jobs]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as ex:
+            rows = list(ex.map(_run_one, jobs, chunksize=1))
+    for r in rows:
+        log.info("%s: %s%s", r["image"], r["status"], f" ({r['error']})" if r.get("error") else "")
+    rows.sort(key=lambda r: r["image"])
+    outputs = [export_csv(out / "indices.csv", rows, ROW_COLUMNS)]
+    upsert_rows(out / SQLITE_NAME, TABLE, rows, ROW_COLUMNS, key="image", types=ROW_TYPES)
+    outputs.append(out / SQLITE_NAME)
+    if "parquet" in formats:
+        outputs.append(export_parquet(out / "indices.parquet", rows, ROW_COLUMNS, types=ROW_TYPES))
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    basis = load_basis(params.indices.basis_path)
+    meta = {
+        "command": "analyze",
+        "skinimg_version": __version__,
+        "params": params.to_dict(),
+        "params_hash": params_hash,
+        "chromophore_basis": basis.to_dict(),
+        "inputs": [os.fspath(p) for p in paths],
+        "n_images": len(rows),
+        "n_ok": counts["ok"],
+        "n_no_skin": counts["no_skin"],
+        "n_error": counts["error"],
+        "maps": bool(maps),
+        "formats": sorted(formats | {"csv", "sqlite"}),
+        "columns": list(ROW_COLUMNS),
+    }
+    outputs.append(write_json(out / "analyze.json", meta))
+    return {
+        "rows": rows,
+        "n_images": len(rows),
+        "n_ok": counts["ok"],
+        "n_no_skin": counts["no_skin"],
+        "n_error": counts["error"],
+        "outputs": [Path(p) for p in outputs],
+        "params_hash": params_hash,
+        "elapsed_s": time.perf_counter() - t0,
+    }

@@ -1,0 +1,818 @@
+"""Redness and pigmentation indices: per-pixel maps and per-image statistics.
+
+Every map is computed on the skin pixels only (a boolean mask), in ``float32``,
+and is ``NaN`` off skin.  All inputs are **encoded sRGB, channel order R, G, B**;
+every formula works on **linearised** RGB (IEC 61966-2-1 decoding, through a
+lookup table for 8- and 16-bit input).
+
+Per-pixel indices (:data:`INDEX_NAMES`)
+---------------------------------------
+
+``erythema_index``  ``EI = 100 * log10(R / G)``  (= 100 * (OD_G - OD_R))
+    Dawson et al. 1980 [Dawson]_ and Diffey et al. 1984 [Diffey]_ defined the
+    erythema index from narrow-band reflectance as ``100 * log10(R_red / R_green)``:
+    the green band (~560 nm) is strongly absorbed by haemoglobin, the red band
+    (~650-660 nm) almost not, so their log ratio rises with blood content.  The
+    camera adaptation (Takiwaki 1998 [Takiwaki]_; Yamamoto et al. 2008 [Yamamoto]_)
+    takes the camera's **R channel for the ~650 nm band and G for the ~560 nm
+    band**.  Scale: dimensionless, x100 (typical skin 0-40).  Invariant to a global
+    exposure gain (the gain cancels in the ratio).  Known weakness: melanin absorbs
+    green more than red, so EI also rises with pigmentation.
+``melanin_index``   ``MI = 100 * log10(1 / R)``  (= 100 * OD_R)
+    The Dawson/Diffey melanin index on the red band (where haemoglobin absorbs
+    little), camera R channel.  Scale: dimensionless, x100 (0 = white, 400 = black
+    at the 1e-4 reflectance floor).  Not exposure invariant (uncalibrated photos
+    report apparent reflectance).
+``l_star``, ``a_star``, ``b_star``  CIELAB (D65, 2 degree observer)
+    via :func:`skinimg.colour.rgb_to_lab` (CIE 015:2018).
+``ita_deg``  ``ITA = atan2(L* - 50, b*) * 180 / pi``  in degrees
+    Individual Typology Angle, Chardon et al. 1991 [Chardon]_ (usually written
+    ``arctan((L* - 50) / b*)``; ``atan2`` is the same for ``b* > 0`` and stays
+    defined at ``b* = 0``).  Classes: see :func:`ita_category`.
+``hemoglobin``, ``melanin``  chromophore concentrations
+    Optical-density separation of Tsumura et al. 1999 [Tsumura99]_ / 2003
+    [Tsumura03]_: ``OD = -log10(linear RGB)`` is modelled as
+    ``OD = o + c_mel * a_mel + c_hb * a_hb + s * (1, 1, 1)`` where ``a_mel`` and
+    ``a_hb`` are the absorbance directions of melanin and haemoglobin, ``o`` the
+    absorbance of chromophore-free skin, and ``s`` shading / exposure (a gain
+    shifts OD along (1, 1, 1)).  Solving the 3x3 system ``[a_mel a_hb 1]`` removes
+    shading (projection along (1, 1, 1) onto the pigment plane) and gives
+    ``c_mel`` and ``c_hb``.  The directions come from a calibrated basis
+    (``models/chromophore_basis.json``, fitted on skinimg's optical phantoms, see
+    ``benchmarks/fit_basis.py``) or are estimated per image by FastICA
+    (``chromophore_method="ica"``).  Units: volume fraction under the skinimg
+    optical skin model (epidermal melanin fraction, dermal blood fraction); on real
+    photos these are *model-equivalent* fractions, comparable within one camera
+    and lighting set-up.  Exposure invariant by construction.
+
+Per-image statistics: see :func:`summarize`.
+
+References
+----------
+.. [Dawson] Dawson, J. B., Barker, D. J., Ellis, D. J., et al. (1980). A theoretical and
+   experimental study of light absorption and scattering by in vivo skin.
+   Physics in Medicine and Biology 25(4), 695-709. https://doi.org/10.1088/0031-9155/25/4/008
+.. [Diffey] Diffey, B. L., Oliver, R. J. and Farr, P. M. (1984). A portable instrument for
+   quantifying erythema induced by ultraviolet radiation. British Journal of
+   Dermatology 111(6), 663-672.
+.. [Takiwaki] Takiwaki, H. (1998). Measurement of skin color: practical application and
+   theoretical considerations. Journal of Medical Investigation 44(3-4), 121-126.
+.. [Yamamoto] Yamamoto, T., Takiwaki, H., Arase, S. and Ohshima, H. (2008). Derivation and
+   clinical application of special imaging by means of digital cameras and Image J
+   freeware for quantification of erythema and pigmentation. Skin Research and
+   Technology 14(1), 26-34. https://doi.org/10.1111/j.1600-0846.2007.00256.x
+.. [Chardon] Chardon, A., Cretois, I. and Hourseau, C. (1991). Skin colour typology and
+   suntanning pathways. International Journal of Cosmetic Science 13(4), 191-208.
+   https://doi.org/10.1111/j.1467-2494.1991.tb00561.x
+.. [DelBino] Del Bino, S. and Bernerd, F. (2013). Variations in skin colour and the
+   biological consequences of ultraviolet radiation exposure. British Journal of
+   Dermatology 169(Suppl. 3), 33-40. https://doi.org/10.1111/bjd.12529
+.. [Tsumura99] Tsumura, N., Haneishi, H. and Miyake, Y. (1999). Independent-component
+   analysis of skin color image. Journal of the Optical Society of America A 16(9),
+   2169-2176. https://doi.org/10.1364/JOSAA.16.002169
+.. [Tsumura03] Tsumura, N., Ojima, N., Sato, K., et al. (2003). Image-based skin color and
+   texture analysis/synthesis by extracting hemoglobin and melanin information in
+   the skin. ACM Transactions on Graphics 22(3), 770-779.
+   https://doi.org/10.1145/882262.882344
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import colour
+from .errors import SkinImgError
+
+__all__ = [
+    "INDEX_NAMES",
+    "STATS",
+    "ITA_CATEGORIES",
+    "ITA_BOUNDS",
+    "IndexParams",
+    "ChromophoreBasis",
+    "DEFAULT_BASIS_PATH",
+    "load_basis",
+    "fit_chromophore_basis",
+    "separate_chromophores",
+    "estimate_basis_ica",
+    "erythema_index",
+    "melanin_index",
+    "ita_deg",
+    "ita_category",
+    "ita_categories",
+    "compute_maps",
+    "skin_values",
+    "summarize",
+    "summarize_values",
+    "measure",
+    "detect_brown_spots",
+    "SpotResult",
+    "summary_columns",
+]
+
+#: Names of the per-pixel maps, in output order.
+INDEX_NAMES = ("erythema_index", "melanin_index", "l_star", "a_star", "b_star", "ita_deg", "hemoglobin", "melanin")
+#: Per-index statistics: column ``X`` is the mean, then ``X_median``, ``X_p10``, ``X_p90``, ``X_std``.
+STATS = ("", "_median", "_p10", "_p90", "_std")
+#: ITA classes, lightest first (Del Bino & Bernerd 2013).
+ITA_CATEGORIES = ("very_light", "light", "intermediate", "tan", "brown", "dark")
+#: Lower bounds of the classes above (degrees); a value equal to a bound belongs to the darker class.
+ITA_BOUNDS = (55.0, 41.0, 28.0, 10.0, -30.0)
+#: Default location of the calibrated chromophore basis.
+DEFAULT_BASIS_PATH = Path(__file__).resolve().parent.parent / "models" / "chromophore_basis.json"
+BASIS_FORMAT = "skinimg-chromophore-basis/1"
+
+_CHUNK = 1 << 20  # pixels per processing chunk: bounds temporaries to ~12 MB per (n, 3) float32 array
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Every tunable of the indices, recorded in the outputs (``analyze.json``, ``params_hash``).
+
+    Attributes
+    ----------
+    chromophore_method : {"basis", "ica"}
+        ``"basis"`` (default): absorbance directions from the calibrated basis file.
+        ``"ica"``: directions estimated per image by FastICA inside the pigment plane
+        (Tsumura et al. 1999), sign and order resolved against the basis; falls back
+        to the basis (and says so in ``chromophore_method`` of the row) when ICA does
+        not converge or finds a direction more than ``ica_max_angle_deg`` from the basis.
+    basis_path : str or None
+        Basis JSON; ``None`` = ``models/chromophore_basis.json``.
+    ica_max_samples : int
+        Skin pixels (a fixed-seed random subset) used to fit ICA.
+    ica_random_state : int
+        Seed of the subset and of FastICA (results are reproducible).
+    ica_max_angle_deg : float
+        Largest accepted angle between an ICA direction and the basis direction.
+    od_floor : float
+        Reflectance floor of the optical density (OD at most ``-log10(od_floor)``).
+    red_threshold : float
+        ``red_area_fraction`` = fraction of skin pixels with ``hemoglobin`` above this
+        (model blood volume fraction; 0.06 is about the upper decile of normal
+        skin in the phantom model).
+    spot_threshold : float
+        A pixel is part of a brown spot when its melanin exceeds the local
+        background (see ``spot_background_sigma``) by more than this (model
+        melanin volume fraction).
+    spot_background_sigma : float
+        Standard deviation of the Gaussian giving the local melanin background, as
+        a fraction of the shorter side of the image (skin-normalised convolution, so
+        the mask border does not bias it).
+    spot_min_area : float
+        Smallest spot, as a fraction of the image area (1e-4 = 1200 px on 12 MP).
+    spot_work_pixels : int
+        Spots are detected on the melanin map resampled (area averaging) to at most
+        this many pixels, so results do not depend on resolution and stay fast.
+    min_skin_pixels : int
+        Fewer skin pixels than this is ``status="no_skin"``.
+    """
+
+    chromophore_method: str = "basis"
+    basis_path: str | None = None
+    ica_max_samples: int = 200_000
+    ica_random_state: int = 0
+    ica_max_angle_deg: float = 35.0
+    od_floor: float = colour.OD_FLOOR
+    red_threshold: float = 0.06
+    spot_threshold: float = 0.04
+    spot_background_sigma: float = 0.05
+    spot_min_area: float = 1e-4
+    spot_work_pixels: int = 1_000_000
+    min_skin_pixels: int = 100
+
+    def __post_init__(self):
+        if self.chromophore_method not in ("basis", "ica"):
+            raise SkinImgError(f"unknown chromophore method {self.chromophore_method!r} (use 'basis' or 'ica')")
+        for name in ("ica_max_samples", "spot_work_pixels", "min_skin_pixels"):
+            if getattr(self, name) < 1:
+                raise SkinImgError(f"{name} must be at least 1")
+        if not 0 < self.od_floor < 1:
+            raise SkinImgError("od_floor must be in (0, 1)")
+        if self.spot_background_sigma <= 0 or self.spot_min_area < 0:
+            raise SkinImgError("spot_background_sigma must be > 0 and spot_min_area >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Short SHA-256 of the parameters (and the basis file content when it is used)."""
+        h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
+        h.update(json.dumps(load_basis(self.basis_path).to_dict(), sort_keys=True).encode())
+        return h.hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- chromophore basis
+
+
+@dataclass(frozen=True)
+class ChromophoreBasis:
+    """Absorbance directions of melanin and haemoglobin in optical-density (RGB) space.
+
+    ``OD = offset + melanin * melanin_od + hemoglobin * hemoglobin_od + s * (1, 1, 1)``.
+
+    Attributes
+    ----------
+    melanin_od, hemoglobin_od : tuple of 3 floats
+        OD (R, G, B) per unit concentration (model volume fraction).
+    offset_od : tuple of 3 floats
+        OD of chromophore-free skin.
+    provenance : dict
+        How the basis was obtained (script, data, fit residual, version).
+    """
+
+    melanin_od: tuple
+    hemoglobin_od: tuple
+    offset_od: tuple
+    provenance: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": BASIS_FORMAT,
+            "melanin_od": [float(v) for v in self.melanin_od],
+            "hemoglobin_od": [float(v) for v in self.hemoglobin_od],
+            "offset_od": [float(v) for v in self.offset_od],
+            "provenance": self.provenance,
+        }
+
+    def unmixing(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, c0)`` with ``[melanin, hemoglobin] = OD @ W.T - c0``; W is (2, 3), c0 (2,).
+
+        Rows 0-1 of the inverse of ``[a_mel, a_hb, (1,1,1)]``: shading along
+        (1, 1, 1) is removed exactly.
+        """
+        m = np.column_stack([self.melanin_od, self.hemoglobin_od, np.ones(3)]).astype(np.float64)
+        if abs(np.linalg.det(m)) < 1e-9:
+            raise SkinImgError("chromophore basis is degenerate (directions coplanar with (1,1,1))")
+        w = np.linalg.inv(m)[:2]
+        return w, w @ np.asarray(self.offset_od, dtype=np.float64)
+
+
+@lru_cache(maxsize=8)
+def _load_basis_cached(path: str) -> ChromophoreBasis:
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SkinImgError("chromophore basis file not found (run benchmarks/fit_basis.py)", path) from None
+    except (OSError, ValueError) as exc:
+        raise SkinImgError(f"cannot read chromophore basis ({exc})", path) from None
+    if d.get("format") != BASIS_FORMAT:
+        raise SkinImgError(f"not a chromophore basis file (format {d.get('format')!r}, expected {BASIS_FORMAT})", path)
+    try:
+        vals = [tuple(float(v) for v in d[k]) for k in ("melanin_od", "hemoglobin_od", "offset_od")]
+    except (KeyError, TypeError, ValueError):
+        raise SkinImgError("chromophore basis file lacks melanin_od / hemoglobin_od / offset_od", path) from None
+    if any(len(v) != 3 or not all(math.isfinite(x) for x in v) for v in vals):
+        raise SkinImgError("chromophore basis vectors must be 3 finite numbers", path)
+    return ChromophoreBasis(*vals, provenance=d.get("provenance", {}))
+
+
+def load_basis(path: str | Path | None = None) -> ChromophoreBasis:
+    """Load a chromophore basis JSON (default ``models/chromophore_basis.json``); cached."""
+    return _load_basis_cached(str(Path(path) if path is not None else DEFAULT_BASIS_PATH))
+
+
+def fit_chromophore_basis(melanin: np.ndarray, hemoglobin: np.ndarray, linear_rgb: np.ndarray, *,
+                          floor: float = colour.OD_FLOOR, provenance: dict | None = None) -> ChromophoreBasis:
+    """Least-squares absorbance directions from samples of known concentration.
+
+    Fits ``OD = offset + melanin * a_mel + hemoglobin * a_hb`` per channel by
+    ordinary least squares, with ``OD = -log10(linear_rgb)``.
+
+    Parameters
+    ----------
+    melanin, hemoglobin : ndarray, shape (N,)
+        Known concentrations (e.g. the grid given to ``skinimg.synth.skin_linear_rgb``).
+    linear_rgb : ndarray, shape (N, 3), linear RGB reflectance in (0, 1], R, G, B
+    floor : float
+        Reflectance floor of the optical density.
+    provenance : dict, optional
+        Stored with the basis; ``rms_residual_od`` and ``n_samples`` are added.
+
+    Returns
+    -------
+    ChromophoreBasis
+    """
+    m = np.asarray(melanin, dtype=np.float64).ravel()
+    h = np.asarray(hemoglobin, dtype=np.float64).ravel()
+    od = colour.optical_density(np.asarray(linear_rgb, dtype=np.float64).reshape(-1, 3), floor).astype(np.float64)
+    if not (len(m) == len(h) == len(od)) or len(m) < 3:
+        raise ValueError("melanin, hemoglobin and linear_rgb must have the same length (at least 3)")
+    x = np.column_stack([np.ones_like(m), m, h])
+    coef, *_ = np.linalg.lstsq(x, od, rcond=None)
+    resid = od - x @ coef
+    prov = dict(provenance or {})
+    prov.update(n_samples=int(len(m)), rms_residual_od=float(np.sqrt(np.mean(resid**2))))
+    return ChromophoreBasis(tuple(coef[1]), tuple(coef[2]), tuple(coef[0]), provenance=prov)
+
+
+def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Melanin and haemoglobin concentrations from optical density (Tsumura et al. 1999/2003).
+
+    Parameters
+    ----------
+    od : ndarray, shape (..., 3), float
+        Optical density ``-log10(linear RGB)``, channels R, G, B
+        (:func:`skinimg.colour.rgb_to_optical_density`).
+    basis : ChromophoreBasis, optional
+        Absorbance directions; default :func:`load_basis`.
+
+    Returns
+    -------
+    melanin, hemoglobin : ndarray, float32, shape (...)
+        Concentrations in the basis units (model volume fraction).  Shading and
+        exposure (a shift of OD along (1, 1, 1)) are removed exactly.
+    """
+    basis = basis if basis is not None else load_basis()
+    w, c0 = basis.unmixing()
+    c = np.asarray(od, dtype=np.float32) @ w.T.astype(np.float32) - c0.astype(np.float32)
+    return c[..., 0].astype(np.float32, copy=False), c[..., 1].astype(np.float32, copy=False)
+
+
+def estimate_basis_ica(od: np.ndarray, *, basis: ChromophoreBasis | None = None, random_state: int = 0,
+                       max_samples: int = 200_000, max_angle_deg: float = 35.0) -> tuple[ChromophoreBasis, str]:
+    """Per-image absorbance directions by FastICA in the shading-free pigment plane.
+
+    The skin pixels' OD is first mapped to ``(melanin, hemoglobin)`` coordinates
+    with the reference ``basis`` (which removes shading along (1, 1, 1), as in
+    Tsumura et al. 2003); FastICA (scikit-learn, fixed ``random_state``, unit-variance
+    whitening) then finds the two independent directions in that plane (Tsumura et
+    al. 1999).  Each ICA direction is matched to the closer basis direction, made
+    positive, and scaled so that its own basis coordinate is 1 (units are kept).
+
+    Parameters
+    ----------
+    od : ndarray, shape (N, 3), float, optical density of skin pixels (R, G, B)
+    basis : ChromophoreBasis, optional (default :func:`load_basis`)
+    random_state : int
+    max_samples : int
+        At most this many pixels (fixed-seed random subset) are used to fit.
+    max_angle_deg : float
+        Reject (return the reference basis) if a direction deviates more than this.
+
+    Returns
+    -------
+    basis : ChromophoreBasis
+        Per-image basis (the reference basis when ICA was rejected).
+    method : str
+        ``"ica"`` or ``"basis (ica rejected: <reason>)"``.
+    """
+    import warnings
+
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+
+    basis = basis if basis is not None else load_basis()
+    od = np.asarray(od, dtype=np.float32).reshape(-1, 3)
+    if len(od) < 50:
+        return basis, "basis (ica rejected: too few skin pixels)"
+    rng = np.random.default_rng(random_state)
+    if len(od) > max_samples:
+        od = od[np.sort(rng.choice(len(od), size=max_samples, replace=False))]
+    m, h = separate_chromophores(od, basis=basis)
+    x = np.column_stack([m, h]).astype(np.float64)
+    if np.any(x.std(axis=0) < 1e-6):
+        return basis, "basis (ica rejected: no variation to separate)"
+    ica = FastICA(n_components=2, whiten="unit-variance", random_state=random_state, max_iter=500, tol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        try:
+            ica.fit(x)
+        except ConvergenceWarning:
+            return basis, "basis (ica rejected: did not converge)"
+    a = ica.mixing_  # (2, 2): columns = source directions in (melanin, hemoglobin) coordinates
+    cols = a / np.linalg.norm(a, axis=0, keepdims=True)
+    # order: which column goes with melanin (axis 0)?
+    keep = abs(cols[0, 0]) + abs(cols[1, 1]) >= abs(cols[0, 1]) + abs(cols[1, 0])
+    d = a if keep else a[:, ::-1]
+    d = d / np.diag(d)[None, :]  # each column scaled so that its own coordinate is +1
+    angles = np.degrees(np.arctan(np.abs([d[1, 0], d[0, 1]])))
+    if not np.all(np.isfinite(d)) or np.max(angles) > max_angle_deg:
+        return basis, f"basis (ica rejected: direction {np.max(angles):.0f} deg from basis)"
+    # New 3-D directions: a'_k = d[0,k] a_mel + d[1,k] a_hb (offset unchanged).
+    am, ah = np.asarray(basis.melanin_od), np.asarray(basis.hemoglobin_od)
+    new_m = d[0, 0] * am + d[1, 0] * ah
+    new_h = d[0, 1] * am + d[1, 1] * ah
+    prov = {"method": "ica", "reference": basis.provenance.get("name", "chromophore_basis"),
+            "angles_deg": [float(v) for v in angles], "n_samples": int(len(x))}
+    return ChromophoreBasis(tuple(new_m), tuple(new_h), tuple(basis.offset_od), provenance=prov), "ica"
+
+
+# ----------------------------------------------------------------------------- per-pixel kernels
+
+
+def erythema_index(rgb: np.ndarray, *, floor: float = colour.OD_FLOOR) -> np.ndarray:
+    """Erythema index ``100 * log10(R_lin / G_lin)`` (Dawson et al. 1980; Yamamoto et al. 2008).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3), encoded sRGB uint8 / uint16 / float in [0, 1], R, G, B
+
+    Returns
+    -------
+    ndarray, float32, shape (...): dimensionless x100; 0 for grey, > 0 when red
+    exceeds green.  Linear values are floored at ``floor`` before the logarithm.
+    """
+    od = colour.rgb_to_optical_density(rgb, floor)
+    return (np.float32(100.0) * (od[..., 1] - od[..., 0])).astype(np.float32, copy=False)
+
+
+def melanin_index(rgb: np.ndarray, *, floor: float = colour.OD_FLOOR) -> np.ndarray:
+    """Melanin index ``100 * log10(1 / R_lin)`` (Dawson et al. 1980; Diffey et al. 1984).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3), encoded sRGB uint8 / uint16 / float in [0, 1], R, G, B
+
+    Returns
+    -------
+    ndarray, float32, shape (...): dimensionless x100, 0 (R = 1) to ``-100 log10(floor)``.
+    """
+    od = colour.rgb_to_optical_density(rgb, floor)
+    return (np.float32(100.0) * od[..., 0]).astype(np.float32, copy=False)
+
+
+def ita_deg(l_star: np.ndarray, b_star: np.ndarray) -> np.ndarray:
+    """Individual Typology Angle ``atan2(L* - 50, b*)`` in degrees (Chardon et al. 1991); float32."""
+    l_star = np.asarray(l_star, dtype=np.float32)
+    b_star = np.asarray(b_star, dtype=np.float32)
+    return np.degrees(np.arctan2(l_star - np.float32(50.0), b_star)).astype(np.float32, copy=False)
+
+
+def ita_categories(ita: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`ita_category`: array of class names (``"unknown"`` for NaN)."""
+    ita = np.asarray(ita, dtype=np.float64)
+    idx = _ita_index(ita)
+    names = np.array(ITA_CATEGORIES + ("unknown",))
+    return names[idx]
+
+
+def _ita_index(ita: np.ndarray) -> np.ndarray:
+    """Class index 0 (very_light) .. 5 (dark), 6 for NaN; bounds belong to the darker class."""
+    edges = np.array(ITA_BOUNDS[::-1])  # -30, 10, 28, 41, 55 ascending
+    # searchsorted(side="left") gives i with edges[i-1] < x <= edges[i]: x == bound -> lower class.
+    darkness = len(edges) - np.searchsorted(edges, ita, side="left")  # 0 for > 55 ... 5 for <= -30
+    return np.where(np.isnan(ita), len(ITA_CATEGORIES), darkness)
+
+
+def ita_category(ita: float) -> str:
+    """Skin-colour class of an ITA value (Del Bino & Bernerd 2013).
+
+    ========================  ================
+    ITA (degrees)             class
+    ========================  ================
+    ITA > 55                  ``very_light``
+    41 < ITA <= 55            ``light``
+    28 < ITA <= 41            ``intermediate``
+    10 < ITA <= 28            ``tan``
+    -30 < ITA <= 10           ``brown``
+    ITA <= -30                ``dark``
+    NaN                       ``unknown``
+    ========================  ================
+
+    A value exactly on a boundary belongs to the darker class.  Never returns None.
+    """
+    return str(ita_categories(np.asarray([ita], dtype=np.float64))[0])
+
+
+def _prepare(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    if not (rgb.dtype in (np.uint8, np.uint16) or np.issubdtype(rgb.dtype, np.floating)):
+        raise TypeError(f"unsupported image dtype {rgb.dtype}; expected uint8, uint16 or float in [0, 1]")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != rgb.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match image {rgb.shape[:2]}")
+    return rgb, mask
+
+
+def _resolve_basis(od_skin: np.ndarray, params: IndexParams) -> tuple[ChromophoreBasis, str]:
+    basis = load_basis(params.basis_path)
+    if params.chromophore_method == "ica":
+        return estimate_basis_ica(od_skin, basis=basis, random_state=params.ica_random_state,
+                                  max_samples=params.ica_max_samples, max_angle_deg=params.ica_max_angle_deg)
+    return basis, "basis"
+
+
+def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> tuple[dict, dict]:
+    """All per-pixel indices on the skin pixels only, as 1-D arrays (row-major order of the mask).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), encoded sRGB uint8 / uint16 / float in [0, 1], R, G, B
+    mask : ndarray of bool, shape (H, W), True on skin
+    params : IndexParams, optional
+
+    Returns
+    -------
+    values : dict name -> ndarray float32, shape (N,), N = mask.sum(), for every name in INDEX_NAMES
+    info : dict
+        ``chromophore_method`` actually used and ``saturated_fraction`` (skin pixels
+        with a channel at the maximum code, or >= 1 for float input).
+
+    Notes
+    -----
+    Pixels are processed in chunks of 2**20 so temporaries stay small; integer input
+    goes through the decoding / OD lookup tables of :mod:`skinimg.colour`.
+    """
+    params = params or IndexParams()
+    rgb, mask = _prepare(rgb, mask)
+    px = rgb[mask]  # (N, 3) compact copy, input dtype
+    n = len(px)
+    out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES}
+    info = {"chromophore_method": params.chromophore_method, "saturated_fraction": float("nan")}
+    if n == 0:
+        return out, info
+    if params.chromophore_method == "ica":
+        rng = np.random.default_rng(params.ica_random_state)
+        sub = px if n <= params.ica_max_samples else px[np.sort(rng.choice(n, params.ica_max_samples, replace=False))]
+        basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
+    else:
+        basis, used = _resolve_basis(None, params)
+    info["chromophore_method"] = used
+    w, c0 = basis.unmixing()
+    w = w.T.astype(np.float32)
+    c0 = c0.astype(np.float32)
+    top = np.iinfo(px.dtype).max if px.dtype.kind == "u" else 1.0
+    saturated = 0
+    hundred = np.float32(100.0)
+    for s in range(0, n, _CHUNK):
+        c = px[s : s + _CHUNK]
+        sl = slice(s, s + len(c))
+        saturated += int(np.count_nonzero((c >= top).any(axis=1)))
+        od = colour.rgb_to_optical_density(c, params.od_floor)
+        np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
+        np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
+        conc = od @ w
+        conc -= c0
+        out["melanin"][sl] = conc[:, 0]
+        out["hemoglobin"][sl] = conc[:, 1]
+        del od, conc
+        lab = colour.rgb_to_lab(c)
+        out["l_star"][sl] = lab[:, 0]
+        out["a_star"][sl] = lab[:, 1]
+        out["b_star"][sl] = lab[:, 2]
+        out["ita_deg"][sl] = ita_deg(lab[:, 0], lab[:, 2])
+    info["saturated_fraction"] = saturated / n
+    return out, info
+
+
+def _scatter(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = np.full(mask.shape, np.nan, dtype=np.float32)
+    m[mask] = values
+    return m
+
+
+def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> dict[str, np.ndarray]:
+    """Per-pixel index maps.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), encoded sRGB uint8 [0, 255] / uint16 [0, 65535] /
+        float in [0, 1]; channel order R, G, B
+    mask : ndarray of bool, shape (H, W), True on skin
+    params : IndexParams, optional
+
+    Returns
+    -------
+    dict name -> ndarray float32, shape (H, W)
+        One map per name in :data:`INDEX_NAMES`; ``NaN`` outside the mask.
+        Units: see the module docstring.
+    """
+    values, _ = skin_values(rgb, mask, params=params)
+    mask = np.asarray(mask, dtype=bool)
+    return {name: _scatter(values[name], mask) for name in INDEX_NAMES}
+
+
+# ----------------------------------------------------------------------------- spots
+
+
+@dataclass(frozen=True)
+class SpotResult:
+    """Brown spots found by :func:`detect_brown_spots`.
+
+    Attributes
+    ----------
+    count : int
+        Number of spots (connected regions above the size limit).
+    area_fraction : float
+        Spot area / skin area (at the working resolution), in [0, 1].
+    labels : ndarray of int32, shape (h, w)
+        Spot labels 1..count (0 elsewhere) at the working resolution.
+    scale : float
+        Working resolution / input resolution (<= 1).
+    """
+
+    count: int
+    area_fraction: float
+    labels: np.ndarray
+    scale: float
+
+
+def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    num = cv2.GaussianBlur(values * weight, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-3, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+
+
+def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> SpotResult:
+    """Connected regions of locally high melanin ("brown spots").
+
+    Method (all sizes relative to the image, so the result does not depend on
+    resolution):
+
+    1. the melanin map is resampled by area averaging to at most
+       ``params.spot_work_pixels`` pixels (skin-weighted, so background does not leak in);
+    2. the local background is a skin-normalised Gaussian blur,
+       ``G(m * mask) / G(mask)`` with sigma = ``spot_background_sigma`` x shorter side;
+    3. spot pixels: skin where ``melanin - background > spot_threshold``;
+    4. 8-connected regions (``cv2.connectedComponentsWithStats``) with an area of at
+       least ``spot_min_area`` x image area are counted.
+
+    Parameters
+    ----------
+    melanin : ndarray, float, shape (H, W), NaN allowed off skin
+    mask : ndarray of bool, shape (H, W)
+    params : IndexParams, optional
+
+    Returns
+    -------
+    SpotResult
+    """
+    p = params or IndexParams()
+    mask = np.asarray(mask, dtype=bool)
+    m = np.where(mask, np.nan_to_num(np.asarray(melanin, dtype=np.float32), nan=0.0), 0.0).astype(np.float32)
+    h, w = mask.shape
+    scale = min(1.0, math.sqrt(p.spot_work_pixels / float(h * w)))
+    wt = mask.astype(np.float32)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        num = cv2.resize(m * wt, size, interpolation=cv2.INTER_AREA)
+        wt = cv2.resize(wt, size, interpolation=cv2.INTER_AREA)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = np.where(wt > 0, num / np.maximum(wt, 1e-12), 0.0).astype(np.float32)
+        skin = wt >= 0.5
+        wt = skin.astype(np.float32)
+    else:
+        skin = mask
+    hh, ww = skin.shape
+    n_skin = int(np.count_nonzero(skin))
+    empty = np.zeros((hh, ww), dtype=np.int32)
+    if n_skin == 0:
+        return SpotResult(0, float("nan"), empty, scale)
+    bg = _normalised_blur(m, wt, p.spot_background_sigma * min(hh, ww))
+    with np.errstate(invalid="ignore"):
+        cand = skin & ((m - bg) > p.spot_threshold)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    min_area = p.spot_min_area * hh * ww
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(1.0, min_area)
+    remap = np.zeros(n, dtype=np.int32)
+    remap[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    labels = remap[labels]
+    area = int(stats[keep, cv2.CC_STAT_AREA].sum())
+    return SpotResult(int(keep.sum()), area / n_skin, labels, scale)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def summary_columns() -> list[str]:
+    """Column names of :func:`summarize` rows, in output order."""
+    cols = [f"{name}{s}" for name in INDEX_NAMES for s in STATS]
+    cols += ["ita_category"] + [f"ita_fraction_{c}" for c in ITA_CATEGORIES]
+    cols += ["red_area_fraction", "brown_spot_count", "brown_spot_area_fraction",
+             "hemoglobin_variation_pct", "melanin_variation_pct"]
+    return cols
+
+
+def _basic_stats(v: np.ndarray) -> tuple[float, float, float, float, float]:
+    """mean, median, p10, p90, std (population) of a 1-D float32 array, NaNs ignored."""
+    v = np.asarray(v, dtype=np.float32)
+    if v.size and not np.isfinite(v).all():
+        v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        nan = float("nan")
+        return nan, nan, nan, nan, nan
+    mean = float(v.sum(dtype=np.float64) / n)
+    d = v - np.float32(mean)
+    std = float(math.sqrt(float(np.dot(d, d).astype(np.float64)) / n)) if n > 1 else 0.0
+    del d
+    # One selection for the three percentiles (linear interpolation, as numpy's default).
+    q = np.array([50.0, 10.0, 90.0]) / 100.0 * (n - 1)
+    lo = np.floor(q).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    part = np.partition(v, np.unique(np.concatenate([lo, hi])))
+    frac = q - lo
+    pct = part[lo].astype(np.float64) * (1 - frac) + part[hi].astype(np.float64) * frac
+    return mean, float(pct[0]), float(pct[1]), float(pct[2]), std
+
+
+def summarize_values(values: dict, *, melanin_map: np.ndarray | None = None, mask: np.ndarray | None = None,
+                     params: IndexParams | None = None) -> dict:
+    """Per-image statistics from 1-D skin values (as returned by :func:`skin_values`).
+
+    ``melanin_map`` (H, W) and ``mask`` are needed for the brown spots; without
+    them ``brown_spot_count`` and ``brown_spot_area_fraction`` are NaN.
+    See :func:`summarize` for the columns.
+    """
+    p = params or IndexParams()
+    row: dict = {}
+    for name in INDEX_NAMES:
+        for s, v in zip(STATS, _basic_stats(values[name])):
+            row[f"{name}{s}"] = v
+    ita = np.asarray(values["ita_deg"])
+    n = ita.size
+    row["ita_category"] = ita_category(row["ita_deg"])
+    counts = np.bincount(_ita_index(ita).ravel(), minlength=len(ITA_CATEGORIES) + 1)
+    for i, c in enumerate(ITA_CATEGORIES):
+        row[f"ita_fraction_{c}"] = float(counts[i] / n) if n else float("nan")
+    hb = np.asarray(values["hemoglobin"])
+    row["red_area_fraction"] = float(np.count_nonzero(hb > np.float32(p.red_threshold)) / n) if n else float("nan")
+    if melanin_map is not None and mask is not None and n:
+        spots = detect_brown_spots(melanin_map, mask, params=p)
+        row["brown_spot_count"] = spots.count
+        row["brown_spot_area_fraction"] = spots.area_fraction
+    else:
+        row["brown_spot_count"] = 0 if n == 0 else float("nan")
+        row["brown_spot_area_fraction"] = float("nan")
+    for name in ("hemoglobin", "melanin"):
+        mean, std = row[name], row[f"{name}_std"]
+        row[f"{name}_variation_pct"] = 100.0 * std / mean if n and mean > 0 else float("nan")
+    return row
+
+
+def summarize(maps: dict, mask: np.ndarray, *, params: IndexParams | None = None) -> dict:
+    """The per-image statistics row from the maps of :func:`compute_maps`.
+
+    Parameters
+    ----------
+    maps : dict name -> ndarray float32 (H, W), NaN off skin
+    mask : ndarray of bool, shape (H, W)
+    params : IndexParams, optional
+
+    Returns
+    -------
+    dict with, for every index ``X`` in :data:`INDEX_NAMES`:
+
+    * ``X`` mean over skin, ``X_median``, ``X_p10``, ``X_p90`` (percentiles with
+      linear interpolation), ``X_std`` (population standard deviation);
+
+    and
+
+    * ``ita_category``: class of the mean ITA (:func:`ita_category`), never None
+      (``"unknown"`` only without skin);
+    * ``ita_fraction_<class>``: fraction of skin pixels in each ITA class;
+    * ``red_area_fraction``: fraction of skin with ``hemoglobin > red_threshold``;
+    * ``brown_spot_count``, ``brown_spot_area_fraction``: :func:`detect_brown_spots`
+      (area as a fraction of the skin area);
+    * ``hemoglobin_variation_pct``, ``melanin_variation_pct``: uniformity as the Antera
+      3D reports it: relative variation = 100 x std / mean over the skin (%, lower is
+      more even); the standard deviation itself is ``X_std``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    values = {name: np.asarray(maps[name])[mask] for name in INDEX_NAMES}
+    return summarize_values(values, melanin_map=maps["melanin"], mask=mask, params=params)
+
+
+def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None,
+            return_maps: bool = True) -> tuple[dict, dict | None]:
+    """Statistics row (+ maps) in one pass: what ``skinimg analyze`` runs per image.
+
+    Equivalent to ``summarize(compute_maps(rgb, mask), mask)`` but with
+    ``return_maps=False`` only the melanin map is built (for the spots), which keeps
+    peak memory low on large photos.  The row also has ``chromophore_method`` (the
+    method actually used) and ``saturated_fraction``.
+
+    Returns
+    -------
+    row : dict
+    maps : dict name -> float32 (H, W) map (NaN off skin), or None
+    """
+    params = params or IndexParams()
+    rgb, mask = _prepare(rgb, mask)
+    values, info = skin_values(rgb, mask, params=params)
+    mel_map = _scatter(values["melanin"], mask)
+    row = summarize_values(values, melanin_map=mel_map, mask=mask, params=params)
+    row.update(info)
+    maps = None
+    if return_maps:
+        maps = {name: (mel_map if name == "melanin" else _scatter(values[name], mask)) for name in INDEX_NAMES}
+    return row, maps
+
+
+def with_params(params: IndexParams | None = None, **changes) -> IndexParams:
+    """A copy of ``params`` (default parameters when None) with some fields changed."""
+    return replace(params or IndexParams(), **changes)

@@ -1,0 +1,164 @@
+"""`skinimg analyze` end to end: rows, tables, maps, errors, exit codes, JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from skinimg import analyze as A
+from skinimg import indices as I
+from skinimg.cli import cli
+from skinimg.io import write_png
+
+
+def _stand_in_segment(rgb, method):
+    """Test-only stand-in for skinimg.segment: skin = reddish pixels (R > G > B, R > 90)."""
+    r, g, b = (rgb[..., k].astype(np.int32) for k in range(3))
+    mask = (r > g) & (g > b) & (r > 90)
+    return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
+                           status="ok" if mask.any() else "no_skin", method=f"stand-in-{method}")
+
+
+@pytest.fixture(autouse=True)
+def stand_in_segmenter(monkeypatch):
+    monkeypatch.setattr(A, "_segment", _stand_in_segment)
+
+
+def _photo(seed, h=120, w=160, tone=(205, 150, 125)):
+    rng = np.random.default_rng(seed)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = (60, 90, 160)
+    yy, xx = np.mgrid[:h, :w]
+    skin = ((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 <= 1
+    noise = rng.normal(0, 4, (h, w, 1))
+    img[skin] = np.clip(np.array(tone) + noise[skin], 0, 255).astype(np.uint8)
+    return img, skin
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    root = tmp_path / "in"
+    (root / "visit").mkdir(parents=True)
+    img1, _ = _photo(1)
+    img2, _ = _photo(2, tone=(150, 105, 80))
+    write_png(root / "visit" / "b.png", img1)
+    write_png(root / "a.png", img2)
+    write_png(root / "blue.png", np.full((40, 50, 3), (40, 60, 200), np.uint8))  # no skin
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def _read_csv(p):
+    with open(p, newline="", encoding="utf-8") as fh:
+        rd = csv.DictReader(fh)
+        return rd.fieldnames, list(rd)
+
+
+def test_analyze_image_row_and_maps(tmp_path):
+    img, skin = _photo(3)
+    write_png(tmp_path / "x.png", img)
+    row, maps = A.analyze_image(tmp_path / "x.png")
+    assert row["status"] == "ok" and row["error"] is None and row["image"] == "x.png"
+    assert (row["width"], row["height"]) == (160, 120)
+    assert row["skin_fraction"] == pytest.approx(skin.mean(), abs=1e-9)
+    assert set(A.ROW_COLUMNS) <= set(row)
+    for name in I.INDEX_NAMES:
+        assert maps[name].shape == (120, 160) and maps[name].dtype == np.float32
+        assert np.isnan(maps[name][~skin]).all() and np.isfinite(maps[name][skin]).all()
+    # the row equals the library statistics on the same pixels
+    ref = I.summarize(maps, skin)
+    for k in ("erythema_index", "hemoglobin_p90", "ita_category", "brown_spot_count"):
+        assert row[k] == ref[k]
+    row2, maps2 = A.analyze_image(tmp_path / "x.png", maps=False)
+    assert maps2 is None and row2["erythema_index"] == row["erythema_index"]
+
+
+def test_analyze_image_bad_file_is_an_error_row(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    row, maps = A.analyze_image(tmp_path / "bad.png")
+    assert row["status"] == "error" and "unrecognised" in row["error"] and maps is None
+    assert row["ita_category"] == "unknown" and math.isnan(row["erythema_index"])
+
+
+def test_cli_analyze_writes_tables_maps_and_exit_2(inputs, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["analyze", str(inputs), "--out", str(out), "--workers", "1", "--format", "parquet"])
+    assert r.exit_code == 2, r.output
+    cols, rows = _read_csv(out / "indices.csv")
+    assert tuple(cols) == A.ROW_COLUMNS
+    for c in ("image", "status", "error", "width", "height", "skin_fraction", "ita_category", "red_area_fraction",
+              "brown_spot_count", "brown_spot_area_fraction"):
+        assert c in cols
+    for name in I.INDEX_NAMES:
+        assert {name, f"{name}_median", f"{name}_p10", f"{name}_p90", f"{name}_std"} <= set(cols)
+    assert [x["image"] for x in rows] == ["a.png", "blue.png", "broken.jpg", "visit/b.png"]
+    by = {x["image"]: x for x in rows}
+    assert by["a.png"]["status"] == "ok" and by["visit/b.png"]["status"] == "ok"
+    assert by["broken.jpg"]["status"] == "error" and by["broken.jpg"]["error"]
+    assert by["blue.png"]["status"] == "no_skin"
+    assert by["visit/b.png"]["ita_category"] in I.ITA_CATEGORIES
+    # darker tone photo: lower ITA, higher melanin
+    assert float(by["a.png"]["ita_deg"]) < float(by["visit/b.png"]["ita_deg"])
+    assert float(by["a.png"]["melanin"]) > float(by["visit/b.png"]["melanin"])
+
+    # SQLite rows == CSV rows
+    with sqlite3.connect(out / "results.sqlite") as con:
+        con.row_factory = sqlite3.Row
+        db = [dict(x) for x in con.execute("SELECT * FROM indices ORDER BY image")]
+    assert len(db) == len(rows)
+    for d, c in zip(db, rows):
+        for k in cols:
+            v = d[k]
+            assert (c[k] == "" and v is None) or (c[k] == str(v) if isinstance(v, str) else float(c[k]) == v), k
+
+    # Parquet readable, same rows
+    pq = pytest.importorskip("pyarrow.parquet")
+    t = pq.read_table(out / "indices.parquet").to_pylist()
+    assert [x["image"] for x in t] == [x["image"] for x in rows]
+    assert t[0]["erythema_index"] == float(rows[0]["erythema_index"])
+
+    # maps: float32 TIFF with NaN off skin, PNG heatmap with a colour-bar panel
+    for name in I.INDEX_NAMES:
+        tif = cv2.imread(str(out / "maps" / "visit" / f"b_{name}.tif"), cv2.IMREAD_UNCHANGED)
+        assert tif.dtype == np.float32 and tif.shape == (120, 160)
+        _, skin = _photo(1)
+        assert np.isnan(tif[~skin]).all() and np.isfinite(tif[skin]).all()
+        png = cv2.imread(str(out / "maps" / "visit" / f"b_{name}.png"))
+        assert png.shape[0] == 120 and png.shape[1] > 160
+    assert not list((out / "maps").glob("blue_*")) and not list((out / "maps").glob("broken_*"))
+
+    meta = json.loads((out / "analyze.json").read_text())
+    assert meta["params_hash"] == by["a.png"]["params_hash"] and meta["n_error"] == 1 and meta["n_ok"] == 2
+    assert meta["params"]["indices"]["red_threshold"] == I.IndexParams().red_threshold
+    assert "broken.jpg" in r.output  # the one-line error on stderr (mixed into output by CliRunner)
+
+
+def test_cli_rerun_replaces_rows_json_and_no_maps(inputs, tmp_path):
+    out = tmp_path / "out"
+    args = ["analyze", str(inputs / "a.png"), str(inputs / "visit"), "--out", str(out), "--workers", "1", "--no-maps"]
+    r1 = CliRunner().invoke(cli, args + ["--json"])
+    assert r1.exit_code == 0, r1.stderr
+    lines = [json.loads(x) for x in r1.stdout.splitlines()]
+    assert [x["image"] for x in lines] == ["a.png", "b.png"] and all(x["status"] == "ok" for x in lines)
+    assert set(lines[0]) == set(A.ROW_COLUMNS)
+    assert not (out / "maps").exists()
+    csv1 = (out / "indices.csv").read_bytes()
+    r2 = CliRunner().invoke(cli, args)
+    assert r2.exit_code == 0
+    assert (out / "indices.csv").read_bytes() == csv1  # deterministic
+    with sqlite3.connect(out / "results.sqlite") as con:
+        assert con.execute("SELECT COUNT(*), COUNT(DISTINCT image) FROM indices").fetchone() == (2, 2)
+
+
+def test_cli_nothing_to_do_is_fatal(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "no image files found" in r.output

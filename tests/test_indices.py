@@ -1,0 +1,256 @@
+"""Indices: analytic values, references (colour-science), exposure invariance, chromophore
+separation on phantoms, ITA classes, spots and statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from skinimg import colour as C
+from skinimg import indices as I
+from skinimg.errors import SkinImgError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import colour as cs  # colour-science (test-only reference)
+
+# An arbitrary, non-degenerate basis for tests that do not depend on the calibrated one.
+TEST_BASIS = I.ChromophoreBasis((0.9, 1.3, 1.7), (0.35, 1.5, 0.9), (0.1, 0.25, 0.35), provenance={"name": "test"})
+
+
+@pytest.fixture
+def test_basis_path(tmp_path):
+    p = tmp_path / "basis.json"
+    p.write_text(json.dumps(TEST_BASIS.to_dict()))
+    return str(p)
+
+
+def _encode(lin):
+    return C.linear_to_srgb(np.asarray(lin, dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- EI / MI
+
+
+def test_erythema_and_melanin_index_analytic_values():
+    lin = np.array([[0.5, 0.25, 0.1], [0.2, 0.2, 0.2], [0.04, 0.4, 0.4], [1.0, 1.0, 1.0]], dtype=np.float64)
+    enc = _encode(lin)
+    ei = I.erythema_index(enc)
+    mi = I.melanin_index(enc)
+    np.testing.assert_allclose(ei, 100 * np.log10(lin[:, 0] / lin[:, 1]), atol=2e-3)
+    np.testing.assert_allclose(mi, 100 * np.log10(1 / lin[:, 0]), atol=2e-3)
+    assert ei.dtype == np.float32 and mi.dtype == np.float32
+    assert ei[0] == pytest.approx(100 * math.log10(2), abs=2e-3)  # 30.103
+    assert ei[1] == pytest.approx(0.0, abs=1e-3) and ei[2] == pytest.approx(-100.0, abs=2e-3)
+
+
+def test_indices_on_uint8_use_the_exact_decoding():
+    rgb = np.array([[[200, 150, 120], [0, 10, 255]]], dtype=np.uint8)
+    dec = lambda c: (c / 255 / 12.92) if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4  # noqa: E731
+    ei = I.erythema_index(rgb)
+    assert ei[0, 0] == pytest.approx(100 * math.log10(dec(200) / dec(150)), abs=1e-3)
+    # R = 0 is floored at 1e-4: MI = 400 at most.
+    assert I.melanin_index(rgb)[0, 1] == pytest.approx(400.0, abs=1e-3)
+
+
+def test_erythema_index_exposure_invariant_on_float_input(rng):
+    lin = rng.uniform(0.05, 0.6, size=(50, 3))
+    for gain in (0.5, 1.5):
+        np.testing.assert_allclose(I.erythema_index(_encode(lin * gain)), I.erythema_index(_encode(lin)), atol=5e-3)
+
+
+# ----------------------------------------------------------------------------- CIELAB / ITA
+
+
+def _skinlike_pixels(rng, n=3000):
+    lab = np.column_stack([rng.uniform(20, 85, n), rng.uniform(2, 25, n), rng.uniform(6, 35, n)])
+    enc = C.linear_to_srgb(np.clip(C.lab_to_linear_rgb(lab.astype(np.float32)), 0.002, 1.0))
+    return np.clip(np.rint(enc * 255), 0, 255).astype(np.uint8)
+
+
+def test_lab_and_ita_maps_match_colour_science(rng, test_basis_path):
+    px = _skinlike_pixels(rng)
+    img = px.reshape(50, 60, 3)
+    mask = np.ones(img.shape[:2], bool)
+    maps = I.compute_maps(img, mask, params=I.IndexParams(basis_path=test_basis_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = cs.XYZ_to_Lab(cs.sRGB_to_XYZ(img / 255.0))
+    ref_ita = np.degrees(np.arctan2(ref[..., 0] - 50.0, ref[..., 2]))
+    for k, name in enumerate(("l_star", "a_star", "b_star")):
+        np.testing.assert_allclose(maps[name], ref[..., k], atol=0.01)
+    np.testing.assert_allclose(maps["ita_deg"], ref_ita, atol=0.01)
+
+
+@pytest.mark.parametrize("value,expected", [
+    (90.0, "very_light"), (55.0001, "very_light"), (55.0, "light"), (41.0001, "light"), (41.0, "intermediate"),
+    (28.0, "tan"), (10.0001, "tan"), (10.0, "brown"), (-29.999, "brown"), (-30.0, "dark"), (-90.0, "dark"),
+    (float("nan"), "unknown"),
+])
+def test_ita_category_boundaries_belong_to_the_darker_class(value, expected):
+    assert I.ita_category(value) == expected
+    assert I.ita_categories(np.array([value]))[0] == expected
+
+
+def test_ita_deg_formula():
+    assert I.ita_deg(np.float32(100.0), np.float32(50.0)) == pytest.approx(45.0, abs=1e-4)
+    assert I.ita_deg(np.float32(50.0), np.float32(20.0)) == pytest.approx(0.0, abs=1e-5)
+    assert I.ita_deg(np.float32(70.0), np.float32(0.0)) == pytest.approx(90.0, abs=1e-4)  # atan2: defined at b* = 0
+
+
+# ----------------------------------------------------------------------------- chromophore algebra
+
+
+def test_separation_inverts_the_model_and_removes_shading(rng):
+    m = rng.uniform(0.01, 0.4, 1000)
+    h = rng.uniform(0.0, 0.1, 1000)
+    s = rng.uniform(-0.3, 0.5, 1000)  # shading / exposure: a shift along (1, 1, 1)
+    od = (np.asarray(TEST_BASIS.offset_od) + m[:, None] * TEST_BASIS.melanin_od
+          + h[:, None] * TEST_BASIS.hemoglobin_od + s[:, None])
+    mel, hb = I.separate_chromophores(od, basis=TEST_BASIS)
+    np.testing.assert_allclose(mel, m, atol=1e-5)
+    np.testing.assert_allclose(hb, h, atol=1e-5)
+
+
+def test_fit_basis_recovers_known_directions(rng):
+    m = rng.uniform(0, 0.5, 400)
+    h = rng.uniform(0, 0.1, 400)
+    od = np.asarray(TEST_BASIS.offset_od) + m[:, None] * TEST_BASIS.melanin_od + h[:, None] * TEST_BASIS.hemoglobin_od
+    b = I.fit_chromophore_basis(m, h, 10.0 ** -od)
+    np.testing.assert_allclose(b.melanin_od, TEST_BASIS.melanin_od, atol=1e-4)
+    np.testing.assert_allclose(b.hemoglobin_od, TEST_BASIS.hemoglobin_od, atol=1e-4)
+    assert b.provenance["rms_residual_od"] < 1e-5
+
+
+def test_ica_recovers_tilted_directions(rng):
+    """Independent non-Gaussian sources mixed along directions 12 deg off the reference basis."""
+    n = 40000
+    m = 0.15 + 0.05 * rng.laplace(size=n)
+    h = 0.04 + rng.exponential(0.015, size=n)
+    am, ah = np.asarray(TEST_BASIS.melanin_od), np.asarray(TEST_BASIS.hemoglobin_od)
+    t = math.tan(math.radians(12))
+    true_m, true_h = am + t * ah, ah - t * am  # tilted in the pigment plane
+    od = np.asarray(TEST_BASIS.offset_od) + m[:, None] * true_m + h[:, None] * true_h + rng.uniform(-0.2, 0.2, (n, 1))
+    basis, used = I.estimate_basis_ica(od, basis=TEST_BASIS, random_state=0)
+    assert used == "ica"
+    mel, hb = I.separate_chromophores(od, basis=basis)
+    assert np.corrcoef(mel, m)[0, 1] > 0.995 and np.corrcoef(hb, h)[0, 1] > 0.995
+    mel0, hb0 = I.separate_chromophores(od, basis=TEST_BASIS)
+    assert abs(np.corrcoef(hb0, m)[0, 1]) > 0.3  # the fixed basis mixes them here; ICA does not
+    assert abs(np.corrcoef(hb, m)[0, 1]) < 0.05
+
+
+def test_ica_rejects_uniform_skin_and_falls_back_to_the_basis():
+    od = np.tile(np.asarray(TEST_BASIS.offset_od) + 0.1, (500, 1))
+    basis, used = I.estimate_basis_ica(od, basis=TEST_BASIS)
+    assert basis == TEST_BASIS and used.startswith("basis (ica rejected")
+
+
+def test_basis_file_errors(tmp_path):
+    with pytest.raises(SkinImgError, match="not found"):
+        I.load_basis(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(SkinImgError, match="not a chromophore basis"):
+        I.load_basis(bad)
+    with pytest.raises(SkinImgError):
+        I.IndexParams(chromophore_method="pca")
+
+
+# ----------------------------------------------------------------------------- statistics, areas, spots
+
+
+def test_summarize_statistics_match_numpy(rng, test_basis_path):
+    img = rng.integers(40, 230, size=(60, 80, 3), dtype=np.uint8)
+    mask = np.zeros((60, 80), bool)
+    mask[5:50, 10:70] = True
+    params = I.IndexParams(basis_path=test_basis_path)
+    maps = I.compute_maps(img, mask, params=params)
+    for name in I.INDEX_NAMES:
+        assert maps[name].dtype == np.float32
+        assert np.isnan(maps[name][~mask]).all() and np.isfinite(maps[name][mask]).all()
+    row = I.summarize(maps, mask, params=params)
+    for name in I.INDEX_NAMES:
+        v = maps[name][mask].astype(np.float64)
+        assert row[name] == pytest.approx(v.mean(), rel=1e-5, abs=1e-5)
+        assert row[f"{name}_std"] == pytest.approx(v.std(), rel=1e-4, abs=1e-5)
+        for key, q in (("_median", 50), ("_p10", 10), ("_p90", 90)):
+            assert row[f"{name}{key}"] == pytest.approx(np.percentile(v, q), rel=1e-5, abs=1e-5)
+    fr = [row[f"ita_fraction_{c}"] for c in I.ITA_CATEGORIES]
+    assert sum(fr) == pytest.approx(1.0)
+    cats = I.ita_categories(maps["ita_deg"][mask])
+    assert row["ita_fraction_brown"] == pytest.approx(np.mean(cats == "brown"))
+    assert row["ita_category"] == I.ita_category(row["ita_deg"])
+    hb = maps["hemoglobin"][mask]
+    assert row["red_area_fraction"] == pytest.approx(np.mean(hb > np.float32(params.red_threshold)))
+    if hb.mean() > 0:
+        assert row["hemoglobin_variation_pct"] == pytest.approx(100 * hb.std() / hb.mean(), rel=1e-4)
+    else:
+        assert math.isnan(row["hemoglobin_variation_pct"])
+    # measure() gives the same row without building all maps
+    row2, maps2 = I.measure(img, mask, params=params, return_maps=False)
+    assert maps2 is None
+    for k, v in row.items():
+        assert row2[k] == v or (isinstance(v, float) and math.isnan(v) and math.isnan(row2[k])), k
+
+
+def test_red_area_fraction_uses_the_documented_threshold():
+    mask = np.ones((10, 10), bool)
+    hb = np.full((10, 10), 0.02, np.float32)
+    hb[:3] = 0.09  # 30 % above the 0.06 threshold
+    maps = {name: np.zeros((10, 10), np.float32) for name in I.INDEX_NAMES}
+    maps["hemoglobin"] = hb
+    maps["melanin"] = np.full((10, 10), 0.1, np.float32)
+    row = I.summarize(maps, mask, params=I.IndexParams(red_threshold=0.06))
+    assert row["red_area_fraction"] == pytest.approx(0.3)
+    assert row["brown_spot_count"] == 0 and row["brown_spot_area_fraction"] == 0.0
+    assert row["melanin_variation_pct"] == pytest.approx(0.0, abs=1e-4)
+
+
+def _spot_map(rng, h=600, w=800):
+    yy, xx = np.mgrid[:h, :w]
+    mask = ((yy - h / 2) / (0.45 * h)) ** 2 + ((xx - w / 2) / (0.45 * w)) ** 2 <= 1
+    m = (0.12 + 0.05 * xx / w + 0.004 * rng.standard_normal((h, w))).astype(np.float32)
+    spots = [(200, 250, 14), (320, 400, 10), (380, 520, 18), (250, 560, 12), (420, 300, 9)]
+    truth = np.zeros((h, w), bool)
+    for cy, cx, r in spots:
+        d = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        m[d] += 0.09
+        truth |= d
+    for cy, cx in ((300, 200), (350, 600)):  # too small to count: area ~ 13 px < 1e-4 * 480000 = 48 px
+        m[(yy - cy) ** 2 + (xx - cx) ** 2 <= 4] += 0.09
+    m[~mask] = np.nan
+    return m, mask, truth, len(spots)
+
+
+def test_brown_spots_counted_on_a_map_with_known_spots(rng):
+    m, mask, truth, n = _spot_map(rng)
+    res = I.detect_brown_spots(m, mask)
+    assert res.count == n
+    assert res.area_fraction == pytest.approx(truth.sum() / mask.sum(), rel=0.15)
+    # resolution independence: same answer on a 2x smaller working resolution
+    res2 = I.detect_brown_spots(m, mask, params=I.IndexParams(spot_work_pixels=120_000))
+    assert res2.scale < 1 and res2.count == n
+    assert res2.area_fraction == pytest.approx(res.area_fraction, rel=0.2)
+    # a higher threshold than the spots' contrast finds none
+    assert I.detect_brown_spots(m, mask, params=I.IndexParams(spot_threshold=0.2)).count == 0
+
+
+def test_empty_mask_gives_nan_stats_not_errors(test_basis_path):
+    img = np.full((8, 8, 3), 128, np.uint8)
+    row, maps = I.measure(img, np.zeros((8, 8), bool), params=I.IndexParams(basis_path=test_basis_path))
+    assert math.isnan(row["erythema_index"]) and row["ita_category"] == "unknown"
+    assert all(np.isnan(v).all() for v in maps.values())
+
+
+def test_input_validation(test_basis_path):
+    with pytest.raises(ValueError):
+        I.compute_maps(np.zeros((4, 4), np.uint8), np.ones((4, 4), bool))
+    with pytest.raises(ValueError):
+        I.compute_maps(np.zeros((4, 4, 3), np.uint8), np.ones((5, 4), bool))
+    with pytest.raises(TypeError):
+        I.compute_maps(np.zeros((4, 4, 3), np.int32), np.ones((4, 4), bool))
