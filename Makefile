@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench venv clean docs
+.PHONY: demo test bench fuzz venv clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+fuzz: $(STAMP)
+	$(BIN)/python benchmarks/fuzz_loader.py --n 20000
 
 docs: $(STAMP)
 	$(BIN)/python -c "from skinimg.cli import update_readme; update_readme('README.md')"

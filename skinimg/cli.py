@@ -25,6 +25,11 @@ from pathlib import Path
 
 import click
 
+# OpenCV's codecs print warnings ("PNG input buffer is incomplete") on stderr for the
+# broken files skinimg reports itself in one line; keep them quiet here and in the
+# worker processes, which inherit the environment.  A user's own setting wins.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
 from . import __version__
 from .errors import SkinImgError
 
@@ -50,8 +55,19 @@ class SkinImgGroup(click.Group):
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    """Messages of skinimg's own loggers go to stderr; decoder libraries stay quiet.
+
+    Pillow logs parse problems of broken files ("More samples per pixel ...") that
+    skinimg already reports as one line per file.
+    """
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="skinimg: %(message)s", stream=sys.stderr)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("skinimg: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(level)
+    logging.getLogger("PIL").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
 
 
 @click.group(cls=SkinImgGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -142,6 +158,60 @@ def info_cmd(paths, max_pixels, as_json):
 
 # ----------------------------------------------------------------------------- synth (issue 2)
 
+def _parse_size(ctx, param, value):
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW such as 480x640, got {value!r}") from None
+    if h < 64 or w < 64 or h * w > 80_000_000:
+        raise click.BadParameter(f"each side must be >= 64 and the image at most 80 megapixels, got {value!r}")
+    return h, w
+
+
+@cli.command("synth")
+@out_option()
+@click.option(
+    "--set", "set_name", type=click.Choice(["samples", "ladder", "pairs", "retakes", "grid"]), default="samples",
+    show_default=True,
+    help="samples: the committed sample_images/ tree; ladder: N skin tones from very light to dark; "
+    "pairs: N before/after pairs with a known haemoglobin change and a pose/exposure change; "
+    "retakes: N pairs of the same skin with no true change; grid: N x N melanin x haemoglobin levels.",
+)
+@click.option("--n", "n", type=click.IntRange(min=1, max=200), default=None,
+              help="Number of images (ladder, grid side) or pairs (pairs, retakes). Ignored for samples.")
+@click.option("--size", default="480x640", show_default=True, callback=_parse_size,
+              help="Photo size HEIGHTxWIDTH in pixels.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Base seed; the same seed gives identical files.")
+@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True,
+              help="Photo file format (JPEG quality 90).")
+@click.option("--maps/--no-maps", default=None,
+              help="Write float32 melanin/haemoglobin TIFF truth maps (default: yes, except for --set samples).")
+@click.pass_context
+def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
+    """Render skin phantoms with known ground truth into --out.
+
+    Photos go to OUT/<set>/..., truth to OUT/truth/<same path>: <stem>_mask.png
+    (255 = skin), <stem>.json (melanin_mean, hemoglobin_mean, spec, pose, chart
+    geometry) and, with --maps, <stem>_melanin.tif / <stem>_hemoglobin.tif
+    (float32 volume fractions, NaN off skin).  Deterministic: the same options
+    give the same files.  `skinimg synth --set samples --out sample_images`
+    regenerates the committed sample images.
+    """
+    from .synth import write_set
+
+    quiet = ctx.obj.get("quiet", False) if ctx.obj else False
+
+    def progress(rec):
+        if not quiet:
+            click.echo(rec["image"])
+
+    records = write_set(set_name, out, n=n, size=size, seed=seed, image_format=image_format, maps=maps,
+                        progress=progress)
+    if not quiet:
+        click.echo(f"skinimg: wrote {len(records)} image(s) and their truth to {out}", err=True)
+
+
 # ----------------------------------------------------------------------------- segment (issue 3)
 
 # ----------------------------------------------------------------------------- analyze (issue 4)
@@ -198,11 +268,147 @@ def _analyze_quiet() -> bool:
 
 # ----------------------------------------------------------------------------- calibrate (issue 5)
 
+def _parse_white(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or parts[2] < 1 or parts[3] < 1 or parts[0] < 0 or parts[1] < 0:
+        raise click.BadParameter(f"expected x,y,w,h (pixels, w and h >= 1), got {value!r}")
+    return tuple(parts)
+
+
+@cli.command("calibrate")
+@paths_argument
+@out_option()
+@click.option("--chart", type=click.Choice(["classic24", "classic24_before2014"]), default="classic24", show_default=True,
+              help="ColorChecker Classic (24 patches) reference values: charts made after / before Nov 2014.")
+@click.option("--white", callback=_parse_white, metavar="X,Y,W,H", default=None,
+              help="White/gray region (pixels) used for white balance when no chart is found.")
+@click.option("--require-chart", is_flag=True, help="A photo without a chart is an error (status=error).")
+@click.option("--method", type=click.Choice(["finlayson2015", "cheung2004", "linear3x3"]), default="finlayson2015",
+              show_default=True, help="Correction: root-polynomial degree 2, polynomial (10 terms) or 3x3 matrix.")
+@max_pixels_option
+def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
+    """Colour-correct photos with the ColorChecker in the frame (or a fallback).
+
+    Writes OUT/calibrated/<name>.png (corrected, same bit depth, no metadata),
+    OUT/calibration/<name>.json (matrix, method, residuals, chart corners) and
+    OUT/calibrate.csv (one row per image).  Without a chart: --white region,
+    else gray world on non-skin pixels; one line says which.  Exit code 2 when
+    some files failed.
+    """
+    from .calibrate import CSV_COLUMNS, CalibrationParams, calibrate_file
+    from .io import discover_images, write_csv
+
+    items = discover_images(paths)
+    if not items:
+        raise SkinImgError("no image files found", " ".join(map(str, paths)))
+    params = CalibrationParams(chart=chart, method=method)
+    rows, failed, stems = [], 0, set()
+    for item in items:
+        stem, n = item.stem_rel, 1
+        while stem in stems:  # a.jpg and a.png in one folder
+            n += 1
+            stem = f"{item.stem_rel}~{n}"
+        stems.add(stem)
+        row, message = calibrate_file(item.path, out, relpath=item.relpath, out_stem=stem, white=white,
+                                      require_chart=require_chart, params=params, max_pixels=max_pixels)
+        rows.append(row)
+        if row["status"] == "ok":
+            click.echo(message)
+        else:
+            failed += 1
+            click.echo(f"skinimg: {message}", err=True)
+    write_csv(Path(out) / "calibrate.csv", rows, CSV_COLUMNS)
+    if failed:
+        click.echo(f"skinimg: {failed} of {len(items)} file(s) failed", err=True)
+        sys.exit(EXIT_PARTIAL)
+
+
 # ----------------------------------------------------------------------------- compare / track (issue 6)
 
 # ----------------------------------------------------------------------------- run (issue 7)
 
 # ----------------------------------------------------------------------------- report / regress (issue 8)
+
+@cli.command("report")
+@click.argument("results", type=click.Path(file_okay=False, path_type=Path))
+@out_option()
+@click.option("--title", default="skinimg report", show_default=True, help="Title shown on every page.")
+@click.option("--anonymize", is_flag=True,
+              help="Replace patient folder names and image file names by stable pseudonyms (P-xxxxxx) everywhere.")
+@click.option("--salt", default=None,
+              help="Key of the pseudonyms (same salt = same pseudonyms across reports); default: random per report.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the original photos (default: the inputs recorded in analyze.json / run.json).")
+def report_cmd(results, out, title, anonymize, salt, images):
+    """Write an offline HTML report of RESULTS (a folder written by analyze/track/run).
+
+    OUT/index.html lists every patient/site with warnings and provenance;
+    one page per patient/site shows each session's photo with the skin
+    outline, haemoglobin and melanin heatmaps, every compared pair with its
+    table of changes and verdicts, and trend plots; OUT/summary.html has the
+    study's distributions and ITA classes.  No JavaScript, no network; images
+    are in OUT/img/.  Needs matplotlib (pip install 'skinimg[report]').
+    """
+    from .report import ReportParams, build_report
+
+    if salt is not None and not anonymize:
+        raise SkinImgError("--salt only makes sense with --anonymize")
+    res = build_report(results, out, params=ReportParams(title=title, anonymize=anonymize, salt=salt,
+                                                         images=None if images is None else str(images)))
+    click.echo(f"{res['index']}  ({res['series']} patient/site page(s), {len(res['files'])} file(s), "
+               f"{len(res['warnings'])} warning(s))")
+
+
+@cli.command("regress")
+@click.option("--expected", "expected", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Expected indices.csv (an expected verdicts.csv beside it is checked too).")
+@click.option("--results", "results", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Results folder of a fresh run (indices.csv, series.csv, pairs/).")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="INDEX=ABS|REL%",
+              help="Override a tolerance, absolute (erythema_index=0.5) or relative (hemoglobin=2%). Repeatable.")
+@click.option("--update", is_flag=True,
+              help="Rewrite the expected file(s) from the results (prints what changed); exit 0.")
+def regress_cmd(expected, results, tolerances, update):
+    """Compare a fresh run in RESULTS with committed EXPECTED values.
+
+    Every image and column of indices.csv is compared with a per-index
+    tolerance (defaults in the README); missing or extra images and columns,
+    status changes and changed comparison verdicts are drift too.  Prints a
+    table of what drifted and exits 1 on drift, 0 when everything is within
+    tolerance.  With --update the expected file(s) are rewritten atomically
+    from the results, after printing what changes.
+    """
+    from .regress import format_drift_table, parse_tolerance, regress, update_expected
+
+    tol = dict(parse_tolerance(t) for t in tolerances)
+    if update and not expected.exists():
+        written = update_expected(expected, results)
+        for p in written:
+            click.echo(f"created {p}")
+        return
+    res = regress(expected, results, tolerances=tol)
+    what = f"{res.images_compared} image(s), {res.values_compared} value(s)"
+    if res.verdicts_checked:
+        what += f", {res.verdicts_compared} verdict(s)"
+    if update:
+        changed = regress(expected, results, exact=True).drifts
+        if changed:
+            click.echo(format_drift_table(changed))
+        written = update_expected(expected, results)
+        for p in written:
+            click.echo(f"updated {p}: {len(changed)} change(s), {len(res.drifts)} of them beyond tolerance")
+        return
+    if res.drifts:
+        click.echo(format_drift_table(res.drifts))
+        click.echo(f"skinimg: drift: {len(res.drifts)} difference(s) beyond tolerance ({what} compared)", err=True)
+        sys.exit(EXIT_FATAL)
+    click.echo(f"ok: {what} within tolerance")
+
 
 # ----------------------------------------------------------------------------- bench (issue 10)
 
@@ -216,13 +422,13 @@ README_END = "<!-- cli-reference:end -->"
 def cli_reference_markdown() -> str:
     """The CLI reference section of the README: every command's ``--help``, in order."""
     parts = []
-    with click.Context(cli, info_name="skinimg", max_content_width=100) as ctx:
+    with click.Context(cli, info_name="skinimg", terminal_width=100, max_content_width=100, help_option_names=["-h", "--help"]) as ctx:
         parts.append("```text\n" + cli.get_help(ctx) + "\n```\n")
         for name in cli.list_commands(ctx):
             cmd = cli.get_command(ctx, name)
             if cmd is None or cmd.hidden:
                 continue
-            with click.Context(cmd, info_name=f"skinimg {name}", parent=None, max_content_width=100) as sub:
+            with click.Context(cmd, info_name=f"skinimg {name}", terminal_width=100, max_content_width=100, help_option_names=["-h", "--help"]) as sub:
                 parts.append(f"### `skinimg {name}`\n\n```text\n{cmd.get_help(sub)}\n```\n")
     return "\n".join(parts)
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,6 +140,30 @@ def _declared_size(p: Path) -> str:
     return "more pixels than can be decoded safely"
 
 
+def _parse_exif(im: Image.Image) -> dict:
+    """Orientation, capture time and camera from EXIF; malformed EXIF never makes a photo unreadable."""
+    out = {"orientation": 1, "capture_time": None, "camera_model": None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": the pixels may still be fine
+            exif = im.getexif()
+            if not exif:
+                return out
+            orientation = exif.get(_EXIF_ORIENTATION, 1)
+            out["orientation"] = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+            try:
+                capture = _exif_datetime(exif.get_ifd(_EXIF_IFD).get(_EXIF_DATETIME_ORIGINAL))
+            except Exception:
+                capture = None
+            out["capture_time"] = capture or _exif_datetime(exif.get(_EXIF_DATETIME))
+            make = str(exif.get(_EXIF_MAKE, "") or "").strip().strip("\x00")
+            model = str(exif.get(_EXIF_MODEL, "") or "").strip().strip("\x00")
+            out["camera_model"] = (model if (not make or model.startswith(make)) else f"{make} {model}") or None
+    except Exception:
+        pass
+    return out
+
+
 def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[Image.Image, dict]:
     """Open ``path`` lazily with Pillow (header only) and return the image and its metadata.
 
@@ -159,6 +184,7 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
         raise SkinImgError("empty file (0 bytes)", shown)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data" in a TIFF header
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(p)
     except PermissionError:
@@ -170,29 +196,10 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
         raise SkinImgError("not a supported image file (unrecognised format)", shown) from None
     except OSError as exc:
         raise SkinImgError(f"cannot read image header ({exc})", shown) from None
-    info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": im.size}
-    try:
-        exif = im.getexif()
-    except Exception:  # malformed EXIF must not make a photo unreadable
-        exif = {}
-    info["orientation"] = int(exif.get(_EXIF_ORIENTATION, 1) or 1) if exif else 1
-    if info["orientation"] not in range(1, 9):
-        info["orientation"] = 1
-    capture = None
-    if exif:
-        try:
-            sub = exif.get_ifd(_EXIF_IFD)
-            capture = _exif_datetime(sub.get(_EXIF_DATETIME_ORIGINAL))
-        except Exception:
-            capture = None
-        capture = capture or _exif_datetime(exif.get(_EXIF_DATETIME))
-        make = str(exif.get(_EXIF_MAKE, "") or "").strip().strip("\x00")
-        model = str(exif.get(_EXIF_MODEL, "") or "").strip().strip("\x00")
-        cam = model if (not make or model.startswith(make)) else f"{make} {model}"
-        info["camera_model"] = cam or None
-    else:
-        info["camera_model"] = None
-    info["capture_time"] = capture
+    except Exception as exc:  # Pillow's parsers raise ValueError, SyntaxError, struct.error ... on hostile headers
+        raise SkinImgError(f"corrupt image header ({type(exc).__name__}: {exc})", shown) from None
+    info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": tuple(im.size)}
+    info.update(_parse_exif(im))
     info["has_icc_profile"] = bool(im.info.get("icc_profile"))
     return im, info
 
@@ -281,7 +288,8 @@ def load_image(
     except OSError as exc:
         raise SkinImgError(f"cannot read file ({exc.strerror or exc})", shown) from None
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
-    arr = cv2.imdecode(data, flags) if data.size else None
+    with _quiet_codec_stderr():
+        arr = cv2.imdecode(data, flags) if data.size else None
     del data
     if arr is None:
         raise SkinImgError(_decode_failure_reason(path), shown)
@@ -313,11 +321,42 @@ def load_image(
     return rgb, meta
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_codec_stderr():
+    """Silence what libjpeg/libpng print straight to file descriptor 2 while decoding.
+
+    Broken files are reported by skinimg in one line; the codecs' own messages
+    ("libpng error: IDAT: incorrect data check") would only add noise.  The file
+    descriptor is restored afterwards; nothing else writes during a decode call.
+    """
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+            finally:
+                os.close(devnull)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _decode_failure_reason(path) -> str:
     """Ask Pillow why a file OpenCV could not decode is broken (truncated, corrupt)."""
     try:
-        with Image.open(path) as im:
-            im.load()
+        with _quiet_codec_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg.lower():

@@ -1,0 +1,1048 @@
+"""Self-contained offline HTML reports of a results folder: ``skinimg report``.
+
+``build_report(results, out)`` reads what the stages wrote into a results folder
+(``indices.csv``, ``maps/``, ``masks/``, ``series.csv``, ``pairs/``,
+``comparison.json``, ``analyze.json``, ``run.json``) and writes::
+
+    out/index.html              studies overview: every patient/site, warnings, provenance
+    out/summary.html            per-study summary for researchers: index distributions, ITA classes
+    out/<series>.html           one page per patient/site: sessions, heatmaps, pairs, trends
+    out/img/<series>/*.jpg|png  every picture the pages show (no EXIF; neutral file names)
+
+Pages are plain HTML with inline CSS: no JavaScript, no network, every image a
+relative link into ``img/``, so the folder can be zipped, mailed and opened offline.
+Everything written is HTML-escaped and every file is written atomically.
+
+Patients and sites come from the study layout ``<patient>/<site>/<session>/<image>``
+of the image paths (the last three folders), or from ``series.csv`` when it names
+the image.  Patient identifiers appear only as the folder names given; with
+``anonymize=True`` they are replaced everywhere (text, titles, alt texts, file
+names, provenance) by ``P-xxxxxx``, the first 6 hex digits of
+``HMAC-SHA256(salt, name)``: stable for a given salt, unlinkable without it.  Image
+file names are replaced the same way (``img-xxxxxx``), since they often carry names.
+
+Plots need matplotlib (optional extra ``skinimg[report]``); without it
+:func:`build_report` raises :class:`~skinimg.errors.SkinImgError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import html
+import io as _io
+import json
+import logging
+import math
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .errors import SkinImgError
+from .io import load_image, read_mask, write_bytes
+
+__all__ = [
+    "ReportParams",
+    "Anonymizer",
+    "build_report",
+    "study_key",
+    "MAIN_INDICES",
+    "LITTLE_SKIN_FRACTION",
+]
+
+log = logging.getLogger("skinimg.report")
+
+#: Indices shown in tables, trend plots and the study summary (in this order).
+MAIN_INDICES = ("hemoglobin", "melanin", "erythema_index", "melanin_index", "a_star", "l_star", "ita_deg")
+#: Heatmaps shown per photo.
+HEATMAPS = ("hemoglobin", "melanin")
+#: Units / scales shown on axes.
+UNITS = {
+    "hemoglobin": "model volume fraction",
+    "melanin": "model volume fraction",
+    "erythema_index": "100·log10(R/G)",
+    "melanin_index": "100·log10(1/R)",
+    "a_star": "CIELAB a*",
+    "b_star": "CIELAB b*",
+    "l_star": "CIELAB L*",
+    "ita_deg": "degrees",
+    "red_area_fraction": "fraction of skin",
+    "brown_spot_area_fraction": "fraction of skin",
+    "brown_spot_count": "count",
+}
+#: Matplotlib colour maps of the heatmaps (same families as ``skinimg analyze``'s PNGs).
+CMAPS = {"hemoglobin": "inferno", "melanin": "cividis"}
+#: Below this skin fraction of the photo a "little skin found" warning is shown.
+LITTLE_SKIN_FRACTION = 0.05
+#: Above this fraction of saturated skin pixels an "over-exposed" warning is shown.
+SATURATED_WARN = 0.01
+#: Registration is flagged as poor above this residual (px) or below this inlier count,
+#: unless comparison.json itself says how good it was (``registration.ok`` / ``warnings``).
+POOR_RESIDUAL_PX = 3.0
+POOR_INLIERS = 25
+#: Longest side of the photos and heatmaps in the report (pixels).
+DISPLAY_SIDE = 640
+ITA_ORDER = ("very_light", "light", "intermediate", "tan", "brown", "dark")
+VERDICTS = ("improved", "no_change", "worsened")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """Options of :func:`build_report`.
+
+    Attributes
+    ----------
+    title : str
+        Shown on every page.
+    anonymize : bool
+        Replace patient identifiers (and image file names) by pseudonyms.
+    salt : str or None
+        Key of the pseudonyms; a random one per report when None (pseudonyms then
+        differ between reports).  Never written into the report.
+    images : path or None
+        Folder of the original photos (the input root given to ``analyze``); default:
+        the inputs recorded in ``analyze.json`` / ``run.json``.
+    display_side : int
+        Longest side of the pictures in the report.
+    """
+
+    title: str = "skinimg report"
+    anonymize: bool = False
+    salt: str | None = None
+    images: str | None = None
+    display_side: int = DISPLAY_SIDE
+
+
+# ----------------------------------------------------------------------------- anonymisation
+
+
+class Anonymizer:
+    """Stable pseudonyms for patient identifiers and image names (HMAC-SHA256 with a salt).
+
+    With ``enabled=False`` every method returns its input unchanged.
+    """
+
+    def __init__(self, salt: str | None, enabled: bool):
+        self.enabled = enabled
+        self._key = (salt if salt is not None else secrets.token_hex(16)).encode("utf-8")
+        self._names: dict[str, str] = {}
+        self._pattern: re.Pattern | None = None
+
+    def _digest(self, text: str) -> str:
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:6]
+
+    def patient(self, name: str) -> str:
+        """``P-xxxxxx`` for a patient folder name (identity when disabled)."""
+        if not self.enabled or not name:
+            return name
+        if name not in self._names:
+            self._names[name] = f"P-{self._digest('patient:' + name)}"
+            self._pattern = None
+        return self._names[name]
+
+    def image_name(self, filename: str) -> str:
+        """``img-xxxxxx.<ext>`` for an image file name (identity when disabled)."""
+        if not self.enabled:
+            return filename
+        p = Path(filename)
+        return f"img-{self._digest('image:' + filename)}{p.suffix.lower()}"
+
+    def image_path(self, relpath: str) -> str:
+        """An image's relative path with the patient folder and the file name replaced."""
+        if not self.enabled:
+            return relpath
+        parts = list(Path(relpath).parts)
+        if not parts:
+            return relpath
+        parts[-1] = self.image_name(parts[-1])
+        return self.text("/".join(parts))
+
+    def text(self, s: str) -> str:
+        """Any text with every known patient name (as a whole word) replaced by its pseudonym."""
+        if not self.enabled or not self._names or not s:
+            return s
+        if self._pattern is None:
+            names = sorted(self._names, key=len, reverse=True)
+            self._pattern = re.compile(
+                r"(?<![A-Za-z0-9])(" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9])"
+            )
+        return self._pattern.sub(lambda m: self._names[m.group(1)], s)
+
+
+# ----------------------------------------------------------------------------- reading the results folder
+
+
+@dataclass
+class ImageEntry:
+    image: str  # path relative to the input root, as in indices.csv
+    row: dict
+    patient: str
+    site: str
+    session: str
+
+    @property
+    def stem_rel(self) -> str:
+        return Path(self.image).with_suffix("").as_posix()
+
+    @property
+    def status(self) -> str:
+        return self.row.get("status", "")
+
+
+@dataclass
+class Pair:
+    reference: str
+    session: str
+    doc: dict
+    folder: Path | None
+    pictures: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Series:
+    patient: str
+    site: str
+    entries: list[ImageEntry] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    slug: str = ""
+
+    @property
+    def sessions(self) -> list[str]:
+        seen: list[str] = []
+        for e in self.entries:
+            if e.session not in seen:
+                seen.append(e.session)
+        for p in self.pairs:
+            for s in (p.reference, p.session):
+                if s and s not in seen:
+                    seen.append(s)
+        return sorted(seen)
+
+
+def study_key(image: str) -> tuple[str, str, str]:
+    """``(patient, site, session)`` from ``<patient>/<site>/<session>/<image>`` (the last three folders).
+
+    Paths with fewer folders give empty parts: ``a/b.jpg`` -> ``("a", "", "")`` is
+    read as patient ``a``; a bare file name -> ``("", "", "")``.
+    """
+    parts = Path(image).parts[:-1]
+    if len(parts) >= 3:
+        return parts[-3], parts[-2], parts[-1]
+    if len(parts) == 2:
+        return parts[0], "", parts[1]
+    if len(parts) == 1:
+        return parts[0], "", ""
+    return "", "", ""
+
+
+def _read_csv(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return [dict(r) for r in csv.DictReader(fh)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SkinImgError(f"cannot read CSV ({exc})", path.name) from None
+
+
+def _read_json(path: Path, label: str) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SkinImgError(f"cannot read JSON ({exc})", label) from None
+    if not isinstance(doc, dict):
+        raise SkinImgError("not a JSON object", label)
+    return doc
+
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class Study:
+    root: Path
+    rows: list[dict]
+    series: list[Series]
+    analyze: dict
+    run: dict
+    single: Pair | None
+    image_roots: list[Path]
+
+
+def load_study(results: Path, *, images: str | None = None) -> Study:
+    """Read a results folder into series of images and compared pairs."""
+    if not results.is_dir():
+        raise SkinImgError("results folder not found", os.fspath(results))
+    idx = results / "indices.csv"
+    rows = _read_csv(idx) if idx.is_file() else []
+    analyze = _read_json(results / "analyze.json", "analyze.json") if (results / "analyze.json").is_file() else {}
+    run = _read_json(results / "run.json", "run.json") if (results / "run.json").is_file() else {}
+    pairs_dir = results / "pairs"
+    pair_files = sorted(pairs_dir.glob("*/*/*/comparison.json")) if pairs_dir.is_dir() else []
+    single_path = results / "comparison.json"
+    if not rows and not pair_files and not single_path.is_file():
+        raise SkinImgError("no results to report (no indices.csv, pairs/ or comparison.json)", os.fspath(results))
+
+    # image -> (patient, site, session): series.csv first (when it names images), then the layout
+    keys: dict[str, tuple[str, str, str]] = {}
+    series_csv = results / "series.csv"
+    if series_csv.is_file():
+        for r in _read_csv(series_csv):
+            img = r.get("image") or r.get("after") or ""
+            if img and r.get("patient") is not None:
+                keys.setdefault(img, (r.get("patient", ""), r.get("site", ""), r.get("session", "")))
+    groups: dict[tuple[str, str], Series] = {}
+    for r in rows:
+        img = r.get("image", "")
+        patient, site, session = keys.get(img) or study_key(img)
+        s = groups.setdefault((patient, site), Series(patient, site))
+        s.entries.append(ImageEntry(img, r, patient, site, session))
+    for f in pair_files:
+        patient, site, name = f.relative_to(pairs_dir).parts[:3]
+        reference, _, session = name.partition("__")
+        doc = _read_json(f, f.relative_to(results).as_posix())
+        s = groups.setdefault((patient, site), Series(patient, site))
+        s.pairs.append(Pair(reference, session, doc, f.parent, sorted(f.parent.glob("*.png"))))
+    single = None
+    if single_path.is_file():
+        doc = _read_json(single_path, "comparison.json")
+        pics = sorted(p for p in results.glob("*.png"))
+        single = Pair(str(doc.get("before", "before")), str(doc.get("after", "after")), doc, results, pics)
+    for s in groups.values():
+        s.entries.sort(key=lambda e: (e.session, e.image))
+        s.pairs.sort(key=lambda p: (p.session, p.reference))
+    series = sorted(groups.values(), key=lambda s: (s.patient, s.site))
+
+    roots: list[Path] = []
+    if images:
+        roots.append(Path(images))
+    for doc in (analyze, run):
+        for key in ("inputs", "input", "input_root", "root"):
+            v = doc.get(key)
+            for p in (v if isinstance(v, list) else [v] if v else []):
+                if isinstance(p, str):
+                    q = Path(p)
+                    roots += [q] if q.is_absolute() else [q, results.parent / q]
+    return Study(results, rows, series, analyze, run, single, roots)
+
+
+def _find_photo(study: Study, image: str) -> Path | None:
+    for root in study.image_roots:
+        cand = root / image if root.is_dir() else (root if root.name == Path(image).name else None)
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
+def _find_mask(results: Path, entry: ImageEntry) -> Path | None:
+    for cand in (results / "masks" / f"{entry.stem_rel}.png", results / "masks" / entry.image):
+        if cand.is_file() and cand.suffix.lower() == ".png":
+            return cand
+    return None
+
+
+def _map_path(results: Path, entry: ImageEntry, name: str, ext: str) -> Path:
+    return results / "maps" / f"{entry.stem_rel}_{name}.{ext}"
+
+
+def _read_map(path: Path) -> np.ndarray | None:
+    data = np.fromfile(os.fspath(path), dtype=np.uint8) if path.is_file() else None
+    if data is None or not data.size:
+        return None
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 2:
+        return None
+    return arr.astype(np.float32, copy=False)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt  # noqa: F401
+    except ImportError:
+        raise SkinImgError(
+            "the report needs matplotlib: pip install 'skinimg[report]' (or pip install matplotlib)"
+        ) from None
+    return matplotlib
+
+
+def _to8(rgb: np.ndarray) -> np.ndarray:
+    return (rgb >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else rgb
+
+
+def _fit(shape: tuple[int, int], side: int) -> tuple[int, int]:
+    h, w = shape
+    s = min(1.0, side / max(h, w))
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _jpeg(path: Path, rgb8: np.ndarray) -> Path:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:  # pragma: no cover
+        raise SkinImgError("could not encode picture", path.name)
+    return write_bytes(path, buf.tobytes())
+
+
+def photo_with_outline(rgb: np.ndarray, mask: np.ndarray | None, *, side: int = DISPLAY_SIDE) -> np.ndarray:
+    """The photo scaled to ``side`` with the skin mask's outline drawn in green.
+
+    Parameters
+    ----------
+    rgb : ndarray, (H, W, 3) uint8 or uint16, sRGB, R, G, B
+    mask : ndarray of bool, (H, W), or None (no outline)
+
+    Returns
+    -------
+    ndarray, (h, w, 3) uint8 RGB, longest side at most ``side``.
+    """
+    size = _fit(rgb.shape[:2], side)
+    small = cv2.resize(_to8(rgb), size, interpolation=cv2.INTER_AREA)
+    if mask is not None and mask.shape == rgb.shape[:2] and mask.any():
+        m = cv2.resize(mask.astype(np.uint8) * 255, size, interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        thick = max(1, round(max(size) / 320))
+        cv2.drawContours(small, contours, -1, (0, 0, 0), thick + 2, lineType=cv2.LINE_AA)
+        cv2.drawContours(small, contours, -1, (60, 255, 60), thick, lineType=cv2.LINE_AA)
+    return small
+
+
+def _fig_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def heatmap_png(values: np.ndarray, background: np.ndarray | None, *, name: str, vmin: float, vmax: float,
+                side: int = DISPLAY_SIDE, title: str = "", cmap: str | None = None) -> bytes:
+    """A PNG of ``values`` (NaN transparent) over a dimmed grey photo, with a labelled colour bar.
+
+    Parameters
+    ----------
+    values : ndarray, float32 (H, W), NaN off skin
+    background : ndarray uint8 (h, w, 3) RGB or None
+    vmin, vmax : float
+        Colour scale (shared by every session of a series, so colours compare).
+    """
+    import matplotlib.pyplot as plt
+
+    size = _fit(values.shape, side)
+    v = cv2.resize(values, size, interpolation=cv2.INTER_NEAREST)
+    w, h = size
+    fig_w = 5.2
+    fig, ax = plt.subplots(figsize=(fig_w, fig_w * h / w * 0.82 + 0.5))
+    if background is not None:
+        grey = cv2.cvtColor(cv2.resize(background, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        ax.imshow(grey, cmap="gray", vmin=0, vmax=255 / 0.45)
+    else:
+        ax.imshow(np.full((h, w), 0.8), cmap="gray", vmin=0, vmax=1)
+    im = ax.imshow(np.ma.masked_invalid(v), cmap=cmap or CMAPS.get(name, "viridis"), vmin=vmin, vmax=vmax,
+                   interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    cb.set_label(f"{name} ({UNITS.get(name, '')})", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def _robust(values: Iterable[np.ndarray]) -> tuple[float, float]:
+    parts = []
+    for v in values:
+        f = v[np.isfinite(v)]
+        if f.size:
+            parts.append(f[:: max(1, f.size // 200_000)])
+    if not parts:
+        return 0.0, 1.0
+    a, b = (float(x) for x in np.percentile(np.concatenate(parts), [2, 98]))
+    if b > a:
+        return a, b
+    half = max(abs(a) * 0.05, 1e-6)  # a uniform map: a narrow scale around its value
+    return a - half, a + half
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#243447;color:#fff;padding:14px 28px}
+header h1{margin:0;font-size:22px;font-weight:600}
+header nav a{color:#cfe3ff;margin-right:18px;font-size:14px}
+main{padding:18px 28px;max-width:1400px}
+h2{font-size:19px;border-bottom:2px solid #dfe3ea;padding-bottom:4px;margin-top:30px}
+h3{font-size:16px;margin:22px 0 8px}
+table{border-collapse:collapse;margin:8px 0 14px;background:#fff;font-size:13px}
+th,td{border:1px solid #d5dae2;padding:4px 8px;text-align:right}
+th{background:#eef1f5}
+td.l,th.l{text-align:left}
+.v-improved{background:#d8f3dc;color:#14532d;font-weight:600}
+.v-worsened{background:#fde2e1;color:#7f1d1d;font-weight:600}
+.v-no_change{background:#eceff3;color:#374151}
+.warn{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 12px;margin:6px 0;font-size:14px}
+.ok{background:#e9f7ef;border-left:4px solid #2e9d5b;padding:6px 12px;margin:6px 0;font-size:14px}
+.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+figure{margin:0;background:#fff;border:1px solid #d5dae2;padding:6px}
+figure img{display:block;max-width:100%;height:auto}
+.pics figure img{height:250px;width:auto}
+.pairpics figure img{max-height:300px;width:auto}
+.trend img{max-width:1240px}
+figcaption{font-size:12px;color:#4b5563;margin-top:4px}
+.muted{color:#6b7280;font-size:13px}
+dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
+dl.prov dt{font-weight:600}
+dl.prov dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+"""
+
+
+def _e(s) -> str:
+    return html.escape("" if s is None else str(s), quote=True)
+
+
+def _fmt(v, digits: int = 3) -> str:
+    f = _num(v)
+    if f is None:
+        return "–"
+    if f == 0:
+        return "0"
+    mag = abs(f)
+    if mag >= 100:
+        return f"{f:.1f}"
+    if mag >= 1:
+        return f"{f:.2f}"
+    return f"{f:.{digits}g}"
+
+
+def _page(title: str, report_title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{_e(title)} · {_e(report_title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<header><h1>{_e(report_title)}</h1><nav><a href=\"index.html\">Overview</a>"
+        f"<a href=\"summary.html\">Study summary</a></nav></header>\n<main>\n{body}\n</main>\n"
+        f"<footer class=\"muted\" style=\"padding:10px 28px\">skinimg {_e(__version__)} · research tool, "
+        "not a medical device</footer>\n</body>\n</html>\n"
+    )
+
+
+def _img(src: str, alt: str, caption: str = "", width: int | None = None) -> str:
+    w = f" width=\"{int(width)}\"" if width else ""
+    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
+    return f"<figure><img src=\"{_e(src)}\" alt=\"{_e(alt)}\"{w}>{cap}</figure>"
+
+
+def _verdict_cell(v: str) -> str:
+    cls = f"v-{v}" if v in VERDICTS else ""
+    return f"<td class=\"l {cls}\">{_e(v.replace('_', ' ') if v else '–')}</td>"
+
+
+# ----------------------------------------------------------------------------- the builder
+
+
+class _Builder:
+    def __init__(self, study: Study, out: Path, params: ReportParams):
+        self.s = study
+        self.out = out
+        self.p = params
+        self.anon = Anonymizer(params.salt, params.anonymize)
+        for ser in study.series:  # register every patient name before any text is scrubbed
+            self.anon.patient(ser.patient)
+        self.written: list[Path] = []
+        self.warnings: list[tuple[str, str]] = []  # (where, message)
+
+    # -- helpers
+    def patient(self, name: str) -> str:
+        return self.anon.patient(name) if name else "(no patient folder)"
+
+    def where(self, ser: Series) -> str:
+        return self.patient(ser.patient) + (f" / {ser.site}" if ser.site else "")
+
+    def save(self, rel: str, data: bytes | None = None, *, rgb8: np.ndarray | None = None) -> str:
+        path = self.out / rel
+        if rgb8 is not None:
+            _jpeg(path, rgb8)
+        else:
+            write_bytes(path, data)
+        self.written.append(path)
+        return rel
+
+    def warn(self, where: str, msg: str) -> str:
+        self.warnings.append((where, msg))
+        return f"<div class=\"warn\">⚠ {_e(msg)}</div>"
+
+    # -- slugs
+    def assign_slugs(self) -> None:
+        used: set[str] = set()
+        for ser in self.s.series:
+            base = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.patient(ser.patient)}__{ser.site or 'all'}").strip("._")
+            base = base or "series"
+            slug, n = base, 1
+            while slug.lower() in used or slug.lower() in ("index", "summary"):
+                n += 1
+                slug = f"{base}-{n}"
+            used.add(slug.lower())
+            ser.slug = slug
+
+    # -- pages
+    def build(self) -> list[Path]:
+        self.assign_slugs()
+        series_pages = []
+        for ser in self.s.series:
+            series_pages.append(self.series_page(ser))
+        single_html = self.single_pair_section() if self.s.single is not None else ""
+        self.write_page("summary.html", "Study summary", self.summary_body())
+        self.write_page("index.html", "Overview", self.index_body(series_pages, single_html))
+        return self.written
+
+    def write_page(self, name: str, title: str, body: str) -> None:
+        if self.anon.enabled:  # safety net: scrub every text node (names already replaced where known)
+            body = "".join(seg if seg.startswith("<") else self.anon.text(seg) for seg in re.split(r"(<[^>]*>)", body))
+        text = _page(self.anon.text(title), self.anon.text(self.p.title), body)
+        self.written.append(write_bytes(self.out / name, text.encode("utf-8")))
+
+    # -- a patient/site page
+    def series_page(self, ser: Series) -> tuple[Series, int]:
+        where = self.where(ser)
+        n_warn0 = len(self.warnings)
+        parts = [f"<p><a href=\"index.html\">← Overview</a></p><h2>{_e(where)}</h2>"]
+        sessions = ser.sessions
+        parts.append(f"<p class=\"muted\">{len(sessions)} session(s), {len(ser.entries)} photo(s), "
+                     f"{len(ser.pairs)} compared pair(s).</p>")
+        trend = self.trend_plot(ser)
+        if trend:
+            parts.append("<h3>Trends</h3>" + _img(trend, f"Trend of the main indices over sessions, {where}",
+                                                     "Mean over skin per session. Whiskers: 95 % CI of the change "
+                                                     "from baseline; shaded band: baseline ± MDC (changes inside "
+                                                     "it are not detectable).") )
+        # shared colour scales per heatmap index
+        maps: dict[tuple[str, str], np.ndarray] = {}
+        for e in ser.entries:
+            if e.status != "ok":
+                continue
+            for name in HEATMAPS:
+                m = _read_map(_map_path(self.s.root, e, name, "tif"))
+                if m is not None:
+                    maps[(e.image, name)] = m
+        scales = {name: _robust(v for (img, n), v in maps.items() if n == name) for name in HEATMAPS}
+        parts.append("<h2>Sessions</h2>")
+        for si, session in enumerate(sessions, 1):
+            entries = [e for e in ser.entries if e.session == session]
+            if not entries:
+                continue
+            parts.append(f"<h3>Session {_e(session or '(unnamed)')}</h3>")
+            for ii, e in enumerate(entries, 1):
+                parts.append(self.image_block(ser, e, f"s{si:02d}-i{ii:02d}", maps, scales))
+        if ser.pairs:
+            parts.append("<h2>Compared pairs</h2>")
+            for pi, pair in enumerate(ser.pairs, 1):
+                parts.append(self.pair_block(where, pair, f"{ser.slug}/pair{pi:02d}"))
+        self.write_page(f"{ser.slug}.html", where, "\n".join(parts))
+        return ser, len(self.warnings) - n_warn0
+
+    def image_block(self, ser: Series, e: ImageEntry, key: str, maps, scales) -> str:
+        where = self.where(ser)
+        shown = self.anon.image_path(e.image)
+        out = [f"<div class=\"img-block\"><p class=\"muted\">{_e(shown)}</p>"]
+        row = e.row
+        if e.status != "ok":
+            reason = row.get("error") or e.status
+            out.append(self.warn(where, f"{shown}: not measured ({self.anon.text(reason)})"))
+            return "".join(out) + "</div>"
+        sf = _num(row.get("skin_fraction"))
+        if sf is not None and sf < LITTLE_SKIN_FRACTION:
+            out.append(self.warn(where, f"{shown}: little skin found ({sf * 100:.1f} % of the photo)"))
+        sat = _num(row.get("saturated_fraction"))
+        if sat is not None and sat > SATURATED_WARN:
+            out.append(self.warn(where, f"{shown}: over-exposed ({sat * 100:.1f} % of skin pixels saturated)"))
+        photo_path = _find_photo(self.s, e.image)
+        rgb = None
+        figs = []
+        alt_base = f"{where}, session {e.session}"
+        if photo_path is not None:
+            try:
+                rgb, _ = load_image(photo_path, label=e.image)
+            except SkinImgError as exc:
+                out.append(self.warn(where, f"{shown}: photo not readable ({exc.reason})"))
+        mask = None
+        mpath = _find_mask(self.s.root, e)
+        if mpath is not None:
+            mask = read_mask(mpath, label=mpath.name)
+        elif maps.get((e.image, "hemoglobin")) is not None:
+            mask = np.isfinite(maps[(e.image, "hemoglobin")])
+        if rgb is not None:
+            outlined = photo_with_outline(rgb, mask, side=self.p.display_side)
+            rel = self.save(f"img/{ser.slug}/{key}-photo.jpg", rgb8=outlined)
+            figs.append(_img(rel, f"Photo with skin outline, {alt_base}", "Photo, skin outline in green"))
+        else:
+            figs.append("<figure><figcaption>photo not available (give --images)</figcaption></figure>")
+        for name in HEATMAPS:
+            m = maps.get((e.image, name))
+            if m is not None:
+                bg = (cv2.resize(_to8(rgb), _fit(m.shape, self.p.display_side), interpolation=cv2.INTER_AREA)
+                      if rgb is not None else None)
+                vmin, vmax = scales[name]
+                png = heatmap_png(m, bg, name=name, vmin=vmin, vmax=vmax, side=self.p.display_side)
+                rel = self.save(f"img/{ser.slug}/{key}-{name}.png", png)
+                figs.append(_img(rel, f"{name} heatmap, {alt_base}", f"{name} (colour scale shared by all sessions)"))
+            else:
+                png_path = _map_path(self.s.root, e, name, "png")
+                if png_path.is_file():
+                    rel = self.save(f"img/{ser.slug}/{key}-{name}.png", png_path.read_bytes())
+                    figs.append(_img(rel, f"{name} heatmap, {alt_base}", f"{name} heatmap"))
+        out.append("<div class=\"row pics\">" + "".join(figs) + "</div>")
+        cells = "".join(f"<th>{_e(n)}</th>" for n in ("skin fraction",) + MAIN_INDICES + ("ITA class",))
+        vals = "".join(f"<td>{_fmt(row.get(n))}</td>" for n in ("skin_fraction",) + MAIN_INDICES)
+        out.append(f"<table><tr>{cells}</tr><tr>{vals}<td class=\"l\">{_e(row.get('ita_category', ''))}</td></tr>"
+                   "</table>")
+        return "".join(out) + "</div>"
+
+    def registration_text(self, where: str, label: str, doc: dict) -> tuple[str, str]:
+        reg = doc.get("registration") or {}
+        if not isinstance(reg, dict):
+            reg = {}
+        method = reg.get("method", "?")
+        inl = _num(reg.get("inliers"))
+        res = _num(reg.get("residual_px"))
+        text = (f"registration: {method}, {int(inl) if inl is not None else '?'} inliers, "
+                f"residual {_fmt(res)} px")
+        warn = ""
+        if reg.get("ok") is False:
+            warn = self.warn(where, f"{label}: registration failed ({reg.get('reason') or reg.get('error') or text})")
+        elif (res is not None and res > POOR_RESIDUAL_PX) or (inl is not None and inl < POOR_INLIERS):
+            warn = self.warn(where, f"{label}: poor registration ({text})")
+        for w in doc.get("warnings") or []:
+            warn += self.warn(where, f"{label}: {self.anon.text(str(w))}")
+        return text, warn
+
+    def pair_block(self, where: str, pair: Pair, key: str) -> str:
+        label = f"{pair.session} vs {pair.reference}"
+        out = [f"<h3>{_e(label)}</h3>"]
+        reg_text, reg_warn = self.registration_text(where, label, pair.doc)
+        out.append(f"<p class=\"muted\">{_e(reg_text)}{_e(self.lighting_text(pair.doc))}</p>{reg_warn}")
+        figs = []
+        for k, pic in enumerate(pair.pictures, 1):
+            caption = pic.stem.replace("_", " ")
+            rel = self.save(f"img/{key}-{k:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', pic.stem)[:40]}.png",
+                            pic.read_bytes())
+            figs.append(_img(rel, f"{caption}, {where}, {label}", caption))
+        if figs:
+            out.append("<div class=\"row pairpics\">" + "".join(figs) + "</div>")
+        out.append(self.metrics_table(pair.doc))
+        return "".join(out)
+
+    def lighting_text(self, doc: dict) -> str:
+        for k in ("calibration", "lighting", "normalisation", "normalization"):
+            v = doc.get(k)
+            if isinstance(v, dict):
+                m = v.get("method") or v.get("name")
+                if m:
+                    return f"; {k}: {m}"
+            elif isinstance(v, str) and v:
+                return f"; {k}: {v}"
+        return ""
+
+    def metrics_table(self, doc: dict) -> str:
+        metrics = doc.get("metrics") or {}
+        if not isinstance(metrics, dict) or not metrics:
+            return "<p class=\"muted\">no metrics in comparison.json</p>"
+        order = [n for n in MAIN_INDICES if n in metrics] + sorted(n for n in metrics if n not in MAIN_INDICES)
+        head = "".join(f"<th>{h}</th>" for h in ("before", "after", "change", "change %", "95 % CI of change",
+                                                   "MDC", "effect size"))
+        rows = [f"<table><tr><th class=\"l\">index</th>{head}<th class=\"l\">verdict</th></tr>"]
+        for n in order:
+            m = metrics[n] if isinstance(metrics[n], dict) else {}
+            ci = m.get("ci95") or [None, None]
+            ci_txt = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "–"
+            eff = m.get("effect_size", m.get("cohens_d"))
+            rows.append(
+                f"<tr><td class=\"l\">{_e(n)}</td><td>{_fmt(m.get('before'))}</td><td>{_fmt(m.get('after'))}</td>"
+                f"<td>{_fmt(m.get('delta'))}</td><td>{_fmt(m.get('delta_pct'))}</td><td>{_e(ci_txt)}</td>"
+                f"<td>{_fmt(m.get('mdc'))}</td><td>{_fmt(eff)}</td>{_verdict_cell(str(m.get('verdict') or ''))}</tr>"
+            )
+        rows.append("</table>")
+        return "".join(rows)
+
+    def single_pair_section(self) -> str:
+        pair = self.s.single
+        where = "comparison"
+        before = self.anon.image_path(pair.reference)
+        after = self.anon.image_path(pair.session)
+        label = f"{after} vs {before}"
+        out = [f"<h2>Comparison {_e(label)}</h2>"]
+        reg_text, reg_warn = self.registration_text(where, label, pair.doc)
+        out.append(f"<p class=\"muted\">{_e(reg_text)}{_e(self.lighting_text(pair.doc))}</p>{reg_warn}")
+        figs = []
+        for k, pic in enumerate(pair.pictures, 1):
+            caption = pic.stem.replace("_", " ")
+            rel = self.save(f"img/comparison/{k:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', pic.stem)[:40]}.png",
+                            pic.read_bytes())
+            figs.append(_img(rel, f"{caption}, {label}", caption))
+        if figs:
+            out.append("<div class=\"row pairpics\">" + "".join(figs) + "</div>")
+        out.append(self.metrics_table(pair.doc))
+        return "".join(out)
+
+    # -- trend plot
+    def trend_plot(self, ser: Series) -> str | None:
+        sessions = ser.sessions
+        if len(sessions) < 2:
+            return None
+        import matplotlib.pyplot as plt
+
+        base = sessions[0]
+        by_ref = {p.session: p for p in ser.pairs if p.reference == base}
+        names = [n for n in MAIN_INDICES if any(_num(e.row.get(n)) is not None for e in ser.entries)
+                 or any(n in (p.doc.get("metrics") or {}) for p in by_ref.values())]
+        if not names:
+            return None
+        ncols = 3 if len(names) > 4 else 2
+        nrows = math.ceil(len(names) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.1 * ncols, 2.7 * nrows), squeeze=False)
+        x = np.arange(len(sessions))
+        for ax, name in zip(axes.ravel(), names):
+            # per-session mean over the session's photos (indices.csv)
+            ys = []
+            for s in sessions:
+                vals = [_num(e.row.get(name)) for e in ser.entries if e.session == s and e.status == "ok"]
+                vals = [v for v in vals if v is not None]
+                ys.append(float(np.mean(vals)) if vals else np.nan)
+            ax.plot(x, ys, "o-", color="#6b7280", lw=1, ms=4, label="per-session mean (indices.csv)")
+            # comparisons with the baseline: after value, CI of the change, MDC band
+            px, py, lo, hi, bands = [], [], [], [], []
+            for i, s in enumerate(sessions):
+                p = by_ref.get(s)
+                m = ((p.doc.get("metrics") or {}).get(name) if p else None) or {}
+                b, a, d = _num(m.get("before")), _num(m.get("after")), _num(m.get("delta"))
+                ci = m.get("ci95") or [None, None]
+                if a is None:
+                    continue
+                if i and b is not None and not px:
+                    px.append(0)
+                    py.append(b)
+                    lo.append(0.0)
+                    hi.append(0.0)
+                px.append(i)
+                py.append(a)
+                base_v = b if b is not None else (a - d if d is not None else a)
+                c0, c1 = (_num(ci[0]), _num(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
+                lo.append(a - (base_v + c0) if c0 is not None else 0.0)
+                hi.append((base_v + c1) - a if c1 is not None else 0.0)
+                mdc = _num(m.get("mdc"))
+                if mdc is not None and b is not None:
+                    bands.append((b, mdc))
+                color = {"improved": "#2e9d5b", "worsened": "#c0392b"}.get(m.get("verdict"), "#1f4e79")
+                ax.plot([i], [a], "s", color=color, ms=6, zorder=4)
+            if px:
+                ax.errorbar(px, py, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="none", ecolor="#1f4e79",
+                            capsize=3, lw=1.2, zorder=3)
+            if bands:
+                b, mdc = bands[0]
+                ax.axhspan(b - mdc, b + mdc, color="#9ec5e8", alpha=0.35, lw=0, label="baseline ± MDC")
+            ax.set_title(f"{name}", fontsize=9)
+            ax.set_xticks(x)
+            ax.set_xticklabels(sessions, rotation=30, ha="right", fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.set_ylabel(UNITS.get(name, ""), fontsize=7)
+            ax.grid(alpha=0.3)
+        for ax in axes.ravel()[len(names):]:
+            ax.set_axis_off()
+        fig.suptitle(self.where(ser), fontsize=10)
+        fig.tight_layout()
+        return self.save(f"img/{ser.slug}/trend.png", _fig_png(fig))
+
+    # -- summary page
+    def summary_body(self) -> str:
+        import matplotlib.pyplot as plt
+
+        ok = [r for r in self.s.rows if r.get("status") == "ok"]
+        parts = [f"<h2>Study summary</h2><p class=\"muted\">{len(self.s.rows)} photo(s) in indices.csv, "
+                 f"{len(ok)} measured; {len(self.s.series)} patient/site series.</p>"]
+        if not ok:
+            return "\n".join(parts + ["<p>No measured photos.</p>"])
+        head = "".join(f"<th>{h}</th>" for h in ("n", "mean", "SD", "median", "P10", "P90", "min", "max"))
+        t = [f"<h3>Per-image means over skin</h3><table><tr><th class=\"l\">index</th><th class=\"l\">unit</th>{head}</tr>"]
+        names = [n for n in MAIN_INDICES + ("red_area_fraction", "brown_spot_count", "brown_spot_area_fraction")
+                 if any(_num(r.get(n)) is not None for r in ok)]
+        data = {}
+        for n in names:
+            v = np.array([x for x in (_num(r.get(n)) for r in ok) if x is not None], dtype=np.float64)
+            data[n] = v
+            q = np.percentile(v, [50, 10, 90])
+            t.append(f"<tr><td class=\"l\">{_e(n)}</td><td class=\"l\">{_e(UNITS.get(n, ''))}</td><td>{v.size}</td>"
+                     f"<td>{_fmt(v.mean())}</td><td>{_fmt(v.std(ddof=1) if v.size > 1 else 0.0)}</td>"
+                     f"<td>{_fmt(q[0])}</td><td>{_fmt(q[1])}</td><td>{_fmt(q[2])}</td><td>{_fmt(v.min())}</td>"
+                     f"<td>{_fmt(v.max())}</td></tr>")
+        t.append("</table>")
+        parts.append("".join(t))
+        ncols = 4
+        nrows = math.ceil(len(names) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+        for ax, n in zip(axes.ravel(), names):
+            ax.hist(data[n], bins=min(30, max(5, data[n].size)), color="#3b6ea5", edgecolor="white")
+            ax.set_title(n, fontsize=9)
+            ax.tick_params(labelsize=7)
+        for ax in axes.ravel()[len(names):]:
+            ax.set_axis_off()
+        fig.tight_layout()
+        rel = self.save("img/summary/distributions.png", _fig_png(fig))
+        parts.append("<h3>Distributions</h3>" + _img(rel, "Histograms of the per-image index means",
+                                                     "Histogram of each index's per-image mean over skin"))
+        counts = {c: 0 for c in ITA_ORDER}
+        for r in ok:
+            c = r.get("ita_category") or "unknown"
+            counts[c] = counts.get(c, 0) + 1
+        cells = "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in counts)
+        vals = "".join(f"<td>{n}</td>" for n in counts.values())
+        parts.append("<h3>ITA categories</h3><p class=\"muted\">Individual Typology Angle classes of the per-image "
+                     "mean (Chardon et al. 1991; Del Bino &amp; Bernerd 2013).</p>"
+                     f"<table><tr>{cells}</tr><tr>{vals}</tr></table>")
+        return "\n".join(parts)
+
+    # -- index page
+    def index_body(self, series_pages: Sequence[tuple[Series, int]], single_html: str) -> str:
+        parts = []
+        n_ok = sum(r.get("status") == "ok" for r in self.s.rows)
+        parts.append(f"<h2>Overview</h2><p>{len(self.s.rows)} photo(s), {n_ok} measured, "
+                     f"{len(self.s.series)} patient/site series. <a href=\"summary.html\">Study summary</a> "
+                     "(distributions, ITA classes).</p>")
+        if series_pages:
+            t = ["<table><tr><th class=\"l\">patient</th><th class=\"l\">site</th><th>sessions</th><th>photos</th>"
+                 "<th>pairs</th><th>improved</th><th>no change</th><th>worsened</th><th>warnings</th></tr>"]
+            for ser, nw in series_pages:
+                counts = {v: 0 for v in VERDICTS}
+                for p in ser.pairs:
+                    for m in (p.doc.get("metrics") or {}).values():
+                        if isinstance(m, dict) and m.get("verdict") in counts:
+                            counts[m["verdict"]] += 1
+                t.append(
+                    f"<tr><td class=\"l\"><a href=\"{_e(ser.slug)}.html\">{_e(self.patient(ser.patient))}</a></td>"
+                    f"<td class=\"l\">{_e(ser.site or '–')}</td><td>{len(ser.sessions)}</td><td>{len(ser.entries)}</td>"
+                    f"<td>{len(ser.pairs)}</td><td class=\"v-improved\">{counts['improved']}</td>"
+                    f"<td class=\"v-no_change\">{counts['no_change']}</td><td class=\"v-worsened\">"
+                    f"{counts['worsened']}</td><td>{nw}</td></tr>")
+            t.append("</table><p class=\"muted\">Verdict counts are over every index of every compared pair; a "
+                     "decrease of redness or pigmentation is <em>improved</em>.</p>")
+            parts.append("".join(t))
+        if single_html:
+            parts.append(single_html)
+        parts.append("<h2>Warnings</h2>")
+        calib = self.calibration_used()
+        if calib is None:
+            self.warnings.insert(0, ("study", "no colour chart used: values are uncalibrated (comparable only "
+                                              "between photos taken with the same camera and lighting)"))
+        if self.warnings:
+            parts.append("".join(f"<div class=\"warn\">⚠ {_e(w)}: {_e(m)}</div>" for w, m in self.warnings))
+        else:
+            parts.append("<div class=\"ok\">No warnings.</div>")
+        parts.append(self.provenance_html(calib))
+        return "\n".join(parts)
+
+    def calibration_used(self) -> str | None:
+        params = self.s.analyze.get("params") or {}
+        for doc in (params, self.s.analyze, self.s.run, self.s.run.get("parameters") or {}):
+            if not isinstance(doc, dict):
+                continue
+            v = doc.get("calibration")
+            if v:
+                return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+        for p in [pp for s in self.s.series for pp in s.pairs] + ([self.s.single] if self.s.single else []):
+            v = p.doc.get("calibration")
+            if isinstance(v, dict) and (v.get("chart") or v.get("method") == "chart"):
+                return json.dumps(v, sort_keys=True)
+        return None
+
+    def provenance_html(self, calib: str | None) -> str:
+        a, r = self.s.analyze, self.s.run
+        items: list[tuple[str, str]] = [("report by", f"skinimg {__version__}")]
+        if r:
+            for k in ("skinimg_version", "pipeline", "started", "start_time", "finished", "end_time", "executor"):
+                if k in r:
+                    items.append((f"run: {k}", r[k] if isinstance(r[k], str) else json.dumps(r[k], sort_keys=True)))
+            deps = r.get("dependencies") or r.get("dependency_versions")
+            if isinstance(deps, dict):
+                items.append(("dependencies", ", ".join(f"{k} {v}" for k, v in sorted(deps.items()))))
+            for k in ("parameters", "params", "stages"):
+                if k in r:
+                    items.append((f"run: {k}", json.dumps(r[k], sort_keys=True)))
+        if a:
+            items.append(("analyze: skinimg version", str(a.get("skinimg_version", "?"))))
+            items.append(("analyze: parameters hash", str(a.get("params_hash", "?"))))
+            if "params" in a:
+                items.append(("analyze: parameters", json.dumps(a["params"], sort_keys=True)))
+            basis = a.get("chromophore_basis")
+            if isinstance(basis, dict):
+                prov = basis.get("provenance") or {}
+                items.append(("chromophore basis", json.dumps(prov, sort_keys=True) if prov else "(no provenance)"))
+        items.append(("calibration", calib or "none (no colour chart)"))
+        regs = []
+        for s in self.s.series:
+            for p in s.pairs:
+                reg = p.doc.get("registration") or {}
+                if isinstance(reg, dict) and reg:
+                    regs.append(f"{self.where(s)} {p.session} vs {p.reference}: {reg.get('method', '?')}, "
+                                f"{reg.get('inliers', '?')} inliers, residual {_fmt(reg.get('residual_px'))} px, "
+                                f"{'ok' if reg.get('ok', True) else 'FAILED'}")
+        if regs:
+            items.append(("registration quality", "; ".join(regs)))
+        rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(self.anon.text(str(v)))}</dd>" for k, v in items)
+        return f"<h2>Provenance</h2><dl class=\"prov\">{rows}</dl>"
+
+
+def build_report(results: str | os.PathLike, out: str | os.PathLike, *, params: ReportParams | None = None) -> dict:
+    """Write the HTML report of a results folder.
+
+    Parameters
+    ----------
+    results : path
+        A folder written by ``skinimg analyze`` / ``track`` / ``compare`` / ``run``.
+    out : path
+        The report folder (created); ``out/index.html`` is the entry page.
+    params : ReportParams, optional
+
+    Returns
+    -------
+    dict
+        ``index`` (path of index.html), ``pages`` (HTML files), ``files`` (every file
+        written), ``series`` (number of patient/site pages), ``warnings`` (list of
+        ``(where, message)``).
+
+    Raises
+    ------
+    SkinImgError
+        No results in the folder, a file unreadable, matplotlib missing, output not writable.
+    """
+    params = params or ReportParams()
+    _require_matplotlib()
+    results, out = Path(results), Path(out)
+    study = load_study(results, images=params.images)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SkinImgError(f"cannot create report folder ({exc.strerror or exc})", os.fspath(out)) from None
+    b = _Builder(study, out, params)
+    files = b.build()
+    pages = [f for f in files if f.suffix == ".html"]
+    return {"index": out / "index.html", "pages": pages, "files": files, "series": len(study.series),
+            "warnings": list(b.warnings)}
