@@ -102,6 +102,7 @@ __all__ = [
     "load_basis",
     "fit_chromophore_basis",
     "separate_chromophores",
+    "choose_branch",
     "ChromophoreModel",
     "CHROMA_AXES",
     "build_chromophore_model",
@@ -455,17 +456,9 @@ def _inverse_grid(model: ChromophoreModel, g: int = 96):
     return lo, step, light, dark
 
 
-def _invert_model(od: np.ndarray, model: ChromophoreModel, iters: int = 3,
-                  absolute_melanin: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(melanin, hemoglobin) of colours ``od`` (N, 3) by inverting the calibrated model.
-
-    The chromaticity ``p`` gives up to two candidate skins (interpolated from
-    :func:`_inverse_grid`, then polished by Newton on ``p``); the one whose model
-    brightness (mean OD) is closer to the observed one is kept.  A gain changes the
-    brightness by ``-log10(gain)`` but not ``p``: the result is unchanged unless the
-    gain is large enough to swap the choice (the two candidates differ by 0.2-0.5 in
-    mean OD where they exist, i.e. by a gain of 1.6-3).
-    """
+def _candidates(od: np.ndarray, model: ChromophoreModel, iters: int = 3):
+    """Light- and dark-branch solutions (u, t) of the chromaticity of ``od`` (N, 3) and their
+    model brightness: ``(uL, tL, bL, uD, tD, bD)`` (equal where there is one root)."""
     lo, step, light, dark = _inverse_grid(model)
     g = light.shape[0]
     p = od @ CHROMA_AXES.T
@@ -474,23 +467,63 @@ def _invert_model(od: np.ndarray, model: ChromophoreModel, iters: int = 3,
     j = np.minimum(x[:, 1].astype(np.int64), g - 2)
     fx = (x[:, 0] - i)[:, None]
     fy = (x[:, 1] - j)[:, None]
-    best = None
-    bright = od.mean(axis=1)
+    out = []
     for grid in (light, dark):
         a = grid[i, j] + (grid[i + 1, j] - grid[i, j]) * fx
         b = grid[i, j + 1] + (grid[i + 1, j + 1] - grid[i, j + 1]) * fx
         ut = a + (b - a) * fy
         u, t, _ = _newton(model.table, p, ut[:, 0], ut[:, 1], iters)
         val, _, _ = _model_eval(model.table[..., 2:], u, t)
-        err = np.abs(val[:, 0] - bright)
-        if best is None:
-            best = (u, t, err)
-        else:
-            take = err < best[2]
-            best = (np.where(take, u, best[0]), np.where(take, t, best[1]), np.minimum(err, best[2]))
-    u, t, _ = best
+        out += [u, t, val[:, 0]]
+    return tuple(out)
+
+
+#: Twins closer than this in model mean OD are treated as one root.
+_TWIN_GAP = 0.02
+
+
+def choose_branch(od: np.ndarray, model: ChromophoreModel, weights: np.ndarray | None = None) -> str:
+    """Per-image choice between the two skins that share a chromaticity ("light" or "dark").
+
+    Only pixels with two distinct candidates count.  For each, ``r = (b - b_light) /
+    (b_dark - b_light)`` places its brightness (mean OD) between the two candidates'
+    model brightness (0 = light twin, 1 = dark twin).  Shading only darkens, so the
+    least-shaded pixels (the 10th percentile of ``r``) decide: "dark" if it is above
+    0.5.  A gain shifts ``r`` by ``-log10(gain) / gap`` for every pixel at once, so the
+    choice flips only for gains of order ``10**(gap/2)``.
+    """
+    od = np.asarray(od, dtype=np.float64).reshape(-1, 3)
+    uL, tL, bL, uD, tD, bD = _candidates(od, model)
+    two = (bD - bL) > _TWIN_GAP
+    if not two.any():
+        return "light"
+    r = (od.mean(axis=1)[two] - bL[two]) / (bD[two] - bL[two])
+    if weights is None:
+        q = float(np.percentile(r, 10))
+    else:
+        w = np.asarray(weights, dtype=np.float64)[two]
+        order = np.argsort(r)
+        cw = np.cumsum(w[order])
+        q = float(r[order][min(int(np.searchsorted(cw, 0.1 * cw[-1])), len(r) - 1)])
+    return "dark" if q > 0.5 else "light"
+
+
+def _invert_model(od: np.ndarray, model: ChromophoreModel, branch: str = "light",
+                  absolute_melanin: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(melanin, hemoglobin) of colours ``od`` (N, 3) by inverting the calibrated model.
+
+    Haemoglobin comes from the chromaticity alone (Newton on the table, starting from
+    :func:`_inverse_grid`), on the ``branch`` chosen for the image where two skins
+    share a chromaticity: it does not depend on a gain or on shading.  Melanin is then
+    the melanin at which the model's brightness (mean OD) at that haemoglobin matches
+    the observed one (``absolute_melanin``): robust at dark tones where chromaticity
+    hardly changes with melanin, but it assumes the exposure of the model (a white
+    reflector at 1) -- like the melanin index, it reads shading as pigment.
+    """
+    uL, tL, bL, uD, tD, bD = _candidates(od, model)
+    u, t = (uD, tD) if branch == "dark" else (uL, tL)
     if absolute_melanin:
-        # Melanin from the brightness at the chosen blood level: 1-D Newton on mean OD.
+        bright = od.mean(axis=1)
         for _ in range(4):
             val, du, _ = _model_eval(model.table[..., 2:], u, t)
             slope = np.where(np.abs(du[:, 0]) < 1e-9, 1e-9, du[:, 0])
@@ -498,25 +531,33 @@ def _invert_model(od: np.ndarray, model: ChromophoreModel, iters: int = 3,
     return u * model.melanin_max, t * np.abs(t) * model.hemoglobin_max
 
 
-def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = None) -> tuple[np.ndarray, np.ndarray]:
+def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = None, branch: str | None = None,
+                          weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Melanin and haemoglobin concentrations from optical density (Tsumura et al. 1999/2003).
 
-    Shading and exposure shift OD along (1, 1, 1); only the projection of OD on the
-    plane perpendicular to it (the chromaticity, :data:`CHROMA_AXES`) is used, so they
-    cancel.  With a linear basis (no ``model``; e.g. from ICA) the concentrations are
-    the exact solution of ``OD = offset + m a_mel + h a_hb + s (1,1,1)``.  A calibrated
-    basis carries the non-linear forward model of skin chromaticity (surface
-    reflection and diffuse dermal reflectance make OD non-additive, and at dark tones
-    two skins can share one chromaticity); it is inverted by Newton's method from a
-    choice that uses the mean OD only to pick between such twins (:func:`_invert_model`).
+    Shading and exposure shift OD along (1, 1, 1); the projection of OD on the plane
+    perpendicular to it (the chromaticity, :data:`CHROMA_AXES`) does not see them.
+    With a linear basis (no ``model``; e.g. from ICA) the concentrations are the exact
+    solution of ``OD = offset + m a_mel + h a_hb + s (1,1,1)`` (shading removed by
+    projection along (1, 1, 1)).  A calibrated basis carries the non-linear forward
+    model of skin colour (surface reflection and diffuse dermal reflectance make OD
+    non-additive, and two skins can share a chromaticity: light skin with more blood
+    and darker skin with less); haemoglobin is found from the chromaticity alone
+    (:func:`_invert_model`), on the branch chosen once for the whole array
+    (:func:`choose_branch`), and melanin from the brightness at that haemoglobin.
 
     Parameters
     ----------
     od : ndarray, shape (..., 3), float
         Optical density ``-log10(linear RGB)``, channels R, G, B
-        (:func:`skinimg.colour.rgb_to_optical_density`).
+        (:func:`skinimg.colour.rgb_to_optical_density`), normally the skin pixels of one image.
     basis : ChromophoreBasis, optional
         Default :func:`load_basis`.
+    branch : {"light", "dark"}, optional
+        Force the branch; default :func:`choose_branch` on ``od`` (a fixed-seed subset
+        of at most 200 000 rows).
+    weights : ndarray, optional
+        Pixel count of each row of ``od`` (when rows are distinct colours), for the branch choice.
 
     Returns
     -------
@@ -531,10 +572,17 @@ def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = No
         c = od.astype(np.float32, copy=False) @ w.T.astype(np.float32) - c0.astype(np.float32)
         return c[..., 0].astype(np.float32, copy=False), c[..., 1].astype(np.float32, copy=False)
     flat = od.reshape(-1, 3)
+    if branch is None:
+        wts = None if weights is None else np.asarray(weights).reshape(-1)
+        if len(flat) > 200_000:
+            sel = np.sort(np.random.default_rng(0).choice(len(flat), 200_000, replace=False))
+            branch = choose_branch(flat[sel], basis.model, None if wts is None else wts[sel])
+        else:
+            branch = choose_branch(flat, basis.model, wts)
     mel = np.empty(len(flat), dtype=np.float32)
     hb = np.empty(len(flat), dtype=np.float32)
     for s in range(0, len(flat), _CHUNK):
-        m, h = _invert_model(flat[s : s + _CHUNK].astype(np.float64), basis.model)
+        m, h = _invert_model(flat[s : s + _CHUNK].astype(np.float64), basis.model, branch)
         mel[s : s + len(m)] = m
         hb[s : s + len(h)] = h
     return mel.reshape(shape), hb.reshape(shape)
@@ -730,7 +778,18 @@ def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[Chr
     return basis, "basis"
 
 
-def _index_values(px: np.ndarray, basis: ChromophoreBasis, floor: float) -> dict:
+def _image_branch(px: np.ndarray, weights: np.ndarray | None, basis: ChromophoreBasis, floor: float) -> str | None:
+    """The twin branch of one image (:func:`choose_branch`) from its skin colours (subset of <= 200 000)."""
+    if basis.model is None or len(px) == 0:
+        return None
+    if len(px) > 200_000:
+        sel = np.sort(np.random.default_rng(0).choice(len(px), 200_000, replace=False))
+        px = px[sel]
+        weights = None if weights is None else weights[sel]
+    return choose_branch(colour.rgb_to_optical_density(px, floor), basis.model, weights)
+
+
+def _index_values(px: np.ndarray, basis: ChromophoreBasis, floor: float, branch: str | None = None) -> dict:
     """The 8 indices of an (M, 3) array of encoded colours, in chunks; float32 1-D arrays."""
     n = len(px)
     out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES}
@@ -741,7 +800,7 @@ def _index_values(px: np.ndarray, basis: ChromophoreBasis, floor: float) -> dict
         od = colour.rgb_to_optical_density(c, floor)
         np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
         np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
-        out["melanin"][sl], out["hemoglobin"][sl] = separate_chromophores(od, basis=basis)
+        out["melanin"][sl], out["hemoglobin"][sl] = separate_chromophores(od, basis=basis, branch=branch or "light")
         del od
         lab = colour.rgb_to_lab(c)
         out["l_star"][sl] = lab[:, 0]
@@ -816,8 +875,9 @@ class _Skin:
             basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
         else:
             basis, used = _resolve_basis(None, params)
-        self.info["chromophore_method"] = used
-        self.values = _index_values(units, basis, params.od_floor)
+        branch = _image_branch(units, self.weights, basis, params.od_floor)
+        self.info["chromophore_method"] = used if branch is None else f"{used} ({branch} branch)"
+        self.values = _index_values(units, basis, params.od_floor, branch)
 
     def pixels(self, name: str) -> np.ndarray:
         """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
