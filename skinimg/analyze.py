@@ -17,6 +17,7 @@ Outputs of :func:`analyze_paths` under ``out``:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -35,7 +36,8 @@ from . import __version__
 from .errors import SkinImgError
 from .heatmap import COLORMAPS, render_heatmap
 from .indices import INDEX_NAMES, IndexParams, load_basis, measure, summary_columns
-from .io import DEFAULT_MAX_PIXELS, InputImage, discover_images, load_image, write_json, write_png, write_tiff
+from .io import (DEFAULT_MAX_PIXELS, InputImage, _reason_text, discover_images, load_image, remove_stale_temp_files,
+                 write_json, write_png, write_tiff)
 from .store import SQLITE_NAME, export_csv, export_parquet, upsert_rows
 
 __all__ = [
@@ -217,21 +219,38 @@ def _write_maps(out: Path, item: InputImage, rgb: np.ndarray, maps: dict, params
         write_png(png, overlay)
 
 
+class _OutputFailure(Exception):
+    """An output could not be written (full disk, read-only folder): fatal for the run, not the image's fault."""
+
+
 def _run_one(job) -> dict:
-    """Worker: analyze one image, write its maps, return its row (never raises)."""
+    """Worker: analyze one image, write its maps, return its row.
+
+    A bad input never raises (it is a status=error row); an output that cannot be
+    written raises :class:`SkinImgError` (the run stops: disk full, read-only folder).
+    """
     item, params, out, want_maps, params_hash = job
     try:
         row, maps, rgb = _analyze(item, params, want_maps, params_hash)
         if want_maps and maps is not None:
-            _write_maps(Path(out), item, rgb, maps, params)
+            try:
+                _write_maps(Path(out), item, rgb, maps, params)
+            except SkinImgError as exc:
+                if getattr(exc, "errno", None) == errno.ENAMETOOLONG:  # this image's name, not the disk
+                    return _empty_row(item.relpath, "error", "cannot write its outputs: file name too long",
+                                      params_hash)
+                raise _OutputFailure(str(exc)) from None
         return row
+    except _OutputFailure as exc:
+        raise SkinImgError(str(exc)) from None
     except SkinImgError as exc:
-        return _empty_row(item.relpath, "error", str(exc), params_hash)
+        return _empty_row(item.relpath, "error", exc.reason, params_hash)
     except MemoryError:
         return _empty_row(item.relpath, "error", "out of memory (try --max-pixels or fewer --workers)", params_hash)
     except Exception as exc:  # a bug or an exotic file must not stop the batch; the row says what happened
         log.debug("internal error on %s", item.relpath, exc_info=True)
-        return _empty_row(item.relpath, "error", f"internal error: {type(exc).__name__}: {exc}", params_hash)
+        reason = _reason_text(exc, item.path).replace(os.fspath(Path(item.path).parent), ".")
+        return _empty_row(item.relpath, "error", f"internal error: {type(exc).__name__}: {reason}", params_hash)
 
 
 def _init_worker() -> None:
@@ -292,6 +311,9 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     except OSError as exc:
         raise SkinImgError(f"cannot create output folder ({exc.strerror or exc})", os.fspath(out)) from None
     params_hash = params.hash()  # also loads the basis: a missing basis fails before any work
+    n_stale = remove_stale_temp_files(out)  # left by a killed run; completed outputs are never partial
+    if n_stale:
+        log.info("removed %d temporary file(s) left by an interrupted run", n_stale)
     jobs = [(item, params, os.fspath(out), maps, params_hash) for item in items]
     n_workers = min(len(jobs), workers or os.cpu_count() or 1)
     if n_workers <= 1:
@@ -299,7 +321,11 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as ex:
-            rows = list(ex.map(_run_one, jobs, chunksize=1))
+            try:
+                rows = list(ex.map(_run_one, jobs, chunksize=1))
+            except BaseException:  # output not writable (or Ctrl-C): do not process the remaining images
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
     for r in rows:
         log.info("%s: %s%s", r["image"], r["status"], f" ({r['error']})" if r.get("error") else "")
     rows.sort(key=lambda r: r["image"])

@@ -1359,6 +1359,7 @@ def calibrate_file(
     -------
     row : dict
         The :data:`CSV_COLUMNS` values (``status`` "ok" or "error"; ``error`` the reason).
+        A bad photo never raises; an output that cannot be written raises :class:`SkinImgError`.
     message : str
         One line for the user: ``"<image>: chart found; ..."``, ``"<image>: no chart found; used
         gray_world"`` or ``"<image>: <reason>"`` for an error.
@@ -1373,12 +1374,14 @@ def calibrate_file(
         corrected, corr = calibrate_image(rgb, mode="auto", white=white, require_chart=require_chart, params=params)
         corr.image = relpath
         corr.image_size = [int(rgb.shape[1]), int(rgb.shape[0])]
-        out_dir = Path(out_dir)
-        write_png(out_dir / "calibrated" / f"{out_stem}.png", corrected)
-        write_json(out_dir / "calibration" / f"{out_stem}.json", corr.to_dict())
     except SkinImgError as exc:
         row.update(status="error", error=exc.reason)
         return row, f"{relpath}: {exc.reason}"
+    # An output that cannot be written (full disk, read-only folder) is not the photo's fault:
+    # SkinImgError propagates and stops the run.
+    out_dir = Path(out_dir)
+    write_png(out_dir / "calibrated" / f"{out_stem}.png", corrected)
+    write_json(out_dir / "calibration" / f"{out_stem}.json", corr.to_dict())
     row.update(
         status="ok", error="", kind=corr.kind, method=corr.method,
         delta_e_before_mean=corr.delta_e_before["mean"], delta_e_before_max=corr.delta_e_before["max"],

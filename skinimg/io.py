@@ -21,6 +21,8 @@ import io as _io
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 import threading
 import warnings
@@ -49,6 +51,9 @@ __all__ = [
     "write_json",
     "write_csv",
     "read_mask",
+    "remove_stale_temp_files",
+    "safe_output_path",
+    "load_npz",
 ]
 
 #: Default pixel limit (80 megapixels); larger images are refused before decoding.
@@ -113,6 +118,30 @@ class ImageMeta:
 
 def _display(path: str | os.PathLike, label: str | os.PathLike | None) -> str:
     return os.fspath(label if label is not None else path)
+
+
+_BYTES_REPR = re.compile(r"""b(['"]).*?(?<!\\)\1""")
+
+
+def _reason_text(exc: BaseException, path: str | os.PathLike | None = None) -> str:
+    """A decoder's error message made safe for a one-line report.
+
+    The OS error text without the file name (``strerror``), byte strings copied from
+    the file replaced by ``<bytes>`` (no image content in messages), the file's full
+    path removed, one line, at most 160 characters.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    else:
+        text = str(exc)
+    if path is not None:
+        full = os.fspath(path)
+        for variant in {full, os.path.abspath(full)}:
+            if variant and variant not in (".", ""):
+                text = text.replace(variant, os.path.basename(full))
+    text = _BYTES_REPR.sub("<bytes>", text)
+    text = " ".join(text.split())
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _exif_datetime(value) -> str | None:
@@ -195,9 +224,9 @@ def read_header(path: str | os.PathLike, *, label: str | None = None) -> tuple[I
     except UnidentifiedImageError:
         raise SkinImgError("not a supported image file (unrecognised format)", shown) from None
     except OSError as exc:
-        raise SkinImgError(f"cannot read image header ({exc})", shown) from None
+        raise SkinImgError(f"cannot read image header ({_reason_text(exc, p)})", shown) from None
     except Exception as exc:  # Pillow's parsers raise ValueError, SyntaxError, struct.error ... on hostile headers
-        raise SkinImgError(f"corrupt image header ({type(exc).__name__}: {exc})", shown) from None
+        raise SkinImgError(f"corrupt image header ({type(exc).__name__}: {_reason_text(exc, p)})", shown) from None
     info: dict = {"format": im.format or "unknown", "mode": im.mode, "size": tuple(im.size)}
     info.update(_parse_exif(im))
     info["has_icc_profile"] = bool(im.info.get("icc_profile"))
@@ -358,12 +387,12 @@ def _decode_failure_reason(path) -> str:
             with Image.open(path) as im:
                 im.load()
     except OSError as exc:
-        msg = str(exc)
+        msg = _reason_text(exc, path)
         if "truncated" in msg.lower():
             return "truncated image file"
         return f"corrupt image data ({msg})"
     except Exception as exc:  # pragma: no cover - defensive
-        return f"corrupt image data ({exc})"
+        return f"corrupt image data ({_reason_text(exc, path)})"
     return "image data could not be decoded"
 
 
@@ -432,6 +461,133 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
 # ----------------------------------------------------------------------------- writers
 
 
+_TMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _output_mode(path: Path) -> int:
+    """Permissions of a new output: those of the file it replaces, else 0666 minus the umask.
+
+    (``mkstemp`` creates 0600 files; results are meant to be shared like any other file.)
+    """
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
+
+#: Temporary files of :func:`atomic_write`: ``.<name>.<pid>.<random>.tmp``.
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (owned by someone else) or cannot tell: keep the file
+    return True
+
+
+def remove_stale_temp_files(root: str | os.PathLike) -> int:
+    """Delete temporary files left in ``root`` (recursively) by a killed skinimg process.
+
+    :func:`atomic_write` names its temporary files ``.<name>.<pid>.<random>.tmp``; a
+    file is removed only when that process no longer exists (so a run still writing
+    into the same folder is left alone).  Completed outputs are never touched: an
+    interrupted write leaves either the previous complete file or the new one.
+
+    Returns
+    -------
+    int
+        Number of files removed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            m = _TMP_NAME.match(name)
+            if m and not _pid_alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed
+
+
+def safe_output_path(out: str | os.PathLike, relpath: str | os.PathLike, *, what: str = "output path") -> Path:
+    """``out / relpath`` for a relative name taken from a user file (manifest, pipeline TOML).
+
+    Refuses absolute paths, drive letters, ``..`` components, empty names and NUL
+    characters, so that no file can make skinimg write outside ``out``.  Symbolic
+    links already inside ``out`` are not followed for the check (they are the
+    user's own doing).
+
+    Raises
+    ------
+    SkinImgError
+        Naming the offending value.
+    """
+    text = os.fspath(relpath)
+    shown = text if len(text) <= 120 else text[:117] + "..."
+    if not text.strip() or "\x00" in text:
+        raise SkinImgError(f"invalid {what} (empty or contains NUL)", shown)
+    norm = text.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":") or os.path.isabs(text):
+        raise SkinImgError(f"{what} must be relative to --out (absolute paths are refused)", shown)
+    parts = [q for q in norm.split("/") if q not in ("", ".")]
+    if ".." in parts:
+        raise SkinImgError(f"{what} must stay inside --out ('..' is refused)", shown)
+    if not parts:
+        raise SkinImgError(f"invalid {what} (no file name)", shown)
+    return Path(out).joinpath(*parts)
+
+
+def load_npz(path: str | os.PathLike, *, label: str | None = None) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` (or ``.npy``) model file, never unpickling anything.
+
+    ``np.load(..., allow_pickle=False)``: a file holding Python objects (object arrays,
+    which NumPy stores with pickle and could run code on load) is refused.
+
+    Returns
+    -------
+    dict name -> ndarray (``"arr_0"`` for a ``.npy`` file)
+
+    Raises
+    ------
+    SkinImgError
+        Missing, unreadable or corrupt file, or a file that needs pickle.
+    """
+    shown = _display(path, label)
+    refused = ("refused: the file contains pickled Python objects (only plain numeric arrays are loaded, "
+               "allow_pickle=False)")
+    try:
+        obj = np.load(os.fspath(path), allow_pickle=False)
+        if isinstance(obj, np.ndarray):  # a .npy file
+            return {"arr_0": obj}
+        with obj:
+            return {k: np.array(obj[k]) for k in obj.files}
+    except FileNotFoundError:
+        raise SkinImgError("model file not found", shown) from None
+    except ValueError as exc:  # "Object arrays cannot be loaded when allow_pickle=False", bad headers
+        if "pickle" in str(exc).lower():
+            raise SkinImgError(refused, shown) from None
+        raise SkinImgError(f"not a valid NumPy array file ({_reason_text(exc, path)})", shown) from None
+    except Exception as exc:  # OSError, zipfile.BadZipFile, EOFError ... on corrupt files
+        raise SkinImgError(f"cannot read model file ({_reason_text(exc, path)})", shown) from None
+
+
+def _output_error(exc: OSError, path: Path) -> SkinImgError:
+    """SkinImgError for a failed write; ``.errno`` keeps the OS error number (ENOSPC, EROFS, ENAMETOOLONG ...)."""
+    err = SkinImgError(f"cannot write output ({exc.strerror or exc})", os.fspath(path))
+    err.errno = exc.errno
+    return err
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
@@ -443,11 +599,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterato
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:96]}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise SkinImgError(f"cannot write output ({exc.strerror or exc})", os.fspath(path)) from None
+        raise _output_error(exc, path) from None
     ok = False
     try:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, _output_mode(path))
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
@@ -455,7 +613,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterato
         os.replace(tmp, path)
         ok = True
     except OSError as exc:
-        raise SkinImgError(f"cannot write output ({exc.strerror or exc})", os.fspath(path)) from None
+        raise _output_error(exc, path) from None
     finally:
         if not ok:
             with contextlib.suppress(OSError):

@@ -1,0 +1,104 @@
+"""Helpers of the hardening tests and benchmarks (issue 9).
+
+* :func:`stand_in_segment`: used for ``skinimg analyze`` only while ``skinimg.segment`` has
+  not landed (the real segmenter is used as soon as it is importable).
+* ``python -m tests.harness <skinimg args>``: the ``skinimg`` command with the same rule, for
+  subprocess tests (SIGKILL loop, unprivileged user).
+* :func:`exif_photo`: a JPEG carrying GPS, maker-note and camera EXIF (privacy tests).
+* :func:`snapshot`: every file of an output tree with its bytes (SQLite compared by rows).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+HAVE_SEGMENT = importlib.util.find_spec("skinimg.segment") is not None
+
+#: Strings planted in the EXIF of :func:`exif_photo`; none may appear in any output.
+SECRET_MAKERNOTE = b"MAKERNOTE-SECRET-7c1f"
+SECRET_CAMERA = "SecretCam"
+SECRET_ARTIST = "Dr Jane Secret"
+GPS_LAT = (48.0, 51.0, 24.17)
+
+
+def stand_in_segment(rgb, method="model"):
+    """Skin = reddish pixels (R > G > B, R > 90 on the 8-bit scale); test-only."""
+    a = (rgb >> 8).astype(np.int32) if rgb.dtype == np.uint16 else rgb.astype(np.int32)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    mask = (r > g) & (g > b) & (r > 90)
+    return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
+                           status="ok" if mask.any() else "no_skin", method=f"stand-in-{method}")
+
+
+def install_stand_in() -> None:
+    """Route ``skinimg.analyze`` to the stand-in segmenter if ``skinimg.segment`` is missing."""
+    if not HAVE_SEGMENT:
+        from skinimg import analyze
+
+        analyze._segment = stand_in_segment
+
+
+def exif_photo(path: Path, rgb: np.ndarray) -> Path:
+    """Write ``rgb`` as a JPEG with GPS position, maker note, camera make/model and artist in EXIF."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = SECRET_CAMERA          # Make
+    exif[0x0110] = SECRET_CAMERA + " X1"  # Model
+    exif[0x013B] = SECRET_ARTIST          # Artist
+    exif[0x0132] = "2024:05:06 07:08:09"  # DateTime
+    sub = exif.get_ifd(0x8769)
+    sub[0x927C] = SECRET_MAKERNOTE        # MakerNote
+    sub[0x9003] = "2024:05:06 07:08:09"   # DateTimeOriginal
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = GPS_LAT
+    gps[3] = "E"
+    gps[4] = (2.0, 21.0, 3.0)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def sqlite_rows(path: Path) -> list[tuple]:
+    with closing(sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)) as con:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        out = []
+        for t in tables:
+            out.append((t, sorted(tuple(r) for r in con.execute(f'SELECT * FROM "{t}"'))))
+    return out
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """relative path -> bytes (or table rows for SQLite files); WAL side files skipped."""
+    root = Path(root)
+    snap: dict[str, object] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_dir() or p.name.endswith(("-wal", "-shm")):
+            continue
+        rel = p.relative_to(root).as_posix()
+        snap[rel] = sqlite_rows(p) if p.suffix == ".sqlite" else p.read_bytes()
+    return snap
+
+
+def main(argv=None) -> None:
+    install_stand_in()
+    from skinimg.cli import main as skinimg_main
+
+    skinimg_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
