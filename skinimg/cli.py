@@ -301,11 +301,12 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
     some files failed.
     """
     from .calibrate import CSV_COLUMNS, CalibrationParams, calibrate_file
-    from .io import discover_images, write_csv
+    from .io import discover_images, remove_stale_temp_files, write_csv
 
     items = discover_images(paths)
     if not items:
         raise SkinImgError("no image files found", " ".join(map(str, paths)))
+    remove_stale_temp_files(out)  # left by a killed run
     params = CalibrationParams(chart=chart, method=method)
     rows, failed, stems = [], 0, set()
     for item in items:

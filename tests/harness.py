@@ -40,11 +40,34 @@ def stand_in_segment(rgb, method="model"):
 
 
 def install_stand_in() -> None:
-    """Route ``skinimg.analyze`` to the stand-in segmenter if ``skinimg.segment`` is missing."""
+    """Route ``skinimg.analyze`` to the stand-in segmenter if ``skinimg.segment`` is missing.
+
+    Worker processes (spawned) get it too, through the pool's initializer.
+    """
     if not HAVE_SEGMENT:
         from skinimg import analyze
 
         analyze._segment = stand_in_segment
+        analyze._init_worker = _worker_init
+
+
+def _worker_init() -> None:
+    """Pool initializer of the spawned workers: the stand-in segmenter, then what analyze's own does."""
+    import cv2
+
+    from skinimg import analyze
+
+    analyze._segment = stand_in_segment
+    cv2.setNumThreads(1)
+
+
+def use_stand_in(monkeypatch) -> None:
+    """Pytest helper: :func:`install_stand_in` for one test, analyze's globals restored afterwards."""
+    from skinimg import analyze
+
+    monkeypatch.setattr(analyze, "_segment", analyze._segment)
+    monkeypatch.setattr(analyze, "_init_worker", analyze._init_worker)
+    install_stand_in()
 
 
 def exif_photo(path: Path, rgb: np.ndarray) -> Path:

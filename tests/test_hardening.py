@@ -29,7 +29,7 @@ from skinimg.cli import cli
 from skinimg.io import write_png
 
 from .badcorpus import make_corpus, skin_like
-from .harness import install_stand_in, snapshot
+from .harness import use_stand_in, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 OK_LIKE = ("ok", "no_skin", "ok-or-error")
@@ -38,10 +38,7 @@ OK_LIKE = ("ok", "no_skin", "ok-or-error")
 @pytest.fixture(autouse=True)
 def _segmenter(monkeypatch):
     """The real skinimg.segment when it is there, else the test stand-in (restored after each test)."""
-    from skinimg import analyze
-
-    monkeypatch.setattr(analyze, "_segment", analyze._segment)
-    install_stand_in()
+    use_stand_in(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from skinimg.cli import cli
 from skinimg.io import load_npz, safe_output_path, write_png
 
 from .badcorpus import skin_like
-from .harness import SECRET_ARTIST, SECRET_CAMERA, SECRET_MAKERNOTE, exif_photo, install_stand_in
+from .harness import SECRET_ARTIST, SECRET_CAMERA, SECRET_MAKERNOTE, exif_photo, use_stand_in
 
 PACKAGE = Path(__file__).resolve().parents[1] / "skinimg"
 #: GPS IFD, Exif IFD, maker note, make, model, artist, date/time, original date, user comment, XMP, IPTC.
@@ -36,10 +36,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 
 @pytest.fixture(autouse=True)
 def _segmenter(monkeypatch):
-    from skinimg import analyze
-
-    monkeypatch.setattr(analyze, "_segment", analyze._segment)
-    install_stand_in()
+    use_stand_in(monkeypatch)
 
 
 def _invoke(args):
