@@ -173,6 +173,10 @@ class IndexParams:
         A pixel is part of a brown spot when its melanin exceeds the local
         background (see ``spot_background_sigma``) by more than this (model
         melanin volume fraction).
+    spot_noise_k : float
+        The threshold is raised to ``spot_noise_k`` robust standard deviations
+        (1.4826 x MAD) of the excess over skin when that is larger, so sensor noise
+        (large in the melanin estimate of dark skin) does not make spots.
     spot_background_sigma : float
         Standard deviation of the Gaussian giving the local melanin background, as
         a fraction of the shorter side of the image (skin-normalised convolution, so
@@ -195,6 +199,7 @@ class IndexParams:
     od_floor: float = colour.OD_FLOOR
     red_threshold: float = 0.06
     spot_threshold: float = 0.04
+    spot_noise_k: float = 4.0
     spot_background_sigma: float = 0.05
     spot_min_area: float = 1e-4
     spot_work_pixels: int = 1_000_000
@@ -789,7 +794,7 @@ def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[Chr
 
 
 def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: ChromophoreBasis, floor: float):
-    """(melanin, hemoglobin, branch) of one image's skin colours (M, 3), float32 1-D arrays.
+    """(melanin, hemoglobin, branch, shading-free melanin) of one image's skin colours (M, 3).
 
     With a calibrated model the twin candidates are computed once (in chunks), the
     branch is chosen from all of them (:func:`choose_branch`), then each colour is finished.
@@ -801,7 +806,7 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
         for s in range(0, n, _CHUNK):
             od = colour.rgb_to_optical_density(px[s : s + _CHUNK], floor)
             mel[s : s + len(od)], hb[s : s + len(od)] = separate_chromophores(od, basis=basis)
-        return mel, hb, None
+        return mel, hb, None, mel
     cands = [np.empty(n, dtype=np.float32) for _ in range(6)]
     bright = np.empty(n, dtype=np.float32)
     for s in range(0, n, _CHUNK):
@@ -814,7 +819,9 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
         sl = slice(s, min(n, s + _CHUNK))
         m, h = _finish([c[sl] for c in cands], bright[sl].astype(np.float64), basis.model, branch)
         mel[sl], hb[sl] = m, h
-    return mel, hb, branch
+    # Shading-free melanin (chromaticity root, before the brightness step), for the spots.
+    rel = (cands[3] if branch == "dark" else cands[0]) * np.float32(basis.model.melanin_max)
+    return mel, hb, branch, rel
 
 
 def _index_values(px: np.ndarray, floor: float) -> dict:
@@ -889,6 +896,7 @@ class _Skin:
             sat = int(np.count_nonzero((units >= top).any(axis=1)))
         if self.n == 0:
             self.values = {name: np.empty(0, dtype=np.float32) for name in INDEX_NAMES}
+            self.spot_melanin = self.values["melanin"]
             return
         self.info["saturated_fraction"] = sat / self.n
         if params.chromophore_method == "ica":
@@ -902,14 +910,15 @@ class _Skin:
             basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
         else:
             basis, used = _resolve_basis(None, params)
-        mel, hb, branch = _chromophores(units, self.weights, basis, params.od_floor)
+        mel, hb, branch, rel = _chromophores(units, self.weights, basis, params.od_floor)
         self.info["chromophore_method"] = used if branch is None else f"{used} ({branch} branch)"
         self.values = _index_values(units, params.od_floor)
         self.values["melanin"], self.values["hemoglobin"] = mel, hb
+        self.spot_melanin = rel
 
     def pixels(self, name: str) -> np.ndarray:
         """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
-        v = self.values[name]
+        v = self.spot_melanin if name == "spot_melanin" else self.values[name]
         if self.weights is None:
             return v
         if self._pos is None:
@@ -1068,7 +1077,8 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     2. the local background is a skin-normalised Gaussian blur,
        ``G(m * mask) / G(mask)`` with sigma = ``spot_background_sigma`` x shorter side
        (computed at a resolution where sigma is ~8 px, interpolated back);
-    3. spot pixels: skin where ``melanin - background > spot_threshold``;
+    3. spot pixels: skin where ``melanin - background`` exceeds
+       ``max(spot_threshold, spot_noise_k x 1.4826 x MAD(melanin - background))``;
     4. 8-connected regions (``cv2.connectedComponentsWithStats``) with an area of at
        least ``spot_min_area`` x image area are counted.
 
@@ -1115,8 +1125,14 @@ def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams, full_shape: t
     if n_skin == 0:
         return SpotResult(0, float("nan"), empty, scale)
     bg = _normalised_blur(m, wt, p.spot_background_sigma * min(fh, fw) * scale)
+    excess = m - bg
+    ex = excess[skin & np.isfinite(excess)]
+    thr = p.spot_threshold
+    if ex.size:
+        mad = float(np.median(np.abs(ex - np.median(ex))))
+        thr = max(thr, p.spot_noise_k * 1.4826 * mad)
     with np.errstate(invalid="ignore"):
-        cand = skin & ((m - bg) > p.spot_threshold)
+        cand = skin & (excess > thr)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     min_area = p.spot_min_area * fh * fw * scale * scale
     keep = np.zeros(n, dtype=bool)
@@ -1301,7 +1317,7 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     mc = np.ascontiguousarray(mask[box])
     sk = _Skin(rgb[box], mc, params)
     mel0 = np.zeros(mc.shape, dtype=np.float32)
-    mel0[mc] = sk.pixels("melanin")
+    mel0[mc] = sk.pixels("spot_melanin")
     row = summarize_values(sk.values, weights=sk.weights, params=params)
     spots = _detect_spots(mel0, mc, params, mask.shape) if sk.n else None
     row["brown_spot_count"] = spots.count if spots else 0
