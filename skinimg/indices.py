@@ -30,20 +30,37 @@ Per-pixel indices (:data:`INDEX_NAMES`)
     ``arctan((L* - 50) / b*)``; ``atan2`` is the same for ``b* > 0`` and stays
     defined at ``b* = 0``).  Classes: see :func:`ita_category`.
 ``hemoglobin``, ``melanin``  chromophore concentrations
-    Optical-density separation of Tsumura et al. 1999 [Tsumura99]_ / 2003
-    [Tsumura03]_: ``OD = -log10(linear RGB)`` is modelled as
-    ``OD = o + c_mel * a_mel + c_hb * a_hb + s * (1, 1, 1)`` where ``a_mel`` and
-    ``a_hb`` are the absorbance directions of melanin and haemoglobin, ``o`` the
-    absorbance of chromophore-free skin, and ``s`` shading / exposure (a gain
-    shifts OD along (1, 1, 1)).  Solving the 3x3 system ``[a_mel a_hb 1]`` removes
-    shading (projection along (1, 1, 1) onto the pigment plane) and gives
-    ``c_mel`` and ``c_hb``.  The directions come from a calibrated basis
-    (``models/chromophore_basis.json``, fitted on skinimg's optical phantoms, see
-    ``benchmarks/fit_basis.py``) or are estimated per image by FastICA
-    (``chromophore_method="ica"``).  Units: volume fraction under the skinimg
-    optical skin model (epidermal melanin fraction, dermal blood fraction); on real
-    photos these are *model-equivalent* fractions, comparable within one camera
-    and lighting set-up.  Exposure invariant by construction.
+    Optical-density separation after Tsumura et al. 1999 [Tsumura99]_ / 2003
+    [Tsumura03]_.  ``OD = -log10(linear RGB)``; shading and exposure multiply the
+    reflectance, i.e. shift OD along (1, 1, 1), so the projection of OD on the plane
+    perpendicular to (1, 1, 1) (the *chromaticity*) is free of them.  Tsumura's linear
+    model ``OD = o + c_mel a_mel + c_hb a_hb + s (1, 1, 1)`` is kept for the per-image
+    ICA method (``chromophore_method="ica"``).  The default (``"basis"``) inverts a
+    calibrated non-linear model of skin colour stored in
+    ``models/chromophore_basis.json`` (fitted on skinimg's spectral two-layer phantom
+    model by ``benchmarks/fit_basis.py``), because surface reflection and diffuse
+    dermal reflectance make real OD far from additive (the linear fit leaves 0.025 OD
+    rms on typical skin and fails at dark tones):
+
+    * haemoglobin from the chromaticity alone (Newton's method on the tabulated model),
+      hence independent of exposure and shading;
+    * where two skins share a chromaticity (lighter skin with more blood, darker skin
+      with less; in the phantom model this happens below about ITA 0 degrees, the
+      brown and dark classes), the pair member is
+      chosen once per image from the brightness of its least-shaded pixels
+      (:func:`choose_branch`);
+    * melanin from the brightness at that haemoglobin (mean OD matched to the model,
+      which assumes a white reflector at 1): accurate at dark tones where chromaticity
+      barely changes with melanin, but -- like the melanin index -- dependent on exposure.
+
+    Units: volume fractions of the phantom model (epidermal melanosome fraction,
+    dermal blood fraction); on real photos *model-equivalent* fractions, comparable
+    within one camera and lighting set-up (calibrate for comparisons across set-ups).
+
+Noise: the photo is smoothed inside the skin by a 1-pixel Gaussian before the
+indices (:attr:`IndexParams.smoothing_sigma`); pixels within 3 px of the skin border
+are left as they are.  All per-pixel work runs on the skin's bounding box, and for
+8-bit photos once per distinct skin colour.
 
 Per-image statistics: see :func:`summarize`.
 
@@ -167,11 +184,11 @@ class IndexParams:
         Reflectance floor of the optical density (OD at most ``-log10(od_floor)``).
     red_threshold : float
         ``red_area_fraction`` = fraction of skin pixels with ``hemoglobin`` above this
-        (model blood volume fraction; 0.06 is about the upper decile of normal
-        skin in the phantom model).
+        (model blood volume fraction; 0.06 is 3-4 times the blood fraction of normal
+        skin, 0.015-0.02, so only marked erythema counts).
     spot_threshold : float
-        A pixel is part of a brown spot when its melanin exceeds the local
-        background (see ``spot_background_sigma``) by more than this (model
+        A pixel is part of a brown spot when its (shading-free) melanin exceeds the
+        local background (see ``spot_background_sigma``) by more than this (model
         melanin volume fraction).
     spot_noise_k : float
         The threshold is raised to ``spot_noise_k`` robust standard deviations
@@ -1287,7 +1304,8 @@ def summarize(maps: dict, mask: np.ndarray, *, params: IndexParams | None = None
     * ``ita_fraction_<class>``: fraction of skin pixels in each ITA class;
     * ``red_area_fraction``: fraction of skin with ``hemoglobin > red_threshold``;
     * ``brown_spot_count``, ``brown_spot_area_fraction``: :func:`detect_brown_spots`
-      (area as a fraction of the skin area);
+      on the ``melanin`` map given (area as a fraction of the skin area; :func:`measure`,
+      which analyze runs, uses the shading-free melanin instead);
     * ``hemoglobin_variation_pct``, ``melanin_variation_pct``: uniformity as the Antera
       3D reports it: relative variation = 100 x std / mean over the skin (%, lower is
       more even); the standard deviation itself is ``X_std``.
