@@ -117,6 +117,7 @@ __all__ = [
     "ChromophoreBasis",
     "DEFAULT_BASIS_PATH",
     "load_basis",
+    "basis_digest",
     "fit_chromophore_basis",
     "separate_chromophores",
     "choose_branch",
@@ -241,7 +242,7 @@ class IndexParams:
     def hash(self) -> str:
         """Short SHA-256 of the parameters (and the basis file content when it is used)."""
         h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
-        h.update(json.dumps(load_basis(self.basis_path).to_dict(), sort_keys=True).encode())
+        h.update(basis_digest(self.basis_path).encode())
         return h.hexdigest()[:12]
 
 
@@ -362,6 +363,16 @@ def _load_basis_cached(path: str) -> ChromophoreBasis:
         if not ok or not np.isfinite(model.table).all():
             raise SkinImgError("chromophore basis has a malformed model table", path)
     return ChromophoreBasis(*vals, provenance=d.get("provenance", {}), model=model)
+
+
+@lru_cache(maxsize=8)
+def _basis_digest_cached(path: str) -> str:
+    return hashlib.sha256(json.dumps(_load_basis_cached(path).to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def basis_digest(path: str | Path | None = None) -> str:
+    """SHA-256 of a chromophore basis' content (recorded with the results)."""
+    return _basis_digest_cached(str(Path(path) if path is not None else DEFAULT_BASIS_PATH))
 
 
 def load_basis(path: str | Path | None = None) -> ChromophoreBasis:
