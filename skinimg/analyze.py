@@ -35,7 +35,7 @@ import numpy as np
 from . import __version__
 from .errors import SkinImgError
 from .heatmap import COLORMAPS, render_heatmap
-from .indices import INDEX_NAMES, IndexParams, load_basis, measure, summary_columns
+from .indices import INDEX_NAMES, IndexParams, basis_digest, load_basis, measure, summary_columns
 from .io import (DEFAULT_MAX_PIXELS, InputImage, _reason_text, discover_images, load_image, remove_stale_temp_files,
                  write_json, write_png, write_tiff)
 from .store import SQLITE_NAME, export_csv, export_parquet, upsert_rows
@@ -341,7 +341,12 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         "skinimg_version": __version__,
         "params": params.to_dict(),
         "params_hash": params_hash,
-        "chromophore_basis": basis.to_dict(),
+        "chromophore_basis": {
+            "path": os.fspath(params.indices.basis_path) if params.indices.basis_path else "models/chromophore_basis.json",
+            "sha256": basis_digest(params.indices.basis_path),
+            "nonlinear_model": basis.model is not None,
+            "provenance": basis.provenance,
+        },
         "inputs": [os.fspath(p) for p in paths],
         "n_images": len(rows),
         "n_ok": counts["ok"],

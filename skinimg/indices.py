@@ -30,20 +30,37 @@ Per-pixel indices (:data:`INDEX_NAMES`)
     ``arctan((L* - 50) / b*)``; ``atan2`` is the same for ``b* > 0`` and stays
     defined at ``b* = 0``).  Classes: see :func:`ita_category`.
 ``hemoglobin``, ``melanin``  chromophore concentrations
-    Optical-density separation of Tsumura et al. 1999 [Tsumura99]_ / 2003
-    [Tsumura03]_: ``OD = -log10(linear RGB)`` is modelled as
-    ``OD = o + c_mel * a_mel + c_hb * a_hb + s * (1, 1, 1)`` where ``a_mel`` and
-    ``a_hb`` are the absorbance directions of melanin and haemoglobin, ``o`` the
-    absorbance of chromophore-free skin, and ``s`` shading / exposure (a gain
-    shifts OD along (1, 1, 1)).  Solving the 3x3 system ``[a_mel a_hb 1]`` removes
-    shading (projection along (1, 1, 1) onto the pigment plane) and gives
-    ``c_mel`` and ``c_hb``.  The directions come from a calibrated basis
-    (``models/chromophore_basis.json``, fitted on skinimg's optical phantoms, see
-    ``benchmarks/fit_basis.py``) or are estimated per image by FastICA
-    (``chromophore_method="ica"``).  Units: volume fraction under the skinimg
-    optical skin model (epidermal melanin fraction, dermal blood fraction); on real
-    photos these are *model-equivalent* fractions, comparable within one camera
-    and lighting set-up.  Exposure invariant by construction.
+    Optical-density separation after Tsumura et al. 1999 [Tsumura99]_ / 2003
+    [Tsumura03]_.  ``OD = -log10(linear RGB)``; shading and exposure multiply the
+    reflectance, i.e. shift OD along (1, 1, 1), so the projection of OD on the plane
+    perpendicular to (1, 1, 1) (the *chromaticity*) is free of them.  Tsumura's linear
+    model ``OD = o + c_mel a_mel + c_hb a_hb + s (1, 1, 1)`` is kept for the per-image
+    ICA method (``chromophore_method="ica"``).  The default (``"basis"``) inverts a
+    calibrated non-linear model of skin colour stored in
+    ``models/chromophore_basis.json`` (fitted on skinimg's spectral two-layer phantom
+    model by ``benchmarks/fit_basis.py``), because surface reflection and diffuse
+    dermal reflectance make real OD far from additive (the linear fit leaves 0.025 OD
+    rms on typical skin and fails at dark tones):
+
+    * haemoglobin from the chromaticity alone (Newton's method on the tabulated model),
+      hence independent of exposure and shading;
+    * where two skins share a chromaticity (lighter skin with more blood, darker skin
+      with less; in the phantom model this happens below about ITA 0 degrees, the
+      brown and dark classes), the pair member is
+      chosen once per image from the brightness of its least-shaded pixels
+      (:func:`choose_branch`);
+    * melanin from the brightness at that haemoglobin (mean OD matched to the model,
+      which assumes a white reflector at 1): accurate at dark tones where chromaticity
+      barely changes with melanin, but -- like the melanin index -- dependent on exposure.
+
+    Units: volume fractions of the phantom model (epidermal melanosome fraction,
+    dermal blood fraction); on real photos *model-equivalent* fractions, comparable
+    within one camera and lighting set-up (calibrate for comparisons across set-ups).
+
+Noise: the photo is smoothed inside the skin by a 1-pixel Gaussian before the
+indices (:attr:`IndexParams.smoothing_sigma`); pixels within 3 px of the skin border
+are left as they are.  All per-pixel work runs on the skin's bounding box, and for
+8-bit photos once per distinct skin colour.
 
 Per-image statistics: see :func:`summarize`.
 
@@ -100,6 +117,7 @@ __all__ = [
     "ChromophoreBasis",
     "DEFAULT_BASIS_PATH",
     "load_basis",
+    "basis_digest",
     "fit_chromophore_basis",
     "separate_chromophores",
     "choose_branch",
@@ -167,12 +185,16 @@ class IndexParams:
         Reflectance floor of the optical density (OD at most ``-log10(od_floor)``).
     red_threshold : float
         ``red_area_fraction`` = fraction of skin pixels with ``hemoglobin`` above this
-        (model blood volume fraction; 0.06 is about the upper decile of normal
-        skin in the phantom model).
+        (model blood volume fraction; 0.06 is 3-4 times the blood fraction of normal
+        skin, 0.015-0.02, so only marked erythema counts).
     spot_threshold : float
-        A pixel is part of a brown spot when its melanin exceeds the local
-        background (see ``spot_background_sigma``) by more than this (model
+        A pixel is part of a brown spot when its (shading-free) melanin exceeds the
+        local background (see ``spot_background_sigma``) by more than this (model
         melanin volume fraction).
+    spot_noise_k : float
+        The threshold is raised to ``spot_noise_k`` robust standard deviations
+        (1.4826 x MAD) of the excess over skin when that is larger, so sensor noise
+        (large in the melanin estimate of dark skin) does not make spots.
     spot_background_sigma : float
         Standard deviation of the Gaussian giving the local melanin background, as
         a fraction of the shorter side of the image (skin-normalised convolution, so
@@ -195,6 +217,7 @@ class IndexParams:
     od_floor: float = colour.OD_FLOOR
     red_threshold: float = 0.06
     spot_threshold: float = 0.04
+    spot_noise_k: float = 4.0
     spot_background_sigma: float = 0.05
     spot_min_area: float = 1e-4
     spot_work_pixels: int = 1_000_000
@@ -219,7 +242,7 @@ class IndexParams:
     def hash(self) -> str:
         """Short SHA-256 of the parameters (and the basis file content when it is used)."""
         h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
-        h.update(json.dumps(load_basis(self.basis_path).to_dict(), sort_keys=True).encode())
+        h.update(basis_digest(self.basis_path).encode())
         return h.hexdigest()[:12]
 
 
@@ -340,6 +363,16 @@ def _load_basis_cached(path: str) -> ChromophoreBasis:
         if not ok or not np.isfinite(model.table).all():
             raise SkinImgError("chromophore basis has a malformed model table", path)
     return ChromophoreBasis(*vals, provenance=d.get("provenance", {}), model=model)
+
+
+@lru_cache(maxsize=8)
+def _basis_digest_cached(path: str) -> str:
+    return hashlib.sha256(json.dumps(_load_basis_cached(path).to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def basis_digest(path: str | Path | None = None) -> str:
+    """SHA-256 of a chromophore basis' content (recorded with the results)."""
+    return _basis_digest_cached(str(Path(path) if path is not None else DEFAULT_BASIS_PATH))
 
 
 def load_basis(path: str | Path | None = None) -> ChromophoreBasis:
@@ -482,22 +515,12 @@ def _candidates(od: np.ndarray, model: ChromophoreModel, iters: int = 3):
 _TWIN_GAP = 0.02
 
 
-def choose_branch(od: np.ndarray, model: ChromophoreModel, weights: np.ndarray | None = None) -> str:
-    """Per-image choice between the two skins that share a chromaticity ("light" or "dark").
-
-    Only pixels with two distinct candidates count.  For each, ``r = (b - b_light) /
-    (b_dark - b_light)`` places its brightness (mean OD) between the two candidates'
-    model brightness (0 = light twin, 1 = dark twin).  Shading only darkens, so the
-    least-shaded pixels (the 10th percentile of ``r``) decide: "dark" if it is above
-    0.5.  A gain shifts ``r`` by ``-log10(gain) / gap`` for every pixel at once, so the
-    choice flips only for gains of order ``10**(gap/2)``.
-    """
-    od = np.asarray(od, dtype=np.float64).reshape(-1, 3)
-    uL, tL, bL, uD, tD, bD = _candidates(od, model)
+def _branch_from(cands, bright: np.ndarray, weights: np.ndarray | None) -> str:
+    uL, tL, bL, uD, tD, bD = cands
     two = (bD - bL) > _TWIN_GAP
     if not two.any():
         return "light"
-    r = (od.mean(axis=1)[two] - bL[two]) / (bD[two] - bL[two])
+    r = (bright[two] - bL[two]) / (bD[two] - bL[two])
     if weights is None:
         q = float(np.percentile(r, 10))
     else:
@@ -506,6 +529,34 @@ def choose_branch(od: np.ndarray, model: ChromophoreModel, weights: np.ndarray |
         cw = np.cumsum(w[order])
         q = float(r[order][min(int(np.searchsorted(cw, 0.1 * cw[-1])), len(r) - 1)])
     return "dark" if q > 0.5 else "light"
+
+
+def choose_branch(od: np.ndarray, model: ChromophoreModel, weights: np.ndarray | None = None) -> str:
+    """Per-image choice between the two skins that share a chromaticity ("light" or "dark").
+
+    Only pixels with two distinct candidates count.  For each, ``r = (b - b_light) /
+    (b_dark - b_light)`` places its brightness (mean OD) between the two candidates'
+    model brightness (0 = light twin, 1 = dark twin).  Shading only darkens, so the
+    least-shaded pixels (the 10th percentile of ``r``, weighted by ``weights``) decide:
+    "dark" if it is above 0.5.  A gain shifts ``r`` by ``-log10(gain) / gap`` for every
+    pixel at once, so an exposure error can swap the branch of a whole image when the
+    twins are close in brightness (brown and dark skin, see the README).
+    """
+    od = np.asarray(od, dtype=np.float64).reshape(-1, 3)
+    return _branch_from(_candidates(od, model), od.mean(axis=1), weights)
+
+
+def _finish(cands, bright: np.ndarray, model: ChromophoreModel, branch: str, absolute_melanin: bool = True):
+    uL, tL, bL, uD, tD, bD = cands
+    u, t = (uD, tD) if branch == "dark" else (uL, tL)
+    u = u.astype(np.float64)
+    t = t.astype(np.float64)
+    if absolute_melanin:
+        for _ in range(4):
+            val, du, _ = _model_eval(model.table[..., 2:], u, t)
+            slope = np.where(np.abs(du[:, 0]) < 1e-9, 1e-9, du[:, 0])
+            u = np.clip(u + np.clip((bright - val[:, 0]) / slope, -0.1, 0.1), _U_MIN, 1.0)
+    return u * model.melanin_max, t * np.abs(t) * model.hemoglobin_max
 
 
 def _invert_model(od: np.ndarray, model: ChromophoreModel, branch: str = "light",
@@ -520,15 +571,7 @@ def _invert_model(od: np.ndarray, model: ChromophoreModel, branch: str = "light"
     hardly changes with melanin, but it assumes the exposure of the model (a white
     reflector at 1) -- like the melanin index, it reads shading as pigment.
     """
-    uL, tL, bL, uD, tD, bD = _candidates(od, model)
-    u, t = (uD, tD) if branch == "dark" else (uL, tL)
-    if absolute_melanin:
-        bright = od.mean(axis=1)
-        for _ in range(4):
-            val, du, _ = _model_eval(model.table[..., 2:], u, t)
-            slope = np.where(np.abs(du[:, 0]) < 1e-9, 1e-9, du[:, 0])
-            u = np.clip(u + np.clip((bright - val[:, 0]) / slope, -0.1, 0.1), _U_MIN, 1.0)
-    return u * model.melanin_max, t * np.abs(t) * model.hemoglobin_max
+    return _finish(_candidates(od, model), od.mean(axis=1), model, branch, absolute_melanin)
 
 
 def separate_chromophores(od: np.ndarray, *, basis: ChromophoreBasis | None = None, branch: str | None = None,
@@ -778,21 +821,41 @@ def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[Chr
     return basis, "basis"
 
 
-def _image_branch(px: np.ndarray, weights: np.ndarray | None, basis: ChromophoreBasis, floor: float) -> str | None:
-    """The twin branch of one image (:func:`choose_branch`) from its skin colours (subset of <= 200 000)."""
-    if basis.model is None or len(px) == 0:
-        return None
-    if len(px) > 200_000:
-        sel = np.sort(np.random.default_rng(0).choice(len(px), 200_000, replace=False))
-        px = px[sel]
-        weights = None if weights is None else weights[sel]
-    return choose_branch(colour.rgb_to_optical_density(px, floor), basis.model, weights)
+def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: ChromophoreBasis, floor: float):
+    """(melanin, hemoglobin, branch, shading-free melanin) of one image's skin colours (M, 3).
 
-
-def _index_values(px: np.ndarray, basis: ChromophoreBasis, floor: float, branch: str | None = None) -> dict:
-    """The 8 indices of an (M, 3) array of encoded colours, in chunks; float32 1-D arrays."""
+    With a calibrated model the twin candidates are computed once (in chunks), the
+    branch is chosen from all of them (:func:`choose_branch`), then each colour is finished.
+    """
     n = len(px)
-    out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES}
+    mel = np.empty(n, dtype=np.float32)
+    hb = np.empty(n, dtype=np.float32)
+    if basis.model is None:
+        for s in range(0, n, _CHUNK):
+            od = colour.rgb_to_optical_density(px[s : s + _CHUNK], floor)
+            mel[s : s + len(od)], hb[s : s + len(od)] = separate_chromophores(od, basis=basis)
+        return mel, hb, None, mel
+    cands = [np.empty(n, dtype=np.float32) for _ in range(6)]
+    bright = np.empty(n, dtype=np.float32)
+    for s in range(0, n, _CHUNK):
+        od = colour.rgb_to_optical_density(px[s : s + _CHUNK], floor).astype(np.float64)
+        for dst, src in zip(cands, _candidates(od, basis.model)):
+            dst[s : s + len(od)] = src
+        bright[s : s + len(od)] = od.mean(axis=1)
+    branch = _branch_from(cands, bright, weights)
+    for s in range(0, n, _CHUNK):
+        sl = slice(s, min(n, s + _CHUNK))
+        m, h = _finish([c[sl] for c in cands], bright[sl].astype(np.float64), basis.model, branch)
+        mel[sl], hb[sl] = m, h
+    # Shading-free melanin (chromaticity root, before the brightness step), for the spots.
+    rel = (cands[3] if branch == "dark" else cands[0]) * np.float32(basis.model.melanin_max)
+    return mel, hb, branch, rel
+
+
+def _index_values(px: np.ndarray, floor: float) -> dict:
+    """EI, MI, CIELAB and ITA of an (M, 3) array of encoded colours, in chunks; float32 1-D arrays."""
+    n = len(px)
+    out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES if name not in ("melanin", "hemoglobin")}
     hundred = np.float32(100.0)
     for s in range(0, n, _CHUNK):
         c = px[s : s + _CHUNK]
@@ -800,7 +863,6 @@ def _index_values(px: np.ndarray, basis: ChromophoreBasis, floor: float, branch:
         od = colour.rgb_to_optical_density(c, floor)
         np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
         np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
-        out["melanin"][sl], out["hemoglobin"][sl] = separate_chromophores(od, basis=basis, branch=branch or "light")
         del od
         lab = colour.rgb_to_lab(c)
         out["l_star"][sl] = lab[:, 0]
@@ -862,6 +924,7 @@ class _Skin:
             sat = int(np.count_nonzero((units >= top).any(axis=1)))
         if self.n == 0:
             self.values = {name: np.empty(0, dtype=np.float32) for name in INDEX_NAMES}
+            self.spot_melanin = self.values["melanin"]
             return
         self.info["saturated_fraction"] = sat / self.n
         if params.chromophore_method == "ica":
@@ -875,13 +938,15 @@ class _Skin:
             basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
         else:
             basis, used = _resolve_basis(None, params)
-        branch = _image_branch(units, self.weights, basis, params.od_floor)
+        mel, hb, branch, rel = _chromophores(units, self.weights, basis, params.od_floor)
         self.info["chromophore_method"] = used if branch is None else f"{used} ({branch} branch)"
-        self.values = _index_values(units, basis, params.od_floor, branch)
+        self.values = _index_values(units, params.od_floor)
+        self.values["melanin"], self.values["hemoglobin"] = mel, hb
+        self.spot_melanin = rel
 
     def pixels(self, name: str) -> np.ndarray:
         """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
-        v = self.values[name]
+        v = self.spot_melanin if name == "spot_melanin" else self.values[name]
         if self.weights is None:
             return v
         if self._pos is None:
@@ -920,8 +985,26 @@ def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
-    sk = _Skin(rgb, mask, params)
+    box = _crop_box(mask, _pad(params))
+    sk = _Skin(rgb[box], np.ascontiguousarray(mask[box]), params)
     return {name: sk.pixels(name) for name in INDEX_NAMES}, sk.info
+
+
+def _crop_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Bounding box of the mask grown by ``pad`` pixels (the whole image when the mask is empty).
+
+    Every per-pixel computation runs on this crop: the skin is often a small part of
+    the photo.  ``pad`` covers the smoothing kernel, so results equal the uncropped ones.
+    """
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0 or h == 0:
+        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
+    return (slice(max(0, y - pad), min(mask.shape[0], y + h + pad)),
+            slice(max(0, x - pad), min(mask.shape[1], x + w + pad)))
+
+
+def _pad(params: IndexParams) -> int:
+    return int(math.ceil(6.5 * params.smoothing_sigma)) + 2
 
 
 def _scatter(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -948,8 +1031,17 @@ def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | Non
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
-    sk = _Skin(rgb, mask, params)
-    return {name: sk.map(name) for name in INDEX_NAMES}
+    box = _crop_box(mask, _pad(params))
+    sk = _Skin(rgb[box], np.ascontiguousarray(mask[box]), params)
+    return {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+
+
+def _embed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, int]) -> np.ndarray:
+    if crop.shape == tuple(shape):
+        return crop
+    m = np.full(shape, np.nan, dtype=np.float32)
+    m[box] = crop
+    return m
 
 
 # ----------------------------------------------------------------------------- spots
@@ -966,7 +1058,8 @@ class SpotResult:
     area_fraction : float
         Spot area / skin area (at the working resolution), in [0, 1].
     labels : ndarray of int32, shape (h, w)
-        Spot labels 1..count (0 elsewhere) at the working resolution.
+        Spot labels 1..count (0 elsewhere) at the working resolution, over the
+        bounding box of the skin (grown by a few pixels).
     scale : float
         Working resolution / input resolution (<= 1).
     """
@@ -1012,7 +1105,8 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     2. the local background is a skin-normalised Gaussian blur,
        ``G(m * mask) / G(mask)`` with sigma = ``spot_background_sigma`` x shorter side
        (computed at a resolution where sigma is ~8 px, interpolated back);
-    3. spot pixels: skin where ``melanin - background > spot_threshold``;
+    3. spot pixels: skin where ``melanin - background`` exceeds
+       ``max(spot_threshold, spot_noise_k x 1.4826 x MAD(melanin - background))``;
     4. 8-connected regions (``cv2.connectedComponentsWithStats``) with an area of at
        least ``spot_min_area`` x image area are counted.
 
@@ -1026,15 +1120,22 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     -------
     SpotResult
     """
+    p = params or IndexParams()
     mask = np.asarray(mask, dtype=bool)
-    m0 = np.where(mask, np.nan_to_num(np.asarray(melanin, dtype=np.float32), nan=0.0), np.float32(0.0))
-    return _detect_spots(m0.astype(np.float32, copy=False), mask, params or IndexParams())
+    box = _crop_box(mask, _pad(p))
+    mc = np.ascontiguousarray(mask[box])
+    m0 = np.where(mc, np.nan_to_num(np.asarray(melanin, dtype=np.float32)[box], nan=0.0), np.float32(0.0))
+    return _detect_spots(m0.astype(np.float32, copy=False), mc, p, mask.shape)
 
 
-def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams) -> SpotResult:
-    """:func:`detect_brown_spots` on a float32 melanin map that is already 0 off skin."""
+def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams, full_shape: tuple[int, int]) -> SpotResult:
+    """:func:`detect_brown_spots` on a crop (``m`` float32, 0 off skin) of an image of ``full_shape``.
+
+    Scale, background sigma and minimum area refer to the full image.
+    """
+    fh, fw = full_shape
     h, w = mask.shape
-    scale = min(1.0, math.sqrt(p.spot_work_pixels / float(h * w)))
+    scale = min(1.0, math.sqrt(p.spot_work_pixels / float(fh * fw)))
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         num = cv2.resize(m, size, interpolation=cv2.INTER_AREA)
@@ -1051,11 +1152,17 @@ def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams) -> SpotResult
     empty = np.zeros((hh, ww), dtype=np.int32)
     if n_skin == 0:
         return SpotResult(0, float("nan"), empty, scale)
-    bg = _normalised_blur(m, wt, p.spot_background_sigma * min(hh, ww))
+    bg = _normalised_blur(m, wt, p.spot_background_sigma * min(fh, fw) * scale)
+    excess = m - bg
+    ex = excess[skin & np.isfinite(excess)]
+    thr = p.spot_threshold
+    if ex.size:
+        mad = float(np.median(np.abs(ex - np.median(ex))))
+        thr = max(thr, p.spot_noise_k * 1.4826 * mad)
     with np.errstate(invalid="ignore"):
-        cand = skin & ((m - bg) > p.spot_threshold)
+        cand = skin & (excess > thr)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    min_area = p.spot_min_area * hh * ww
+    min_area = p.spot_min_area * fh * fw * scale * scale
     keep = np.zeros(n, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(1.0, min_area)
     remap = np.zeros(n, dtype=np.int32)
@@ -1208,7 +1315,8 @@ def summarize(maps: dict, mask: np.ndarray, *, params: IndexParams | None = None
     * ``ita_fraction_<class>``: fraction of skin pixels in each ITA class;
     * ``red_area_fraction``: fraction of skin with ``hemoglobin > red_threshold``;
     * ``brown_spot_count``, ``brown_spot_area_fraction``: :func:`detect_brown_spots`
-      (area as a fraction of the skin area);
+      on the ``melanin`` map given (area as a fraction of the skin area; :func:`measure`,
+      which analyze runs, uses the shading-free melanin instead);
     * ``hemoglobin_variation_pct``, ``melanin_variation_pct``: uniformity as the Antera
       3D reports it: relative variation = 100 x std / mean over the skin (%, lower is
       more even); the standard deviation itself is ``X_std``.
@@ -1234,18 +1342,20 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
-    sk = _Skin(rgb, mask, params)
-    mel0 = np.zeros(mask.shape, dtype=np.float32)
-    mel0[mask] = sk.pixels("melanin")
+    box = _crop_box(mask, _pad(params))
+    mc = np.ascontiguousarray(mask[box])
+    sk = _Skin(rgb[box], mc, params)
+    mel0 = np.zeros(mc.shape, dtype=np.float32)
+    mel0[mc] = sk.pixels("spot_melanin")
     row = summarize_values(sk.values, weights=sk.weights, params=params)
-    spots = _detect_spots(mel0, mask, params) if sk.n else None
+    spots = _detect_spots(mel0, mc, params, mask.shape) if sk.n else None
     row["brown_spot_count"] = spots.count if spots else 0
     row["brown_spot_area_fraction"] = spots.area_fraction if spots else float("nan")
     row.update(sk.info)
     maps = None
     if return_maps:
         del mel0
-        maps = {name: sk.map(name) for name in INDEX_NAMES}
+        maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
     return row, maps
 
 

@@ -162,3 +162,16 @@ def test_cli_nothing_to_do_is_fatal(tmp_path):
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "no image files found" in r.output
+
+
+def test_16_bit_photo_gives_the_same_numbers_as_8_bit(tmp_path):
+    img8, skin = _photo(4)
+    img16 = img8.astype(np.uint16) * 257  # exactly the same colours in 16 bits
+    write_png(tmp_path / "a8.png", img8)
+    write_png(tmp_path / "a16.png", img16)
+    r8, _ = A.analyze_image(tmp_path / "a8.png", maps=False)
+    r16, _ = A.analyze_image(tmp_path / "a16.png", maps=False)
+    assert r8["bit_depth"] == 8 and r16["bit_depth"] == 16
+    for k in ("erythema_index", "l_star", "ita_deg", "hemoglobin", "melanin", "melanin_index_p90"):
+        assert r16[k] == pytest.approx(r8[k], rel=2e-3, abs=2e-3), k
+    assert r16["ita_category"] == r8["ita_category"]

@@ -359,3 +359,14 @@ def test_committed_basis_is_reproducible_from_its_script():
                                           **mod.check_inversion(basis)}
     committed = I.DEFAULT_BASIS_PATH.read_text(encoding="utf-8")
     assert mod._format(d) == committed, "models/chromophore_basis.json is stale: run benchmarks/fit_basis.py"
+
+
+def test_brown_spots_on_phantoms_no_false_spots_on_plain_skin():
+    for m in (0.05, 0.2):
+        plain = synth.render_phantom(synth.PhantomSpec(melanin=m, hemoglobin=0.02, seed=11, size=(480, 640), spots=0))
+        row, _ = I.measure(plain.image, plain.mask, return_maps=False)
+        assert row["brown_spot_count"] == 0 and row["brown_spot_area_fraction"] == 0.0
+    spotted = synth.render_phantom(synth.PhantomSpec(melanin=0.05, hemoglobin=0.02, seed=11, size=(480, 640), spots=6))
+    row, _ = I.measure(spotted.image, spotted.mask, return_maps=False)
+    assert 3 <= row["brown_spot_count"] <= 6  # the smallest macules are below the documented minimum size
+    assert 0.0 < row["brown_spot_area_fraction"] < 0.05
