@@ -2,7 +2,8 @@
 
 For each of ``--points`` random instants in [5 %, 100 %] of the uninterrupted run time,
 the whole process group of ``skinimg <command>`` (the main process and its workers) is
-killed with SIGKILL; what the killed run left is recorded (complete outputs, ``.tmp``
+killed with SIGKILL (even points start from an empty output folder, odd points from the
+previous complete results); what the killed run left is recorded (complete outputs, ``.tmp``
 files), then the same command is rerun into the same folder to completion.  After every
 rerun the output tree must equal the uninterrupted run file by file (bytes; SQLite by
 rows), with no ``.tmp`` file, no duplicate table rows, no truncated file.
@@ -67,12 +68,16 @@ def main() -> int:
         t_full = time.perf_counter() - t0
         expected = snapshot(ref)
         print(f"uninterrupted run: {t_full:.2f} s, {len(expected)} files; killing at {args.points} random points")
-        print("| point | kill at (s) | files left by the killed run | .tmp left | rerun (s) | rerun == uninterrupted |")
-        print("|---:|---:|---:|---:|---:|:---|")
+        print("| point | output folder | kill at (s) | files left by the killed run | .tmp left | rerun (s) | "
+              "rerun == uninterrupted |")
+        print("|---:|:---|---:|---:|---:|---:|:---|")
         out = tmp / "out"
         n_tmp_total = 0
         for point in range(args.points):
             at = rnd.uniform(0.05, 1.0) * t_full
+            fresh = point % 2 == 0  # odd points: killed while rewriting the results of the previous rerun
+            if fresh:
+                shutil.rmtree(out, ignore_errors=True)
             proc = subprocess.Popen(_cmd(argv + ["--out", out]), env=_env(), cwd=REPO, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
             time.sleep(at)
@@ -102,10 +107,11 @@ def main() -> int:
             if len(names) != len(set(names)) or len(names) != args.images:
                 problems.append(f"{len(names)} rows for {args.images} images")
             failures += bool(problems)
-            print(f"| {point + 1} | {at:.2f} | {len(left) - n_tmp} | {n_tmp} | {t_rerun:.2f} | "
+            print(f"| {point + 1} | {'empty' if fresh else 'previous results'} | {at:.2f} | {len(left) - n_tmp} | {n_tmp} | {t_rerun:.2f} | "
                   f"{'yes' if not problems else 'NO: ' + '; '.join(problems)} |")
         print(f"\n{args.points - failures}/{args.points} reruns equal to the uninterrupted run; "
-              f"{n_tmp_total} temporary file(s) left by killed runs, all removed by the reruns")
+              f"{n_tmp_total} temporary file(s) left by killed runs"
+              + (", all removed by the reruns" if not failures else ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failures else 0

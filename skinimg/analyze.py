@@ -357,6 +357,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         "columns": list(ROW_COLUMNS),
     }
     outputs.append(write_json(out / "analyze.json", meta))
+    remove_stale_temp_files(out)  # of workers of a killed run that were still dying when this run started
     return {
         "rows": rows,
         "n_images": len(rows),

@@ -324,6 +324,7 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
             failed += 1
             click.echo(f"skinimg: {message}", err=True)
     write_csv(Path(out) / "calibrate.csv", rows, CSV_COLUMNS)
+    remove_stale_temp_files(out)
     if failed:
         click.echo(f"skinimg: {failed} of {len(items)} file(s) failed", err=True)
         sys.exit(EXIT_PARTIAL)

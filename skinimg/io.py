@@ -44,6 +44,7 @@ __all__ = [
     "read_header",
     "discover_images",
     "InputImage",
+    "output_stems",
     "atomic_write",
     "write_bytes",
     "write_png",
@@ -405,12 +406,44 @@ class InputImage:
 
     path: Path
     relpath: str
+    stem: str | None = None
 
     @property
     def stem_rel(self) -> str:
-        """Relative path without extension ("patient/visit/img"), the key of per-image outputs."""
-        p = Path(self.relpath)
-        return p.with_suffix("").as_posix()
+        """Relative path without extension ("patient/visit/img"), the key of per-image outputs.
+
+        Unique within one :func:`discover_images` result: when ``img.jpg`` and ``img.png``
+        sit in one folder, the second (in sorted order) is ``img~png`` (:func:`output_stems`).
+        """
+        if self.stem is not None:
+            return self.stem
+        return Path(self.relpath).with_suffix("").as_posix()
+
+
+def output_stems(relpaths: Iterable[str]) -> dict[str, str]:
+    """Unique output stems for image names: ``relpath -> stem`` (relative path without extension).
+
+    Names are taken in sorted order; the first one keeps its plain stem (``visit/img``), a
+    later one with the same stem and another extension gets ``visit/img~png`` (then ``~2``,
+    ``~3`` ...), so outputs of ``img.jpg`` and ``img.png`` never overwrite each other.  The
+    rule depends only on the set of names: a reader of ``indices.csv`` (the report) finds
+    the same stems.
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for rel in sorted(set(relpaths)):
+        p = Path(rel)
+        base = p.with_suffix("").as_posix()
+        stem = base
+        if stem in taken:
+            stem = f"{base}~{p.suffix.lstrip('.').lower() or 'x'}"
+            n = 1
+            while stem in taken:
+                n += 1
+                stem = f"{base}~{n}"
+        taken.add(stem)
+        out[rel] = stem
+    return out
 
 
 def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = True) -> list[InputImage]:
@@ -455,7 +488,8 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
                 key = f"{Path(rel).with_suffix('').as_posix()}~{n}{Path(rel).suffix}"
             seen.add(key)
             out.append(InputImage(path=f, relpath=key))
-    return out
+    stems = output_stems(i.relpath for i in out)
+    return [i if stems[i.relpath] == i.stem_rel else InputImage(i.path, i.relpath, stems[i.relpath]) for i in out]
 
 
 # ----------------------------------------------------------------------------- writers
@@ -480,24 +514,43 @@ def _output_mode(path: Path) -> int:
 _TMP_NAME = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 
-def _pid_alive(pid: int) -> bool:
+def _proc_started_after(pid: int, when: float) -> bool | None:
+    """Linux: True when process ``pid`` is a zombie or started after ``when`` (so it cannot be the
+    writer of a file last modified then); None when /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):  # killed, not yet reaped
+            return True
+        with open("/proc/stat", "rb") as fh:
+            btime = next(int(line.split()[1]) for line in fh if line.startswith(b"btime"))
+        start = btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return start > when + 2.0
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _writer_alive(pid: int, mtime: float) -> bool:
+    """Whether the process that wrote a temporary file (``pid`` in its name) may still be writing it."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True  # exists (owned by someone else) or cannot tell: keep the file
-    return True
+    except OSError:  # PermissionError: exists, owned by someone else
+        pass
+    return not _proc_started_after(pid, mtime)  # a zombie or a reused pid is not the writer
 
 
 def remove_stale_temp_files(root: str | os.PathLike) -> int:
     """Delete temporary files left in ``root`` (recursively) by a killed skinimg process.
 
     :func:`atomic_write` names its temporary files ``.<name>.<pid>.<random>.tmp``; a
-    file is removed only when that process no longer exists (so a run still writing
-    into the same folder is left alone).  Completed outputs are never touched: an
+    file is removed only when that process no longer exists, is a zombie, or started
+    after the file was last written (a reused pid), so a run still writing into the same
+    folder is left alone.  Commands call this when they start and when they finish
+    (a worker of a killed run may take a moment to die).  Completed outputs are never touched: an
     interrupted write leaves either the previous complete file or the new one.
 
     Returns
@@ -512,9 +565,12 @@ def remove_stale_temp_files(root: str | os.PathLike) -> int:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             m = _TMP_NAME.match(name)
-            if m and not _pid_alive(int(m.group(1))):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(dirpath, name))
+            if not m:
+                continue
+            full = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                if not _writer_alive(int(m.group(1)), os.stat(full).st_mtime):
+                    os.unlink(full)
                     removed += 1
     return removed
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import __version__
 from .errors import SkinImgError
-from .io import load_image, read_mask, write_bytes
+from .io import load_image, output_stems, read_mask, write_bytes
 
 __all__ = [
     "ReportParams",
@@ -187,10 +187,11 @@ class ImageEntry:
     patient: str
     site: str
     session: str
+    stem: str | None = None  # output stem (skinimg.io.output_stems), set by load_study
 
     @property
     def stem_rel(self) -> str:
-        return Path(self.image).with_suffix("").as_posix()
+        return self.stem if self.stem is not None else Path(self.image).with_suffix("").as_posix()
 
     @property
     def status(self) -> str:
@@ -305,11 +306,12 @@ def load_study(results: Path, *, images: str | None = None) -> Study:
             if img and r.get("patient") is not None:
                 keys.setdefault(img, (r.get("patient", ""), r.get("site", ""), r.get("session", "")))
     groups: dict[tuple[str, str], Series] = {}
+    stems = output_stems(r.get("image", "") for r in rows)  # the names analyze gave the maps
     for r in rows:
         img = r.get("image", "")
         patient, site, session = keys.get(img) or study_key(img)
         s = groups.setdefault((patient, site), Series(patient, site))
-        s.entries.append(ImageEntry(img, r, patient, site, session))
+        s.entries.append(ImageEntry(img, r, patient, site, session, stems[img]))
     for f in pair_files:
         patient, site, name = f.relative_to(pairs_dir).parts[:3]
         reference, _, session = name.partition("__")

@@ -121,7 +121,36 @@ def test_analyze_corpus(corpus, tmp_path):
     assert all(t.is_file() for t in tifs)
     assert tifs[0].read_bytes() != tifs[1].read_bytes()
     assert (out / "maps" / "with space" / "ünïcödé name_melanin.png").is_file()
+    # sixteen.png and sixteen.tif in one folder: two sets of maps (the second is "sixteen~tif")
+    assert (out / "maps" / "sixteen_melanin.tif").is_file() and (out / "maps" / "sixteen~tif_melanin.tif").is_file()
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_same_stem_in_one_folder_keeps_both_outputs_and_the_report_finds_each(tmp_path):
+    from skinimg.io import discover_images, output_stems
+    from skinimg.report import load_study
+
+    root = tmp_path / "in"
+    write_png(root / "v" / "img.png", skin_like(48, 64, seed=1))
+    (root / "v" / "img.jpg").write_bytes((root / "v" / "img.png").read_bytes())  # PNG bytes named .jpg
+    write_png(root / "v" / "img.tif", skin_like(48, 64, seed=3))
+    assert output_stems(["v/img.png", "v/img.jpg", "v/img.tif", "w/img.png"]) == {
+        "v/img.jpg": "v/img", "v/img.png": "v/img~png", "v/img.tif": "v/img~tif", "w/img.png": "w/img"}
+    items = discover_images([root])
+    assert [i.stem_rel for i in items] == ["v/img", "v/img~png", "v/img~tif"]
+    out = tmp_path / "out"
+    assert _run(["analyze", root, "--out", out, "--workers", "1"]).exit_code == 0
+    rows = _csv(out / "indices.csv")
+    study = load_study(out)
+    entries = {e.image: e for ser in study.series for e in ser.entries}
+    import cv2
+
+    for image, stem in (("v/img.jpg", "v/img"), ("v/img.png", "v/img~png"), ("v/img.tif", "v/img~tif")):
+        assert entries[image].stem_rel == stem
+        tif = out / "maps" / f"{stem}_erythema_index.tif"
+        m = cv2.imread(str(tif), cv2.IMREAD_UNCHANGED)
+        assert float(np.nanmean(m)) == pytest.approx(float(rows[image]["erythema_index"]), rel=1e-4)
+    assert float(rows["v/img.tif"]["erythema_index"]) != float(rows["v/img.png"]["erythema_index"])
 
 
 def test_analyze_json_rows_and_no_skin_only(tmp_path):
@@ -160,7 +189,7 @@ def test_calibrate_corpus(corpus, tmp_path):
     one, two = (out / "calibrated" / f"visit{k}" / "img.png" for k in (1, 2))
     assert one.read_bytes() != two.read_bytes()
     # a.png and a.tif with the same stem in one folder: both kept
-    assert (out / "calibrated" / "sixteen.png").is_file() and (out / "calibrated" / "sixteen~2.png").is_file()
+    assert (out / "calibrated" / "sixteen.png").is_file() and (out / "calibrated" / "sixteen~tif.png").is_file()
 
 
 # ----------------------------------------------------------------------------- exit codes
@@ -349,6 +378,25 @@ def test_stale_temp_files_removed_only_when_their_process_is_gone(tmp_path):
         p.write_bytes(b"partial")
     assert sio.remove_stale_temp_files(tmp_path) == 1
     assert not stale.exists() and live.exists() and other.exists()
+    # a killed writer that is not reaped yet (zombie) is not writing any more
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        for _ in range(200):
+            time.sleep(0.02)
+            with open(f"/proc/{zombie.pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    break
+        zfile = tmp_path / f".b.png.{zombie.pid}.zzz.tmp"
+        zfile.write_bytes(b"partial")
+        assert sio.remove_stale_temp_files(tmp_path) == 1 and not zfile.exists()
+    finally:
+        zombie.wait()
+    # a pid now used by a process started after the file was written is not its writer
+    old = tmp_path / f".c.png.{os.getpid()}.old.tmp"
+    old.write_bytes(b"partial")
+    os.utime(old, (time.time() - 10 * 24 * 3600,) * 2)
+    assert sio._proc_started_after(os.getpid(), old.stat().st_mtime) is True
+    assert sio._proc_started_after(os.getpid(), time.time()) is False
 
 
 # ----------------------------------------------------------------------------- unreadable file
