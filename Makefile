@@ -30,6 +30,7 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python benchmarks/fuzz_loader.py --n 20000
+	$(BIN)/python benchmarks/fuzz_cli.py --n 2000
 
 docs: $(STAMP)
 	$(BIN)/python -c "from skinimg.cli import update_readme; update_readme('README.md')"

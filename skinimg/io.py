@@ -589,7 +589,8 @@ def safe_output_path(out: str | os.PathLike, relpath: str | os.PathLike, *, what
         Naming the offending value.
     """
     text = os.fspath(relpath)
-    shown = text if len(text) <= 120 else text[:117] + "..."
+    shown = text.replace("\x00", "\\0")
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
     if not text.strip() or "\x00" in text:
         raise SkinImgError(f"invalid {what} (empty or contains NUL)", shown)
     norm = text.replace("\\", "/")
