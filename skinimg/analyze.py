@@ -305,7 +305,8 @@ def _init_worker() -> None:
 
 
 def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
-                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",)) -> dict:
+                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",),
+                  exclude: Sequence[str] = ()) -> dict:
     """Analyze every image under ``paths`` and write the results under ``out``.
 
     Parameters
@@ -323,6 +324,9 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     formats : iterable of {"csv", "parquet"}
         ``indices.csv`` and ``results.sqlite`` are always written; ``"parquet"`` adds
         ``indices.parquet``.
+    exclude : sequence of str
+        Shell-style patterns of relative names to skip in folders (e.g. ``"truth/*"``),
+        see :func:`skinimg.io.discover_images`.
 
     Returns
     -------
@@ -347,7 +351,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             import pyarrow  # noqa: F401
         except ImportError:
             raise SkinImgError("Parquet export needs pyarrow: pip install 'skinimg[parquet]'") from None
-    items = discover_images(paths)
+    items = discover_images(paths, exclude=exclude)
     if not items:
         raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in paths))
     out = Path(out)

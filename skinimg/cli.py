@@ -247,8 +247,12 @@ def _parse_white(ctx, param, value):
                    "world on non-skin; chart = a photo without a chart is an error; none = as photographed.")
 @click.option("--white", callback=_parse_white, metavar="X,Y,W,H", default=None,
               help="White/gray region (pixels) for --calibrate auto when no chart is found.")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
+                   "repeatable.")
 @max_pixels_option
-def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, calibration, white, max_pixels):
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, calibration, white, exclude,
+                max_pixels):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -266,7 +270,8 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores
 
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores))
-    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt])
+    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
+                            exclude=exclude)
     if as_json:
         for row in summary["rows"]:
             click.echo(dumps_json({c: row.get(c) for c in ROW_COLUMNS}, indent=None))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import fnmatch
 import io as _io
 import json
 import math
@@ -446,7 +447,8 @@ def output_stems(relpaths: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = True) -> list[InputImage]:
+def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = True,
+                    exclude: Sequence[str] = ()) -> list[InputImage]:
     """List the images named by ``paths`` (files or folders), in a stable sorted order.
 
     Folders are scanned (recursively by default) for files with an image
@@ -456,6 +458,10 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
     that a bad file is reported rather than silently ignored.  Relative names
     are taken from the folder given (or the file's own folder for a file), and
     made unique when two arguments produce the same name.
+
+    ``exclude`` holds shell-style patterns (:mod:`fnmatch`, ``*`` also matches
+    ``/``) tested against the relative name of every file found in a folder, e.g.
+    ``"truth/*"`` or ``"*_mask.png"``; files given explicitly are never excluded.
 
     Raises
     ------
@@ -478,6 +484,8 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
                     if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                         found.append(Path(dirpath) / name)
             items = [(f, f.relative_to(root).as_posix()) for f in sorted(found, key=lambda q: q.relative_to(root).as_posix())]
+            if exclude:
+                items = [(f, rel) for f, rel in items if not any(fnmatch.fnmatchcase(rel, pat) for pat in exclude)]
         else:
             items = [(root, root.name)]
         for f, rel in items:

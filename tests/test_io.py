@@ -326,6 +326,10 @@ def test_discover_images_order_names_and_loops(tmp_path, rgb8):
     items = discover_images([tmp_path])
     assert [i.relpath for i in items] == ["a/x/img.JPG", "a/zz é.png", "b/img.jpg"]
     assert [i.stem_rel for i in items] == ["a/x/img", "a/zz é", "b/img"]
+    assert [i.relpath for i in discover_images([tmp_path], exclude=["a/*"])] == ["b/img.jpg"]
+    assert [i.relpath for i in discover_images([tmp_path], exclude=["*.png", "b/*"])] == ["a/x/img.JPG"]
+    # an explicitly named file is never excluded
+    assert [i.relpath for i in discover_images([tmp_path / "b" / "img.jpg"], exclude=["*"])] == ["img.jpg"]
 
 
 def test_discover_explicit_files_and_duplicates(tmp_path, rgb8):
