@@ -16,7 +16,6 @@ Exit codes (all commands):
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os

@@ -447,6 +447,25 @@ def output_stems(relpaths: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def read_json_object(path: str | os.PathLike, label: str | None = None) -> dict:
+    """Read a JSON file that must hold an object; a bad file is a :class:`SkinImgError` naming ``label``.
+
+    Parameters
+    ----------
+    path : path-like
+    label : str, optional
+        How the file is named in the error (default: the path).
+    """
+    label = os.fspath(path) if label is None else label
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SkinImgError(f"cannot read JSON ({exc})", label) from None
+    if not isinstance(doc, dict):
+        raise SkinImgError("not a JSON object", label)
+    return doc
+
+
 def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = True,
                     exclude: Sequence[str] = ()) -> list[InputImage]:
     """List the images named by ``paths`` (files or folders), in a stable sorted order.
