@@ -447,6 +447,29 @@ def output_stems(relpaths: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def models_dir() -> Path:
+    """Folder of skinimg's trained parameters (``models/``: JSON/NPZ, never pickle).
+
+    In order: ``$SKINIMG_MODELS`` when set; the ``models/`` folder of a source
+    checkout (editable install, the usual case); ``<prefix>/share/skinimg/models``
+    where a wheel install puts them (``[tool.setuptools.data-files]``).
+    """
+    env = os.environ.get("SKINIMG_MODELS")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    import sys
+    import sysconfig
+
+    for base in (sys.prefix, sysconfig.get_paths().get("data", sys.prefix)):
+        installed = Path(base) / "share" / "skinimg" / "models"
+        if installed.is_dir():
+            return installed
+    return checkout
+
+
 def read_json_object(path: str | os.PathLike, label: str | None = None) -> dict:
     """Read a JSON file that must hold an object; a bad file is a :class:`SkinImgError` naming ``label``.
 

@@ -370,3 +370,11 @@ def test_cli_missing_input_exit_1(tmp_path):
     r = CliRunner().invoke(cli, ["info", str(tmp_path / "none")])
     assert r.exit_code == 1
     assert r.stderr.strip().endswith("none: file or folder not found")
+
+
+def test_models_dir_finds_the_trained_parameters(monkeypatch, tmp_path):
+    from skinimg.io import models_dir
+
+    assert (models_dir() / "chromophore_basis.json").is_file()
+    monkeypatch.setenv("SKINIMG_MODELS", str(tmp_path))
+    assert models_dir() == tmp_path
