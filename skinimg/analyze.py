@@ -149,7 +149,18 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
         seg = _segment(rgb, params.segment_method)
     except SkinImgError as exc:
         return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
-    mask = np.asarray(seg.mask, dtype=bool)
+    return _measure_row(item, rgb, meta, seg.mask, str(getattr(seg, "method", params.segment_method)), params,
+                        want_maps, params_hash)
+
+
+def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
+                 params: AnalyzeParams, want_maps: bool, params_hash: str):
+    """The analyze step after loading and segmentation (shared with :mod:`skinimg.batch`).
+
+    ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
+    the (H, W) skin mask.  Returns (row, maps or None, rgb or None) like :func:`_analyze`.
+    """
+    mask = np.asarray(mask, dtype=bool)
     n_skin = int(np.count_nonzero(mask))
     base = {
         "image": item.relpath,
@@ -158,7 +169,7 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
         "bit_depth": meta.bit_depth,
         "skin_fraction": n_skin / float(mask.size),
         "skin_pixels": n_skin,
-        "segment_method": str(getattr(seg, "method", params.segment_method)),
+        "segment_method": segment_method,
         "params_hash": params_hash,
         "skinimg_version": __version__,
     }
