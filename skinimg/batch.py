@@ -428,7 +428,8 @@ class _DaskExecutor:
         return self.client.submit(fn, arg, pure=False)
 
     def wait_any(self, pending: set) -> tuple[set, set]:
-        res = self._distributed.wait(list(pending), return_when="FIRST_COMPLETED")
+        with self.client.as_current():
+            res = self._distributed.wait(list(pending), return_when="FIRST_COMPLETED")
         return set(res.done), set(res.not_done)
 
     def close(self, cancel: bool = False) -> None:
