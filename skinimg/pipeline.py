@@ -336,7 +336,7 @@ def check_available(pipeline: Pipeline) -> None:
     for s in pipeline.stages:
         for mod in STAGES[s].modules:
             try:
-                found = importlib.util.find_spec(mod) is not None
+                found = sys.modules.get(mod) is not None or importlib.util.find_spec(mod) is not None
             except (ImportError, ValueError):
                 found = False
             if not found:
