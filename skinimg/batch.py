@@ -340,6 +340,7 @@ class _InlineExecutor:
     """``--workers 1``: run each job in this process when submitted (OpenCV single-threaded meanwhile)."""
 
     slots = 1
+    window = 1  # the job already ran: commit it before the next one starts
 
     def __init__(self):
         import cv2
@@ -623,7 +624,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
         ex = _make_executor(executor, workers, scheduler, len(items))
         cancel = True
         try:
-            limit = 2 * ex.slots
+            limit = getattr(ex, "window", 2 * ex.slots)  # jobs in flight: memory stays flat
             pending: set = set()
             for item in jobs():
                 while len(pending) >= limit:

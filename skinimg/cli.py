@@ -337,9 +337,14 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
 class _RunProgress:
     """Progress of ``skinimg run`` on stderr: a bar (count, rate, ETA) on a terminal, else a line every 10 s."""
 
-    def __init__(self, quiet: bool, tty: bool | None = None, every_s: float = 10.0):
+    def __init__(self, quiet: bool, tty: bool | None = None, every_s: float | None = None):
         import time
 
+        if every_s is None:  # SKINIMG_PROGRESS_EVERY_S: seconds between plain lines (0: one per photo)
+            try:
+                every_s = float(os.environ.get("SKINIMG_PROGRESS_EVERY_S", "10"))
+            except ValueError:
+                every_s = 10.0
         self.quiet, self.every_s, self._time = quiet, every_s, time.monotonic
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.total = self.done = self.processed = self.skipped = self.failed = 0
