@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,8 @@ def run_cmd(pipe: Path, src: Path, out: Path, workers: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "tests.harness", "run", str(pipe), str(src), "--out", str(out),
             "--workers", str(workers)]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = ru0.ru_utime + ru0.ru_stime
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import threading
@@ -114,10 +117,13 @@ def run_cmd(pipe: Path, src: Path, out: Path, workers: int) -> dict:
         time.sleep(0.05)
     th.join()
     wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru.ru_utime + ru.ru_stime - cpu0
     if proc.returncode not in (0, 2):
         raise SystemExit(f"skinimg run failed ({proc.returncode})")
-    return {"wall_s": wall, "stamps": stamps, "peak_tree_rss_mb": peak_sum / 1024,
-            "max_process_hwm_mb": max(hwm.values()) / 1024 if hwm else 0.0}
+    return {"wall_s": wall, "cpu_s": cpu, "stamps": stamps, "peak_tree_rss_mb": peak_sum / 1024,
+            "max_process_hwm_mb": max(hwm.values()) / 1024 if hwm else 0.0,
+            "parent_hwm_mb": hwm.get(proc.pid, 0) / 1024, "sum_hwm_mb": sum(hwm.values()) / 1024}
 
 
 def main() -> None:
@@ -151,13 +157,13 @@ def main() -> None:
             if len(st) > w:
                 (ta, na), (tb, nb) = st[w - 1], st[-1]
                 steady = (nb - na) / (tb - ta) if tb > ta else float("nan")
-            rows.append((w, args.n_speed / r["wall_s"], steady, r["wall_s"]))
+            rows.append((w, args.n_speed / r["wall_s"], steady, r["wall_s"], r["cpu_s"]))
         print(f"\nThroughput on {args.n_speed} JPEGs of {size[1]}x{size[0]} ({mp:.0f} MP), pipeline [analyze] maps=false")
-        print("| workers | end to end (img/s) | steady state (img/s) | wall (s) |")
-        print("|---|---|---|---|")
-        for w, e2e, steady, wall in rows:
-            print(f"| {w} | {e2e:.3f} | {steady:.3f} | {wall:.1f} |")
-        print(f"| ratio 2/1 | {rows[1][1] / rows[0][1]:.2f}x | {rows[1][2] / rows[0][2]:.2f}x | |")
+        print("| workers | end to end (img/s) | steady state (img/s) | wall (s) | CPU (s, all processes) |")
+        print("|---|---|---|---|---|")
+        for w, e2e, steady, wall, cpu in rows:
+            print(f"| {w} | {e2e:.3f} | {steady:.3f} | {wall:.1f} | {cpu:.1f} |")
+        print(f"| ratio 2/1 | {rows[1][1] / rows[0][1]:.2f}x | {rows[1][2] / rows[0][2]:.2f}x | | |")
 
         counts = [int(v) for v in args.mem.split(",")]
         src = tmp / "mem"
@@ -171,13 +177,16 @@ def main() -> None:
             r = run_cmd(pipe, sub, tmp / f"out-mem-{n}", 2)
             res.append((n, r))
         print(f"\nPeak memory, 2 workers, JPEGs of {mem_size[1]}x{mem_size[0]}")
-        print("| photos | peak tree RSS (MB, sum of processes) | largest process VmHWM (MB) | wall (s) |")
-        print("|---|---|---|---|")
+        print("| photos | peak tree RSS, sampled sum (MB) | sum of per-process VmHWM (MB) | largest process VmHWM (MB) "
+              "| parent VmHWM (MB) | wall (s) |")
+        print("|---|---|---|---|---|---|")
         for n, r in res:
-            print(f"| {n} | {r['peak_tree_rss_mb']:.0f} | {r['max_process_hwm_mb']:.0f} | {r['wall_s']:.1f} |")
+            print(f"| {n} | {r['peak_tree_rss_mb']:.0f} | {r['sum_hwm_mb']:.0f} | {r['max_process_hwm_mb']:.0f} | "
+                  f"{r['parent_hwm_mb']:.0f} | {r['wall_s']:.1f} |")
         a, b = res[0][1], res[-1][1]
-        print(f"| difference | {100 * (b['peak_tree_rss_mb'] / a['peak_tree_rss_mb'] - 1):+.1f} % | "
-              f"{100 * (b['max_process_hwm_mb'] / a['max_process_hwm_mb'] - 1):+.1f} % | |")
+        d = {k: 100 * (b[k] / a[k] - 1) for k in ("peak_tree_rss_mb", "sum_hwm_mb", "max_process_hwm_mb", "parent_hwm_mb")}
+        print(f"| difference | {d['peak_tree_rss_mb']:+.1f} % | {d['sum_hwm_mb']:+.1f} % | {d['max_process_hwm_mb']:+.1f} % "
+              f"| {d['parent_hwm_mb']:+.1f} % | |")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

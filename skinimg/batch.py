@@ -473,6 +473,20 @@ def _outcome(res: dict) -> str:
     return "failed" if res["status"] != "ok" else "processed"
 
 
+def _check_segmenter(pipeline: Pipeline) -> None:
+    """``analyze`` without a ``segment`` stage segments through skinimg.segment: refuse early when it is missing."""
+    import importlib.util
+    import sys
+
+    if "analyze" not in pipeline.stages or "segment" in pipeline.stages:
+        return
+    if getattr(_analyze._segment, "__module__", None) != _analyze.__name__:
+        return  # replaced (the test harness's stand-in segmenter)
+    if sys.modules.get("skinimg.segment") is None and importlib.util.find_spec("skinimg.segment") is None:
+        raise SkinImgError("stage 'analyze' is not available: it needs skin segmentation and module skinimg.segment "
+                           "is missing (it is not part of this version of skinimg)", pipeline.source)
+
+
 def _check_batch_stages(pipeline: Pipeline) -> None:
     """Problems a batch stage would hit at the end, found before any work."""
     if "regress" in pipeline.stages:
@@ -568,6 +582,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline)
     check_available(pipeline)
+    _check_segmenter(pipeline)
     _check_batch_stages(pipeline)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]

@@ -138,12 +138,20 @@ def test_shipped_pipelines_resolve_by_name_and_validate():
 
 
 @pytest.mark.skipif(HAVE_SEGMENT, reason="skinimg.segment is installed")
-def test_stage_whose_module_is_missing_is_refused_before_any_work(tmp_path):
+def test_stage_whose_module_is_missing_is_refused_before_any_work(tmp_path, monkeypatch):
     src = _folder(tmp_path / "in", 2)
     r = CliRunner().invoke(cli, ["run", "research", str(src), "--out", str(tmp_path / "out")])
     assert r.exit_code == 1
     assert "stage 'segment' is not available: module skinimg.segment is missing" in r.output
     assert not (tmp_path / "out").exists()
+    # analyze without a segment stage segments through skinimg.segment too (unless replaced, as in these tests)
+    def real_like(rgb, method):  # pragma: no cover - never called
+        raise AssertionError
+
+    real_like.__module__ = "skinimg.analyze"
+    monkeypatch.setattr(A, "_segment", real_like)
+    r = CliRunner().invoke(cli, ["run", str(_pipe(tmp_path)), str(src), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "stage 'analyze' is not available: it needs skin segmentation" in r.output
 
 
 # ----------------------------------------------------------------------------- engine
