@@ -187,6 +187,19 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
             correction.append(corr)
         if corr.corners is not None:
             mask = mask & ~chart_mask(mask.shape, corr)
+    return _measure_row(item, rgb, meta, mask, str(getattr(seg, "method", params.segment_method)), params,
+                        want_maps, params_hash, corr=corr)
+
+
+def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
+                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None):
+    """The analyze step after loading and segmentation (shared with :mod:`skinimg.batch`).
+
+    ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
+    the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None).
+    Returns (row, maps or None, rgb or None) like :func:`_analyze`.
+    """
+    mask = np.asarray(mask, dtype=bool)
     n_skin = int(np.count_nonzero(mask))
     base = {
         "image": item.relpath,
@@ -195,7 +208,7 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
         "bit_depth": meta.bit_depth,
         "skin_fraction": n_skin / float(mask.size),
         "skin_pixels": n_skin,
-        "segment_method": str(getattr(seg, "method", params.segment_method)),
+        "segment_method": segment_method,
         "calibration": corr.kind if corr is not None else "none",
         "calibration_delta_e": _float_or_nan(corr.delta_e_after.get("mean") if corr is not None else None),
         "params_hash": params_hash,

@@ -346,6 +346,123 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
 
 # ----------------------------------------------------------------------------- run (issue 7)
 
+class _RunProgress:
+    """Progress of ``skinimg run`` on stderr: a bar (count, rate, ETA) on a terminal, else a line every 10 s."""
+
+    def __init__(self, quiet: bool, tty: bool | None = None, every_s: float | None = None):
+        import time
+
+        if every_s is None:  # SKINIMG_PROGRESS_EVERY_S: seconds between plain lines (0: one per photo)
+            try:
+                every_s = float(os.environ.get("SKINIMG_PROGRESS_EVERY_S", "10"))
+            except ValueError:
+                every_s = 10.0
+        self.quiet, self.every_s, self._time = quiet, every_s, time.monotonic
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.total = self.done = self.processed = self.skipped = self.failed = 0
+        self.bar = None
+        self.t0 = self.last = self._time()
+
+    def rate(self) -> float:
+        dt = self._time() - self.t0
+        return self.processed / dt if dt > 0 else 0.0
+
+    def _eta(self) -> str:
+        r = self.rate()
+        if r <= 0:
+            return "--:--:--"
+        s = int((self.total - self.done) / r)
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+    def __call__(self, ev: dict) -> None:
+        if self.quiet:
+            return
+        kind = ev["event"]
+        if kind == "start":
+            self.total = ev["total"]
+            self.t0 = self.last = self._time()
+            if self.tty:
+                self.bar = click.progressbar(length=self.total, label="skinimg run", show_pos=True, show_eta=True,
+                                             file=sys.stderr, item_show_func=lambda _: f"{self.rate():.2f} img/s")
+                self.bar.__enter__()
+            return
+        if kind == "stage":
+            self.close()
+            click.echo(f"skinimg: stage {ev['stage']} ...", err=True)
+            return
+        self.done += 1
+        outcome = ev["outcome"]
+        self.skipped += outcome == "skipped"
+        self.processed += outcome != "skipped"
+        self.failed += outcome == "failed"
+        if self.bar is not None:
+            self.bar.update(1, ev["image"])
+        elif self._time() - self.last >= self.every_s or self.done == self.total:
+            self.last = self._time()
+            click.echo(f"skinimg: {self.done}/{self.total} images ({self.processed} processed, {self.skipped} "
+                       f"skipped, {self.failed} failed), {self.rate():.2f} img/s, ETA {self._eta()}", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@cli.command("run")
+@click.argument("pipeline")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@out_option()
+@workers_option
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: dask.distributed (pip install 'skinimg[dask]').")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Dask scheduler to use (tcp://host:8786); default: a LocalCluster on 127.0.0.1 with --workers "
+                   "workers. Workers must see INPUT and --out at the same paths.")
+@click.option("--quiet", "run_quiet", is_flag=True, help="No progress and no summary (failures are still listed).")
+def run_cmd(pipeline, input_path, out, workers, executor, scheduler, run_quiet):
+    """Run PIPELINE (a .toml file or a shipped name: clinic, research, ci) on every photo in INPUT.
+
+    Resumable: a photo already done with the same content and the same
+    per-image options is skipped, so rerunning after an interruption (even
+    kill -9) finishes the batch; results are in OUT/results.sqlite (one row
+    per photo in each stage's table) and exported to OUT/indices.csv (and
+    calibrate.csv, segment.csv, .parquet with formats = ["csv", "parquet"]).
+    OUT/run.json records versions, the pipeline, parameters and input hashes.
+    Exit code 2 when some photos failed or had no skin, 1 when a regress
+    stage found drift.
+    """
+    from .batch import run_pipeline
+
+    if scheduler and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
+    quiet = run_quiet or _analyze_quiet()
+    prog = _RunProgress(quiet)
+    try:
+        res = run_pipeline(pipeline, [input_path], out, workers=workers, executor=executor, scheduler=scheduler,
+                           progress=prog)
+    finally:
+        prog.close()
+    for image, status, reason in res["failed"]:
+        click.echo(f"skinimg: {image}: {reason or status}", err=True)
+    if not quiet:
+        click.echo(f"skinimg: {res['n_images']} image(s): {res['processed']} processed, {res['skipped']} skipped "
+                   f"(already done), {len(res['failed'])} failed; results in {out}", err=True)
+        rep = res["stages"].get("report")
+        if rep:
+            click.echo(f"skinimg: report: {rep['index']}", err=True)
+    reg = res["stages"].get("regress")
+    if reg and not reg["ok"]:
+        from .regress import format_drift_table
+
+        click.echo(format_drift_table(reg["result"].drifts))
+        click.echo(f"skinimg: drift: {reg['drifts']} difference(s) beyond tolerance", err=True)
+        sys.exit(EXIT_FATAL)
+    if reg and not quiet:
+        click.echo("skinimg: regress: ok, within tolerance", err=True)
+    if res["failed"]:
+        sys.exit(EXIT_PARTIAL)
+
+
 # ----------------------------------------------------------------------------- report / regress (issue 8)
 
 @cli.command("report")

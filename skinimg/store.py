@@ -28,7 +28,7 @@ import math
 import os
 import re
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -37,7 +37,7 @@ import numpy as np
 from .errors import SkinImgError
 from .io import write_bytes, write_csv
 
-__all__ = ["upsert_rows", "read_rows", "export_csv", "export_parquet", "infer_types", "SQLITE_NAME"]
+__all__ = ["ResultStore", "upsert_rows", "read_rows", "export_csv", "export_parquet", "infer_types", "SQLITE_NAME"]
 
 SQLITE_NAME = "results.sqlite"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -93,6 +93,102 @@ def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     return con
 
 
+def _upsert(con: sqlite3.Connection, path: Path, table: str, rows: list, columns: list, key: str,
+            types: Mapping[str, str] | None) -> None:
+    """Create/extend ``table`` and upsert ``rows`` (inside the caller's transaction)."""
+    if key not in columns:
+        raise ValueError(f"key column {key!r} is not in columns")
+    types = {**infer_types(rows, columns), **(types or {})}
+    qt = _ident(table)
+    existing = [r[1] for r in con.execute(f"PRAGMA table_info({qt})")]
+    if not existing:
+        defs = ", ".join(
+            f"{_ident(c)} {types[c]}" + (" PRIMARY KEY NOT NULL" if c == key else "") for c in columns
+        )
+        con.execute(f"CREATE TABLE {qt} ({defs})")
+    else:
+        if key not in existing:
+            raise SkinImgError(f"table {table} has no column {key}", os.fspath(path))
+        for c in columns:
+            if c not in existing:
+                con.execute(f"ALTER TABLE {qt} ADD COLUMN {_ident(c)} {types[c]}")
+    cols = ", ".join(_ident(c) for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{_ident(c)}=excluded.{_ident(c)}" for c in columns if c != key) or f"{_ident(key)}=excluded.{_ident(key)}"
+    sql = f"INSERT INTO {qt} ({cols}) VALUES ({marks}) ON CONFLICT({_ident(key)}) DO UPDATE SET {updates}"
+    con.executemany(sql, [tuple(_value(r.get(c)) for c in columns) for r in rows])
+
+
+class ResultStore:
+    """The single writer of a ``results.sqlite``: several tables updated in one transaction.
+
+    Used by :mod:`skinimg.batch`, whose parent process writes every result (row of a
+    stage table and the job record) in one transaction, so a ``kill -9`` leaves either
+    all of a result or none of it.
+
+    Examples
+    --------
+    >>> with ResultStore(path) as st, st.transaction():          # doctest: +SKIP
+    ...     st.upsert("indices", [row], ROW_COLUMNS, types=ROW_TYPES)
+    ...     st.upsert("jobs", [job], JOB_COLUMNS)
+    """
+
+    def __init__(self, db_path: str | os.PathLike, *, timeout: float = 30.0):
+        self.path = Path(db_path)
+        self.con = _connect(self.path, timeout)
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self):
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception."""
+        con = self.con
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            yield self
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise SkinImgError(f"cannot write results database ({exc})", os.fspath(self.path)) from None
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+
+    def upsert(self, table: str, rows: Iterable[Mapping], columns: Sequence[str], *, key: str = "image",
+               types: Mapping[str, str] | None = None) -> int:
+        """Insert or replace ``rows`` keyed by ``key`` (as :func:`upsert_rows`), inside :meth:`transaction`."""
+        rows = list(rows)
+        _upsert(self.con, self.path, table, rows, list(columns), key, types)
+        return len(rows)
+
+    def delete_except(self, table: str, key: str, keep: Iterable[str]) -> int:
+        """Delete the rows of ``table`` whose ``key`` is not in ``keep`` (inside :meth:`transaction`)."""
+        qt, qk = _ident(table), _ident(key)
+        if not self.con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone():
+            return 0
+        keep = set(keep)
+        gone = [k for (k,) in self.con.execute(f"SELECT {qk} FROM {qt}") if k not in keep]
+        self.con.executemany(f"DELETE FROM {qt} WHERE {qk}=?", [(k,) for k in gone])
+        return len(gone)
+
+    def rows(self, table: str, *, order_by: str | None = "image") -> list[dict]:
+        """All rows of ``table`` as dicts (NULL -> None); ``[]`` when the table does not exist."""
+        if not self.con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone():
+            return []
+        cur = self.con.execute(f"SELECT * FROM {_ident(table)}" + (f" ORDER BY {_ident(order_by)}" if order_by else ""))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+
 def upsert_rows(db_path: str | os.PathLike, table: str, rows: Iterable[Mapping], columns: Sequence[str], *,
                 key: str = "image", types: Mapping[str, str] | None = None, timeout: float = 30.0) -> int:
     """Insert or replace rows keyed by ``key`` in ``table`` of the SQLite file ``db_path``.
@@ -122,38 +218,8 @@ def upsert_rows(db_path: str | os.PathLike, table: str, rows: Iterable[Mapping],
     columns = list(columns)
     if key not in columns:
         raise ValueError(f"key column {key!r} is not in columns")
-    types = {**infer_types(rows, columns), **(types or {})}
-    qt = _ident(table)
-    path = Path(db_path)
-    with closing(_connect(path, timeout)) as con:
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            existing = [r[1] for r in con.execute(f"PRAGMA table_info({qt})")]
-            if not existing:
-                defs = ", ".join(
-                    f"{_ident(c)} {types[c]}" + (" PRIMARY KEY NOT NULL" if c == key else "") for c in columns
-                )
-                con.execute(f"CREATE TABLE {qt} ({defs})")
-            else:
-                if key not in existing:
-                    raise SkinImgError(f"table {table} has no column {key}", os.fspath(path))
-                for c in columns:
-                    if c not in existing:
-                        con.execute(f"ALTER TABLE {qt} ADD COLUMN {_ident(c)} {types[c]}")
-            cols = ", ".join(_ident(c) for c in columns)
-            marks = ", ".join("?" for _ in columns)
-            updates = ", ".join(f"{_ident(c)}=excluded.{_ident(c)}" for c in columns if c != key) or f"{_ident(key)}=excluded.{_ident(key)}"
-            sql = f"INSERT INTO {qt} ({cols}) VALUES ({marks}) ON CONFLICT({_ident(key)}) DO UPDATE SET {updates}"
-            con.executemany(sql, [tuple(_value(r.get(c)) for c in columns) for r in rows])
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise SkinImgError(f"cannot write results database ({exc})", os.fspath(path)) from None
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
+    with ResultStore(db_path, timeout=timeout) as st, st.transaction():
+        st.upsert(table, rows, columns, key=key, types=types)
     return len(rows)
 
 
