@@ -23,6 +23,8 @@ Pipeline of one pair (:func:`compare_arrays`)
    small differences are estimation noise (JPEG chroma subsampling of a coloured
    backdrop), and a false colour cast would bias the chromaticity-based indices; a
    larger difference is a real change of white balance and is corrected per channel.
+   A channel without 2000 usable reference pixels (red of a blue backdrop) gets the
+   achromatic gain of the others.
    Reference, first usable of:
 
    * ``skin_outside_roi``: skin of both photos outside the ROI (when an ROI is given);
@@ -403,27 +405,35 @@ def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> n
 
 
 def _gain_from(ref: np.ndarray, before: np.ndarray, after_w: np.ndarray):
-    """(gain (3,), n, spread) from the reference pixels of BEFORE and registered AFTER (gain None if unusable).
+    """(gain (3,) with NaN for unusable channels, n, spread) from the reference pixels (gain None if unusable).
 
-    Pixels with a channel outside [0.08, 0.9] linear in either photo are dropped (noise and
-    quantisation of dark pixels, clipping of bright ones), then those whose log ratio is
-    more than 3 robust SDs from the median in any channel (moved objects, edges); the gain
-    is the ratio of the sums of the rest (unbiased by texture, unlike a median of ratios).
+    Per channel: pixels outside [0.08, 0.9] linear in either photo are dropped (noise and
+    quantisation of dark values, clipping of bright ones), then those whose log ratio is
+    more than 3 robust SDs from the median (moved objects, edges); the gain is the ratio
+    of the sums of the rest (unbiased by texture, unlike a median of ratios).  A channel
+    with fewer than 2000 such pixels (e.g. red on a blue backdrop) has no estimate.
     """
     lb, la = _linear_sample(before, ref), _linear_sample(after_w, ref)
-    ok = ((lb > 0.08) & (lb < 0.9) & (la > 0.08) & (la < 0.9)).all(axis=1)
-    lb, la = lb[ok], la[ok]
-    if len(lb) < 2000:
-        return None, len(lb), float("nan")
-    lr = np.log(lb) - np.log(la)
-    med = np.median(lr, axis=0)
-    rsd = 1.4826 * np.median(np.abs(lr - med), axis=0)
-    spread = float(np.max(rsd))
-    keep = (np.abs(lr - med) <= 3.0 * np.maximum(rsd, 1e-3)).all(axis=1)
-    if int(keep.sum()) < 2000:
-        return None, int(keep.sum()), spread
-    gain = lb[keep].sum(axis=0, dtype=np.float64) / la[keep].sum(axis=0, dtype=np.float64)
-    return gain, int(keep.sum()), spread
+    gain = np.full(3, np.nan)
+    spreads, counts = [], []
+    for c in range(3):
+        b, a = lb[:, c], la[:, c]
+        ok = (b > 0.08) & (b < 0.9) & (a > 0.08) & (a < 0.9)
+        b, a = b[ok], a[ok]
+        if b.size < 2000:
+            continue
+        lr = np.log(b) - np.log(a)
+        med = float(np.median(lr))
+        rsd = 1.4826 * float(np.median(np.abs(lr - med)))
+        keep = np.abs(lr - med) <= 3.0 * max(rsd, 1e-3)
+        if int(keep.sum()) < 2000:
+            continue
+        gain[c] = float(b[keep].sum(dtype=np.float64) / a[keep].sum(dtype=np.float64))
+        spreads.append(rsd)
+        counts.append(int(keep.sum()))
+    if not counts:
+        return None, int(len(lb)), float("nan")
+    return gain, min(counts), float(max(spreads))
 
 
 def _apply_gain(rgb: np.ndarray, gain: np.ndarray) -> np.ndarray:
@@ -468,10 +478,11 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
         if not spread < 0.08:
             notes.append(f"lighting reference {name}: inconsistent (spread {spread:.3f} > 0.08)")
             continue
-        per_channel = [float(g) for g in gain]
-        if float(gain.max() / gain.min()) < 1.0 + ACHROMATIC_TOLERANCE:
-            gain = np.full(3, float(np.exp(np.log(gain).mean())))
-            kind = "achromatic"
+        per_channel = [float(g) if math.isfinite(g) else None for g in gain]
+        have = np.isfinite(gain)
+        if not have.all() or float(gain[have].max() / gain[have].min()) < 1.0 + ACHROMATIC_TOLERANCE:
+            gain = np.full(3, float(np.exp(np.log(gain[have]).mean())))
+            kind = "achromatic" if have.all() else "achromatic from " + "".join("RGB"[c] for c in np.flatnonzero(have))
         else:
             kind = "per_channel"
         rec.update(method=f"gain:{name}", gain=[float(g) for g in gain], kind=kind, per_channel_estimate=per_channel,
