@@ -17,7 +17,7 @@ Pipeline of one pair (:func:`compare_arrays`)
    correction was applied to both photos: a per-channel gain ``g_c`` multiplies AFTER's
    linear RGB so that a *reference region that did not change* matches BEFORE.
    ``g_c = sum B_c / sum A_c`` over the reference pixels of the registered pair (pixels with
-   a channel outside 0.08-0.9 linear in either photo excluded, then those whose log ratio
+   a 7 x 7 local mean outside 0.1-0.9 linear in either photo excluded, then those whose log ratio
    is more than 3 robust SDs from the median).  When the three gains agree within 4 %
    (:data:`ACHROMATIC_TOLERANCE`) their geometric mean is used for all channels: such
    small differences are estimation noise (JPEG chroma subsampling of a coloured
@@ -57,8 +57,10 @@ Pipeline of one pair (:func:`compare_arrays`)
    ``effect_size``: Cohen's d, ``delta / sqrt((sd_before^2 + sd_after^2) / 2)`` with the
    pixel standard deviations over the joint mask (Cohen 1988).
    Area measures: ``red_area_fraction`` (joint skin with ``hemoglobin`` above
-   ``IndexParams.red_threshold``), ``brown_spot_area_fraction`` and ``brown_spot_count``
-   (:func:`skinimg.indices.detect_brown_spots` on each melanin map, joint mask).
+   ``IndexParams.red_threshold``) and ``brown_spot_area_fraction``
+   (:func:`skinimg.indices.detect_brown_spots` on each melanin map, joint mask).  The
+   spot *count* is reported under ``counts`` without a verdict: on unchanged retakes it
+   varies by up to 40 % (spots split and merge at the threshold) while the spot area does not.
 8. **Verdict** per metric against the minimal detectable change ``mdc`` (index units):
    ``no_change`` when ``|delta| <= mdc`` or the CI contains 0, otherwise ``worsened`` /
    ``improved`` by the metric's direction (:data:`DIRECTIONS`).  Default MDCs: see
@@ -67,7 +69,7 @@ Pipeline of one pair (:func:`compare_arrays`)
 
 Sign convention (:data:`DIRECTIONS`): for ``hemoglobin``, ``erythema_index``,
 ``a_star``, ``red_area_fraction`` (redness) and ``melanin``, ``melanin_index``,
-``b_star``, ``brown_spot_area_fraction``, ``brown_spot_count`` (pigmentation; b* rises
+``b_star``, ``brown_spot_area_fraction`` (pigmentation; b* rises
 with tanning, Chardon 1991) a **decrease is improved**; for ``l_star`` and ``ita_deg`` an
 **increase is improved** (lighter = less pigment).
 
@@ -129,11 +131,11 @@ __all__ = [
 log = logging.getLogger("skinimg.compare")
 
 #: Metrics of ``comparison.json``, in order.
-METRICS = INDEX_NAMES[6:] + INDEX_NAMES[:6] + ("red_area_fraction", "brown_spot_area_fraction", "brown_spot_count")
+METRICS = INDEX_NAMES[6:] + INDEX_NAMES[:6] + ("red_area_fraction", "brown_spot_area_fraction")
 #: +1: an increase is ``worsened`` (redness, pigmentation); -1: an increase is ``improved`` (lighter skin).
 DIRECTIONS = {
     "hemoglobin": 1, "melanin": 1, "erythema_index": 1, "melanin_index": 1, "a_star": 1, "b_star": 1,
-    "l_star": -1, "ita_deg": -1, "red_area_fraction": 1, "brown_spot_area_fraction": 1, "brown_spot_count": 1,
+    "l_star": -1, "ita_deg": -1, "red_area_fraction": 1, "brown_spot_area_fraction": 1,
 }
 DEFAULT_MDC_PATH = Path(__file__).resolve().parent.parent / "models" / "mdc.json"
 MDC_FORMAT = "skinimg-mdc/1"
@@ -405,20 +407,29 @@ def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> n
 
 
 def _gain_from(ref: np.ndarray, before: np.ndarray, after_w: np.ndarray):
+    # selection on 7x7 local means, so that a pixel's own noise does not decide whether it is used
+    sel_b = cv2.blur(before, (7, 7))
+    sel_a = cv2.blur(after_w, (7, 7))
+    return _gain_from_sel(ref, before, after_w, sel_b, sel_a)
+
+
+def _gain_from_sel(ref, before, after_w, sel_b, sel_a):
     """(gain (3,) with NaN for unusable channels, n, spread) from the reference pixels (gain None if unusable).
 
-    Per channel: pixels outside [0.08, 0.9] linear in either photo are dropped (noise and
-    quantisation of dark values, clipping of bright ones), then those whose log ratio is
+    Per channel: pixels whose 7 x 7 local mean is outside [0.1, 0.9] linear in either photo
+    are dropped (noise and quantisation of dark values, clipping of bright ones; selecting
+    on the local mean, not the pixel, avoids a selection bias from the pixel's noise), then those whose log ratio is
     more than 3 robust SDs from the median (moved objects, edges); the gain is the ratio
     of the sums of the rest (unbiased by texture, unlike a median of ratios).  A channel
     with fewer than 2000 such pixels (e.g. red on a blue backdrop) has no estimate.
     """
     lb, la = _linear_sample(before, ref), _linear_sample(after_w, ref)
+    sb, sa = _linear_sample(sel_b, ref), _linear_sample(sel_a, ref)
     gain = np.full(3, np.nan)
     spreads, counts = [], []
     for c in range(3):
         b, a = lb[:, c], la[:, c]
-        ok = (b > 0.08) & (b < 0.9) & (a > 0.08) & (a < 0.9)
+        ok = (sb[:, c] > 0.1) & (sb[:, c] < 0.9) & (sa[:, c] > 0.1) & (sa[:, c] < 0.9) & (b > 0) & (a > 0)
         b, a = b[ok], a[ok]
         if b.size < 2000:
             continue
@@ -586,12 +597,6 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     sp_b = _spot_pixels(spots_b, hw)[joint].astype(np.float32)
     sp_a = _spot_pixels(spots_a, hw)[joint].astype(np.float32)
     metrics["brown_spot_area_fraction"] = pair_statistics(sp_b, sp_a, tiles, n_boot=p.n_boot, seed=p.seed)
-    metrics["brown_spot_count"] = {"before": float(spots_b.count), "after": float(spots_a.count),
-                                   "delta": float(spots_a.count - spots_b.count),
-                                   "delta_pct": 100.0 * (spots_a.count - spots_b.count) / spots_b.count
-                                   if spots_b.count else None,
-                                   "ci95": None, "effect_size": None}
-
     n_b = int(np.count_nonzero(mask_b if roi is None else mask_b & roi))
     doc = {
         "registration": reg.to_dict(),
@@ -600,6 +605,7 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         "joint_mask": {"pixels": n_joint, "fraction_of_before_skin": n_joint / n_b if n_b else None,
                        "roi": roi is not None},
         "metrics": {name: metrics[name] for name in METRICS},
+        "counts": {"brown_spot_count": {"before": int(spots_b.count), "after": int(spots_a.count)}},
         "statistics": {
             "ci95": "percentile block bootstrap over square spatial tiles (paired)",
             "tile_px": tile, "n_tiles": int(len(np.unique(tiles))), "n_boot": p.n_boot, "seed": p.seed,
