@@ -298,7 +298,8 @@ def test_cli_track_layout_and_manifest(tmp_path, segmenter):
         for k in ("before", "after", "delta", "delta_pct", "ci95_lo", "ci95_hi", "effect_size", "mdc"):
             assert math.isfinite(float(x[k])), k
     err = [x for x in rows if x["patient"] == "P2"]
-    assert len(err) == 1 and err[0]["status"] == "error" and "registration failed" in err[0]["error"]
+    assert {x["reference"] for x in err} == {"baseline", "previous"}  # one failed pair, both references
+    assert all(x["status"] == "error" and "registration failed" in x["error"] and not x["index"] for x in err)
     for name in ("2026-01-10__2026-02-10", "2026-01-10__2026-03-10", "2026-02-10__2026-03-10"):
         doc = json.loads((out / "pairs" / "P1" / "arm" / name / "comparison.json").read_text())
         assert doc["registration"]["ok"] and set(CONTRACT_METRICS) <= set(doc["metrics"])
