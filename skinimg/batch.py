@@ -515,14 +515,14 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
     if stage == "track":
         from . import compare
 
-        fn = getattr(compare, "track_study", None) or getattr(compare, "track", None)
-        if fn is None:
-            raise SkinImgError("stage 'track' is not available: skinimg.compare has no track function",
-                               pipeline.source)
         if root is None:
             raise SkinImgError("stage 'track' needs one INPUT folder (the study root)")
-        res = fn(root, out, **({"manifest": o["manifest"]} if o["manifest"] else {}))
-        return {"stage": "track", "result": res if isinstance(res, (dict, list, str, int, float)) else None}
+        manifest = o["manifest"]
+        if manifest and not Path(manifest).is_absolute():
+            manifest = root / manifest
+        res = compare.track(root, out, manifest=manifest or None)
+        return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],
+                "failed": [{"pair": p, "error": e} for p, e in res["failed"]], "notes": list(res["notes"])}
     if stage == "report":
         from .report import ReportParams, build_report
 

@@ -344,6 +344,114 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
 
 # ----------------------------------------------------------------------------- compare / track (issue 6)
 
+def _parse_mdc(ctx, param, values):
+    out = {}
+    for v in values or ():
+        name, sep, num = v.partition("=")
+        try:
+            out[name.strip()] = float(num)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected INDEX=VALUE such as hemoglobin=0.002, got {v!r}")
+    return out
+
+
+def _compare_options(f):
+    f = click.option("--mdc", "mdc", multiple=True, callback=_parse_mdc, metavar="INDEX=VALUE",
+                     help="Override the minimal detectable change of an index (index units), e.g. "
+                          "hemoglobin=0.002. Repeatable. Defaults: models/mdc.json.")(f)
+    f = click.option("--calibrate", type=click.Choice(["auto", "chart", "none"]), default="auto", show_default=True,
+                     help="Colour-chart correction: auto = when a chart is in both photos; chart = required.")(f)
+    f = click.option("--lighting", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+                     help="Without a chart, normalise AFTER's linear RGB to BEFORE on unchanged pixels "
+                          "(skin outside the ROI, else the background).")(f)
+    f = click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
+                     help="Skin segmentation method.")(f)
+    return max_pixels_option(f)
+
+
+def _compare_params(method, calibrate, lighting, mdc, max_pixels):
+    from .compare import CompareParams
+
+    return CompareParams(segment_method=method, calibrate=calibrate, lighting=lighting, mdc=mdc,
+                         max_pixels=max_pixels)
+
+
+@cli.command("compare")
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@out_option()
+@click.option("--roi", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Region of interest in BEFORE's pixels: polygon JSON [[x,y],...] or a mask image.")
+@click.option("--json", "as_json", is_flag=True, help="Print comparison.json to stdout.")
+@_compare_options
+def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, mdc, max_pixels):
+    """Compare AFTER with BEFORE (same skin, two sessions).
+
+    Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
+    normalises lighting, and measures every index on the skin common to both
+    (inside --roi). Writes OUT/comparison.json (before, after, change, change %,
+    95 % CI, effect size, MDC and verdict improved / no_change / worsened per
+    index), OUT/pair.png (registered pair) and OUT/delta_hemoglobin.png,
+    OUT/delta_melanin.png (after - before). A failed registration is an error
+    (exit 1): misaligned photos are never compared.
+    """
+    from .compare import compare_files
+    from .io import dumps_json
+
+    doc = compare_files(before, after, out, roi=roi, params=_compare_params(method, calibrate, lighting, mdc, max_pixels))
+    if as_json:
+        click.echo(dumps_json(doc))
+    elif not _analyze_quiet():
+        reg = doc["registration"]
+        click.echo(f"registration: {reg['method']}, {reg['inliers']} inliers, residual {reg['residual_px']:.2f} px; "
+                   f"lighting: {doc['lighting']['method']}")
+        for name, m in doc["metrics"].items():
+            pct = m["delta_pct"]
+            click.echo(f"{name:26s} {m['before']:10.4g} -> {m['after']:10.4g}  "
+                       f"({'' if pct is None else f'{pct:+.1f} %'})  {m['verdict']}")
+    for w in doc.get("warnings", []):
+        log.info("%s", w)
+
+
+@cli.command("track")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@out_option()
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV with columns patient,site,session,image[,roi] (paths relative to ROOT) instead of "
+                   "the folder layout.")
+@_compare_options
+def track_cmd(root, out, manifest, method, calibrate, lighting, mdc, max_pixels):
+    """Compare every patient/site series in ROOT with its baseline and previous session.
+
+    ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
+    YYYY-MM-DD, else ordered by EXIF capture time), or described by --manifest.
+    Writes OUT/series.csv (one row per patient, site, session, reference and
+    index) and OUT/pairs/<patient>/<site>/<ref>__<session>/comparison.json with
+    its maps. A failing pair is an error row (and a line on stderr); the others
+    go on; exit code 2 when any pair failed.
+    """
+    from .compare import track
+
+    quiet = _analyze_quiet()
+
+    def progress(label, doc, err):
+        if err is not None:
+            click.echo(f"skinimg: {label}: {err}", err=True)
+        elif not quiet:
+            click.echo(f"{label}: ok")
+
+    res = track(root, out, manifest=manifest, params=_compare_params(method, calibrate, lighting, mdc, max_pixels),
+                progress=progress)
+    for n in res["notes"]:
+        log.info("%s", n)
+    if not quiet:
+        click.echo(f"skinimg: {res['n_pairs']} pair(s) compared, {res['n_failed']} failed; results in {out}", err=True)
+    if res["n_failed"]:
+        sys.exit(EXIT_PARTIAL)
+
+
 # ----------------------------------------------------------------------------- run (issue 7)
 
 class _RunProgress:
@@ -447,6 +555,9 @@ def run_cmd(pipeline, input_path, out, workers, executor, scheduler, run_quiet):
     if not quiet:
         click.echo(f"skinimg: {res['n_images']} image(s): {res['processed']} processed, {res['skipped']} skipped "
                    f"(already done), {len(res['failed'])} failed; results in {out}", err=True)
+        trk = res["stages"].get("track")
+        if trk:
+            click.echo(f"skinimg: track: {trk['n_pairs']} pair(s) compared, {trk['n_failed']} failed", err=True)
         rep = res["stages"].get("report")
         if rep:
             click.echo(f"skinimg: report: {rep['index']}", err=True)
@@ -459,7 +570,10 @@ def run_cmd(pipeline, input_path, out, workers, executor, scheduler, run_quiet):
         sys.exit(EXIT_FATAL)
     if reg and not quiet:
         click.echo("skinimg: regress: ok, within tolerance", err=True)
-    if res["failed"]:
+    trk = res["stages"].get("track") or {}
+    for f in trk.get("failed", []):
+        click.echo(f"skinimg: {f['pair']}: {f['error']}", err=True)
+    if res["failed"] or trk.get("n_failed"):
         sys.exit(EXIT_PARTIAL)
 
 

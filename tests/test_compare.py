@@ -1,0 +1,324 @@
+"""Before/after comparison and series tracking against phantom ground truth (issue 6)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from skinimg import analyze
+from skinimg import compare as C
+from skinimg import indices as I
+from skinimg.cli import cli
+from skinimg.errors import SkinImgError
+from skinimg.io import write_png
+from skinimg.register import register, warp_image
+from skinimg.synth import PhantomSpec, relative_pose, render_phantom
+from tests.harness import HAVE_SEGMENT, stand_in_segment
+
+SIZE = (360, 480)
+P = C.CompareParams(calibrate="none")
+
+
+@pytest.fixture
+def segmenter(monkeypatch):
+    """The stand-in segmenter while skinimg.segment has not landed (as tests/test_analyze.py does)."""
+    if not HAVE_SEGMENT:
+        monkeypatch.setattr(analyze, "_segment", stand_in_segment)
+
+
+def _spec(**kw):
+    base = dict(melanin=0.07, hemoglobin=0.025, seed=21, size=SIZE, site="face", background="wall", jpeg_quality=90)
+    base.update(kw)
+    return PhantomSpec(**base)
+
+
+def _pair(before: PhantomSpec, after: PhantomSpec):
+    b, a = render_phantom(before), render_phantom(after)
+    doc, pics = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=P)
+    return doc, pics, b, a
+
+
+# ----------------------------------------------------------------------------- registration
+
+
+def test_registration_recovers_the_true_pose_and_reports_it():
+    sb = _spec(site="forearm", background="cloth")
+    sa = replace(sb, pose=(14.0, -9.0, 4.0, 1.05), exposure=0.85, noise_seed=5)
+    b, a = render_phantom(sb), render_phantom(sa)
+    reg = register(b.image, a.image, before_mask=b.mask, after_mask=a.mask)
+    assert reg.ok and reg.method.startswith("orb+ransac") and reg.inliers >= 100
+    assert 0 < reg.residual_px < 2.0
+    truth = np.vstack([relative_pose(sb, sa), [0.0, 0.0, 1.0]])  # BEFORE pixels -> AFTER pixels
+    ys, xs = np.nonzero(b.mask)
+    pts = np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
+    p1, p2 = truth @ pts, reg.homography @ pts
+    err = np.hypot(p1[0] / p1[2] - p2[0] / p2[2], p1[1] / p1[2] - p2[1] / p2[2])
+    assert err.mean() < 0.5 and err.max() < 1.5  # pixels, over the skin
+    assert reg.scale == pytest.approx(1.05, abs=0.01) and reg.rotation_deg == pytest.approx(-4.0, abs=0.3)
+    # the registered AFTER mask lies on BEFORE's mask
+    m = warp_image(a.mask, reg, b.mask.shape)
+    assert (m & b.mask).sum() / (m | b.mask).sum() > 0.93
+
+
+def test_unrelated_photos_fail_with_a_clear_error():
+    b = render_phantom(_spec(seed=1))
+    a = render_phantom(_spec(seed=2, site="forearm", background="wood"))
+    with pytest.raises(SkinImgError, match=r"registration failed: \d+ (feature matches|inliers)[^<]*< 30") as ei:
+        C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=P, label="b.jpg vs a.jpg")
+    assert str(ei.value).startswith("b.jpg vs a.jpg: registration failed")
+
+
+# ----------------------------------------------------------------------------- lighting
+
+
+def test_log_ratio_and_od_indices_are_exposure_invariant_and_the_gain_restores_the_others():
+    sb = _spec(noise=0.0, jpeg_quality=None, spots=3)
+    b = render_phantom(sb)
+    a = render_phantom(replace(sb, exposure=0.8))
+    mb, ma = I.compute_maps(b.image, b.mask), I.compute_maps(a.image, b.mask)
+    sel = b.mask & (b.linear.max(axis=2) < 0.95)  # unclipped in both
+    for name, tol in (("erythema_index", 0.05), ("hemoglobin", 0.01)):  # log ratio / OD chromaticity
+        x, y = np.nanmean(mb[name][sel]), np.nanmean(ma[name][sel])
+        assert abs(y / x - 1) < tol, name
+    # the melanin index is -100 log10(R): a gain g shifts it by -100 log10(g) (8-bit rounding aside)
+    shift = np.nanmean(ma["melanin_index"][sel]) - np.nanmean(mb["melanin_index"][sel])
+    assert shift == pytest.approx(-100 * math.log10(0.8), abs=0.15)
+    assert abs(np.nanmean(ma["melanin"][sel]) / np.nanmean(mb["melanin"][sel]) - 1) > 0.1  # exposure-dependent
+    # the comparison's lighting normalisation recovers the gain from the unchanged background
+    doc, _, _, _ = _pair(sb, replace(sb, exposure=0.8, pose=(6.0, 4.0, 2.0, 1.02)))
+    assert doc["lighting"]["method"] == "gain:background"
+    assert doc["lighting"]["gain"] == pytest.approx([1.25] * 3, rel=0.01)
+    for name in ("melanin", "melanin_index", "l_star", "ita_deg", "hemoglobin"):
+        assert doc["metrics"][name]["verdict"] == "no_change", name
+    assert abs(doc["metrics"]["melanin"]["delta_pct"]) < 2.0
+
+
+def test_apply_gain_matches_a_rendered_exposure_change():
+    sb = _spec(noise=0.0, jpeg_quality=None)
+    b, a = render_phantom(sb), render_phantom(replace(sb, exposure=0.8))
+    fixed = C._apply_gain(a.image, np.full(3, 1.25))
+    sel = b.mask & (b.linear.max(axis=2) < 0.75)
+    assert np.abs(fixed[sel].astype(int) - b.image[sel].astype(int)).max() <= 2
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_pair_statistics_analytic():
+    rng = np.random.default_rng(0)
+    n = 40_000
+    tiles = np.repeat(np.arange(400), n // 400)
+    before = rng.normal(10.0, 2.0, n)
+    after = before + 1.5 + rng.normal(0, 0.5, n)
+    s = C.pair_statistics(before, after, tiles, n_boot=1000, seed=0)
+    assert s["delta"] == pytest.approx(after.mean() - before.mean())
+    assert s["delta_pct"] == pytest.approx(100 * s["delta"] / before.mean())
+    lo, hi = s["ci95"]
+    assert lo < 1.5 < hi and hi - lo < 0.05
+    sd = math.sqrt((before.var() + after.var()) / 2)
+    assert s["effect_size"] == pytest.approx(s["delta"] / sd)
+    # spatially correlated noise (one offset per tile) widens the block-bootstrap CI accordingly
+    after2 = before + 1.5 + np.repeat(rng.normal(0, 1.0, 400), n // 400)
+    lo2, hi2 = C.pair_statistics(before, after2, tiles, n_boot=1000, seed=0)["ci95"]
+    assert (hi2 - lo2) == pytest.approx(2 * 1.96 * 1.0 / math.sqrt(400), rel=0.25)
+    assert C.pair_statistics(before, after2, tiles, n_boot=1000, seed=0)["ci95"] == [lo2, hi2]  # fixed seed
+
+
+def test_verdict_directions_and_mdc():
+    assert C.verdict("hemoglobin", -0.01, [-0.012, -0.008], 0.002) == "improved"
+    assert C.verdict("hemoglobin", 0.01, [0.008, 0.012], 0.002) == "worsened"
+    assert C.verdict("hemoglobin", 0.001, [0.0005, 0.0015], 0.002) == "no_change"
+    assert C.verdict("hemoglobin", 0.003, [-0.001, 0.007], 0.002) == "no_change"  # CI contains 0
+    assert C.verdict("l_star", 2.0, [1.5, 2.5], 1.0) == "improved"  # lighter = less pigment
+    assert C.verdict("ita_deg", -5.0, [-6, -4], 2.0) == "worsened"
+    assert C.verdict("melanin", None, None, 0.01) == "unknown"
+    mdc = C.load_mdc()
+    assert set(C.METRICS) <= set(mdc) and all(v > 0 for v in mdc.values())
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+
+@pytest.mark.parametrize("scale,pose,exposure,seed", [
+    (0.9, (12.0, -8.0, 3.0, 1.04), 0.85, 31),
+    (0.8, (-10.0, 6.0, -4.0, 0.96), 1.15, 32),
+    (0.7, (8.0, 10.0, 5.0, 1.03), 0.9, 33),
+    (0.6, (-14.0, -5.0, -3.0, 0.97), 1.1, 34),
+    (1.2, (6.0, -12.0, 2.0, 1.05), 0.8, 35),
+    (1.4, (-6.0, 8.0, -5.0, 0.95), 1.2, 36),
+])
+def test_hemoglobin_change_within_5_points_of_truth(scale, pose, exposure, seed):
+    sb = _spec(seed=seed, site=("face", "forearm")[seed % 2], background=("wall", "cloth", "wood")[seed % 3],
+               melanin=0.04 + 0.015 * (seed % 5))
+    doc, _, b, a = _pair(sb, replace(sb, pose=pose, exposure=exposure, hemoglobin_scale=scale, noise_seed=seed + 100))
+    true_pct = 100.0 * (scale - 1.0)
+    m = doc["metrics"]["hemoglobin"]
+    assert np.sign(m["delta_pct"]) == np.sign(true_pct)
+    assert abs(m["delta_pct"] - true_pct) < 5.0, (m["delta_pct"], true_pct)
+    assert m["ci95"][0] < m["delta"] < m["ci95"][1]
+    assert m["verdict"] == ("improved" if scale < 1 else "worsened")
+    assert doc["registration"]["ok"] and doc["registration"]["residual_px"] < 2.0
+
+
+@pytest.mark.parametrize("seed,site,background", [(41, "face", "wall"), (42, "forearm", "cloth"),
+                                                  (43, "forearm", "blue")])
+def test_retakes_without_change_are_no_change_for_every_index(seed, site, background):
+    sb = _spec(seed=seed, site=site, background=background, melanin=0.05 + 0.03 * (seed % 3))
+    doc, _, _, _ = _pair(sb, replace(sb, pose=(-9.0, 7.0, -3.0, 1.03), exposure=1.1, noise_seed=seed + 7))
+    verdicts = {k: m["verdict"] for k, m in doc["metrics"].items()}
+    assert set(verdicts) == set(C.METRICS)
+    assert all(v == "no_change" for v in verdicts.values()), verdicts
+
+
+def test_a_15_percent_increase_is_worsened_and_mdc_override():
+    sb = _spec(seed=51, hemoglobin=0.03)
+    sa = replace(sb, pose=(10.0, 5.0, 3.0, 1.03), exposure=0.9, hemoglobin_scale=1.15, noise_seed=9)
+    doc, _, _, _ = _pair(sb, sa)
+    m = doc["metrics"]["hemoglobin"]
+    assert m["verdict"] == "worsened" and abs(m["delta_pct"] - 15.0) < 5.0 and m["delta"] > m["mdc"]
+    b, a = render_phantom(sb), render_phantom(sa)
+    big = replace(P, mdc={"hemoglobin": 1.0})
+    doc2, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=big)
+    assert doc2["metrics"]["hemoglobin"]["verdict"] == "no_change" and doc2["metrics"]["hemoglobin"]["mdc"] == 1.0
+
+
+# ----------------------------------------------------------------------------- ROI
+
+
+def test_roi_polygon_and_mask(tmp_path):
+    (tmp_path / "roi.json").write_text(json.dumps([[10, 10], [110, 10], [110, 60], [10, 60]]))
+    roi = C.load_roi(tmp_path / "roi.json", (100, 200))
+    assert roi.sum() == 101 * 51 and roi[10, 10] and not roi[5, 5]
+    m = np.zeros((100, 200), np.uint8)
+    m[20:40, 30:50] = 255
+    write_png(tmp_path / "roi.png", m)
+    assert (C.load_roi(tmp_path / "roi.png", (100, 200)) == (m > 0)).all()
+    with pytest.raises(SkinImgError, match="BEFORE is 300x100"):
+        C.load_roi(tmp_path / "roi.png", (100, 300))
+    (tmp_path / "bad.json").write_text("[[1, 2]]")
+    with pytest.raises(SkinImgError, match="polygon"):
+        C.load_roi(tmp_path / "bad.json", (100, 200))
+
+
+def test_roi_restricts_the_joint_mask_and_uses_skin_outside_as_lighting_reference():
+    sb = _spec(seed=61, site="forearm", background="cloth")
+    b = render_phantom(sb)
+    a = render_phantom(replace(sb, pose=(5.0, -4.0, 2.0, 1.02), exposure=0.9, noise_seed=3))
+    ys, xs = np.nonzero(b.mask)
+    roi = np.zeros(b.mask.shape, bool)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    roi[cy - 40 : cy + 40, cx - 60 : cx + 60] = True
+    doc, pics = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, roi=roi, params=P)
+    assert doc["joint_mask"]["roi"] and 0 < doc["joint_mask"]["pixels"] <= int((roi & b.mask).sum())
+    assert not (pics["joint"] & ~roi).any()
+    assert doc["lighting"]["method"] == "gain:skin_outside_roi"
+    assert doc["lighting"]["gain"][1] == pytest.approx(1 / 0.9, rel=0.015)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+CONTRACT_METRICS = ("hemoglobin", "melanin", "erythema_index", "melanin_index", "a_star", "ita_deg",
+                    "red_area_fraction")
+
+
+def _forearm(path, seed=71, **kw):
+    spec = PhantomSpec(melanin=0.06, hemoglobin=0.025, seed=seed, size=(300, 400), site="forearm", background="blue",
+                       jpeg_quality=92, **kw)
+    write_png(path, render_phantom(spec).image)
+    return path
+
+
+def test_cli_compare_writes_the_contract(tmp_path, segmenter):
+    b = _forearm(tmp_path / "before.png")
+    a = _forearm(tmp_path / "after.png", pose=(8.0, -6.0, 3.0, 1.03), exposure=0.9, hemoglobin_scale=0.7,
+                 noise_seed=3)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["compare", str(b), str(a), "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "comparison.json").read_text())
+    assert json.loads(r.stdout) == doc
+    assert doc["before"] == str(b) and doc["after"] == str(a)
+    reg = doc["registration"]
+    assert reg["ok"] is True and isinstance(reg["method"], str) and isinstance(reg["inliers"], int)
+    assert isinstance(reg["residual_px"], float)
+    for name in CONTRACT_METRICS:
+        m = doc["metrics"][name]
+        assert {"before", "after", "delta", "delta_pct", "ci95", "verdict", "mdc", "effect_size"} <= set(m)
+        assert len(m["ci95"]) == 2 and m["verdict"] in ("improved", "no_change", "worsened")
+    assert doc["metrics"]["hemoglobin"]["verdict"] == "improved"
+    assert abs(doc["metrics"]["hemoglobin"]["delta_pct"] + 30) < 8  # stand-in masks: looser than true masks
+    for f in ("pair.png", "delta_hemoglobin.png", "delta_melanin.png"):
+        assert (out / f).stat().st_size > 1000
+
+
+def test_cli_compare_bad_inputs(tmp_path, segmenter):
+    b = _forearm(tmp_path / "b.png")
+    a = _forearm(tmp_path / "a.png", seed=99, pose=(0.0, 0.0, 30.0, 1.0))
+    r = CliRunner().invoke(cli, ["compare", str(b), str(a), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "registration failed" in r.output and "b.png vs" in r.output
+    r = CliRunner().invoke(cli, ["compare", str(b), str(b), "--out", str(tmp_path / "o"), "--mdc", "hemo=1"])
+    assert r.exit_code == 1 and "unknown index 'hemo'" in r.output
+    r = CliRunner().invoke(cli, ["compare", str(b), str(b), "--out", str(tmp_path / "o"), "--mdc", "hemoglobin"])
+    assert r.exit_code == 2 and "INDEX=VALUE" in r.output
+
+
+def _read(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_cli_track_layout_and_manifest(tmp_path, segmenter):
+    root = tmp_path / "study"
+    for date, hs, pose in (("2026-01-10", 1.0, (0.0, 0.0, 0.0, 1.0)), ("2026-02-10", 0.8, (6.0, -4.0, 2.0, 1.02)),
+                           ("2026-03-10", 0.6, (-5.0, 6.0, -3.0, 0.98))):
+        _forearm(root / "P1" / "arm" / date / "img.png", hemoglobin_scale=hs, pose=pose, noise_seed=int(hs * 10))
+    _forearm(root / "P2" / "arm" / "2026-01-01" / "img.png", seed=5)
+    _forearm(root / "P2" / "arm" / "2026-02-01" / "img.png", seed=6, pose=(0.0, 0.0, 25.0, 1.0))  # another arm
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["track", str(root), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "P2/arm/2026-01-01/img.png vs P2/arm/2026-02-01/img.png: registration failed" in r.output
+    rows = _read(out / "series.csv")
+    assert tuple(rows[0]) == C.SERIES_COLUMNS
+    p1 = [x for x in rows if x["patient"] == "P1" and x["index"] == "hemoglobin"]
+    got = {(x["session"], x["reference"], x["reference_session"]): x for x in p1}
+    assert set(got) == {("2026-02-10", "baseline", "2026-01-10"), ("2026-02-10", "previous", "2026-01-10"),
+                        ("2026-03-10", "baseline", "2026-01-10"), ("2026-03-10", "previous", "2026-02-10")}
+    assert abs(float(got[("2026-03-10", "baseline", "2026-01-10")]["delta_pct"]) + 40) < 8
+    assert abs(float(got[("2026-03-10", "previous", "2026-02-10")]["delta_pct"]) + 25) < 8
+    assert all(x["verdict"] == "improved" and x["status"] == "ok" for x in p1)
+    for x in p1:
+        for k in ("before", "after", "delta", "delta_pct", "ci95_lo", "ci95_hi", "effect_size", "mdc"):
+            assert math.isfinite(float(x[k])), k
+    err = [x for x in rows if x["patient"] == "P2"]
+    assert {x["reference"] for x in err} == {"baseline", "previous"}  # one failed pair, both references
+    assert all(x["status"] == "error" and "registration failed" in x["error"] and not x["index"] for x in err)
+    for name in ("2026-01-10__2026-02-10", "2026-01-10__2026-03-10", "2026-02-10__2026-03-10"):
+        doc = json.loads((out / "pairs" / "P1" / "arm" / name / "comparison.json").read_text())
+        assert doc["registration"]["ok"] and set(CONTRACT_METRICS) <= set(doc["metrics"])
+        assert (out / "pairs" / "P1" / "arm" / name / "pair.png").is_file()
+    assert not (out / "pairs" / "P2" / "arm" / "2026-01-01__2026-02-01" / "comparison.json").exists()
+
+    # the same P1 series from a manifest with non-date session names (ordered as listed by name)
+    man = tmp_path / "m.csv"
+    man.write_text("patient,site,session,image\n"
+                   "P1,arm,v2,P1/arm/2026-02-10/img.png\n"
+                   "P1,arm,v1,P1/arm/2026-01-10/img.png\n")
+    out2 = tmp_path / "out2"
+    r = CliRunner().invoke(cli, ["track", str(root), "--out", str(out2), "--manifest", str(man)])
+    assert r.exit_code == 0, r.output
+    rows2 = [x for x in _read(out2 / "series.csv") if x["index"] == "hemoglobin"]
+    assert {(x["session"], x["reference"], x["reference_session"]) for x in rows2} == {
+        ("v2", "baseline", "v1"), ("v2", "previous", "v1")}
+    assert (out2 / "pairs" / "P1" / "arm" / "v1__v2" / "comparison.json").is_file()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("patient,site,image\nP1,arm,x.png\n")
+    r = CliRunner().invoke(cli, ["track", str(root), "--out", str(out2), "--manifest", str(bad)])
+    assert r.exit_code == 1 and "lacks column(s) session" in r.output
