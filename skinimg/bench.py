@@ -710,8 +710,10 @@ def run_segmentation(params: BenchParams | None = None, *, images: str | os.Path
 
 
 def make_speed_jpeg(path: str | os.PathLike, size: tuple[int, int] = (3000, 4000), *, seed: int = 0,
-                    quality: int = 92) -> np.ndarray:
-    """Write a phantom photo (with a ColorChecker) of ``size`` (H, W) as a JPEG; return its true mask.
+                    quality: int = 92, chart: bool = True) -> np.ndarray:
+    """Write a phantom photo (with a ColorChecker unless ``chart=False``) of ``size`` (H, W) as a JPEG.
+
+    Returns the true skin mask, bool (H, W).
 
     The phantom is rendered at a quarter of the size and upscaled (bicubic), with
     sensor-like noise added at full resolution (an upscaled photo is too smooth for a
@@ -722,7 +724,7 @@ def make_speed_jpeg(path: str | os.PathLike, size: tuple[int, int] = (3000, 4000
     from .synth import PhantomSpec, render_phantom
 
     h, w = size
-    ph = render_phantom(PhantomSpec(melanin=0.12, hemoglobin=0.03, seed=seed, chart=True,
+    ph = render_phantom(PhantomSpec(melanin=0.12, hemoglobin=0.03, seed=seed, chart=chart,
                                     size=(max(64, h // 4), max(64, w // 4))))
     big = cv2.resize(ph.image, (w, h), interpolation=cv2.INTER_CUBIC)
     rng = np.random.default_rng(seed)
