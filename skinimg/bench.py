@@ -1123,7 +1123,7 @@ def format_markdown(res: dict) -> str:
 
 def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | None]:
     """``accuracy_scatter.png`` (index vs true chromophore, coloured by tone class) and
-    ``repeatability.png`` (MDC95 in % of the mean, uncalibrated vs calibrated).
+    ``repeatability.png`` (MDC95 per index and factor, uncalibrated vs calibrated).
 
     Returns ``(paths written, note)``; the note says why plots were skipped (no
     matplotlib: ``pip install 'skinimg[report]'``).
@@ -1168,17 +1168,22 @@ def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | No
         fig.tight_layout()
         save(fig, "accuracy_scatter.png")
     if "repeatability" in res:
-        rows = [r for r in res["repeatability"]["rows"] if r["factor"] == "all"]
-        names = list(_indices.INDEX_NAMES)
-        x = np.arange(len(names))
-        fig, ax = plt.subplots(figsize=(10, 4.5))
-        for k, cond in enumerate(("uncalibrated", "calibrated")):
-            v = [next((r["mdc_pct"] for r in rows if r["condition"] == cond and r["index"] == n), np.nan) for n in names]
-            ax.bar(x + (k - 0.5) * 0.38, np.abs(v), width=0.38, label=cond)
-        ax.set_xticks(x, names, rotation=30, ha="right")
-        ax.set_ylabel("MDC95, % of the mean")
-        ax.set_title("Retake repeatability (all factors at once)")
-        ax.legend()
+        rep = res["repeatability"]
+        idx = {(r["condition"], r["factor"], r["index"]): r["mdc"] for r in rep["rows"]}
+        factors = list(rep["factors"])
+        x = np.arange(len(factors))
+        fig, axes = plt.subplots(2, 4, figsize=(15, 7))
+        for ax, name in zip(axes.ravel(), _indices.INDEX_NAMES):
+            for k, cond in enumerate(("uncalibrated", "calibrated")):
+                v = [idx.get((cond, f, name), np.nan) for f in factors]
+                ax.bar(x + (k - 0.5) * 0.38, v, width=0.38, label=cond)
+            ax.set_xticks(x, [f.replace("white_balance", "WB") for f in factors], rotation=30, ha="right",
+                          fontsize=8)
+            ax.set_title(f"{name} ({UNITS[name]})", fontsize=10)
+        axes[0, 0].set_ylabel("MDC95")
+        axes[1, 0].set_ylabel("MDC95")
+        axes[0, 0].legend(fontsize=8)
+        fig.suptitle("Retake repeatability: MDC95 = 1.96 sqrt(2) SEM per factor, without and with chart calibration")
         fig.tight_layout()
         save(fig, "repeatability.png")
     return written, None
