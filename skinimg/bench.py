@@ -6,7 +6,7 @@ Four suites, each a pure function returning a JSON-ready dict (nothing is printe
 
 ``accuracy`` (:func:`run_accuracy`)
     A grid of phantoms varying melanin and haemoglobin independently across the full
-    tone range (ITA from about +60 to -50 degrees), measured on the **true** skin mask.
+    tone range (reference ITA from about +70 to -65 degrees), measured on the **true** skin mask.
     For every index: Spearman rank correlation and Pearson correlation of the
     per-image mean with the true per-image mean haemoglobin and melanin, and the
     cross-talk (:func:`crosstalk`).
@@ -84,7 +84,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -952,8 +951,7 @@ def machine_info() -> dict:
     import skimage
 
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "numpy": np.__version__, "opencv": cv2.__version__, "scikit_image": skimage.__version__,
-            "executable": sys.executable}
+            "numpy": np.__version__, "opencv": cv2.__version__, "scikit_image": skimage.__version__}
 
 
 def run_bench(suites: Sequence[str] = SUITES, *, params: BenchParams | None = None,

@@ -430,8 +430,8 @@ def bench_cmd(ctx, suite, out, size, images, masks):
     """Benchmark the indices against phantom ground truth; print Markdown tables.
 
     accuracy: Spearman/Pearson correlation of every index with the true
-    haemoglobin and melanin, and its cross-talk, on a phantom grid spanning
-    ITA +60 to -50 degrees.  repeatability: SEM, MDC95 = 1.96 sqrt(2) SEM and
+    haemoglobin and melanin, and its cross-talk, on a phantom grid from very light to dark skin
+    (ITA about +70 to -65 degrees).  repeatability: SEM, MDC95 = 1.96 sqrt(2) SEM and
     CV over retakes of unchanged skin (exposure, white balance, JPEG, pose,
     noise), without and with chart calibration.  segmentation: precision,
     recall, F1, IoU on phantom masks (and --images/--masks).  speed: per-stage
