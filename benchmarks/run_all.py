@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     todo = [s for s in steps(a.out, a.size) if not a.only or s[0] in a.only]
     failed = []
     for name, cmd in todo:
-        print(f"\n===== {name}: {' '.join(os.path.relpath(c) if os.path.isabs(c) else c for c in cmd[1:])}",
+        print(f"\n===== {name}: {' '.join(os.path.relpath(c) if c.startswith(str(HERE)) else c for c in cmd[1:])}",
               flush=True)
         t0 = time.perf_counter()
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
