@@ -20,7 +20,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/skinimg analyze sample_images --out results
+	$(BIN)/skinimg analyze sample_images --exclude "truth/*" --out results/analyze
+	$(BIN)/skinimg report results/analyze --images sample_images --out results/report
+	@echo "open results/report/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -44,12 +44,12 @@ def fit():
     linear = I.fit_chromophore_basis(mm.ravel(), hh.ravel(), lin.reshape(-1, 3))
     model = I.build_chromophore_model(lambda a, b: synth.skin_linear_rgb(a, b, "D65"),
                                       melanin_max=0.6, hemoglobin_max=0.3, n=81)
-    synth_src = Path(synth.__file__).read_bytes()
     prov = {
         "name": "skinimg phantom optical model, D65",
         "script": "benchmarks/fit_basis.py",
         "source": "skinimg.synth.skin_linear_rgb (two-layer spectral skin model, default SkinOptics, D65)",
-        "synth_sha256": hashlib.sha256(synth_src).hexdigest(),
+        "optics_sha256": hashlib.sha256(np.asarray(lin, dtype="<f4").tobytes()).hexdigest(),
+        "optics_sha256_of": "skin_linear_rgb on the linear-fit grid, float32 little-endian",
         "skinimg_version": __version__,
         "linear_fit_grid": {"melanin": [0.01, 0.20, 20], "hemoglobin": [0.005, 0.06, 20]},
         "linear_fit_rms_residual_od": linear.provenance["rms_residual_od"],

@@ -58,13 +58,13 @@ TABLE = "indices"
 STATUSES = ("ok", "no_skin", "error")
 
 _HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fraction", "skin_pixels",
-         "segment_method", "chromophore_method", "saturated_fraction"]
+         "segment_method", "chromophore_method", "saturated_fraction", "calibration", "calibration_delta_e"]
 _TAIL = ["params_hash", "skinimg_version"]
 #: Every column of ``indices.csv`` / table ``indices``, in order.
 ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL)
 #: SQL type of every column.
 ROW_TYPES = {c: "REAL" for c in ROW_COLUMNS}
-ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method",
+ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method", "calibration",
                                       "ita_category", "params_hash", "skinimg_version")})
 ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count")})
 
@@ -81,9 +81,16 @@ class AnalyzeParams:
         Images declaring more pixels are refused before decoding.
     indices : IndexParams
         Parameters of the indices and area measures.
-    calibration : str or None
-        Reserved for colour calibration (applied between loading and segmentation);
-        not available yet: must be None.
+    calibration : {"none", "auto", "chart"}
+        Colour calibration between loading and segmentation
+        (:func:`skinimg.calibrate.calibrate_image`): ``"none"`` (default) uses the
+        photo as it is; ``"auto"`` corrects with a ColorChecker when one is in the
+        frame, otherwise with ``white`` or the gray-world fallback on non-skin pixels;
+        ``"chart"`` requires a chart (a photo without one is an error row).  The
+        chart's own pixels are always removed from the skin mask, and the
+        correction is saved as ``calibration/<stem>.json`` beside the results.
+    white : (x, y, w, h) or None
+        A white/gray reference region for ``calibration="auto"`` without a chart.
     heatmap_max_side : int
         Longer side of the PNG heatmaps (the TIFF maps are always full resolution).
     """
@@ -91,10 +98,17 @@ class AnalyzeParams:
     segment_method: str = "model"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     indices: IndexParams = field(default_factory=IndexParams)
-    calibration: str | None = None
+    calibration: str = "none"
+    white: tuple | None = None
     heatmap_max_side: int = 2048
 
     def __post_init__(self):
+        if self.calibration is None:
+            object.__setattr__(self, "calibration", "none")
+        if self.calibration not in ("none", "auto", "chart"):
+            raise SkinImgError(f"unknown calibration {self.calibration!r} (use 'auto', 'chart' or 'none')")
+        if self.white is not None:
+            object.__setattr__(self, "white", tuple(int(v) for v in self.white))
         if self.segment_method not in ("model", "rules"):
             raise SkinImgError(f"unknown segmentation method {self.segment_method!r} (use 'model' or 'rules')")
 
@@ -119,17 +133,29 @@ def _segment(rgb: np.ndarray, method: str):
     return segment_skin(rgb, method=method)
 
 
-def _calibrate(rgb: np.ndarray, params: AnalyzeParams) -> np.ndarray:
-    """Colour calibration step between loading and segmentation (issue 5); identity for now."""
-    if params.calibration is None:
-        return rgb
-    raise SkinImgError("colour calibration is not available in this version of skinimg", params.calibration)
+def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
+    """Colour calibration between loading and segmentation: ``(rgb, Correction or None)``.
+
+    The gray-world fallback must not look at skin, so the raw photo is segmented
+    first and its skin mask is excluded from the fallback's statistics.
+    """
+    if params.calibration == "none":
+        return rgb, None
+    from .calibrate import calibrate_image
+
+    raw_skin = np.asarray(_segment(rgb, params.segment_method).mask, dtype=bool)
+    return calibrate_image(rgb, mode=params.calibration, white=params.white, skin_mask=raw_skin)
+
+
+def _float_or_nan(v) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> dict:
     row = {c: float("nan") for c in ROW_COLUMNS}
     row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None,
                skin_pixels=None, brown_spot_count=None, segment_method=None, chromophore_method=None,
+               calibration=None,
                ita_category="unknown", params_hash=params_hash, skinimg_version=__version__)
     return row
 
@@ -141,15 +167,26 @@ def _as_item(item_or_path) -> InputImage:
     return InputImage(path=p, relpath=p.name)
 
 
-def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str):
-    """(row, maps or None, rgb or None); SkinImgError becomes a status=error row."""
+def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str, correction: list | None = None):
+    """(row, maps or None, rgb or None); SkinImgError becomes a status=error row.
+
+    ``correction``, when a list, receives the colour correction used (for the caller to save).
+    """
     try:
         rgb, meta = load_image(item.path, max_pixels=params.max_pixels, label=item.relpath)
-        rgb = _calibrate(rgb, params)
+        rgb, corr = _calibrate(rgb, params)
         seg = _segment(rgb, params.segment_method)
     except SkinImgError as exc:
         return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
     mask = np.asarray(seg.mask, dtype=bool)
+    if corr is not None:
+        from .calibrate import chart_mask
+
+        corr.image = item.relpath
+        if correction is not None:
+            correction.append(corr)
+        if corr.corners is not None:
+            mask = mask & ~chart_mask(mask.shape, corr)
     n_skin = int(np.count_nonzero(mask))
     base = {
         "image": item.relpath,
@@ -159,6 +196,8 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
         "skin_fraction": n_skin / float(mask.size),
         "skin_pixels": n_skin,
         "segment_method": str(getattr(seg, "method", params.segment_method)),
+        "calibration": corr.kind if corr is not None else "none",
+        "calibration_delta_e": _float_or_nan(corr.delta_e_after.get("mean") if corr is not None else None),
         "params_hash": params_hash,
         "skinimg_version": __version__,
     }
@@ -231,7 +270,13 @@ def _run_one(job) -> dict:
     """
     item, params, out, want_maps, params_hash = job
     try:
-        row, maps, rgb = _analyze(item, params, want_maps, params_hash)
+        corrections: list = []
+        row, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections)
+        if corrections:
+            try:
+                write_json(Path(out) / "calibration" / f"{item.stem_rel}.json", corrections[0].to_dict())
+            except SkinImgError as exc:
+                raise _OutputFailure(str(exc)) from None
         if want_maps and maps is not None:
             try:
                 _write_maps(Path(out), item, rgb, maps, params)
@@ -260,7 +305,8 @@ def _init_worker() -> None:
 
 
 def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
-                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",)) -> dict:
+                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",),
+                  exclude: Sequence[str] = ()) -> dict:
     """Analyze every image under ``paths`` and write the results under ``out``.
 
     Parameters
@@ -278,6 +324,9 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     formats : iterable of {"csv", "parquet"}
         ``indices.csv`` and ``results.sqlite`` are always written; ``"parquet"`` adds
         ``indices.parquet``.
+    exclude : sequence of str
+        Shell-style patterns of relative names to skip in folders (e.g. ``"truth/*"``),
+        see :func:`skinimg.io.discover_images`.
 
     Returns
     -------
@@ -302,7 +351,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             import pyarrow  # noqa: F401
         except ImportError:
             raise SkinImgError("Parquet export needs pyarrow: pip install 'skinimg[parquet]'") from None
-    items = discover_images(paths)
+    items = discover_images(paths, exclude=exclude)
     if not items:
         raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in paths))
     out = Path(out)

@@ -64,6 +64,7 @@ import numpy as np
 
 from .colour import delta_e_2000, linear_rgb_to_lab, linear_to_srgb, srgb_to_linear
 from .errors import SkinImgError
+from .io import models_dir
 
 __all__ = [
     "METHODS",
@@ -93,7 +94,7 @@ METHODS = ("finlayson2015", "cheung2004", "linear3x3")
 #: What a :class:`Correction` was derived from.
 KINDS = ("chart", "white_patch", "gray_world", "white_patch_auto", "none")
 
-_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+_MODELS_DIR = models_dir()
 _REFERENCE_FILES = {
     "classic24": "colorchecker_classic24.json",
     "classic24_before2014": "colorchecker_classic24_before2014.json",

@@ -16,7 +16,6 @@ Exit codes (all commands):
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -212,6 +211,18 @@ def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
         click.echo(f"skinimg: wrote {len(records)} image(s) and their truth to {out}", err=True)
 
 
+def _parse_white(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or parts[2] < 1 or parts[3] < 1 or parts[0] < 0 or parts[1] < 0:
+        raise click.BadParameter(f"expected x,y,w,h (pixels, w and h >= 1), got {value!r}")
+    return tuple(parts)
+
+
 # ----------------------------------------------------------------------------- segment (issue 3)
 
 # ----------------------------------------------------------------------------- analyze (issue 4)
@@ -229,14 +240,26 @@ def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
               help="Skin segmentation method.")
 @click.option("--chromophores", type=click.Choice(["basis", "ica"]), default="basis", show_default=True,
               help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
+@click.option("--calibrate", "calibration", type=click.Choice(["auto", "chart", "none"]), default="none",
+              show_default=True,
+              help="Colour calibration before measuring: auto = ColorChecker if in the frame, else --white or gray "
+                   "world on non-skin; chart = a photo without a chart is an error; none = as photographed.")
+@click.option("--white", callback=_parse_white, metavar="X,Y,W,H", default=None,
+              help="White/gray region (pixels) for --calibrate auto when no chart is found.")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
+                   "repeatable.")
 @max_pixels_option
-def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, max_pixels):
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, calibration, white, exclude,
+                max_pixels):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
     OUT/results.sqlite (table indices) and, with --format parquet,
     OUT/indices.parquet; per-image maps in OUT/maps/ (float32 TIFF, NaN off
-    skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json.
+    skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json;
+    with --calibrate auto|chart the colour correction of each photo in
+    OUT/calibration/<name>.json.
     A bad file is a row with status=error and the reason; exit code 2 when
     any image failed or had no skin.
     """
@@ -244,9 +267,10 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores
     from .indices import IndexParams
     from .io import dumps_json
 
-    params = AnalyzeParams(segment_method=method, max_pixels=max_pixels,
+    params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores))
-    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt])
+    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
+                            exclude=exclude)
     if as_json:
         for row in summary["rows"]:
             click.echo(dumps_json({c: row.get(c) for c in ROW_COLUMNS}, indent=None))
@@ -267,18 +291,6 @@ def _analyze_quiet() -> bool:
 
 
 # ----------------------------------------------------------------------------- calibrate (issue 5)
-
-def _parse_white(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        parts = [int(v) for v in value.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 4 or parts[2] < 1 or parts[3] < 1 or parts[0] < 0 or parts[1] < 0:
-        raise click.BadParameter(f"expected x,y,w,h (pixels, w and h >= 1), got {value!r}")
-    return tuple(parts)
-
 
 @cli.command("calibrate")
 @paths_argument

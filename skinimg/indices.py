@@ -107,6 +107,7 @@ import numpy as np
 
 from . import colour
 from .errors import SkinImgError
+from .io import models_dir
 
 __all__ = [
     "INDEX_NAMES",
@@ -149,7 +150,7 @@ ITA_CATEGORIES = ("very_light", "light", "intermediate", "tan", "brown", "dark")
 #: Lower bounds of the classes above (degrees); a value equal to a bound belongs to the darker class.
 ITA_BOUNDS = (55.0, 41.0, 28.0, 10.0, -30.0)
 #: Default location of the calibrated chromophore basis.
-DEFAULT_BASIS_PATH = Path(__file__).resolve().parent.parent / "models" / "chromophore_basis.json"
+DEFAULT_BASIS_PATH = models_dir() / "chromophore_basis.json"
 BASIS_FORMAT = "skinimg-chromophore-basis/1"
 
 _CHUNK = 1 << 20  # pixels per processing chunk: bounds temporaries to ~12 MB per (n, 3) float32 array

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import fnmatch
 import io as _io
 import json
 import math
@@ -446,7 +447,50 @@ def output_stems(relpaths: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = True) -> list[InputImage]:
+def models_dir() -> Path:
+    """Folder of skinimg's trained parameters (``models/``: JSON/NPZ, never pickle).
+
+    In order: ``$SKINIMG_MODELS`` when set; the ``models/`` folder of a source
+    checkout (editable install, the usual case); ``<prefix>/share/skinimg/models``
+    where a wheel install puts them (``[tool.setuptools.data-files]``).
+    """
+    env = os.environ.get("SKINIMG_MODELS")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    import sys
+    import sysconfig
+
+    for base in (sys.prefix, sysconfig.get_paths().get("data", sys.prefix)):
+        installed = Path(base) / "share" / "skinimg" / "models"
+        if installed.is_dir():
+            return installed
+    return checkout
+
+
+def read_json_object(path: str | os.PathLike, label: str | None = None) -> dict:
+    """Read a JSON file that must hold an object; a bad file is a :class:`SkinImgError` naming ``label``.
+
+    Parameters
+    ----------
+    path : path-like
+    label : str, optional
+        How the file is named in the error (default: the path).
+    """
+    label = os.fspath(path) if label is None else label
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SkinImgError(f"cannot read JSON ({exc})", label) from None
+    if not isinstance(doc, dict):
+        raise SkinImgError("not a JSON object", label)
+    return doc
+
+
+def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = True,
+                    exclude: Sequence[str] = ()) -> list[InputImage]:
     """List the images named by ``paths`` (files or folders), in a stable sorted order.
 
     Folders are scanned (recursively by default) for files with an image
@@ -456,6 +500,10 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
     that a bad file is reported rather than silently ignored.  Relative names
     are taken from the folder given (or the file's own folder for a file), and
     made unique when two arguments produce the same name.
+
+    ``exclude`` holds shell-style patterns (:mod:`fnmatch`, ``*`` also matches
+    ``/``) tested against the relative name of every file found in a folder, e.g.
+    ``"truth/*"`` or ``"*_mask.png"``; files given explicitly are never excluded.
 
     Raises
     ------
@@ -478,6 +526,8 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
                     if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                         found.append(Path(dirpath) / name)
             items = [(f, f.relative_to(root).as_posix()) for f in sorted(found, key=lambda q: q.relative_to(root).as_posix())]
+            if exclude:
+                items = [(f, rel) for f, rel in items if not any(fnmatch.fnmatchcase(rel, pat) for pat in exclude)]
         else:
             items = [(root, root.name)]
         for f, rel in items:

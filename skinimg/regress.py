@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import json
 import math
 import os
 import re
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .errors import SkinImgError
-from .io import write_bytes
+from .io import read_json_object, write_bytes
 
 __all__ = [
     "Tolerance",
@@ -396,7 +395,7 @@ def collect_verdicts(results: str | os.PathLike) -> list[dict] | None:
             rel = f.relative_to(root / "pairs").parts
             patient, site, pair = rel[0], rel[1], rel[2]
             reference, _, session = pair.partition("__")
-            doc = _load_json(f, label=f.relative_to(root).as_posix())
+            doc = read_json_object(f, f.relative_to(root).as_posix())
             rows += _verdict_rows_from_comparison(doc, patient, site, session, reference)
         return _sorted_verdicts(rows)
     series = root / "series.csv"
@@ -406,7 +405,7 @@ def collect_verdicts(results: str | os.PathLike) -> list[dict] | None:
             return _sorted_verdicts(_verdicts_from_series(cols, srows))
     single = root / "comparison.json"
     if single.is_file():
-        doc = _load_json(single, label="comparison.json")
+        doc = read_json_object(single, "comparison.json")
         return _sorted_verdicts(
             _verdict_rows_from_comparison(doc, "", "", str(doc.get("after", "")), str(doc.get("before", "")))
         )
@@ -431,16 +430,6 @@ def _verdicts_from_series(cols: list[str], srows: list[dict]) -> list[dict]:
 
 def _sorted_verdicts(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: tuple(r[c] for c in VERDICT_COLUMNS[:5]))
-
-
-def _load_json(path: Path, *, label: str) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SkinImgError(f"cannot read JSON ({exc})", label) from None
-    if not isinstance(doc, dict):
-        raise SkinImgError("not a JSON object", label)
-    return doc
 
 
 def _verdict_key(r: Mapping[str, str]) -> tuple[str, ...]:

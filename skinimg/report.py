@@ -47,7 +47,7 @@ import numpy as np
 
 from . import __version__
 from .errors import SkinImgError
-from .io import load_image, output_stems, read_mask, write_bytes
+from .io import load_image, output_stems, read_json_object, read_mask, write_bytes
 
 __all__ = [
     "ReportParams",
@@ -252,16 +252,6 @@ def _read_csv(path: Path) -> list[dict]:
         raise SkinImgError(f"cannot read CSV ({exc})", path.name) from None
 
 
-def _read_json(path: Path, label: str) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SkinImgError(f"cannot read JSON ({exc})", label) from None
-    if not isinstance(doc, dict):
-        raise SkinImgError("not a JSON object", label)
-    return doc
-
-
 def _num(v) -> float | None:
     if v is None:
         return None
@@ -289,8 +279,8 @@ def load_study(results: Path, *, images: str | None = None) -> Study:
         raise SkinImgError("results folder not found", os.fspath(results))
     idx = results / "indices.csv"
     rows = _read_csv(idx) if idx.is_file() else []
-    analyze = _read_json(results / "analyze.json", "analyze.json") if (results / "analyze.json").is_file() else {}
-    run = _read_json(results / "run.json", "run.json") if (results / "run.json").is_file() else {}
+    analyze = read_json_object(results / "analyze.json", "analyze.json") if (results / "analyze.json").is_file() else {}
+    run = read_json_object(results / "run.json", "run.json") if (results / "run.json").is_file() else {}
     pairs_dir = results / "pairs"
     pair_files = sorted(pairs_dir.glob("*/*/*/comparison.json")) if pairs_dir.is_dir() else []
     single_path = results / "comparison.json"
@@ -315,12 +305,12 @@ def load_study(results: Path, *, images: str | None = None) -> Study:
     for f in pair_files:
         patient, site, name = f.relative_to(pairs_dir).parts[:3]
         reference, _, session = name.partition("__")
-        doc = _read_json(f, f.relative_to(results).as_posix())
+        doc = read_json_object(f, f.relative_to(results).as_posix())
         s = groups.setdefault((patient, site), Series(patient, site))
         s.pairs.append(Pair(reference, session, doc, f.parent, sorted(f.parent.glob("*.png"))))
     single = None
     if single_path.is_file():
-        doc = _read_json(single_path, "comparison.json")
+        doc = read_json_object(single_path, "comparison.json")
         pics = sorted(p for p in results.glob("*.png"))
         single = Pair(str(doc.get("before", "before")), str(doc.get("after", "after")), doc, results, pics)
     for s in groups.values():

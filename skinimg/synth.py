@@ -121,7 +121,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,6 +129,7 @@ import cv2
 import numpy as np
 
 from . import colour as _colour
+from .indices import ita_category, ita_deg
 
 __all__ = [
     "WAVELENGTHS_NM",
@@ -136,7 +137,6 @@ __all__ = [
     "BACKGROUNDS",
     "DISTRACTORS",
     "LABELS",
-    "ITA_CATEGORIES",
     "SkinOptics",
     "PhantomSpec",
     "Phantom",
@@ -182,16 +182,6 @@ DISTRACTORS = ("hair", "lips", "eye", "clothing", "shadow")
 SITES = ("face", "forearm")
 #: Codes of :attr:`Phantom.labels`.
 LABELS = {"background": 0, "skin": 1, "hair": 2, "lips": 3, "eye": 4, "clothing": 5, "chart": 6}
-#: ITA categories (degrees, lower bound inclusive) after Chardon et al. (1991) and Del Bino et al. (2006).
-ITA_CATEGORIES = (
-    ("very light", 55.0),
-    ("light", 41.0),
-    ("intermediate", 28.0),
-    ("tan", 10.0),
-    ("brown", -30.0),
-    ("dark", -math.inf),
-)
-
 # Prahl (1999) molar extinction coefficients, cm^-1 / (mol/L), 400..700 nm step 10.
 _HBO2_10NM = np.array([
     266232, 466816, 480360, 246072, 102580, 62816, 44480, 33209, 26629, 23684, 20933, 20035, 24202, 39957,
@@ -433,26 +423,9 @@ def chart_patch_names() -> list[str]:
 
 
 def ita_degrees(lab: np.ndarray) -> np.ndarray:
-    """Individual typology angle ``ITA = atan2(L* - 50, b*)`` in degrees (Chardon et al. 1991).
-
-    Parameters
-    ----------
-    lab : array_like, shape (..., 3), CIELAB
-
-    Returns
-    -------
-    ndarray, float32, shape (...)
-    """
+    """ITA in degrees of CIELAB values (shape (..., 3)): :func:`skinimg.indices.ita_deg` of L* and b*."""
     lab = np.asarray(lab, dtype=np.float32)
-    return np.degrees(np.arctan2(lab[..., 0] - 50.0, lab[..., 2])).astype(np.float32)
-
-
-def ita_category(ita: float) -> str:
-    """ITA category name (very light > 55 > light > 41 > intermediate > 28 > tan > 10 > brown > -30 > dark)."""
-    for name, lower in ITA_CATEGORIES:
-        if ita > lower:
-            return name
-    return ITA_CATEGORIES[-1][0]
+    return ita_deg(lab[..., 0], lab[..., 2])
 
 
 # ----------------------------------------------------------------------------- material colours

@@ -326,6 +326,10 @@ def test_discover_images_order_names_and_loops(tmp_path, rgb8):
     items = discover_images([tmp_path])
     assert [i.relpath for i in items] == ["a/x/img.JPG", "a/zz é.png", "b/img.jpg"]
     assert [i.stem_rel for i in items] == ["a/x/img", "a/zz é", "b/img"]
+    assert [i.relpath for i in discover_images([tmp_path], exclude=["a/*"])] == ["b/img.jpg"]
+    assert [i.relpath for i in discover_images([tmp_path], exclude=["*.png", "b/*"])] == ["a/x/img.JPG"]
+    # an explicitly named file is never excluded
+    assert [i.relpath for i in discover_images([tmp_path / "b" / "img.jpg"], exclude=["*"])] == ["img.jpg"]
 
 
 def test_discover_explicit_files_and_duplicates(tmp_path, rgb8):
@@ -366,3 +370,11 @@ def test_cli_missing_input_exit_1(tmp_path):
     r = CliRunner().invoke(cli, ["info", str(tmp_path / "none")])
     assert r.exit_code == 1
     assert r.stderr.strip().endswith("none: file or folder not found")
+
+
+def test_models_dir_finds_the_trained_parameters(monkeypatch, tmp_path):
+    from skinimg.io import models_dir
+
+    assert (models_dir() / "chromophore_basis.json").is_file()
+    monkeypatch.setenv("SKINIMG_MODELS", str(tmp_path))
+    assert models_dir() == tmp_path

@@ -51,7 +51,7 @@ def test_tone_ladder_spans_ita_categories():
     ita = ita_degrees(lab)
     assert ita[0] > 58 and ita[-1] < -42, ita
     assert np.all(np.diff(ita) < 0), "ITA must fall monotonically along the ladder"
-    assert [ita_category(float(v)) for v in ita] == ["very light", "light", "intermediate", "tan", "brown", "dark"]
+    assert [ita_category(float(v)) for v in ita] == ["very_light", "light", "intermediate", "tan", "brown", "dark"]
     assert lab[0, 0] > 70 and lab[-1, 0] < 35, lab[:, 0]
     assert np.all((lab[:, 1] > 5) & (lab[:, 1] < 20)), lab[:, 1]
     assert np.all((lab[:, 2] > 8) & (lab[:, 2] < 35)), lab[:, 2]
