@@ -1139,7 +1139,7 @@ def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | No
 
     out = Path(out)
     written = []
-    tones = ("very light", "light", "intermediate", "tan", "brown", "dark")
+    tones = tuple(_indices.ITA_CATEGORIES)  # lightest first
     colours = dict(zip(tones, ("#f1d3b3", "#e0b48c", "#c98e62", "#a66a3f", "#6e4426", "#3b2313")))
 
     def save(fig, name):
@@ -1158,7 +1158,7 @@ def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | No
                 sel = [r for r in imgs if r["tone"] == tone]
                 if sel:
                     ax.scatter([r[f"true_{t}"] for r in sel], [r[name] for r in sel], s=14, color=colours[tone],
-                               edgecolors="k", linewidths=0.3, label=tone)
+                               edgecolors="k", linewidths=0.3, label=tone.replace("_", " "))
             ax.set_xlabel(f"true {t} (volume fraction)")
             ax.set_title(name, fontsize=10)
         axes[0, 0].legend(fontsize=7, title="tone (reference ITA)", title_fontsize=7)

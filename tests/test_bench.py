@@ -14,7 +14,7 @@ from scipy import stats
 
 from skinimg import bench as B
 from skinimg.cli import cli
-from skinimg.indices import INDEX_NAMES
+from skinimg.indices import INDEX_NAMES, ITA_CATEGORIES
 from tests.harness import HAVE_SEGMENT, stand_in_segment
 
 
@@ -43,6 +43,7 @@ def test_accuracy_separated_hemoglobin_beats_erythema_index(small_run):
     assert abs(hb["crosstalk"]) < abs(ei["crosstalk"]) / 5
     assert abs(hb["spearman_melanin"]) < 0.3
     # the grid spans the full tone range
+    assert {r["tone"] for r in res["accuracy"]["images"]} <= set(ITA_CATEGORIES)
     hi, lo = res["accuracy"]["ita_range"]
     assert hi > 55 and lo < -45
     assert res["accuracy"]["n_images"] == len(res["params"]["melanin_levels"]) * len(res["params"]["hemoglobin_levels"])
