@@ -106,22 +106,10 @@ def _child(mode: str, path: str, repeat: int, method: str) -> dict:
 
 
 def make_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> None:
-    import cv2
-    import numpy as np
+    """Phantom JPEG (no chart) + ``<stem>_mask.png``: :func:`skinimg.bench.make_speed_jpeg`."""
+    from skinimg.bench import make_speed_jpeg
 
-    from skinimg.io import write_bytes
-    from skinimg.synth import PhantomSpec, render_phantom
-
-    h, w = size
-    ph = render_phantom(PhantomSpec(melanin=0.12, hemoglobin=0.03, seed=seed, size=(h // 4, w // 4)))
-    big = cv2.resize(ph.image, (w, h), interpolation=cv2.INTER_CUBIC)
-    rng = np.random.default_rng(seed)  # sensor-like noise at full resolution (an upscaled photo is too smooth)
-    big = np.clip(big.astype(np.int16) + rng.normal(0, 2.0, big.shape).round().astype(np.int16), 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(big, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    assert ok
-    write_bytes(path, buf.tobytes())
-    mask = cv2.resize(ph.mask.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_NEAREST)
-    write_bytes(str(path)[:-4] + "_mask.png", cv2.imencode(".png", mask)[1].tobytes())
+    make_speed_jpeg(path, size, seed=seed, chart=False)
 
 
 def main(argv=None) -> int:

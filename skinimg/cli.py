@@ -657,6 +657,52 @@ def regress_cmd(expected, results, tolerances, update):
 
 # ----------------------------------------------------------------------------- bench (issue 10)
 
+@cli.command("bench")
+@click.option("--suite", type=click.Choice(["accuracy", "repeatability", "segmentation", "speed", "all"]),
+              default="all", show_default=True, help="Which benchmark to run.")
+@out_option(required=False)
+@click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True,
+              help="small: a quick check (under a minute on 2 cores); full: the published tables "
+                   "(12-MP speed image, larger phantom grid, every repeatability factor).")
+@click.option("--images", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder of labelled real photos for the segmentation suite (needs --masks).")
+@click.option("--masks", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder of their skin masks: <relative stem>.png or <stem>_mask.png, > 0 = skin.")
+@click.pass_context
+def bench_cmd(ctx, suite, out, size, images, masks):
+    """Benchmark the indices against phantom ground truth; print Markdown tables.
+
+    accuracy: Spearman/Pearson correlation of every index with the true
+    haemoglobin and melanin, and its cross-talk, on a phantom grid from very light to dark skin
+    (ITA about +70 to -65 degrees).  repeatability: SEM, MDC95 = 1.96 sqrt(2) SEM and
+    CV over retakes of unchanged skin (exposure, white balance, JPEG, pose,
+    noise), without and with chart calibration.  segmentation: precision,
+    recall, F1, IoU on phantom masks (and --images/--masks).  speed: per-stage
+    time on a large JPEG, images/s with 1 and 2 workers, peak memory, next to
+    JPEG decode and skimage rgb2lab.  With --out: OUT/bench.json, OUT/bench.csv
+    and plots (need matplotlib).  Deterministic except the timings.
+    """
+    from .bench import SUITES, bench_params, format_markdown, run_bench, write_outputs
+
+    if (images is None) != (masks is None):
+        raise click.BadParameter("--images and --masks go together", param_hint="--images/--masks")
+    quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+    def progress(msg):
+        if not quiet:
+            click.echo(f"skinimg: {msg}", err=True)
+
+    suites = SUITES if suite == "all" else (suite,)
+    res = run_bench(suites, params=bench_params(size), images=images, masks=masks, progress=progress)
+    click.echo(format_markdown(res), nl=False)
+    if out is not None:
+        written = write_outputs(res, out)
+        if written["note"]:
+            click.echo(f"skinimg: {written['note']}", err=True)
+        if not quiet:
+            click.echo(f"skinimg: wrote {', '.join(p.name for p in written['outputs'])} to {out}", err=True)
+
+
 
 # ----------------------------------------------------------------------------- docs
 
