@@ -26,8 +26,9 @@ Two per-pixel colour classifiers are available:
     (ITU-R BT.601 YCrCb of 8-bit sRGB, offsets 128).  A baseline for comparison.
 
 Spatial clean-up (both methods, parameters in :class:`SegmentParams`), on a copy
-downscaled to at most ``work_pixels`` pixels (area averaging); the mask is resized
-back to the photo's size at the end, so the cost does not grow with the megapixels:
+downscaled by an integer factor to at most ``work_pixels`` pixels (block means); the
+mask and probability are resized back (bilinear) to the photo's size at the end, so
+the cost hardly grows with the megapixels:
 
 1. ``p``: per-pixel P(skin | colour) from the table (rules: 0 or 1).
 2. ``ps``: ``p`` smoothed with a Gaussian of ``smooth_sigma`` pixels.
@@ -38,11 +39,23 @@ back to the photo's size at the end, so the cost does not grow with the megapixe
 5. Connected components (8-connected) smaller than ``min_component`` x image area
    are removed; holes (background components not touching the border) smaller
    than ``max_hole`` x image area are filled.
-6. Pixel veto: pixels whose lightly smoothed probability (``pixel_sigma``) is
-   below ``pixel_min`` are removed again (thin hair, eye whites inside filled
-   regions), as are specular highlights (every channel >= ``specular_level``)
-   and very dark pixels (every channel <= ``dark_level``), both on the 8-bit scale.
-7. Optional region of interest (``roi``): everything outside it is removed.
+6. Per-image colour refinement: colour histograms (``2**refine_bits`` levels per
+   channel, smoothed by ``refine_sigma`` bins) of this photo's confident skin (inside
+   the region, ``ps >= high``, eroded by ``refine_margin``) and of its surroundings
+   (outside the region dilated by ``refine_margin``) give a per-image log-likelihood
+   ratio, clipped to +-``refine_cap`` and added with weight ``refine_weight`` to the
+   pixel's global log-odds (``p`` smoothed by ``pixel_sigma``): a self-training step
+   in the spirit of GrabCut's per-image colour models (Rother et al. 2004,
+   DOI 10.1145/1015706.1015720), without the graph cut.
+7. Pixel veto inside the region: combined probability below ``pixel_min``; thin
+   dark or light lines (hair strands) found by a grey-level black-hat / top-hat
+   of radius ``strand_radius`` with relative contrast ``strand_contrast`` (the
+   DullRazor idea, Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6) unless the
+   combined log-odds exceed ``strand_llr``; pixels much redder than the photo's own
+   skin (lips: robust z-score of ``log(R/G)`` above ``redness_z``); specular
+   highlights (every channel >= ``specular_level``) and very dark pixels (every
+   channel <= ``dark_level``), both on the 8-bit scale.
+8. Optional region of interest (``roi``): everything outside it is removed.
 
 A photo without any skin pixel left gets ``status="no_skin"`` (not an exception).
 """
@@ -135,7 +148,8 @@ class SegmentParams:
     Attributes
     ----------
     work_pixels : int
-        The spatial steps run on a copy downscaled (area averaging) to at most this
+        The colour model and the spatial steps run on a copy downscaled by the
+        smallest integer factor ``k`` (mean of k x k blocks) that leaves at most this
         many pixels; smaller photos are used as they are.
     smooth_sigma : float
         Gaussian sigma (pixels) of the probability smoothing before the hysteresis.
@@ -154,9 +168,15 @@ class SegmentParams:
     specular_level, dark_level : int
         8-bit levels: pixels with every channel >= ``specular_level`` (specular
         highlights, clipped white) or every channel <= ``dark_level`` are never skin.
+    refine_weight, refine_bits, refine_sigma, refine_margin, refine_cap
+        Per-image colour refinement (step 6 of the module documentation); weight 0 = off.
+    strand_radius, strand_contrast, strand_llr
+        Hair-strand veto (step 7); radius 0 = off.
+    redness_z
+        Lip veto: robust z-score of log(R/G) above this is not skin; 0 = off.
     """
 
-    work_pixels: int = 1_000_000
+    work_pixels: int = 500_000
     smooth_sigma: float = 1.5
     high: float = 0.7
     low: float = 0.4
@@ -165,9 +185,18 @@ class SegmentParams:
     min_component: float = 0.002
     max_hole: float = 0.002
     pixel_sigma: float = 0.7
-    pixel_min: float = 0.2
+    pixel_min: float = 0.5
     specular_level: int = 250
     dark_level: int = 10
+    refine_weight: float = 1.0
+    refine_bits: int = 5
+    refine_sigma: float = 1.0
+    refine_margin: int = 3
+    refine_cap: float = 3.0
+    strand_radius: int = 2
+    strand_contrast: float = 0.16
+    redness_z: float = 4.0
+    strand_llr: float = 4.0
 
     def __post_init__(self):
         if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):
@@ -418,6 +447,79 @@ def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, np.float32(0.01), np.float32(0.99))
+    return np.log(q / (np.float32(1.0) - q))
+
+
+def _image_llr(rgb8: np.ndarray, region: np.ndarray, confident: np.ndarray, params: SegmentParams
+               ) -> np.ndarray | None:
+    """Per-image colour log-likelihood ratio (skin core vs. surroundings), float32 (H, W), or None.
+
+    Histograms (``2**refine_bits`` levels per channel) of the pixels well inside the
+    region (eroded by ``refine_margin``) and well outside it (beyond a dilation by
+    ``refine_margin``), each normalised and smoothed with a Gaussian of
+    ``refine_sigma`` bins; ``log((h_in + e) / (h_out + e))``, ``e`` = 1e-4 / bins,
+    clipped to +-``refine_cap``.  "Inside" also requires the smoothed global probability
+    >= ``high`` (confident skin).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    k = _ellipse(params.refine_margin)
+    inner = cv2.erode((region & confident).view(np.uint8), k).view(bool)
+    outer = ~cv2.dilate(region.view(np.uint8), k).view(bool)
+    n_in, n_out = int(np.count_nonzero(inner)), int(np.count_nonzero(outer))
+    if n_in < 64 or n_out < 64:
+        return None
+    b = params.refine_bits
+    q = rgb8 >> np.uint8(8 - b)
+    idx = q[..., 0].astype(np.int32)
+    idx <<= b
+    idx |= q[..., 1]
+    idx <<= b
+    idx |= q[..., 2]
+    nb = 1 << (3 * b)
+    h_in = np.bincount(idx[inner], minlength=nb).astype(np.float32) / np.float32(n_in)
+    h_out = np.bincount(idx[outer], minlength=nb).astype(np.float32) / np.float32(n_out)
+    if params.refine_sigma > 0:
+        h_in = gaussian_filter(h_in.reshape((1 << b,) * 3), params.refine_sigma, mode="nearest").reshape(-1)
+        h_out = gaussian_filter(h_out.reshape((1 << b,) * 3), params.refine_sigma, mode="nearest").reshape(-1)
+    e = np.float32(1e-4 / nb)
+    cap = params.refine_cap
+    table = np.clip(np.log(h_in + e) - np.log(h_out + e), -cap, cap).astype(np.float32)
+    return table[idx]
+
+
+def _thin_structures(rgb8: np.ndarray, params: SegmentParams) -> np.ndarray:
+    """Thin dark or light lines (hair strands): morphological black-hat / top-hat of the luminance.
+
+    After the DullRazor idea (Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6):
+    a pixel darker than ``(1 - strand_contrast)`` x its grey-level closing, or brighter
+    than ``(1 + strand_contrast)`` x its opening, with an elliptic element of radius
+    ``strand_radius`` pixels, lies on a structure thinner than the element.
+    """
+    y = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    k = _ellipse(params.strand_radius)
+    c = np.float32(params.strand_contrast)
+    closed = cv2.morphologyEx(y, cv2.MORPH_CLOSE, k)
+    opened = cv2.morphologyEx(y, cv2.MORPH_OPEN, k)
+    return (y < (1 - c) * closed - 2) | (y > (1 + c) * opened + 2)
+
+
+def _redness_outliers(rgb8: np.ndarray, mask: np.ndarray, params: SegmentParams) -> np.ndarray:
+    """Pixels much redder than the image's own skin (lips): robust z of log(R/G) above ``redness_z``.
+
+    ``z = (x - median) / (1.4826 MAD)`` over the skin pixels of this image, ``x = log((R+1)/(G+1))``.
+    """
+    r = rgb8[..., 0].astype(np.float32) + 1
+    g = rgb8[..., 1].astype(np.float32) + 1
+    x = np.log(r / g)
+    v = x[mask]
+    med = np.float32(np.median(v))
+    mad = np.float32(1.4826 * np.median(np.abs(v - med))) + np.float32(0.01)
+    return (x - med) > np.float32(params.redness_z) * mad
+
+
 def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams) -> tuple[np.ndarray, np.ndarray]:
     """Spatial clean-up at working resolution: (mask bool, smoothed probability float32)."""
     from skimage.filters import apply_hysteresis_threshold
@@ -432,11 +534,31 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams) -> tuple[np.n
                                 borderType=cv2.BORDER_REPLICATE).view(bool)
     mask = _remove_small(mask, int(math.ceil(params.min_component * area)))
     mask = _fill_small_holes(mask, int(params.max_hole * area))
-    veto = _gauss(p, params.pixel_sigma) < np.float32(params.pixel_min)
-    veto |= rgb8.min(axis=2) >= params.specular_level
-    veto |= rgb8.max(axis=2) <= params.dark_level
+    llr = _logit(_gauss(p, params.pixel_sigma))
+    if params.refine_weight > 0 and mask.any():
+        img = _image_llr(rgb8, mask, ps >= np.float32(params.high), params)
+        if img is not None:
+            llr += np.float32(params.refine_weight) * img
+    veto = llr < np.float32(math.log(params.pixel_min / (1.0 - params.pixel_min)))
+    if params.strand_radius > 0:
+        veto |= _thin_structures(rgb8, params) & (llr < np.float32(params.strand_llr))
+    if params.redness_z > 0 and mask.any():
+        core = mask & (ps >= np.float32(params.high))
+        if core.any():
+            veto |= _redness_outliers(rgb8, core, params)
+    r, g, b = cv2.split(rgb8)
+    veto |= cv2.min(cv2.min(r, g), b) >= params.specular_level
+    veto |= cv2.max(cv2.max(r, g), b) <= params.dark_level
     mask &= ~veto
     return mask, ps
+
+
+def _upsample(a: np.ndarray, hk: int, wk: int, h: int, w: int) -> np.ndarray:
+    """Bilinear resize to (hk, wk), then replicate the last row/column out to (h, w)."""
+    up = cv2.resize(a, (wk, hk), interpolation=cv2.INTER_LINEAR)
+    if (hk, wk) != (h, w):
+        up = cv2.copyMakeBorder(up, 0, h - hk, 0, w - wk, cv2.BORDER_REPLICATE)
+    return up
 
 
 def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | None = None,
@@ -479,11 +601,12 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
             raise SkinImgError(f"ROI is {roi.shape[1]}x{roi.shape[0]} pixels but the photo is {w}x{h}")
     if method == "model" and not isinstance(model, SkinModel):
         model = load_model(model)
-    # working copy: downscaled by area averaging, then the 8-bit gate
-    if h * w > params.work_pixels:
-        f = math.sqrt(params.work_pixels / float(h * w))
-        ww, wh = max(1, int(w * f)), max(1, int(h * f))
-        work = cv2.resize(rgb, (ww, wh), interpolation=cv2.INTER_AREA)
+    # working copy: downscaled by an integer factor k (area averaging of k x k blocks; the
+    # last h % k rows and w % k columns are dropped here and replicated back at the end)
+    k = max(1, math.ceil(math.sqrt(h * w / float(params.work_pixels))))
+    if k > 1:
+        hk, wk = (h // k) * k, (w // k) * k
+        work = cv2.resize(rgb[:hk, :wk], (wk // k, hk // k), interpolation=cv2.INTER_AREA)
     else:
         work = rgb
     work8 = np.ascontiguousarray(_to_uint8(work))
@@ -492,11 +615,10 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
     else:
         p = rules_mask(work8).astype(np.float32)
     mask, ps = _clean(p, work8, params)
-    if work8.shape[:2] != (h, w):
-        prob = cv2.resize(ps, (w, h), interpolation=cv2.INTER_LINEAR)
+    if k > 1:
+        prob = _upsample(ps, hk, wk, h, w)
         np.clip(prob, 0.0, 1.0, out=prob)
-        up = cv2.resize(mask.view(np.uint8) * np.uint8(255), (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = up >= 128
+        mask = _upsample(mask.view(np.uint8) * np.uint8(255), hk, wk, h, w) >= 128
     else:
         prob = ps
     if roi is not None:
@@ -836,9 +958,9 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
 
 
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
-                    bits: int = 6, hist_sigma: float = 1.0, n_train_phantoms: int = 160,
+                    bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
-                    uci_weight: float = 1.0, phantom_weight: float = 1.0, seed: int = 0,
+                    uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0,
                     date: str | None = None, progress=None) -> dict:
     """Train the colour lookup table and write ``skin_lut.npz`` + ``skin_lut.json`` into ``out``.
 
