@@ -25,7 +25,8 @@ Two per-pixel colour classifiers are available:
     DOI 10.1109/76.767122: skin when ``133 <= Cr <= 173`` and ``77 <= Cb <= 127``
     (ITU-R BT.601 YCrCb of 8-bit sRGB, offsets 128).  A baseline for comparison.
 
-Spatial clean-up (both methods, parameters in :class:`SegmentParams`), on a copy
+Spatial clean-up (parameters in :class:`SegmentParams`; the rules baseline gets steps
+1-5, 7's specular/dark veto and 8, the model all of them), on a copy
 downscaled by an integer factor to at most ``work_pixels`` pixels (block means); the
 mask and probability are resized back (bilinear) to the photo's size at the end, so
 the cost hardly grows with the megapixels:
@@ -52,7 +53,8 @@ the cost hardly grows with the megapixels:
    of radius ``strand_radius`` with relative contrast ``strand_contrast`` (the
    DullRazor idea, Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6) unless the
    combined log-odds exceed ``strand_llr``; pixels much redder than the photo's own
-   skin (lips: robust z-score of ``log(R/G)`` above ``redness_z``); specular
+   skin (lips: robust z-score of ``log(R/G)`` above ``redness_z``, skipped when it
+   would remove more than 20 % of the region); specular
    highlights (every channel >= ``specular_level``) and very dark pixels (every
    channel <= ``dark_level``), both on the 8-bit scale.
 8. Optional region of interest (``roi``): everything outside it is removed.
@@ -520,8 +522,13 @@ def _redness_outliers(rgb8: np.ndarray, mask: np.ndarray, params: SegmentParams)
     return (x - med) > np.float32(params.redness_z) * mad
 
 
-def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams) -> tuple[np.ndarray, np.ndarray]:
-    """Spatial clean-up at working resolution: (mask bool, smoothed probability float32)."""
+def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial clean-up at working resolution: (mask bool, smoothed probability float32).
+
+    ``refine=False`` (the rules baseline) skips the per-image refinement and the strand
+    and lip vetoes, which need graded probabilities.
+    """
     from skimage.filters import apply_hysteresis_threshold
 
     area = p.size
@@ -535,17 +542,21 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams) -> tuple[np.n
     mask = _remove_small(mask, int(math.ceil(params.min_component * area)))
     mask = _fill_small_holes(mask, int(params.max_hole * area))
     llr = _logit(_gauss(p, params.pixel_sigma))
-    if params.refine_weight > 0 and mask.any():
+    if refine and params.refine_weight > 0 and mask.any():
         img = _image_llr(rgb8, mask, ps >= np.float32(params.high), params)
         if img is not None:
             llr += np.float32(params.refine_weight) * img
     veto = llr < np.float32(math.log(params.pixel_min / (1.0 - params.pixel_min)))
-    if params.strand_radius > 0:
+    if refine and params.strand_radius > 0:
         veto |= _thin_structures(rgb8, params) & (llr < np.float32(params.strand_llr))
-    if params.redness_z > 0 and mask.any():
+    if refine and params.redness_z > 0 and mask.any():
         core = mask & (ps >= np.float32(params.high))
         if core.any():
-            veto |= _redness_outliers(rgb8, core, params)
+            red = _redness_outliers(rgb8, core, params)
+            # lips are a small part of the skin: a "redness outlier" covering much of the
+            # region means the region is mostly not skin (a beige wall) - then skip the veto
+            if np.count_nonzero(red & mask) <= 0.2 * np.count_nonzero(mask):
+                veto |= red
     r, g, b = cv2.split(rgb8)
     veto |= cv2.min(cv2.min(r, g), b) >= params.specular_level
     veto |= cv2.max(cv2.max(r, g), b) <= params.dark_level
@@ -614,7 +625,7 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
         p = model.predict(work8)
     else:
         p = rules_mask(work8).astype(np.float32)
-    mask, ps = _clean(p, work8, params)
+    mask, ps = _clean(p, work8, params, refine=method == "model")
     if k > 1:
         prob = _upsample(ps, hk, wk, h, w)
         np.clip(prob, 0.0, 1.0, out=prob)
@@ -857,12 +868,13 @@ def phantom_specs(seeds: Sequence[int], *, size: tuple[int, int] = (240, 320)):
     """Deterministic varied phantom specs (one per seed) covering the whole tone range.
 
     Melanin log-uniform 0.003-0.45 (very light to very dark), haemoglobin log-uniform
-    0.004-0.08, daylight illuminants D65 (half), D50, D75, exposure 0.55-1.6, both sites, every
+    0.004-0.08, illuminants D65 (a third), D50, D75, tungsten A and fluorescent F11 (no
+    white balance: uncalibrated photos), exposure 0.55-1.6, both sites, every
     background, random distractor subsets (hair always on faces), pose, noise, JPEG.
     """
     from .synth import BACKGROUNDS, DISTRACTORS, PhantomSpec
 
-    illums = ("D65", "D65", "D50", "D75")
+    illums = ("D65", "D65", "D50", "D75", "A", "F11")
     specs = []
     for s in seeds:
         rng = np.random.default_rng([int(s), 3])
@@ -958,7 +970,7 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
 
 
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
-                    bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
+                    bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 240,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
                     uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0,
                     date: str | None = None, progress=None) -> dict:
