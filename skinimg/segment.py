@@ -51,8 +51,9 @@ the cost hardly grows with the megapixels:
 7. Pixel veto inside the region: combined probability below ``pixel_min``; thin
    dark or light lines (hair strands) found by a grey-level black-hat / top-hat
    of radius ``strand_radius`` with relative contrast ``strand_contrast`` (the
-   DullRazor idea, Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6) unless the
-   combined log-odds exceed ``strand_llr``; pixels much redder than the photo's own
+   DullRazor idea, Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6) whose colour
+   is more frequent around the skin than on it (per-image log-likelihood ratio of
+   step 6 below ``strand_llr``: hair, not pores or wrinkles); pixels much redder than the photo's own
    skin (lips: robust z-score of ``log(R/G)`` above ``redness_z``, skipped when it
    would remove more than 20 % of the region); specular
    highlights (every channel >= ``specular_level``) and very dark pixels (every
@@ -198,7 +199,7 @@ class SegmentParams:
     strand_radius: int = 2
     strand_contrast: float = 0.16
     redness_z: float = 4.0
-    strand_llr: float = 4.0
+    strand_llr: float = 0.0
 
     def __post_init__(self):
         if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):
@@ -542,13 +543,16 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
     mask = _remove_small(mask, int(math.ceil(params.min_component * area)))
     mask = _fill_small_holes(mask, int(params.max_hole * area))
     llr = _logit(_gauss(p, params.pixel_sigma))
+    img = None
     if refine and params.refine_weight > 0 and mask.any():
         img = _image_llr(rgb8, mask, ps >= np.float32(params.high), params)
         if img is not None:
             llr += np.float32(params.refine_weight) * img
     veto = llr < np.float32(math.log(params.pixel_min / (1.0 - params.pixel_min)))
     if refine and params.strand_radius > 0:
-        veto |= _thin_structures(rgb8, params) & (llr < np.float32(params.strand_llr))
+        # a thin line whose colour is more common around the skin than on it (hair)
+        gate = img if img is not None else llr
+        veto |= _thin_structures(rgb8, params) & (gate < np.float32(params.strand_llr))
     if refine and params.redness_z > 0 and mask.any():
         core = mask & (ps >= np.float32(params.high))
         if core.any():
