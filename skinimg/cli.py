@@ -258,7 +258,7 @@ def train_segmenter_cmd(out, uci):
     """Rebuild the skin colour model (models/skin_lut.npz + .json) reproducibly.
 
     Trains on 80 % of the UCI skin pixels (stratified, seed 0) and on pixels of
-    240 phantoms of every skin tone and five illuminants; reports balanced accuracy on the held-out
+    200 daylight phantoms of every skin tone; reports balanced accuracy on the held-out
     20 % and mask F1 per tone on 36 held-out phantoms.  The same inputs give
     byte-identical files (the JSON's date comes from $SOURCE_DATE_EPOCH if set).
     """

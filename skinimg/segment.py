@@ -872,13 +872,13 @@ def phantom_specs(seeds: Sequence[int], *, size: tuple[int, int] = (240, 320)):
     """Deterministic varied phantom specs (one per seed) covering the whole tone range.
 
     Melanin log-uniform 0.003-0.45 (very light to very dark), haemoglobin log-uniform
-    0.004-0.08, illuminants D65 (a third), D50, D75, tungsten A and fluorescent F11 (no
-    white balance: uncalibrated photos), exposure 0.55-1.6, both sites, every
+    0.004-0.08, daylight illuminants D65 (half), D50 and D75 (the model assumes
+    daylight or white-balanced photos: calibrate tungsten/fluorescent photos first), exposure 0.55-1.6, both sites, every
     background, random distractor subsets (hair always on faces), pose, noise, JPEG.
     """
     from .synth import BACKGROUNDS, DISTRACTORS, PhantomSpec
 
-    illums = ("D65", "D65", "D50", "D75", "A", "F11")
+    illums = ("D65", "D65", "D50", "D75")
     specs = []
     for s in seeds:
         rng = np.random.default_rng([int(s), 3])
@@ -974,7 +974,7 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
 
 
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
-                    bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 240,
+                    bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
                     uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0,
                     date: str | None = None, progress=None) -> dict:
