@@ -95,6 +95,16 @@ def test_rules_mask_matches_chai_ngan_formula():
     assert not S.rules_mask(np.array([[[60, 90, 200]]], np.uint8))[0, 0]    # blue
 
 
+def test_hysteresis_equals_scikit_image():
+    from skimage.filters import apply_hysteresis_threshold
+
+    rng = np.random.default_rng(3)
+    a = cv2.GaussianBlur(rng.random((90, 120)).astype(np.float32), (0, 0), 2.0)
+    for low, high in ((0.45, 0.55), (0.5, 0.52), (0.3, 0.9)):
+        np.testing.assert_array_equal(S.hysteresis_threshold(a, low, high), apply_hysteresis_threshold(a, low, high))
+    assert not S.hysteresis_threshold(np.zeros((5, 5), np.float32), 0.4, 0.7).any()
+
+
 def test_lut_gather_is_the_table():
     model = S.load_model()
     rng = np.random.default_rng(2)
