@@ -90,9 +90,7 @@ from .errors import SkinImgError
 from .io import (
     InputImage,
     _reason_text,
-    atomic_write,
     discover_images,
-    dumps_json,
     load_image,
     load_npz,
     read_mask,

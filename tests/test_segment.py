@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
