@@ -219,7 +219,7 @@ def synth_cmd(ctx, out, set_name, n, size, seed, image_format, maps):
 @out_option()
 @click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
               help="model: trained colour lookup table (Jones & Rehg 2002) + clean-up; rules: YCrCb box of "
-                   "Chai & Ngan (1999) + the same clean-up (a baseline).")
+                   "Chai & Ngan (1999) + the morphological clean-up (a baseline).")
 @click.option("--roi", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Restrict to a region: polygon JSON [[x, y], ...] in image pixels, or a mask PNG "
                    "(non-zero = inside, same size as the photos).")
