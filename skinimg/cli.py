@@ -225,6 +225,111 @@ def _parse_white(ctx, param, value):
 
 # ----------------------------------------------------------------------------- segment (issue 3)
 
+@cli.command("segment")
+@paths_argument
+@out_option()
+@click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
+              help="model: trained colour lookup table (Jones & Rehg 2002) + clean-up; rules: YCrCb box of "
+                   "Chai & Ngan (1999) + the morphological clean-up (a baseline).")
+@click.option("--roi", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Restrict to a region: polygon JSON [[x, y], ...] in image pixels, or a mask PNG "
+                   "(non-zero = inside, same size as the photos).")
+@workers_option
+@max_pixels_option
+def segment_cmd(paths, out, method, roi, workers, max_pixels):
+    """Segment the skin of every photo in PATHS.
+
+    Writes OUT/masks/<relative path>/<stem>.png (8-bit, 255 = skin, 0 = not,
+    size of the upright photo) and OUT/segment.csv with the columns image,
+    status (ok, no_skin, error), error, skin_fraction (skin pixels / all
+    pixels of the photo) and method.  A bad file is an error row with the
+    reason; exit code 2 when any file failed.
+    """
+    from .segment import segment_paths
+
+    summary = segment_paths(paths, out, method=method, roi=roi, workers=workers, max_pixels=max_pixels)
+    for row in summary["rows"]:
+        if row["status"] == "error":
+            click.echo(f"skinimg: {row['image']}: {row['error']}", err=True)
+        elif not _analyze_quiet():
+            click.echo(f"{row['image']}: {row['status']}, skin {100 * (row['skin_fraction'] or 0):.1f} %")
+    if not _analyze_quiet():
+        click.echo(f"skinimg: segmented {summary['n_images']} image(s): {summary['n_ok']} ok, "
+                   f"{summary['n_no_skin']} without skin, {summary['n_error']} failed; masks in {out}", err=True)
+    if summary["n_error"]:
+        sys.exit(EXIT_PARTIAL)
+
+
+@cli.command("train-segmenter")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
+              show_default=True, help="Folder for skin_lut.npz and skin_lut.json.")
+@click.option("--uci", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="UCI Skin_NonSkin.txt (default: ../shared/data/uci-skin/ beside the repository).")
+def train_segmenter_cmd(out, uci):
+    """Rebuild the skin colour model (models/skin_lut.npz + .json) reproducibly.
+
+    Trains on 80 % of the UCI skin pixels (stratified, seed 0) and on pixels of
+    200 daylight phantoms of every skin tone; reports balanced accuracy on the held-out
+    20 % and mask F1 per tone on 36 held-out phantoms.  The same inputs give
+    byte-identical files (the JSON's date comes from $SOURCE_DATE_EPOCH if set).
+    """
+    from .segment import train_segmenter
+
+    quiet = _analyze_quiet()
+    prov = train_segmenter(out, uci=uci, progress=None if quiet else (lambda m: click.echo(f"skinimg: {m}", err=True)))
+    m = prov["metrics"]
+    click.echo(f"UCI held-out balanced accuracy: model {m['uci_test']['balanced_accuracy']:.4f}, "
+               f"rules {m['uci_test_rules']['balanced_accuracy']:.4f}")
+    click.echo("phantom held-out F1 by tone:   model   rules")
+    for tone, v in m["phantom_test"].items():
+        click.echo(f"  {tone:<28s} {v['f1']:.3f}   {m['phantom_test_rules'][tone]['f1']:.3f}")
+    click.echo(f"wrote {Path(out) / 'skin_lut.npz'} and {Path(out) / 'skin_lut.json'}")
+
+
+@cli.command("eval-segment")
+@click.option("--images", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of photos.")
+@click.option("--masks", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of true masks: <stem>.png or <stem>_mask.png at the photo's relative path (non-zero = skin).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write OUT/eval_segment.csv and OUT/eval_segment.json.")
+@click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
+              help="Segmentation method evaluated.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+def eval_segment_cmd(images, masks, out, method, as_json):
+    """Segment the photos in --images and compare with the true masks in --masks.
+
+    Precision, recall, F1 (Dice) and IoU per image and overall (pixels pooled
+    over all images), as a table on stdout (or JSON with --json).  Images
+    without a true mask are error rows; exit code 2 when any image failed.
+    """
+    from .io import dumps_json, write_csv, write_json
+    from .segment import EVAL_COLUMNS, evaluate_folders
+
+    res = evaluate_folders(images, masks, method=method)
+    if out is not None:
+        write_csv(Path(out) / "eval_segment.csv", res["rows"], EVAL_COLUMNS)
+        write_json(Path(out) / "eval_segment.json", res)
+    if as_json:
+        click.echo(dumps_json(res))
+    else:
+        width = max([len("image"), len("overall (pooled)")] + [len(r["image"]) for r in res["rows"]])
+        click.echo(f"{'image':<{width}}  precision  recall     f1    iou")
+        for r in res["rows"]:
+            if r["status"] == "ok":
+                click.echo(f"{r['image']:<{width}}  {r['precision']:9.4f} {r['recall']:7.4f} {r['f1']:6.4f} {r['iou']:6.4f}")
+            else:
+                click.echo(f"{r['image']:<{width}}  error: {r['error']}")
+        o = res["overall"]
+        if o is not None:
+            click.echo(f"{'overall (pooled)':<{width}}  {o['precision']:9.4f} {o['recall']:7.4f} {o['f1']:6.4f} {o['iou']:6.4f}")
+    for r in res["rows"]:
+        if r["status"] != "ok":
+            click.echo(f"skinimg: {r['image']}: {r['error']}", err=True)
+    if res["n_error"]:
+        sys.exit(EXIT_PARTIAL)
+
+
 # ----------------------------------------------------------------------------- analyze (issue 4)
 
 @cli.command("analyze")

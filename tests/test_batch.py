@@ -357,10 +357,12 @@ def test_calibrate_stage_composes_calibrate_image_and_excludes_the_chart(tmp_pat
     assert doc["matrix"] == corr.to_dict()["matrix"]
     saved, _ = load_image(tmp_path / "out" / "calibrated" / "chart_tungsten.png")
     assert np.array_equal(saved, ref)
-    mask = stand_in_segment(ref).mask & ~chart_mask(ref.shape, corr)
+    seg_mask = np.asarray(A._segment(ref, "model").mask, dtype=bool)  # the segmenter in use (real or stand-in)
+    cmask = chart_mask(ref.shape, corr)
     with open(tmp_path / "out" / "indices.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
-    assert int(row["skin_pixels"]) == int(mask.sum()) < int(stand_in_segment(ref).mask.sum())
+    assert int(row["skin_pixels"]) == int((seg_mask & ~cmask).sum())
+    assert row["calibration"] == "chart"
     assert row["params_hash"] == res["plan"].row_hash != res["plan"].analyze.hash()
 
 

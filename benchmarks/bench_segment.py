@@ -1,0 +1,74 @@
+"""Speed of skin segmentation against the JPEG decode of the same photo (``skinimg.segment``).
+
+A phantom face (``skinimg.synth``, 480x640) is upscaled to each size with fine sensor noise
+added, saved as a JPEG (quality 90), then timed (median of ``--repeat`` runs):
+
+* decode: ``skinimg.io.load_image`` of the JPEG (what every command pays per photo);
+* segment: ``skinimg.segment.segment_skin`` on the decoded array (model and rules).
+
+The issue's goal: a 12-megapixel photo is segmented in less time than its own decode
+(ratio segment / decode < 1).  Also prints the mask F1 against the upscaled true mask.
+
+    python benchmarks/bench_segment.py [--repeat 5] [--sizes 3000x4000,1500x2000,480x640]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from skinimg.io import load_image
+from skinimg.segment import evaluate_masks, load_model, segment_skin
+from skinimg.synth import PhantomSpec, render_phantom
+
+
+def make_jpeg(path: Path, h: int, w: int, seed: int = 0) -> np.ndarray:
+    ph = render_phantom(PhantomSpec(melanin=0.12, hemoglobin=0.02, seed=seed, size=(480, 640), exposure=1.2))
+    img = cv2.resize(ph.image, (w, h), interpolation=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-3, 4, size=(h, w, 1), dtype=np.int16)
+    img = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    cv2.imwrite(os.fspath(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return cv2.resize(ph.mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sizes", default="3000x4000,1500x2000,480x640", help="HxW list")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)  # one worker's view: a batch runs one image per core
+    load_model()
+    print(f"{'size (HxW)':>12} {'MP':>5} {'decode ms':>10} {'model ms':>9} {'ratio':>6} {'rules ms':>9} "
+          f"{'ratio':>6} {'F1 model':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in args.sizes.split(","):
+            h, w = (int(v) for v in s.split("x"))
+            path = Path(tmp) / f"photo_{h}x{w}.jpg"
+            truth = make_jpeg(path, h, w)
+            t_dec, (rgb, _) = timed(lambda: load_image(path), args.repeat)
+            t_mod, res = timed(lambda: segment_skin(rgb, method="model"), args.repeat)
+            t_rul, _ = timed(lambda: segment_skin(rgb, method="rules"), args.repeat)
+            f1 = evaluate_masks(res.mask, truth)["f1"]
+            print(f"{s:>12} {h * w / 1e6:5.1f} {1e3 * t_dec:10.1f} {1e3 * t_mod:9.1f} {t_mod / t_dec:6.2f} "
+                  f"{1e3 * t_rul:9.1f} {t_rul / t_dec:6.2f} {f1:9.3f}")
+
+
+if __name__ == "__main__":
+    main()

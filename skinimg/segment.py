@@ -1,0 +1,1124 @@
+"""Skin segmentation: a colour model (lookup table) plus spatial clean-up.
+
+Two per-pixel colour classifiers are available:
+
+``model`` (default)
+    A Bayesian colour histogram (Jones and Rehg 2002, *Statistical color models with
+    application to skin detection*, IJCV 46:81-96, DOI 10.1023/A:1013200319198).  Skin
+    and non-skin colour histograms over quantised sRGB (``2**bits`` levels per
+    channel, default 64**3 bins) are counted on labelled pixels, smoothed with a
+    Gaussian of ``hist_sigma`` bins, and turned into the log-likelihood ratio
+    ``LLR(c) = log((H_s(c) + e_s) / (H_n(c) + e_n))`` with equal class priors, so
+    ``P(skin | c) = 1 / (1 + exp(-LLR(c)))``.  ``e_n > e_s`` makes colours never
+    seen in training lean to non-skin.  The table is stored as uint8-quantised
+    log-odds in ``models/skin_lut.npz`` (provenance in ``models/skin_lut.json``);
+    inference is one indexed gather per pixel.  Training data: the UCI Skin
+    Segmentation pixels (Bhatt and Dhall 2009, DOI 10.24432/C5T30C, CC BY 4.0) and
+    pixels of ``skinimg.synth`` phantoms spanning melanin 0.003-0.45 (very light to
+    very dark skin), several illuminants and exposures, with hair, lips, eyes,
+    clothing, shadows and wood/beige/cloth/dark backgrounds as non-skin.
+    ``train_segmenter`` rebuilds it (fixed seeds: the same inputs give the same bytes).
+
+``rules``
+    The explicit YCrCb box of Chai and Ngan (1999), *Face segmentation using
+    skin-color map in videophone applications*, IEEE TCSVT 9(4):551-564,
+    DOI 10.1109/76.767122: skin when ``133 <= Cr <= 173`` and ``77 <= Cb <= 127``
+    (ITU-R BT.601 YCrCb of 8-bit sRGB, offsets 128).  A baseline for comparison.
+
+Spatial clean-up (parameters in :class:`SegmentParams`; the rules baseline gets steps
+1-5, 7's specular/dark veto and 8, the model all of them), on a copy
+downscaled by an integer factor to at most ``work_pixels`` pixels (block means); the
+mask and probability are resized back (bilinear) to the photo's size at the end, so
+the cost hardly grows with the megapixels:
+
+1. ``p``: per-pixel P(skin | colour) from the table (rules: 0 or 1).
+2. ``ps``: ``p`` smoothed with a Gaussian of ``smooth_sigma`` pixels.
+3. Hysteresis threshold (Canny 1986): pixels with ``ps > high`` seed regions that
+   grow over 4-connected pixels with ``ps > low`` (:func:`hysteresis_threshold`, the same
+   result as ``skimage.filters.apply_hysteresis_threshold``, faster).
+4. Morphological opening (``open_radius``) then closing (``close_radius``), elliptic
+   structuring elements.
+5. Connected components (8-connected) smaller than ``min_component`` x image area
+   are removed; holes (background components not touching the border) smaller
+   than ``max_hole`` x image area are filled.
+6. Per-image colour refinement: colour histograms (``2**refine_bits`` levels per
+   channel, smoothed by ``refine_sigma`` bins) of this photo's confident skin (inside
+   the region, ``ps >= high``, eroded by ``refine_margin``) and of its surroundings
+   (outside the region dilated by ``refine_margin``) give a per-image log-likelihood
+   ratio, clipped to +-``refine_cap`` and added with weight ``refine_weight`` to the
+   pixel's global log-odds (``p`` smoothed by ``pixel_sigma``): a self-training step
+   in the spirit of GrabCut's per-image colour models (Rother et al. 2004,
+   DOI 10.1145/1015706.1015720), without the graph cut.
+7. Pixel veto inside the region: combined probability below ``pixel_min``; thin
+   dark or light lines (hair strands) found by a grey-level black-hat / top-hat
+   of radius ``strand_radius`` with relative contrast ``strand_contrast`` (the
+   DullRazor idea, Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6) whose colour
+   is more frequent around the skin than on it (per-image log-likelihood ratio of
+   step 6 below ``strand_llr``: hair, not pores or wrinkles); pixels much redder than the photo's own
+   skin (lips: robust z-score of ``log(R/G)`` above ``redness_z``, skipped when it
+   would remove more than 20 % of the region); specular
+   highlights (every channel >= ``specular_level``) and very dark pixels (every
+   channel <= ``dark_level``), both on the 8-bit scale.
+8. Optional region of interest (``roi``): everything outside it is removed.
+
+A photo without any skin pixel left gets ``status="no_skin"`` (not an exception).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import io as _io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .errors import SkinImgError
+from .io import (
+    InputImage,
+    _reason_text,
+    discover_images,
+    load_image,
+    load_npz,
+    models_dir,
+    read_mask,
+    remove_stale_temp_files,
+    safe_output_path,
+    write_bytes,
+    write_csv,
+    write_json,
+    write_png,
+)
+
+__all__ = [
+    "DEFAULT_MODEL_PATH",
+    "SEGMENT_COLUMNS",
+    "EVAL_COLUMNS",
+    "METHODS",
+    "SegmentParams",
+    "SegmentResult",
+    "SkinModel",
+    "segment_skin",
+    "rules_mask",
+    "hysteresis_threshold",
+    "load_uci",
+    "uci_split",
+    "load_model",
+    "load_roi",
+    "evaluate_masks",
+    "evaluate_folders",
+    "segment_paths",
+    "train_segmenter",
+    "phantom_specs",
+]
+
+log = logging.getLogger("skinimg")
+
+METHODS = ("model", "rules")
+#: Default colour model (the JSON provenance sits beside it with the same stem).
+DEFAULT_MODEL_PATH = models_dir() / "skin_lut.npz"
+#: Columns of ``segment.csv`` (the issue's contract).
+SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method")
+#: Columns of the ``eval-segment`` table.
+EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", "pred_fraction", "true_fraction",
+                "pixels")
+#: Default UCI Skin Segmentation file (columns B G R label; 1 = skin, 2 = non-skin).
+#: Looked up in ``../shared/data/uci-skin/`` beside the repository (or one level higher, for a git worktree).
+_REPO = Path(__file__).resolve().parent.parent
+UCI_CANDIDATES = tuple(base / "shared" / "data" / "uci-skin" / "Skin_NonSkin.txt"
+                       for base in (_REPO.parent, _REPO.parent.parent))
+
+_LLR_RANGE = 8.0  # stored log-odds are clipped to [-8, 8] and quantised to uint8
+
+
+# ----------------------------------------------------------------------------- parameters and result
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Clean-up parameters (all methods).  Pixel sizes are in working-image pixels.
+
+    Attributes
+    ----------
+    work_pixels : int
+        The colour model and the spatial steps run on a copy downscaled by the
+        smallest integer factor ``k`` (mean of k x k blocks) that leaves at most this
+        many pixels; smaller photos are used as they are.
+    smooth_sigma : float
+        Gaussian sigma (pixels) of the probability smoothing before the hysteresis.
+    high, low : float
+        Hysteresis thresholds on the smoothed probability, 0 < low <= high < 1.
+    open_radius, close_radius : int
+        Radii (pixels) of the elliptic opening / closing; 0 = skip.
+    min_component : float
+        Connected skin components smaller than this fraction of the image are removed.
+    max_hole : float
+        Holes smaller than this fraction of the image are filled.
+    pixel_sigma : float
+        Gaussian sigma (pixels) of the probability used by the pixel veto (0 = none).
+    pixel_min : float
+        Pixels whose lightly smoothed probability is below this are never skin.
+    specular_level, dark_level : int
+        8-bit levels: pixels with every channel >= ``specular_level`` (specular
+        highlights, clipped white) or every channel <= ``dark_level`` are never skin.
+    refine_weight, refine_bits, refine_sigma, refine_margin, refine_cap
+        Per-image colour refinement (step 6 of the module documentation); weight 0 = off.
+    strand_radius, strand_contrast, strand_llr
+        Hair-strand veto (step 7); radius 0 = off.
+    redness_z
+        Lip veto: robust z-score of log(R/G) above this is not skin; 0 = off.
+    """
+
+    work_pixels: int = 320_000
+    smooth_sigma: float = 1.5
+    high: float = 0.7
+    low: float = 0.4
+    open_radius: int = 1
+    close_radius: int = 2
+    min_component: float = 0.002
+    max_hole: float = 0.002
+    pixel_sigma: float = 0.7
+    pixel_min: float = 0.5
+    specular_level: int = 250
+    dark_level: int = 10
+    refine_weight: float = 1.0
+    refine_bits: int = 5
+    refine_sigma: float = 1.0
+    refine_margin: int = 3
+    refine_cap: float = 3.0
+    strand_radius: int = 2
+    strand_contrast: float = 0.16
+    redness_z: float = 4.0
+    strand_llr: float = 0.0
+
+    def __post_init__(self):
+        if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):
+            raise SkinImgError(f"work_pixels must be an integer >= 4096, got {self.work_pixels!r}")
+        if not 0.0 < self.low <= self.high < 1.0:
+            raise SkinImgError(f"hysteresis thresholds need 0 < low <= high < 1, got low={self.low}, high={self.high}")
+        if self.smooth_sigma < 0 or self.pixel_sigma < 0 or self.open_radius < 0 or self.close_radius < 0:
+            raise SkinImgError("smoothing sigmas and morphology radii must be >= 0")
+        if not (0.0 <= self.min_component < 1.0 and 0.0 <= self.max_hole < 1.0 and 0.0 <= self.pixel_min < 1.0):
+            raise SkinImgError("min_component, max_hole and pixel_min must be in [0, 1)")
+        if not (0 <= self.dark_level < self.specular_level <= 256):
+            raise SkinImgError("need 0 <= dark_level < specular_level <= 256 (8-bit levels)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """Result of :func:`segment_skin`.
+
+    Attributes
+    ----------
+    mask : ndarray, bool, (H, W)
+        Skin pixels (after clean-up and ROI), size of the input photo.
+    probability : ndarray, float32, (H, W), [0, 1]
+        Smoothed P(skin | colour) (step 2 of the clean-up), resized to the photo.
+    skin_fraction : float
+        ``mask.mean()``: skin pixels / all pixels of the photo (not of the ROI).
+    status : {"ok", "no_skin"}
+    method : str
+        ``"model"`` or ``"rules"``.
+    """
+
+    mask: np.ndarray
+    probability: np.ndarray
+    skin_fraction: float
+    status: str
+    method: str
+
+
+# ----------------------------------------------------------------------------- colour model
+
+
+@dataclass(frozen=True)
+class SkinModel:
+    """A compiled colour lookup table.
+
+    Attributes
+    ----------
+    bits : int
+        Quantisation: ``2**bits`` levels per sRGB channel.
+    prob : ndarray, float32, (2**(3*bits),)
+        P(skin | colour bin), index ``(r << 2b) | (g << b) | b`` of the quantised levels.
+    provenance : dict
+        The model's JSON (data, split, date, metrics), ``{}`` if there is none.
+    sha256 : str
+        Digest of the NPZ file.
+    """
+
+    bits: int
+    prob: np.ndarray
+    provenance: dict = field(default_factory=dict)
+    sha256: str = ""
+
+    def index(self, rgb8: np.ndarray) -> np.ndarray:
+        """Flat LUT index (int32, (H, W)) of a uint8 RGB image."""
+        s = 8 - self.bits
+        q = rgb8 >> np.uint8(s) if s else rgb8
+        idx = q[..., 0].astype(np.int32)
+        idx <<= self.bits
+        idx |= q[..., 1]
+        idx <<= self.bits
+        idx |= q[..., 2]
+        return idx
+
+    def predict(self, rgb8: np.ndarray) -> np.ndarray:
+        """P(skin | colour), float32 (H, W), for a uint8 (H, W, 3) RGB image: one gather per pixel."""
+        return self.prob[self.index(rgb8)]
+
+
+def _llr_from_uint8(q: np.ndarray) -> np.ndarray:
+    return (q.astype(np.float32) * np.float32(2 * _LLR_RANGE / 255.0) - np.float32(_LLR_RANGE))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model_cached(path: str) -> SkinModel:
+    arrays = load_npz(path, label=Path(path).name)
+    if "log_odds" not in arrays or "bits" not in arrays:
+        raise SkinImgError("not a skinimg colour model (needs arrays 'log_odds' and 'bits')", Path(path).name)
+    bits = int(arrays["bits"].reshape(-1)[0])
+    q = arrays["log_odds"]
+    if q.dtype != np.uint8 or q.size != 1 << (3 * bits) or not 3 <= bits <= 8:
+        raise SkinImgError(f"colour model has a wrong table ({q.dtype}, {q.size} entries for {bits} bits)",
+                           Path(path).name)
+    prob = _sigmoid(_llr_from_uint8(q.reshape(-1)))
+    prob.setflags(write=False)
+    meta_path = Path(path).with_suffix(".json")
+    prov = {}
+    if meta_path.is_file():
+        try:
+            prov = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SkinImgError(f"cannot read model provenance ({_reason_text(exc, meta_path)})", meta_path.name) from None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return SkinModel(bits=bits, prob=prob, provenance=prov, sha256=digest)
+
+
+def load_model(path: str | os.PathLike | None = None) -> SkinModel:
+    """Load a colour lookup table (default ``models/skin_lut.npz``); cached per path.
+
+    The NPZ is read with ``allow_pickle=False`` (:func:`skinimg.io.load_npz`).
+
+    Raises
+    ------
+    SkinImgError
+        Missing, corrupt or pickled file, or a table of the wrong size.
+    """
+    return _load_model_cached(os.fspath(Path(path) if path is not None else DEFAULT_MODEL_PATH))
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """The one dtype gate: uint8 as is, uint16 -> uint8 (upper byte, rounded)."""
+    if rgb.dtype == np.uint8:
+        return rgb
+    # rounding division by 257 maps 0..65535 onto 0..255 exactly at the ends
+    return ((rgb.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _check_rgb(rgb) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise SkinImgError(f"expected an RGB image of shape (H, W, 3), got shape {rgb.shape}")
+    if rgb.dtype not in (np.uint8, np.uint16):
+        raise SkinImgError(f"expected a uint8 or uint16 RGB image, got {rgb.dtype}")
+    return rgb
+
+
+def rules_mask(rgb: np.ndarray) -> np.ndarray:
+    """Explicit YCrCb skin rule of Chai and Ngan (1999), DOI 10.1109/76.767122.
+
+    Skin when ``133 <= Cr <= 173`` and ``77 <= Cb <= 127``, with ITU-R BT.601
+    ``Cr = 0.713 (R - Y) + 128``, ``Cb = 0.564 (B - Y) + 128``,
+    ``Y = 0.299 R + 0.587 G + 0.114 B`` on 8-bit sRGB values (OpenCV's conversion).
+
+    Parameters
+    ----------
+    rgb : ndarray, uint8 or uint16, (H, W, 3), RGB order
+
+    Returns
+    -------
+    ndarray, bool, (H, W)
+    """
+    rgb8 = _to_uint8(_check_rgb(rgb))
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb8), cv2.COLOR_RGB2YCrCb)
+    return cv2.inRange(ycc, (0, 133, 77), (255, 173, 127)) > 0
+
+
+# ----------------------------------------------------------------------------- ROI
+
+
+def load_roi(path: str | os.PathLike, shape: tuple[int, int], *, label: str | None = None) -> np.ndarray:
+    """Region of interest as a bool mask of ``shape`` (H, W).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.json``: a polygon ``[[x, y], ...]`` (at least 3 points, image pixel
+        coordinates, x to the right, y down; pixel centres inside are in the ROI).
+        Anything else: a mask image (PNG ...), non-zero = inside; it must have the
+        photo's size.
+    shape : (int, int)
+        Height and width of the (upright) photo.
+
+    Raises
+    ------
+    SkinImgError
+        Unreadable file, malformed polygon, size mismatch, or an empty ROI.
+    """
+    p = Path(path)
+    shown = label or p.name
+    h, w = int(shape[0]), int(shape[1])
+    if p.suffix.lower() == ".json":
+        try:
+            pts = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SkinImgError("ROI file not found", shown) from None
+        except (OSError, ValueError) as exc:
+            raise SkinImgError(f"ROI is not valid JSON ({_reason_text(exc, p)})", shown) from None
+        ok = (isinstance(pts, list) and len(pts) >= 3
+              and all(isinstance(q, (list, tuple)) and len(q) == 2
+                      and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in q)
+                      for q in pts))
+        if not ok:
+            raise SkinImgError("ROI polygon must be a JSON list of at least 3 [x, y] number pairs", shown)
+        poly = np.array(pts, dtype=np.float64)
+        if np.abs(poly).max() > 1e7:
+            raise SkinImgError("ROI polygon coordinates are out of range", shown)
+        m = np.zeros((h, w), np.uint8)
+        # 4 fractional bits: vertices at sub-pixel precision, pixel centres at integer coordinates
+        cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32).reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=4)
+        roi = m > 0
+    else:
+        roi = read_mask(p, label=shown)
+        if roi.shape != (h, w):
+            raise SkinImgError(f"ROI mask is {roi.shape[1]}x{roi.shape[0]} pixels but the photo is {w}x{h}", shown)
+    if not roi.any():
+        raise SkinImgError("ROI covers no pixel of the photo", shown)
+    return roi
+
+
+# ----------------------------------------------------------------------------- segmentation
+
+
+def hysteresis_threshold(a: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Hysteresis thresholding (Canny 1986, DOI 10.1109/TPAMI.1986.4767851).
+
+    Pixels ``> low`` that are 4-connected to at least one pixel ``> high``; the same
+    result as ``skimage.filters.apply_hysteresis_threshold(a, low, high)``, computed
+    with OpenCV's connected components (faster).
+
+    Parameters
+    ----------
+    a : ndarray, float32, (H, W)
+
+    Returns
+    -------
+    ndarray, bool, (H, W)
+    """
+    weak = (a > np.float32(low)).view(np.uint8)
+    if not weak.any():
+        return weak.view(bool)
+    n, lab = cv2.connectedComponents(weak, connectivity=4)
+    keep = np.zeros(n, dtype=bool)
+    keep[lab[a > np.float32(high)]] = True
+    keep[0] = False
+    return keep[lab]
+
+
+def _ellipse(r: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
+    if min_area <= 1 or not mask.any():
+        return mask
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False
+    return keep[lab]
+
+
+def _fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
+    if max_area < 1:
+        return mask
+    inv = (~mask).view(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    h, w = mask.shape
+    x, y, bw, bh, area = (stats[:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
+                                                 cv2.CC_STAT_HEIGHT, cv2.CC_STAT_AREA))
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area <= max_area)
+    inner[0] = False  # label 0 = the skin pixels themselves
+    return mask | inner[lab]
+
+
+def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return a
+    return cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, np.float32(0.01), np.float32(0.99))
+    return np.log(q / (np.float32(1.0) - q))
+
+
+def _image_llr(rgb8: np.ndarray, region: np.ndarray, confident: np.ndarray, params: SegmentParams
+               ) -> np.ndarray | None:
+    """Per-image colour log-likelihood ratio (skin core vs. surroundings), float32 (H, W), or None.
+
+    Histograms (``2**refine_bits`` levels per channel) of the pixels well inside the
+    region (eroded by ``refine_margin``) and well outside it (beyond a dilation by
+    ``refine_margin``), each normalised and smoothed with a Gaussian of
+    ``refine_sigma`` bins; ``log((h_in + e) / (h_out + e))``, ``e`` = 1e-4 / bins,
+    clipped to +-``refine_cap``.  "Inside" also requires the smoothed global probability
+    >= ``high`` (confident skin).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    k = _ellipse(params.refine_margin)
+    inner = cv2.erode((region & confident).view(np.uint8), k).view(bool)
+    outer = ~cv2.dilate(region.view(np.uint8), k).view(bool)
+    n_in, n_out = int(np.count_nonzero(inner)), int(np.count_nonzero(outer))
+    if n_in < 64 or n_out < 64:
+        return None
+    b = params.refine_bits
+    q = rgb8 >> np.uint8(8 - b)
+    idx = q[..., 0].astype(np.int32)
+    idx <<= b
+    idx |= q[..., 1]
+    idx <<= b
+    idx |= q[..., 2]
+    nb = 1 << (3 * b)
+    h_in = np.bincount(idx[inner], minlength=nb).astype(np.float32) / np.float32(n_in)
+    h_out = np.bincount(idx[outer], minlength=nb).astype(np.float32) / np.float32(n_out)
+    if params.refine_sigma > 0:
+        h_in = gaussian_filter(h_in.reshape((1 << b,) * 3), params.refine_sigma, mode="nearest").reshape(-1)
+        h_out = gaussian_filter(h_out.reshape((1 << b,) * 3), params.refine_sigma, mode="nearest").reshape(-1)
+    e = np.float32(1e-4 / nb)
+    cap = params.refine_cap
+    table = np.clip(np.log(h_in + e) - np.log(h_out + e), -cap, cap).astype(np.float32)
+    return table[idx]
+
+
+def _thin_structures(rgb8: np.ndarray, params: SegmentParams) -> np.ndarray:
+    """Thin dark or light lines (hair strands): morphological black-hat / top-hat of the luminance.
+
+    After the DullRazor idea (Lee et al. 1997, DOI 10.1016/S0010-4825(97)00020-6):
+    a pixel darker than ``(1 - strand_contrast)`` x its grey-level closing, or brighter
+    than ``(1 + strand_contrast)`` x its opening, with an elliptic element of radius
+    ``strand_radius`` pixels, lies on a structure thinner than the element.
+    """
+    y = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    k = _ellipse(params.strand_radius)
+    c = np.float32(params.strand_contrast)
+    closed = cv2.morphologyEx(y, cv2.MORPH_CLOSE, k)
+    opened = cv2.morphologyEx(y, cv2.MORPH_OPEN, k)
+    return (y < (1 - c) * closed - 2) | (y > (1 + c) * opened + 2)
+
+
+def _redness_outliers(rgb8: np.ndarray, mask: np.ndarray, params: SegmentParams) -> np.ndarray:
+    """Pixels much redder than the image's own skin (lips): robust z of log(R/G) above ``redness_z``.
+
+    ``z = (x - median) / (1.4826 MAD)`` over the skin pixels of this image, ``x = log((R+1)/(G+1))``.
+    """
+    r = rgb8[..., 0].astype(np.float32) + 1
+    g = rgb8[..., 1].astype(np.float32) + 1
+    x = np.log(r / g)
+    v = x[mask]
+    med = np.float32(np.median(v))
+    mad = np.float32(1.4826 * np.median(np.abs(v - med))) + np.float32(0.01)
+    return (x - med) > np.float32(params.redness_z) * mad
+
+
+def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial clean-up at working resolution: (mask bool, smoothed probability float32).
+
+    ``refine=False`` (the rules baseline) skips the per-image refinement and the strand
+    and lip vetoes, which need graded probabilities.
+    """
+    area = p.size
+    ps = _gauss(p, params.smooth_sigma)
+    mask = hysteresis_threshold(ps, params.low, params.high)
+    if params.open_radius:
+        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, _ellipse(params.open_radius)).view(bool)
+    if params.close_radius:
+        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, _ellipse(params.close_radius),
+                                borderType=cv2.BORDER_REPLICATE).view(bool)
+    mask = _remove_small(mask, int(math.ceil(params.min_component * area)))
+    mask = _fill_small_holes(mask, int(params.max_hole * area))
+    llr = _logit(_gauss(p, params.pixel_sigma))
+    img = None
+    if refine and params.refine_weight > 0 and mask.any():
+        img = _image_llr(rgb8, mask, ps >= np.float32(params.high), params)
+        if img is not None:
+            llr += np.float32(params.refine_weight) * img
+    veto = llr < np.float32(math.log(params.pixel_min / (1.0 - params.pixel_min)))
+    if refine and params.strand_radius > 0:
+        # a thin line whose colour is more common around the skin than on it (hair)
+        gate = img if img is not None else llr
+        veto |= _thin_structures(rgb8, params) & (gate < np.float32(params.strand_llr))
+    if refine and params.redness_z > 0 and mask.any():
+        core = mask & (ps >= np.float32(params.high))
+        if core.any():
+            red = _redness_outliers(rgb8, core, params)
+            # lips are a small part of the skin: a "redness outlier" covering much of the
+            # region means the region is mostly not skin (a beige wall) - then skip the veto
+            if np.count_nonzero(red & mask) <= 0.2 * np.count_nonzero(mask):
+                veto |= red
+    r, g, b = cv2.split(rgb8)
+    veto |= cv2.min(cv2.min(r, g), b) >= params.specular_level
+    veto |= cv2.max(cv2.max(r, g), b) <= params.dark_level
+    mask &= ~veto
+    return mask, ps
+
+
+def _upsample(a: np.ndarray, hk: int, wk: int, h: int, w: int) -> np.ndarray:
+    """Bilinear resize to (hk, wk), then replicate the last row/column out to (h, w)."""
+    up = cv2.resize(a, (wk, hk), interpolation=cv2.INTER_LINEAR)
+    if (hk, wk) != (h, w):
+        up = cv2.copyMakeBorder(up, 0, h - hk, 0, w - wk, cv2.BORDER_REPLICATE)
+    return up
+
+
+def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | None = None,
+                 params: SegmentParams | None = None, model: SkinModel | str | os.PathLike | None = None
+                 ) -> SegmentResult:
+    """Segment the skin of a photo.
+
+    Parameters
+    ----------
+    rgb : ndarray, uint8 or uint16, (H, W, 3), sRGB, RGB order
+        The upright photo.
+    method : {"model", "rules"}
+        Colour classifier: the trained lookup table (Jones and Rehg 2002) or the
+        YCrCb rule of Chai and Ngan (1999).  See the module documentation.
+    roi : ndarray, bool, (H, W), optional
+        Region of interest (:func:`load_roi`): skin outside it is dropped.
+    params : SegmentParams, optional
+        Clean-up parameters.
+    model : SkinModel or path-like, optional
+        Colour model for ``method="model"`` (default ``models/skin_lut.npz``).
+
+    Returns
+    -------
+    SegmentResult
+        ``status="no_skin"`` with ``skin_fraction=0`` when no skin pixel is left.
+
+    Raises
+    ------
+    SkinImgError
+        Bad array, unknown method, ROI of the wrong shape, unreadable model.
+    """
+    rgb = _check_rgb(rgb)
+    params = params or SegmentParams()
+    if method not in METHODS:
+        raise SkinImgError(f"unknown segmentation method {method!r} (use 'model' or 'rules')")
+    h, w = rgb.shape[:2]
+    if roi is not None:
+        roi = np.asarray(roi, dtype=bool)
+        if roi.shape != (h, w):
+            raise SkinImgError(f"ROI is {roi.shape[1]}x{roi.shape[0]} pixels but the photo is {w}x{h}")
+    if method == "model" and not isinstance(model, SkinModel):
+        model = load_model(model)
+    # working copy: downscaled by an integer factor k (area averaging of k x k blocks; the
+    # last h % k rows and w % k columns are dropped here and replicated back at the end)
+    k = max(1, math.ceil(math.sqrt(h * w / float(params.work_pixels))))
+    if k > 1:
+        hk, wk = (h // k) * k, (w // k) * k
+        work = cv2.resize(rgb[:hk, :wk], (wk // k, hk // k), interpolation=cv2.INTER_AREA)
+    else:
+        work = rgb
+    work8 = np.ascontiguousarray(_to_uint8(work))
+    if method == "model":
+        p = model.predict(work8)
+    else:
+        p = rules_mask(work8).astype(np.float32)
+    mask, ps = _clean(p, work8, params, refine=method == "model")
+    if k > 1:
+        prob = _upsample(ps, hk, wk, h, w)  # bilinear: stays within [0, 1]
+        mask = _upsample(mask.view(np.uint8) * np.uint8(255), hk, wk, h, w) >= 128
+    else:
+        prob = ps
+    if roi is not None:
+        mask &= roi
+    n = int(np.count_nonzero(mask))
+    return SegmentResult(mask=mask, probability=np.asarray(prob, dtype=np.float32), skin_fraction=n / float(h * w),
+                         status="ok" if n else "no_skin", method=method)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_masks(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """Pixel agreement of a predicted and a true skin mask.
+
+    ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``,
+    ``f1 = 2 TP / (2 TP + FP + FN)`` (the Dice coefficient, Dice 1945,
+    DOI 10.2307/1932409) and ``iou = TP / (TP + FP + FN)`` (Jaccard 1912).
+    A ratio whose denominator is 0 is 1.0 when both masks are empty (perfect
+    agreement) and 0.0 otherwise.
+
+    Parameters
+    ----------
+    pred, truth : ndarray, bool (or 0/non-zero), same shape
+
+    Returns
+    -------
+    dict with ``precision``, ``recall``, ``f1``, ``iou`` (floats) and the counts
+    ``tp``, ``fp``, ``fn``, ``tn`` (ints).
+    """
+    pred = np.asarray(pred).astype(bool, copy=False)
+    truth = np.asarray(truth).astype(bool, copy=False)
+    if pred.shape != truth.shape:
+        raise SkinImgError(f"masks differ in size: {pred.shape} vs {truth.shape}")
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred)) - tp
+    fn = int(np.count_nonzero(truth)) - tp
+    tn = pred.size - tp - fp - fn
+    return _metrics(tp, fp, fn, tn)
+
+
+def _metrics(tp: int, fp: int, fn: int, tn: int) -> dict:
+    def ratio(a, b):
+        return a / b if b else (1.0 if tp + fp + fn == 0 else 0.0)
+
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "f1": ratio(2 * tp, 2 * tp + fp + fn),
+            "iou": ratio(tp, tp + fp + fn), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def _find_truth_mask(masks_dir: Path, item: InputImage) -> Path | None:
+    stem = item.stem_rel
+    for cand in (f"{stem}.png", f"{stem}_mask.png", f"{stem}.bmp", f"{stem}_mask.bmp"):
+        p = masks_dir / cand
+        if p.is_file():
+            return p
+    return None
+
+
+def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, method: str = "model",
+                     params: SegmentParams | None = None, pred_masks: str | os.PathLike | None = None) -> dict:
+    """Segment every photo under ``images`` and compare with the true masks under ``masks``.
+
+    The true mask of ``images/<rel>/<stem>.<ext>`` is ``masks/<rel>/<stem>.png`` or
+    ``masks/<rel>/<stem>_mask.png`` (the layout of ``skinimg synth`` truth folders);
+    non-zero = skin.  With ``pred_masks`` the predictions are read from that folder
+    (same naming, e.g. the ``masks/`` of a ``skinimg segment`` run) instead of
+    being computed.
+
+    Returns
+    -------
+    dict
+        ``rows`` (one per image, :data:`EVAL_COLUMNS`; images without a true mask or
+        unreadable are ``status="error"``), ``overall`` (pixel-pooled precision,
+        recall, f1, iou over all ok images), ``mean_f1`` (mean of per-image F1),
+        ``n_images``, ``n_ok``, ``n_error``, ``method``.
+    """
+    images, masks = Path(images), Path(masks)
+    items = discover_images([images])
+    items = [i for i in items if not Path(i.relpath).with_suffix("").name.endswith("_mask")
+             or _find_truth_mask(masks, i) is not None]
+    if not items:
+        raise SkinImgError("no image files found", os.fspath(images))
+    if not masks.is_dir():
+        raise SkinImgError("mask folder not found", os.fspath(masks))
+    rows, tot = [], [0, 0, 0, 0]
+    for item in items:
+        row = {c: None for c in EVAL_COLUMNS}
+        row["image"] = item.relpath
+        try:
+            tpath = _find_truth_mask(masks, item)
+            if tpath is None:
+                raise SkinImgError(f"no true mask ({item.stem_rel}.png or {item.stem_rel}_mask.png) in the mask folder")
+            truth = read_mask(tpath, label=tpath.relative_to(masks).as_posix())
+            if pred_masks is not None:
+                ppath = Path(pred_masks) / f"{item.stem_rel}.png"
+                pred = read_mask(ppath, label=f"{item.stem_rel}.png")
+            else:
+                rgb, _ = load_image(item.path, label=item.relpath)
+                pred = segment_skin(rgb, method=method, params=params).mask
+            if pred.shape != truth.shape:
+                raise SkinImgError(f"true mask is {truth.shape[1]}x{truth.shape[0]} pixels, the photo "
+                                   f"{pred.shape[1]}x{pred.shape[0]}")
+            m = evaluate_masks(pred, truth)
+        except SkinImgError as exc:
+            row.update(status="error", error=exc.reason)
+            rows.append(row)
+            continue
+        for k, key in enumerate(("tp", "fp", "fn", "tn")):
+            tot[k] += m[key]
+        row.update(status="ok", error=None, precision=m["precision"], recall=m["recall"], f1=m["f1"], iou=m["iou"],
+                   pred_fraction=(m["tp"] + m["fp"]) / truth.size, true_fraction=(m["tp"] + m["fn"]) / truth.size,
+                   pixels=int(truth.size))
+        rows.append(row)
+    ok = [r for r in rows if r["status"] == "ok"]
+    overall = {k: v for k, v in _metrics(*tot).items()} if ok else None
+    return {
+        "rows": rows,
+        "overall": overall,
+        "mean_f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
+        "n_images": len(rows),
+        "n_ok": len(ok),
+        "n_error": len(rows) - len(ok),
+        "method": "masks" if pred_masks is not None else method,
+    }
+
+
+# ----------------------------------------------------------------------------- batch
+
+
+def _segment_one(job) -> dict:
+    item, out, method, roi_path, params, max_pixels = job
+    row = {"image": item.relpath, "status": "error", "error": None, "skin_fraction": None, "method": method}
+    try:
+        rgb, _ = load_image(item.path, max_pixels=max_pixels, label=item.relpath)
+        roi = load_roi(roi_path, rgb.shape[:2]) if roi_path is not None else None
+        res = segment_skin(rgb, method=method, roi=roi, params=params)
+    except SkinImgError as exc:
+        row["error"] = exc.reason
+        return row
+    except MemoryError:
+        row["error"] = "out of memory (try --max-pixels or fewer --workers)"
+        return row
+    target = safe_output_path(Path(out) / "masks", f"{item.stem_rel}.png", what="mask path")
+    write_png(target, res.mask.view(np.uint8) * np.uint8(255))
+    row.update(status=res.status, error=None if res.status == "ok" else "no skin found",
+               skin_fraction=res.skin_fraction)
+    return row
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, method: str = "model",
+                  roi: str | os.PathLike | None = None, workers: int | None = None,
+                  params: SegmentParams | None = None, max_pixels: int = 80_000_000) -> dict:
+    """Segment every photo under ``paths``; write ``out/masks/<rel>/<stem>.png`` and ``out/segment.csv``.
+
+    Masks are 8-bit PNGs, 255 = skin, 0 = not, the size of the upright photo.
+    ``segment.csv`` has the columns :data:`SEGMENT_COLUMNS`; a file that cannot be
+    read (or an ROI that does not fit it) is a ``status="error"`` row with the
+    reason and no mask; a photo without skin is ``status="no_skin"`` (an all-zero
+    mask is written).
+
+    Returns
+    -------
+    dict
+        ``rows`` (sorted by image), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error``, ``elapsed_s``.
+
+    Raises
+    ------
+    SkinImgError
+        No image found, missing input path, missing ROI file, unreadable model,
+        output folder not writable (fatal: the run stops).
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise SkinImgError(f"unknown segmentation method {method!r} (use 'model' or 'rules')")
+    params = params or SegmentParams()
+    items = discover_images(paths)
+    if not items:
+        raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in paths))
+    if roi is not None and not Path(roi).is_file():
+        raise SkinImgError("ROI file not found", os.fspath(roi))
+    if method == "model":
+        load_model()  # a missing model is fatal before any work
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SkinImgError(f"cannot create output folder ({exc.strerror or exc})", os.fspath(out)) from None
+    remove_stale_temp_files(out)
+    jobs = [(item, os.fspath(out), method, None if roi is None else os.fspath(roi), params, max_pixels)
+            for item in items]
+    n_workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if n_workers <= 1:
+        rows = [_segment_one(j) for j in jobs]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as ex:
+            try:
+                rows = list(ex.map(_segment_one, jobs, chunksize=1))
+            except BaseException:
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+    rows.sort(key=lambda r: r["image"])
+    write_csv(out / "segment.csv", rows, SEGMENT_COLUMNS)
+    remove_stale_temp_files(out)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "no_skin", "error")}
+    return {"rows": rows, "n_images": len(rows), "n_ok": counts["ok"], "n_no_skin": counts["no_skin"],
+            "n_error": counts["error"], "elapsed_s": time.perf_counter() - t0}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def load_uci(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """UCI Skin Segmentation pixels: ``(rgb uint8 (N, 3) RGB order, is_skin bool (N,))``.
+
+    The file's columns are ``B G R label`` (label 1 = skin, 2 = non-skin).
+    """
+    p = Path(path)
+    try:
+        raw = np.loadtxt(p, dtype=np.int64, ndmin=2)
+    except FileNotFoundError:
+        raise SkinImgError("UCI skin data file not found", os.fspath(p)) from None
+    except (OSError, ValueError) as exc:
+        raise SkinImgError(f"cannot read the UCI skin data ({_reason_text(exc, p)})", os.fspath(p)) from None
+    if raw.shape[1] != 4 or raw[:, :3].min() < 0 or raw[:, :3].max() > 255 or not np.isin(raw[:, 3], (1, 2)).all():
+        raise SkinImgError("UCI skin data must have 4 columns B G R label (0-255, label 1 or 2)", os.fspath(p))
+    rgb = raw[:, 2::-1].astype(np.uint8)
+    return rgb, raw[:, 3] == 1
+
+
+def phantom_specs(seeds: Sequence[int], *, size: tuple[int, int] = (240, 320)):
+    """Deterministic varied phantom specs (one per seed) covering the whole tone range.
+
+    Melanin log-uniform 0.003-0.45 (very light to very dark), haemoglobin log-uniform
+    0.004-0.08, daylight illuminants D65 (half), D50 and D75 (the model assumes
+    daylight or white-balanced photos: calibrate tungsten/fluorescent photos first), exposure 0.55-1.6, both sites, every
+    background, random distractor subsets (hair always on faces), pose, noise, JPEG.
+    """
+    from .synth import BACKGROUNDS, DISTRACTORS, PhantomSpec
+
+    illums = ("D65", "D65", "D50", "D75")
+    specs = []
+    for s in seeds:
+        rng = np.random.default_rng([int(s), 3])
+        site = ("face", "forearm")[int(rng.integers(0, 2))]
+        extra = [d for d in DISTRACTORS if rng.random() < 0.75]
+        if site == "face" and "hair" not in extra:
+            extra.insert(0, "hair")
+        specs.append(PhantomSpec(
+            melanin=float(np.exp(rng.uniform(np.log(0.003), np.log(0.45)))),
+            hemoglobin=float(np.exp(rng.uniform(np.log(0.004), np.log(0.08)))),
+            seed=int(s), size=tuple(size), site=site,
+            background=BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))],
+            distractors=tuple(extra), spots=int(rng.integers(0, 10)), red_patches=int(rng.integers(0, 4)),
+            illuminant=illums[int(rng.integers(0, len(illums)))],
+            exposure=float(rng.uniform(0.55, 1.6)),
+            pose=(float(rng.uniform(-30, 30)), float(rng.uniform(-20, 20)), float(rng.uniform(-15, 15)),
+                  float(rng.uniform(0.85, 1.15))),
+            noise=float(rng.uniform(0.003, 0.03)),
+            jpeg_quality=None if rng.random() < 0.5 else int(rng.integers(70, 96)),
+        ))
+    return specs
+
+
+def _hist(rgb8: np.ndarray, bits: int) -> np.ndarray:
+    s = 8 - bits
+    q = (rgb8 >> s).astype(np.int64) if s else rgb8.astype(np.int64)
+    idx = (q[..., 0] << (2 * bits)) | (q[..., 1] << bits) | q[..., 2]
+    return np.bincount(idx.reshape(-1), minlength=1 << (3 * bits)).astype(np.float64)
+
+
+def _lut_from_hists(hs: list[np.ndarray], hn: list[np.ndarray], weights: Sequence[float], bits: int,
+                    sigma: float) -> np.ndarray:
+    """uint8-quantised log-odds LUT from per-source skin/non-skin histograms."""
+    from scipy.ndimage import gaussian_filter
+
+    n = 1 << bits
+    ds = np.zeros(n ** 3)
+    dn = np.zeros(n ** 3)
+    wsum = float(sum(weights))
+    for a, b, wgt in zip(hs, hn, weights):
+        ds += (wgt / wsum) * a / max(a.sum(), 1.0)
+        dn += (wgt / wsum) * b / max(b.sum(), 1.0)
+    if sigma > 0:
+        ds = gaussian_filter(ds.reshape(n, n, n), sigma, mode="nearest").reshape(-1)
+        dn = gaussian_filter(dn.reshape(n, n, n), sigma, mode="nearest").reshape(-1)
+    e = 1e-3 / n ** 3
+    llr = np.log(ds + e) - np.log(dn + 10 * e)
+    q = np.round((np.clip(llr, -_LLR_RANGE, _LLR_RANGE) + _LLR_RANGE) * (255.0 / (2 * _LLR_RANGE)))
+    return q.astype(np.uint8)
+
+
+def _write_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """NPZ with fixed zip timestamps (``np.savez`` stamps the current time): same arrays, same bytes."""
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            b = _io.BytesIO()
+            np.lib.format.write_array(b, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            zf.writestr(info, b.getvalue(), compresslevel=9)
+    write_bytes(path, buf.getvalue())
+
+
+def _balanced(pred: np.ndarray, truth: np.ndarray) -> dict:
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    tn = int(pred.size - tp - fp - fn)
+    m = _metrics(tp, fp, fn, tn)
+    tpr = tp / max(tp + fn, 1)
+    tnr = tn / max(tn + fp, 1)
+    return {"balanced_accuracy": (tpr + tnr) / 2, "accuracy": (tp + tn) / max(pred.size, 1), "tpr": tpr, "tnr": tnr,
+            "precision": m["precision"], "recall": m["recall"], "f1": m["f1"], "n": int(pred.size),
+            "n_skin": int(tp + fn)}
+
+
+#: Tone groups of the phantom test metrics (melanin volume fraction ranges).
+TONE_GROUPS = (("very light", 0.0, 0.01), ("light", 0.01, 0.03), ("intermediate", 0.03, 0.07),
+               ("tan", 0.07, 0.15), ("brown", 0.15, 0.3), ("dark", 0.3, 1.0))
+
+
+def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Boolean test mask of a stratified random split of the UCI rows (fixed seed)."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(n_rows, dtype=bool)
+    for cls in (True, False):
+        idx = np.flatnonzero(is_skin == cls)
+        k = int(round(test_fraction * idx.size))
+        test[rng.permutation(idx)[:k]] = True
+    return test
+
+
+def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
+                    bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
+                    n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
+                    uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0,
+                    date: str | None = None, progress=None) -> dict:
+    """Train the colour lookup table and write ``skin_lut.npz`` + ``skin_lut.json`` into ``out``.
+
+    Data: the UCI pixels (stratified 80/20 split by ``seed``: 80 % train, 20 % held
+    out) and phantom pixels (``phantom_specs`` with seeds ``0 .. n_train_phantoms-1``
+    for training and ``100000 + k`` held out).  Histograms of both sources are
+    normalised, mixed with the given weights (equal by default), smoothed and turned
+    into log-odds (see the module documentation).  Metrics on the held-out parts go
+    into the JSON: UCI pixel balanced accuracy (P >= 0.5), phantom mask precision,
+    recall, F1 per tone group after clean-up, and the rules baseline on both.
+
+    Reproducible: no clock, no unseeded randomness; the NPZ has fixed zip
+    timestamps, so the same inputs give byte-identical files.  The JSON's ``date``
+    is ``date`` if given, else ``$SOURCE_DATE_EPOCH`` if set, else today (UTC).
+
+    Returns
+    -------
+    dict
+        The provenance written to ``skin_lut.json``.
+    """
+    from .synth import render_phantom
+
+    say = progress or (lambda msg: None)
+    out = Path(out) if out is not None else DEFAULT_MODEL_PATH.parent
+    uci_path = Path(uci) if uci is not None else next((p for p in UCI_CANDIDATES if p.is_file()), UCI_CANDIDATES[0])
+    uci_bytes = uci_path.read_bytes() if uci_path.is_file() else None
+    if uci_bytes is None:
+        raise SkinImgError("UCI skin data file not found (give --uci)", os.fspath(uci_path))
+    rgb_u, skin_u = load_uci(uci_path)
+    test_u = uci_split(len(rgb_u), skin_u, seed=seed)
+    say(f"UCI: {len(rgb_u)} pixels ({int(skin_u.sum())} skin), {int(test_u.sum())} held out")
+    hs_u = _hist(rgb_u[~test_u & skin_u], bits)
+    hn_u = _hist(rgb_u[~test_u & ~skin_u], bits)
+    train_specs = phantom_specs(range(n_train_phantoms), size=phantom_size)
+    hs_p = np.zeros(1 << (3 * bits))
+    hn_p = np.zeros(1 << (3 * bits))
+    for k, spec in enumerate(train_specs):
+        ph = render_phantom(spec)
+        hs_p += _hist(ph.image[ph.mask], bits)
+        hn_p += _hist(ph.image[~ph.mask], bits)
+        if (k + 1) % 20 == 0:
+            say(f"phantoms: {k + 1}/{len(train_specs)} rendered")
+    lut = _lut_from_hists([hs_u, hs_p], [hn_u, hn_p], [uci_weight, phantom_weight], bits, hist_sigma)
+    out.mkdir(parents=True, exist_ok=True)
+    npz_path = out / "skin_lut.npz"
+    _write_npz_deterministic(npz_path, {"log_odds": lut.reshape((1 << bits,) * 3), "bits": np.array([bits], np.int32)})
+    _load_model_cached.cache_clear()
+    model = SkinModel(bits=bits, prob=_sigmoid(_llr_from_uint8(lut)))
+
+    # ---- held-out metrics
+    say("evaluating on the held-out data")
+    pred_u = model.predict(rgb_u[test_u][None])[0] >= 0.5
+    metrics = {"uci_test": _balanced(pred_u, skin_u[test_u]),
+               "uci_test_rules": _balanced(rules_mask(rgb_u[test_u][None])[0], skin_u[test_u]),
+               "uci_train": _balanced(model.predict(rgb_u[~test_u][None])[0] >= 0.5, skin_u[~test_u])}
+    test_specs = phantom_specs([100_000 + k for k in range(n_test_phantoms)], size=phantom_size)
+    per = {}
+    for spec in test_specs:
+        ph = render_phantom(spec)
+        for meth in METHODS:
+            r = segment_skin(ph.image, method=meth, model=model)
+            m = evaluate_masks(r.mask, ph.mask)
+            group = next(g for g, lo, hi in TONE_GROUPS if lo <= spec.melanin < hi)
+            acc = per.setdefault(meth, {}).setdefault(group, [0, 0, 0, 0, []])
+            for i, key in enumerate(("tp", "fp", "fn", "tn")):
+                acc[i] += m[key]
+            acc[4].append(m["f1"])
+    for meth, groups in per.items():
+        tab = {}
+        allc = [0, 0, 0, 0]
+        allf = []
+        for g, _, _ in TONE_GROUPS:
+            if g not in groups:
+                continue
+            tp, fp, fn, tn, f1s = groups[g]
+            mm = _metrics(tp, fp, fn, tn)
+            tab[g] = {"n_images": len(f1s), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                      "min_image_f1": float(min(f1s))}
+            allc = [a + b for a, b in zip(allc, (tp, fp, fn, tn))]
+            allf += f1s
+        mm = _metrics(*allc)
+        tab["all"] = {"n_images": len(allf), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                      "min_image_f1": float(min(allf))}
+        metrics["phantom_test" if meth == "model" else "phantom_test_rules"] = tab
+
+    if date is None:
+        sde = os.environ.get("SOURCE_DATE_EPOCH")
+        stamp = _dt.datetime.fromtimestamp(int(sde), _dt.timezone.utc) if sde else _dt.datetime.now(_dt.timezone.utc)
+        date = stamp.date().isoformat()
+    prov = {
+        "model": "Bayesian colour histogram lookup table (Jones and Rehg 2002, DOI 10.1023/A:1013200319198)",
+        "format": {"file": "skin_lut.npz", "arrays": {"log_odds": f"uint8 ({1 << bits},)*3, index [R>>{8 - bits}, G>>{8 - bits}, B>>{8 - bits}] of 8-bit sRGB",
+                                                      "bits": "int32 (1,)"},
+                   "decode": f"llr = q * {2 * _LLR_RANGE}/255 - {_LLR_RANGE}; P(skin) = 1/(1+exp(-llr))",
+                   "sha256": hashlib.sha256(npz_path.read_bytes()).hexdigest()},
+        "training": {"bits": bits, "hist_sigma_bins": hist_sigma, "priors": "equal (0.5/0.5)",
+                     "source_weights": {"uci": uci_weight, "phantoms": phantom_weight},
+                     "unseen_colour_bias": "e_n = 10 e_s, e_s = 1e-3 / bins"},
+        "data": {
+            "uci": {"name": "UCI Skin Segmentation (Bhatt and Dhall 2009)", "doi": "10.24432/C5T30C",
+                    "licence": "CC BY 4.0", "file": uci_path.name,
+                    "sha256": hashlib.sha256(uci_bytes).hexdigest(), "n_pixels": int(len(rgb_u)),
+                    "n_skin": int(skin_u.sum()),
+                    "split": {"method": "stratified random by class, numpy default_rng", "seed": seed,
+                              "test_fraction": 0.2, "n_train": int((~test_u).sum()), "n_test": int(test_u.sum())}},
+            "phantoms": {"generator": "skinimg.synth.render_phantom via skinimg.segment.phantom_specs",
+                         "size": list(phantom_size), "train_seeds": [0, n_train_phantoms - 1],
+                         "test_seeds": [100_000, 100_000 + n_test_phantoms - 1],
+                         "melanin_range": [0.003, 0.45], "labels": "skin = PhantomSpec label 'skin'; "
+                         "hair, lips, eyes, clothing, background, shadowed background = non-skin"},
+        },
+        "metrics": metrics,
+        "clean_up_params": SegmentParams().to_dict(),
+        "date": date,
+        "skinimg_version": __version__,
+        "command": "skinimg train-segmenter",
+    }
+    write_json(out / "skin_lut.json", prov)
+    _load_model_cached.cache_clear()
+    return prov

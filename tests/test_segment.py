@@ -1,0 +1,352 @@
+"""Skin segmentation (issue 3): colour model, clean-up, ROI, evaluation, CLI, training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from skinimg import segment as S
+from skinimg.cli import cli
+from skinimg.errors import SkinImgError
+from skinimg.io import load_npz, read_mask, write_png
+from skinimg.synth import LADDER_TONES, SET_EXPOSURE, PhantomSpec, render_phantom
+
+UCI = next((p for p in S.UCI_CANDIDATES if p.is_file()), None)
+_BACKGROUNDS = ("wall", "wood", "cloth", "blue", "dark", "grey")
+
+
+@pytest.fixture(scope="module")
+def ladder():
+    """One held-out phantom per tone of the synth ladder (very light ... dark), every distractor on."""
+    out = []
+    for i, (mel, hb) in enumerate(LADDER_TONES):
+        spec = PhantomSpec(melanin=mel, hemoglobin=hb, seed=500_000 + i, size=(240, 320), exposure=SET_EXPOSURE,
+                           background=_BACKGROUNDS[i % len(_BACKGROUNDS)])
+        out.append(render_phantom(spec))
+    return out
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+def test_phantom_f1_every_tone_model_beats_rules(ladder):
+    """Mask F1 against the phantoms' true masks (hair strands, lips, eyes, clothing excluded).
+
+    The issue's goal is F1 >= 0.97 for every tone; the measured values (0.87-0.96 at
+    240x320, limited by single hair strands and skin-coloured pink/beige clothing) are
+    guarded here so that they cannot silently get worse.
+    """
+    f1s = []
+    for ph in ladder:
+        model = S.evaluate_masks(S.segment_skin(ph.image).mask, ph.mask)
+        rules = S.evaluate_masks(S.segment_skin(ph.image, method="rules").mask, ph.mask)
+        f1s.append(model["f1"])
+        assert model["f1"] >= 0.85, (ph.truth["spec"]["melanin"], model)
+        assert model["recall"] >= 0.93
+        assert model["f1"] > rules["f1"] + 0.05, (model["f1"], rules["f1"])
+    assert np.mean(f1s) >= 0.91
+
+
+def test_provenance_records_held_out_metrics():
+    prov = S.load_model().provenance
+    m = prov["metrics"]
+    assert m["uci_test"]["balanced_accuracy"] >= 0.95
+    assert m["phantom_test"]["all"]["f1"] >= 0.88
+    assert m["phantom_test"]["all"]["f1"] > m["phantom_test_rules"]["all"]["f1"]
+    assert {"uci", "phantoms"} <= set(prov["data"]) and prov["data"]["uci"]["licence"] == "CC BY 4.0"
+    assert prov["date"] and prov["data"]["uci"]["split"]["seed"] == 0
+    assert prov["format"]["sha256"] == S.load_model().sha256
+
+
+@pytest.mark.skipif(UCI is None, reason="UCI skin data not available")
+def test_uci_held_out_balanced_accuracy_recomputed():
+    rgb, skin = S.load_uci(UCI)
+    test = S.uci_split(len(rgb), skin, seed=0)
+    assert test.sum() == pytest.approx(0.2 * len(rgb), abs=2)
+    assert abs(skin[test].mean() - skin.mean()) < 1e-3  # stratified
+    idx = np.random.default_rng(1).choice(np.flatnonzero(test), 8000, replace=False)
+    model = S.load_model()
+    pred = model.predict(rgb[idx][None])[0] >= 0.5
+    t = skin[idx]
+    ba = 0.5 * (pred[t].mean() + (~pred[~t]).mean())
+    assert ba >= 0.95
+    assert ba == pytest.approx(S.load_model().provenance["metrics"]["uci_test"]["balanced_accuracy"], abs=0.01)
+
+
+def test_rules_mask_matches_chai_ngan_formula():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    r, g, b = (rgb[..., k].astype(np.float64) for k in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cr = np.round((r - y) * 0.713 + 128)
+    cb = np.round((b - y) * 0.564 + 128)
+    ref = (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
+    got = S.rules_mask(rgb)
+    assert got.dtype == bool and got.shape == (64, 64)
+    assert (got != ref).mean() < 0.01  # OpenCV's fixed-point rounding differs on the box edges only
+    assert S.rules_mask(np.array([[[224, 172, 150]]], np.uint8))[0, 0]      # a light skin colour
+    assert not S.rules_mask(np.array([[[60, 90, 200]]], np.uint8))[0, 0]    # blue
+
+
+def test_hysteresis_equals_scikit_image():
+    from skimage.filters import apply_hysteresis_threshold
+
+    rng = np.random.default_rng(3)
+    a = cv2.GaussianBlur(rng.random((90, 120)).astype(np.float32), (0, 0), 2.0)
+    for low, high in ((0.45, 0.55), (0.5, 0.52), (0.3, 0.9)):
+        np.testing.assert_array_equal(S.hysteresis_threshold(a, low, high), apply_hysteresis_threshold(a, low, high))
+    assert not S.hysteresis_threshold(np.zeros((5, 5), np.float32), 0.4, 0.7).any()
+
+
+def test_lut_gather_is_the_table():
+    model = S.load_model()
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    q = rgb.astype(np.int64) >> (8 - model.bits)
+    idx = (q[..., 0] << (2 * model.bits)) | (q[..., 1] << model.bits) | q[..., 2]
+    np.testing.assert_array_equal(model.predict(rgb), model.prob[idx])
+    assert model.predict(rgb).dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- API contract
+
+
+def test_segment_result_contract(ladder):
+    ph = ladder[2]
+    res = S.segment_skin(ph.image)
+    assert res.mask.dtype == bool and res.mask.shape == ph.mask.shape
+    assert res.probability.dtype == np.float32 and res.probability.shape == ph.mask.shape
+    assert 0.0 <= res.probability.min() and res.probability.max() <= 1.0
+    assert res.skin_fraction == pytest.approx(res.mask.mean()) and res.status == "ok" and res.method == "model"
+    with pytest.raises(Exception):
+        res.status = "x"  # frozen
+    with pytest.raises(SkinImgError):
+        S.segment_skin(ph.image, method="magic")
+    with pytest.raises(SkinImgError):
+        S.segment_skin(ph.image[..., :2])
+
+
+def test_no_skin_on_blue_image():
+    blue = np.zeros((120, 160, 3), np.uint8)
+    blue[:] = (40, 60, 200)
+    for method in ("model", "rules"):
+        res = S.segment_skin(blue, method=method)
+        assert res.status == "no_skin" and res.skin_fraction == 0.0 and not res.mask.any()
+
+
+def test_uint16_equals_uint8(ladder):
+    img8 = ladder[1].image
+    img16 = img8.astype(np.uint16) * 257
+    np.testing.assert_array_equal(S.segment_skin(img16).mask, S.segment_skin(img8).mask)
+
+
+def test_downscaled_working_copy_keeps_size_and_accuracy(ladder):
+    ph = ladder[3]
+    full = S.segment_skin(ph.image)
+    small = S.segment_skin(ph.image, params=S.SegmentParams(work_pixels=20_000))  # factor 3, 240x320 -> 80x106
+    assert small.mask.shape == ph.mask.shape and small.probability.shape == ph.mask.shape
+    assert S.evaluate_masks(small.mask, full.mask)["f1"] >= 0.9
+    # a size that is not a multiple of the factor: edge rows/columns replicated
+    odd = ph.image[:239, :317]
+    assert S.segment_skin(odd, params=S.SegmentParams(work_pixels=20_000)).mask.shape == (239, 317)
+
+
+def test_params_validation():
+    with pytest.raises(SkinImgError):
+        S.SegmentParams(low=0.8, high=0.5)
+    with pytest.raises(SkinImgError):
+        S.SegmentParams(work_pixels=10)
+
+
+def test_evaluate_masks_analytic():
+    pred = np.zeros((10, 10), bool)
+    truth = np.zeros((10, 10), bool)
+    pred[:5] = True          # 50 predicted
+    truth[2:8] = True        # 60 true; overlap rows 2-4 = 30
+    m = S.evaluate_masks(pred, truth)
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (30, 20, 30, 20)
+    assert m["precision"] == pytest.approx(30 / 50) and m["recall"] == pytest.approx(30 / 60)
+    assert m["f1"] == pytest.approx(60 / 110) and m["iou"] == pytest.approx(30 / 80)
+    e = S.evaluate_masks(np.zeros((3, 3), bool), np.zeros((3, 3), bool))
+    assert e["f1"] == 1.0 and e["iou"] == 1.0
+
+
+# ----------------------------------------------------------------------------- ROI
+
+
+def test_roi_polygon_and_png(tmp_path, ladder):
+    poly = tmp_path / "roi.json"
+    poly.write_text(json.dumps([[10, 20], [109, 20], [109, 79], [10, 79]]))
+    roi = S.load_roi(poly, (240, 320))
+    assert roi.shape == (240, 320) and roi.sum() == 100 * 60
+    assert roi[20, 10] and roi[79, 109] and not roi[80, 109] and not roi[20, 110]
+    png = tmp_path / "roi.png"
+    write_png(png, roi.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(S.load_roi(png, (240, 320)), roi)
+
+    ph = ladder[0]
+    full = S.segment_skin(ph.image)
+    ys, xs = np.nonzero(full.mask)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    site = [[cx - 30, cy - 20], [cx + 30, cy - 20], [cx + 30, cy + 20], [cx - 30, cy + 20]]
+    poly.write_text(json.dumps(site))
+    roi = S.load_roi(poly, ph.mask.shape)
+    res = S.segment_skin(ph.image, roi=roi)
+    assert res.mask.any() and not (res.mask & ~roi).any()
+    np.testing.assert_array_equal(res.mask, full.mask & roi)
+    assert res.skin_fraction == pytest.approx(res.mask.mean())
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("not json", "not valid JSON"),
+    ("[[1, 2], [3, 4]]", "at least 3"),
+    ('{"x": 1}', "at least 3"),
+    ('[[1, 2], [3, "a"], [5, 6]]', "at least 3"),
+    ("[[-50, -50], [-40, -50], [-40, -40]]", "covers no pixel"),
+])
+def test_bad_roi_is_a_clear_error(tmp_path, content, reason):
+    p = tmp_path / "roi.json"
+    p.write_text(content)
+    with pytest.raises(SkinImgError, match=reason):
+        S.load_roi(p, (50, 60))
+
+
+def test_roi_png_size_mismatch(tmp_path):
+    p = tmp_path / "roi.png"
+    write_png(p, np.full((10, 10), 255, np.uint8))
+    with pytest.raises(SkinImgError, match="10x10 pixels but the photo is 60x50"):
+        S.load_roi(p, (50, 60))
+    with pytest.raises(SkinImgError, match="not found"):
+        S.load_roi(tmp_path / "missing.png", (50, 60))
+
+
+# ----------------------------------------------------------------------------- model file
+
+
+def test_model_loads_without_pickle(tmp_path):
+    assert S.DEFAULT_MODEL_PATH.stat().st_size < 1_000_000
+    arrays = load_npz(S.DEFAULT_MODEL_PATH)
+    assert arrays["log_odds"].dtype == np.uint8 and arrays["log_odds"].size == 1 << (3 * int(arrays["bits"][0]))
+    bad = tmp_path / "evil.npz"
+    np.savez(bad, log_odds=np.array([{"a": 1}], dtype=object), bits=np.array([6]))
+    with pytest.raises(SkinImgError, match="pickle"):
+        S.load_model(bad)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, log_odds=np.zeros(10, np.uint8), bits=np.array([6]))
+    with pytest.raises(SkinImgError, match="wrong table"):
+        S.load_model(wrong)
+
+
+def test_train_segmenter_reproducible(tmp_path, monkeypatch):
+    """Same inputs -> byte-identical NPZ and JSON (small run on a synthetic UCI-format file)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    skin = rng.random(n) < 0.3
+    rgb = np.where(skin[:, None], rng.normal((200, 140, 120), 15, (n, 3)), rng.integers(0, 256, (n, 3)))
+    rgb = np.clip(rgb, 0, 255).astype(int)
+    uci = tmp_path / "uci.txt"
+    uci.write_text("".join(f"{b}\t{g}\t{r}\t{1 if s else 2}\n" for (r, g, b), s in zip(rgb, skin)))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128))
+    p1 = S.train_segmenter(tmp_path / "a", **kw)
+    p2 = S.train_segmenter(tmp_path / "b", **kw)
+    for name in ("skin_lut.npz", "skin_lut.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert p1 == p2 and p1["date"] == "2023-11-14"
+    assert p1["data"]["uci"]["split"]["n_test"] == round(0.2 * skin.sum()) + round(0.2 * (~skin).sum())
+    m = S.load_model(tmp_path / "a" / "skin_lut.npz")
+    assert m.provenance["format"]["sha256"] == m.sha256
+    with zipfile.ZipFile(tmp_path / "a" / "skin_lut.npz") as zf:
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in zf.infolist())
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _read_csv(p):
+    with open(p, newline="", encoding="utf-8") as fh:
+        rd = csv.DictReader(fh)
+        return rd.fieldnames, list(rd)
+
+
+@pytest.fixture
+def photo_tree(tmp_path, ladder):
+    root = tmp_path / "in"
+    write_png(root / "visit" / "face.png", ladder[2].image)
+    cv2.imwrite(str(root / "dark.jpg"), cv2.cvtColor(ladder[5].image, cv2.COLOR_RGB2BGR))
+    write_png(root / "blue.png", np.full((60, 80, 3), (40, 60, 200), np.uint8))
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def test_cli_segment_outputs_and_exit_2(photo_tree, tmp_path, ladder):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["segment", str(photo_tree), "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 2, r.output
+    cols, rows = _read_csv(out / "segment.csv")
+    assert cols == ["image", "status", "error", "skin_fraction", "method"]
+    by = {x["image"]: x for x in rows}
+    assert list(by) == ["blue.png", "broken.jpg", "dark.jpg", "visit/face.png"]
+    assert by["broken.jpg"]["status"] == "error" and by["broken.jpg"]["error"] and not by["broken.jpg"]["skin_fraction"]
+    assert len([l for l in r.stderr.splitlines() if "broken.jpg" in l]) == 1 and "Traceback" not in r.stderr
+    assert by["blue.png"]["status"] == "no_skin" and float(by["blue.png"]["skin_fraction"]) == 0.0
+    assert by["visit/face.png"]["status"] == "ok" and by["visit/face.png"]["method"] == "model"
+    m = cv2.imread(str(out / "masks" / "visit" / "face.png"), cv2.IMREAD_UNCHANGED)
+    assert m.dtype == np.uint8 and m.shape == (240, 320) and set(np.unique(m)) <= {0, 255}
+    lib = S.segment_skin(ladder[2].image)
+    np.testing.assert_array_equal(m > 0, lib.mask)
+    assert float(by["visit/face.png"]["skin_fraction"]) == pytest.approx(lib.skin_fraction)
+    assert (out / "masks" / "dark.png").is_file() and not (out / "masks" / "broken.png").exists()
+    assert read_mask(out / "masks" / "blue.png").shape == (60, 80)
+
+
+def test_cli_segment_rules_roi_and_workers(photo_tree, tmp_path):
+    roi = tmp_path / "roi.json"
+    roi.write_text(json.dumps([[100, 60], [220, 60], [220, 180], [100, 180]]))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["segment", str(photo_tree / "visit"), str(photo_tree / "dark.jpg"), "--out", str(out),
+                                 "--method", "rules", "--roi", str(roi), "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    _, rows = _read_csv(out / "segment.csv")
+    assert {x["method"] for x in rows} == {"rules"} and {x["status"] for x in rows} == {"ok"}
+    m = read_mask(out / "masks" / "face.png")
+    assert m.any() and not m[:60].any() and not m[:, :100].any() and not m[181:].any()
+    # an ROI PNG of another size: that image is an error row, exit 2
+    bad = tmp_path / "roi.png"
+    write_png(bad, np.full((10, 10), 255, np.uint8))
+    r = CliRunner().invoke(cli, ["segment", str(photo_tree / "visit"), "--out", str(tmp_path / "o2"), "--roi", str(bad)])
+    assert r.exit_code == 2 and "10x10 pixels but the photo is 320x240" in r.stderr
+
+
+def test_cli_eval_segment(tmp_path, ladder):
+    images, masks = tmp_path / "images", tmp_path / "truth"
+    for i in (0, 5):
+        write_png(images / "set" / f"p{i}.png", ladder[i].image)
+        write_png(masks / "set" / f"p{i}_mask.png", ladder[i].mask.astype(np.uint8) * 255)
+    write_png(images / "orphan.png", ladder[1].image)  # no true mask
+    out = tmp_path / "ev"
+    r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images), "--masks", str(masks), "--out", str(out),
+                                 "--json"])
+    assert r.exit_code == 2, r.output
+    res = json.loads(r.stdout)
+    by = {x["image"]: x for x in res["rows"]}
+    assert by["orphan.png"]["status"] == "error"
+    tot = np.zeros(4, int)
+    for i in (0, 5):
+        m = S.evaluate_masks(S.segment_skin(ladder[i].image).mask, ladder[i].mask)
+        assert by[f"set/p{i}.png"]["f1"] == pytest.approx(m["f1"]) and by[f"set/p{i}.png"]["iou"] == pytest.approx(m["iou"])
+        tot += [m["tp"], m["fp"], m["fn"], m["tn"]]
+    tp, fp, fn, _ = tot
+    assert res["overall"]["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert res["overall"]["iou"] == pytest.approx(tp / (tp + fp + fn))
+    assert json.loads((out / "eval_segment.json").read_text())["overall"] == res["overall"]
+    cols, _ = _read_csv(out / "eval_segment.csv")
+    assert cols[:7] == ["image", "status", "error", "precision", "recall", "f1", "iou"]
+    r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images / "set"), "--masks", str(masks / "set")])
+    assert r.exit_code == 0 and "overall (pooled)" in r.stdout and "p0.png" in r.stdout
