@@ -1,5 +1,5 @@
 # skinimg: two commands set everything up on a fresh machine.
-#   make demo   install into .venv and run the main job on sample_images/ (writes results/)
+#   make demo   install into .venv and run the clinic pipeline + analyze on sample_images/ (writes results/)
 #   make test   install into .venv (with test extras) and run the tests
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,9 +20,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/skinimg analyze sample_images --exclude "truth/*" --out results/analyze
-	$(BIN)/skinimg report results/analyze --images sample_images --out results/report
-	@echo "open results/report/index.html"
+	$(BIN)/skinimg run clinic sample_images/patients --out results/clinic
+	$(BIN)/skinimg analyze sample_images --exclude "truth/*" --exclude "expected/*" --out results/analyze
+	@echo "skinimg demo: open results/clinic/report/index.html (study report); tables in results/clinic and results/analyze"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

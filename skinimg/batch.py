@@ -218,7 +218,12 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
 
         o = plan.options["calibrate"]
         cparams = CalibrationParams(chart=o["chart"], method=o["method"], fallback=o["fallback"])
-        rgb, corr = calibrate_image(rgb, mode="auto", require_chart=o["require_chart"], params=cparams)
+        raw_skin = None
+        if not o["require_chart"]:  # the fallback (gray world / white patch) must not look at skin
+            seg_method = plan.options["segment"]["method"] if "segment" in plan.stages else plan.analyze.segment_method
+            raw_skin = np.asarray(_analyze._segment(rgb, seg_method).mask, dtype=bool)
+        rgb, corr = calibrate_image(rgb, mode="auto", require_chart=o["require_chart"], params=cparams,
+                                    skin_mask=raw_skin)
         corr.image = item.relpath
         corr.image_size = [int(rgb.shape[1]), int(rgb.shape[0])]
         _write(write_json, out / "calibration" / f"{item.stem_rel}.json", corr.to_dict())
@@ -517,6 +522,8 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
 
         if root is None:
             raise SkinImgError("stage 'track' needs one INPUT folder (the study root)")
+        if o["root"]:
+            root = root / o["root"]
         manifest = o["manifest"]
         if manifest and not Path(manifest).is_absolute():
             manifest = root / manifest
@@ -588,7 +595,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = list(inputs)
-    items = discover_images(inputs)
+    items = discover_images(inputs, exclude=pipeline.exclude)
     if not items:
         raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in inputs))
     out = Path(out)

@@ -113,6 +113,7 @@ STAGES: dict[str, Stage] = {
     }, "redness and pigmentation indices (the rows of indices.csv)"),
     "track": Stage("track", "batch", ("skinimg.compare",), {
         "manifest": Option(None, _STR, None, "CSV manifest patient,site,session,image[,roi] (default: folder layout)"),
+        "root": Option(None, _STR, None, "study folder inside INPUT (relative; default: INPUT itself)"),
     }, "series of sessions per patient/site compared with baseline and previous (skinimg.compare)"),
     "report": Stage("report", "batch", ("skinimg.report", "matplotlib"), {
         "title": Option("skinimg report", _STR, None, "title of every page"),
@@ -135,6 +136,7 @@ PIPELINE_KEYS: dict[str, Option] = {
     "stages": Option(None, (list,), None, "stage names, in order", required=True),
     "formats": Option(["csv"], (list,), None, "tables besides results.sqlite: csv (always), parquet"),
     "max_pixels": Option(80_000_000, _INT, None, "refuse images with more pixels (from the header)"),
+    "exclude": Option([], (list,), None, "shell patterns of relative names to skip in INPUT, e.g. 'truth/*'"),
 }
 FORMATS = ("csv", "parquet")
 
@@ -153,6 +155,8 @@ class Pipeline:
     formats : tuple of str
         ``"csv"`` always, ``"parquet"`` when asked.
     max_pixels : int
+    exclude : tuple of str
+        Shell patterns of relative names skipped when INPUT is scanned.
     source : str
         The file as given (shown in errors).
     text : str
@@ -170,6 +174,7 @@ class Pipeline:
     source: str
     text: str
     sha256: str
+    exclude: tuple = ()
 
     def image_stages(self) -> tuple:
         return tuple(s for s in self.stages if STAGES[s].kind == "image")
@@ -180,7 +185,8 @@ class Pipeline:
     def resolved(self) -> dict:
         """The pipeline with every default filled in (recorded in ``run.json``)."""
         d = {"pipeline": {"name": self.name, "description": self.description, "stages": list(self.stages),
-                          "formats": list(self.formats), "max_pixels": self.max_pixels}}
+                          "formats": list(self.formats), "max_pixels": self.max_pixels,
+                          "exclude": list(self.exclude)}}
         d.update({s: dict(self.options[s]) for s in self.stages})
         return d
 
@@ -263,7 +269,13 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
             raise SkinImgError(f"pipeline.formats must list csv and/or parquet; got {f!r}", source)
     if head["max_pixels"] < 1:
         raise SkinImgError(f"pipeline.max_pixels must be >= 1, got {head['max_pixels']}", source)
+    for pat in head["exclude"]:
+        if not isinstance(pat, str) or not pat:
+            raise SkinImgError(f"pipeline.exclude must list shell patterns (strings), got {pat!r}", source)
     options = {s: _check_keys(s, doc.get(s, {}), STAGES[s].options, source) for s in stages}
+    track_root = options.get("track", {}).get("root")
+    if track_root is not None and (Path(track_root).is_absolute() or ".." in Path(track_root).parts):
+        raise SkinImgError(f"track.root must be a folder inside INPUT (relative, no '..'), got {track_root!r}", source)
     if "regress" in stages and "analyze" not in stages:
         raise SkinImgError("stage 'regress' checks indices.csv: add 'analyze' to pipeline.stages", source)
     if "analyze" in stages and "segment" in stages and "method" in doc.get("analyze", {}):
@@ -276,7 +288,7 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
     name = head["name"] or default_name or "pipeline"
     return Pipeline(name=name, description=head["description"], stages=tuple(stages), options=options,
                     formats=tuple(sorted(set(formats) | {"csv"}, key=FORMATS.index)),
-                    max_pixels=int(head["max_pixels"]), source=source, text=text,
+                    max_pixels=int(head["max_pixels"]), source=source, text=text, exclude=tuple(head["exclude"]),
                     sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
