@@ -127,7 +127,8 @@ def test_shipped_pipelines_resolve_by_name_and_validate():
     clinic, research, ci = (load_pipeline(n) for n in ("clinic", "research", "ci"))
     assert clinic.stages == ("calibrate", "segment", "analyze", "track", "report")
     assert research.stages == ("segment", "analyze") and research.formats == ("csv", "parquet")
-    assert ci.stages == ("analyze", "regress") and ci.options["regress"]["expected"].startswith("sample_images/")
+    assert ci.stages == ("analyze", "track", "regress") and ci.options["regress"]["expected"].startswith("sample_images/")
+    assert ci.exclude == ("truth/*", "expected/*") and ci.options["track"]["root"] == "patients"
     # defaults filled in for every option of the registry
     assert set(clinic.options["calibrate"]) == set(STAGES["calibrate"].options)
     assert load_pipeline(REPO / "pipelines" / "ci.toml").sha256 == ci.sha256
@@ -418,3 +419,13 @@ def test_plan_hash_covers_every_per_image_option():
     assert a.job_hash != b.job_hash and a.job_hash != d.job_hash
     assert a.job_hash == c.job_hash  # batch stages do not change per-photo results
     assert a.row_hash == b.row_hash == A.AnalyzeParams().hash()
+
+
+def test_pipeline_exclude_and_track_root_are_validated(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text('[pipeline]\nstages = ["analyze", "track"]\nexclude = ["x/*"]\n[track]\nroot = "../elsewhere"\n')
+    with pytest.raises(SkinImgError, match="track.root must be a folder inside INPUT"):
+        load_pipeline(f)
+    f.write_text('[pipeline]\nstages = ["analyze"]\nexclude = [3]\n')
+    with pytest.raises(SkinImgError, match="pipeline.exclude must list shell patterns"):
+        load_pipeline(f)
