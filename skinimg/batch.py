@@ -219,7 +219,7 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
         o = plan.options["calibrate"]
         cparams = CalibrationParams(chart=o["chart"], method=o["method"], fallback=o["fallback"])
         raw_skin = None
-        if not o["require_chart"]:  # the fallback (gray world / white patch) must not look at skin
+        if not o["require_chart"] and o["fallback"] != "none":  # gray world / white patch must not look at skin
             seg_method = plan.options["segment"]["method"] if "segment" in plan.stages else plan.analyze.segment_method
             raw_skin = np.asarray(_analyze._segment(rgb, seg_method).mask, dtype=bool)
         rgb, corr = calibrate_image(rgb, mode="auto", require_chart=o["require_chart"], params=cparams,

@@ -163,8 +163,12 @@ class CalibrationParams:
         :func:`chart_mask` extends the patch grid by this many patch pitches on every side to cover
         the chart's black frame and logos.
     fallback : str
-        Without a chart and without ``white``: ``"gray_world"`` (default) or ``"white_patch"``
-        (bright non-skin pixels, max-RGB-like).
+        Without a chart and without ``white``: ``"gray_world"`` (default), ``"white_patch"``
+        (bright non-skin pixels, max-RGB-like) or ``"none"`` (leave the photo as it is, recorded
+        as ``kind="none"``).  Gray world assumes the non-skin scene averages to gray; on a coloured
+        backdrop it shifts the skin's hue, and the separated haemoglobin is very sensitive to hue
+        (sample patient P001: true 0.052, as photographed 0.049, after gray world 0.087), so
+        pipelines comparing sessions shot under one light should use ``"none"``.
     max_gain : float
         Fallback gains are limited to ``[1/max_gain, max_gain]``.
     """
@@ -205,8 +209,8 @@ class CalibrationParams:
             raise ValueError(f"terms must be one of {sorted(_CHEUNG_TERMS)}, got {self.terms}")
         if not 0.05 <= self.sample_fraction <= 1.0:
             raise ValueError("sample_fraction must be in [0.05, 1]")
-        if self.fallback not in ("gray_world", "white_patch"):
-            raise ValueError("fallback must be 'gray_world' or 'white_patch'")
+        if self.fallback not in ("gray_world", "white_patch", "none"):
+            raise ValueError("fallback must be 'gray_world', 'white_patch' or 'none'")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -1297,6 +1301,10 @@ def calibrate_image(
         corr = white_region_correction(rgb, white, params=params)
     elif params.fallback == "white_patch":
         corr = white_patch_correction(rgb, skin_mask=skin_mask, params=params)
+    elif params.fallback == "none":
+        corr = identity_correction(params=params)
+        corr.notes.insert(0, f"no chart found ({det.reason}); photo left as it is (fallback none)")
+        return rgb.copy(), corr
     else:
         corr = gray_world_correction(rgb, skin_mask=skin_mask, params=params)
     corr.notes.insert(0, f"no chart found ({det.reason}); used {corr.kind}")

@@ -407,14 +407,18 @@ def _analyze_quiet() -> bool:
 @click.option("--require-chart", is_flag=True, help="A photo without a chart is an error (status=error).")
 @click.option("--method", type=click.Choice(["finlayson2015", "cheung2004", "linear3x3"]), default="finlayson2015",
               show_default=True, help="Correction: root-polynomial degree 2, polynomial (10 terms) or 3x3 matrix.")
+@click.option("--fallback", type=click.Choice(["gray_world", "white_patch", "none"]), default="gray_world",
+              show_default=True,
+              help="Without a chart and without --white: gray world or brightest non-skin pixels, or none (leave "
+                   "the photo as it is).")
 @max_pixels_option
-def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
+def calibrate_cmd(paths, out, chart, white, require_chart, method, fallback, max_pixels):
     """Colour-correct photos with the ColorChecker in the frame (or a fallback).
 
     Writes OUT/calibrated/<name>.png (corrected, same bit depth, no metadata),
     OUT/calibration/<name>.json (matrix, method, residuals, chart corners) and
     OUT/calibrate.csv (one row per image).  Without a chart: --white region,
-    else gray world on non-skin pixels; one line says which.  Exit code 2 when
+    else --fallback (gray world on non-skin pixels by default); one line says which.  Exit code 2 when
     some files failed.
     """
     from .calibrate import CSV_COLUMNS, CalibrationParams, calibrate_file
@@ -424,7 +428,7 @@ def calibrate_cmd(paths, out, chart, white, require_chart, method, max_pixels):
     if not items:
         raise SkinImgError("no image files found", " ".join(map(str, paths)))
     remove_stale_temp_files(out)  # left by a killed run
-    params = CalibrationParams(chart=chart, method=method)
+    params = CalibrationParams(chart=chart, method=method, fallback=fallback)
     rows, failed, stems = [], 0, set()
     for item in items:
         stem, n = item.stem_rel, 1

@@ -97,7 +97,7 @@ STAGES: dict[str, Stage] = {
         "chart": Option("classic24", _STR, ("classic24", "classic24_before2014"), "ColorChecker reference values"),
         "method": Option("finlayson2015", _STR, ("finlayson2015", "cheung2004", "linear3x3"), "correction model"),
         "require_chart": Option(False, _BOOL, None, "a photo without a chart is an error"),
-        "fallback": Option("gray_world", _STR, ("gray_world", "white_patch"), "correction without a chart"),
+        "fallback": Option("gray_world", _STR, ("gray_world", "white_patch", "none"), "correction without a chart"),
         "exclude_chart": Option(True, _BOOL, None, "remove the chart's pixels from the skin mask"),
         "write_images": Option(False, _BOOL, None, "write calibrated/<stem>.png"),
     }, "colour correction with the ColorChecker in the frame (or a recorded fallback)"),

@@ -625,9 +625,11 @@ class _Builder:
         trend = self.trend_plot(ser)
         if trend:
             parts.append("<h3>Trends</h3>" + _img(trend, f"Trend of the main indices over sessions, {where}",
-                                                     "Mean over skin per session. Whiskers: 95 % CI of the change "
-                                                     "from baseline; shaded band: baseline ± MDC (changes inside "
-                                                     "it are not detectable).") )
+                                                     "Line: mean over each photo's own skin mask, as photographed. "
+                                                     "Squares with whiskers: the comparison with the baseline "
+                                                     "(registered common skin, lighting normalised: what the "
+                                                     "verdict uses) with the 95 % CI of the change; shaded band: "
+                                                     "baseline ± MDC (changes inside it are not detectable).") )
         # shared colour scales per heatmap index
         maps: dict[tuple[str, str], np.ndarray] = {}
         for e in ser.entries:

@@ -473,3 +473,9 @@ def test_cli_calibrate(tmp_path):
         prog_name="skinimg",
     )
     assert r.exit_code == 0 and r.stdout.strip() == "nochart.png: no chart found; used white_patch"
+
+
+def test_fallback_none_leaves_the_photo_and_says_so(rgb8):
+    out, corr = calibrate_image(rgb8, params=CalibrationParams(fallback="none"))
+    assert np.array_equal(out, rgb8) and out is not rgb8
+    assert corr.kind == "none" and corr.notes[0].startswith("no chart found") and "left as it is" in corr.notes[0]
