@@ -141,7 +141,9 @@ _REPO = Path(__file__).resolve().parent.parent
 UCI_CANDIDATES = tuple(base / "shared" / "data" / "uci-skin" / "Skin_NonSkin.txt"
                        for base in (_REPO.parent, _REPO.parent.parent))
 
-_LLR_RANGE = 8.0  # stored log-odds are clipped to [-8, 8] and quantised to uint8
+_LLR_RANGE = 8.0
+#: Arrays of the second-stage classifier in the model NPZ (stored with the prefix ``s2_``).
+STAGE2_ARRAYS = ("mu", "inv_sd", "W1", "b1", "W2", "b2")  # stored log-odds are clipped to [-8, 8] and quantised to uint8
 
 
 # ----------------------------------------------------------------------------- parameters and result
@@ -180,6 +182,10 @@ class SegmentParams:
         Hair-strand veto (step 7); radius 0 = off.
     redness_z
         Lip veto: robust z-score of log(R/G) above this is not skin; 0 = off.
+    stage2_threshold
+        Region pixels whose second-stage P(skin) is below this are removed (step 7, when
+        the model has a second stage; it then replaces the probability, strand and lip
+        vetoes); 0 = use those rule-based vetoes instead.
     """
 
     work_pixels: int = 320_000
@@ -203,6 +209,7 @@ class SegmentParams:
     strand_contrast: float = 0.16
     redness_z: float = 4.0
     strand_llr: float = 0.0
+    stage2_threshold: float = 0.5
 
     def __post_init__(self):
         if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):
@@ -213,6 +220,8 @@ class SegmentParams:
             raise SkinImgError("smoothing sigmas and morphology radii must be >= 0")
         if not (0.0 <= self.min_component < 1.0 and 0.0 <= self.max_hole < 1.0 and 0.0 <= self.pixel_min < 1.0):
             raise SkinImgError("min_component, max_hole and pixel_min must be in [0, 1)")
+        if not 0.0 <= self.stage2_threshold < 1.0:
+            raise SkinImgError(f"stage2_threshold must be in [0, 1), got {self.stage2_threshold!r}")
         if not (0 <= self.dark_level < self.specular_level <= 256):
             raise SkinImgError("need 0 <= dark_level < specular_level <= 256 (8-bit levels)")
 
@@ -261,12 +270,30 @@ class SkinModel:
         The model's JSON (data, split, date, metrics), ``{}`` if there is none.
     sha256 : str
         Digest of the NPZ file.
+    stage2 : dict or None
+        Second-stage pixel classifier (:data:`STAGE2_ARRAYS`, float32): a one-hidden-layer
+        perceptron over :data:`FEATURE_NAMES`; None = the rule-based vetoes of step 7.
     """
 
     bits: int
     prob: np.ndarray
     provenance: dict = field(default_factory=dict)
     sha256: str = ""
+    stage2: dict | None = None
+
+    def predict_stage2(self, features: np.ndarray) -> np.ndarray:
+        """P(skin | pixel features), float32 (N,), for float32 (N, F) rows of :func:`_pixel_features`.
+
+        ``sigmoid(relu(((x - mu) / sd) W1 + b1) W2 + b2)`` (a multilayer perceptron
+        trained with scikit-learn's ``MLPClassifier``, weights stored as plain arrays).
+        """
+        s = self.stage2
+        h = (features - s["mu"]) * s["inv_sd"]
+        h = h @ s["W1"]
+        h += s["b1"]
+        np.maximum(h, np.float32(0), out=h)
+        z = h @ s["W2"][:, 0] + s["b2"][0]
+        return np.float32(1) / (np.float32(1) + np.exp(-z))
 
     def index(self, rgb8: np.ndarray) -> np.ndarray:
         """Flat LUT index (int32, (H, W)) of a uint8 RGB image."""
@@ -312,7 +339,14 @@ def _load_model_cached(path: str) -> SkinModel:
         except (OSError, ValueError) as exc:
             raise SkinImgError(f"cannot read model provenance ({_reason_text(exc, meta_path)})", meta_path.name) from None
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return SkinModel(bits=bits, prob=prob, provenance=prov, sha256=digest)
+    stage2 = None
+    if all(f"s2_{k}" in arrays for k in STAGE2_ARRAYS):
+        stage2 = {k: np.ascontiguousarray(arrays[f"s2_{k}"], dtype=np.float32) for k in STAGE2_ARRAYS}
+        nf, nh = len(FEATURE_NAMES), stage2["W1"].shape[-1]
+        shapes = {"mu": (nf,), "inv_sd": (nf,), "W1": (nf, nh), "b1": (nh,), "W2": (nh, 1), "b2": (1,)}
+        if any(stage2[k].shape != v for k, v in shapes.items()) or not all(np.isfinite(a).all() for a in stage2.values()):
+            raise SkinImgError("colour model has a malformed second-stage classifier", Path(path).name)
+    return SkinModel(bits=bits, prob=prob, provenance=prov, sha256=digest, stage2=stage2)
 
 
 def load_model(path: str | os.PathLike | None = None) -> SkinModel:
@@ -551,8 +585,54 @@ def _redness_outliers(rgb8: np.ndarray, mask: np.ndarray, params: SegmentParams)
     return (x - med) > np.float32(params.redness_z) * mad
 
 
-def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True
-           ) -> tuple[np.ndarray, np.ndarray]:
+
+#: Names of the second-stage pixel features (:func:`_pixel_features`), in column order.
+FEATURE_NAMES = ("global_llr", "image_llr", "log_lum", "blackhat1", "blackhat2", "tophat1", "tophat2", "local_std",
+                 "dL", "da", "db", "local_da", "local_db", "depth", "core_dist")
+
+
+def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, mask: np.ndarray,
+                    core: np.ndarray) -> np.ndarray:
+    """Second-stage features of the region's pixels: float32 (N, len(FEATURE_NAMES)), rows in ``mask`` order.
+
+    Colour: the global log-odds ``llr``, the per-image log-likelihood ratio ``img``
+    (0 when absent), CIELAB differences (L*, a*, b*) to the median of this photo's
+    confident skin ``core`` and the same for 7 x 7 box means of a*, b*.  Texture:
+    log luminance relative to the core median; relative grey-level black-hat and
+    top-hat (Lee et al. 1997 DullRazor idea) at radii 1 and 2; local standard deviation
+    (5 x 5) of luminance relative to the core median.  Geometry: distance (pixels,
+    capped at 15) to the outside of ``mask`` and to ``core``.
+    """
+    f32 = np.float32
+    y = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(f32)
+    lab = cv2.cvtColor(rgb8.astype(f32) * f32(1 / 255.0), cv2.COLOR_RGB2Lab)
+    cref = core if np.count_nonzero(core) >= 64 else mask
+    sub = np.flatnonzero(cref.reshape(-1))[::4]
+    labv = lab.reshape(-1, 3)[sub]
+    ref = np.median(labv, axis=0).astype(f32)
+    ymed = f32(np.median(y.reshape(-1)[sub])) + f32(8.0)
+    feats = [np.clip(llr, -6, 6), img if img is not None else np.zeros_like(llr), np.log((y + 8) / ymed)]
+    for op in (cv2.MORPH_CLOSE, cv2.MORPH_OPEN):
+        for r in (1, 2):
+            m = cv2.morphologyEx(y, op, _ellipse(r))
+            feats.append((m - y) / (m + 8) if op == cv2.MORPH_CLOSE else (y - m) / (y + 8))
+    mu = cv2.blur(y, (5, 5))
+    var = cv2.blur(y * y, (5, 5)) - mu * mu
+    feats.append(np.sqrt(np.maximum(var, 0)) / ymed)
+    for c in range(3):
+        feats.append(lab[..., c] - ref[c])
+    for c in (1, 2):
+        feats.append(cv2.blur(lab[..., c], (7, 7)) - ref[c])
+    m8 = mask.view(np.uint8)
+    feats.append(np.minimum(cv2.distanceTransform(m8, cv2.DIST_L2, 3), 15))
+    feats.append(np.minimum(cv2.distanceTransform((~core).view(np.uint8), cv2.DIST_L2, 3), 15))
+    idx = mask.reshape(-1)
+    return np.stack([f.reshape(-1)[idx] for f in feats], axis=1).astype(f32, copy=False)
+
+
+
+def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True,
+           model: SkinModel | None = None, collect: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spatial clean-up at working resolution: (mask bool, smoothed probability float32).
 
     ``refine=False`` (the rules baseline) skips the per-image refinement and the strand
@@ -569,17 +649,29 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
     mask = _remove_small(mask, int(math.ceil(params.min_component * area)))
     mask = _fill_small_holes(mask, int(params.max_hole * area))
     llr = _logit(_gauss(p, params.pixel_sigma))
+    llr_global = llr.copy()
     img = None
     if refine and params.refine_weight > 0 and mask.any():
         img = _image_llr(rgb8, mask, ps >= np.float32(params.high), params)
         if img is not None:
             llr += np.float32(params.refine_weight) * img
     veto = llr < np.float32(math.log(params.pixel_min / (1.0 - params.pixel_min)))
-    if refine and params.strand_radius > 0:
+    stage2 = refine and model is not None and model.stage2 is not None and params.stage2_threshold > 0
+    if collect is not None and mask.any():  # training the second stage: its features and the region
+        core = cv2.erode((mask & (ps >= np.float32(params.high))).view(np.uint8),
+                         _ellipse(params.refine_margin)).view(bool)
+        collect.append((_pixel_features(rgb8, llr_global, img, mask, core), mask.copy()))
+    if stage2 and mask.any():
+        core = cv2.erode((mask & (ps >= np.float32(params.high))).view(np.uint8),
+                         _ellipse(params.refine_margin)).view(bool)
+        f = _pixel_features(rgb8, llr_global, img, mask, core)
+        veto = np.zeros_like(mask)
+        veto[mask] = model.predict_stage2(f) < np.float32(params.stage2_threshold)
+    elif refine and params.strand_radius > 0:
         # a thin line whose colour is more common around the skin than on it (hair)
         gate = img if img is not None else llr
         veto |= _thin_structures(rgb8, params) & (gate < np.float32(params.strand_llr))
-    if refine and params.redness_z > 0 and mask.any():
+    if refine and not stage2 and params.redness_z > 0 and mask.any():  # noqa: SIM102
         core = mask & (ps >= np.float32(params.high))
         if core.any():
             red = _redness_outliers(rgb8, core, params)
@@ -655,7 +747,7 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
         p = model.predict(work8)
     else:
         p = rules_mask(work8).astype(np.float32)
-    mask, ps = _clean(p, work8, params, refine=method == "model")
+    mask, ps = _clean(p, work8, params, refine=method == "model", model=model if method == "model" else None)
     if k > 1:
         prob = _upsample(ps, hk, wk, h, w)  # bilinear: stays within [0, 1]
         mask = _upsample(mask.view(np.uint8) * np.uint8(255), hk, wk, h, w) >= 128
@@ -955,6 +1047,69 @@ def _lut_from_hists(hs: list[np.ndarray], hn: list[np.ndarray], weights: Sequenc
     return q.astype(np.uint8)
 
 
+def _stage2_specs(seeds_tones: int, size_hi: tuple[int, int]) -> list:
+    """Extra second-stage training phantoms: every ladder tone with all distractors (seeds 800000+), and
+    larger photos (seeds 300+, ``size_hi``) so that the texture features see two scales."""
+    from .synth import BACKGROUNDS, LADDER_TONES, SET_EXPOSURE, PhantomSpec
+
+    specs = [PhantomSpec(melanin=m, hemoglobin=h, seed=800_000 + 100 * r + i, size=(240, 320), exposure=SET_EXPOSURE,
+                         background=BACKGROUNDS[(i + r) % len(BACKGROUNDS)])
+             for r in range(seeds_tones) for i, (m, h) in enumerate(LADDER_TONES)]
+    return specs + phantom_specs(range(300, 324), size=size_hi)
+
+
+def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed: int, say
+                  ) -> tuple[dict, dict]:
+    """Fit the second-stage perceptron on region pixels of training phantoms; (arrays, provenance)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
+
+    from .synth import render_phantom
+
+    rng = np.random.default_rng([seed, 2])
+    specs = list(train_specs) + _stage2_specs(8, (2 * phantom_size[0], 2 * phantom_size[1]))
+    cap = 8000
+    xs, ys = [], []
+    params = SegmentParams()
+    for k, spec in enumerate(specs):
+        ph = render_phantom(spec)
+        rows: list = []
+        _clean(model.predict(ph.image), ph.image, params, model=model, collect=rows)
+        if not rows:
+            continue
+        f, region = rows[0]
+        y = ph.mask[region]
+        if len(y) > cap:
+            sel = np.sort(rng.choice(len(y), cap, replace=False))
+            f, y = f[sel], y[sel]
+        xs.append(f)
+        ys.append(y)
+        if (k + 1) % 50 == 0:
+            say(f"second stage: {k + 1}/{len(specs)} phantoms")
+    x = np.concatenate(xs).astype(np.float64)
+    y = np.concatenate(ys)
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0) + 1e-6
+    say(f"second stage: fitting a {hidden}-unit perceptron on {len(y)} pixels")
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier((hidden,), max_iter=40, random_state=seed, batch_size=512, alpha=1e-4).fit((x - mu) / sd, y)
+    arrays = {"mu": mu, "inv_sd": 1.0 / sd, "W1": mlp.coefs_[0], "b1": mlp.intercepts_[0], "W2": mlp.coefs_[1],
+              "b2": mlp.intercepts_[1]}
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+    info = {"model": "multilayer perceptron, 1 hidden ReLU layer (scikit-learn MLPClassifier, adam, 40 epochs, "
+                     "batch 512, alpha 1e-4)",
+            "hidden": hidden, "features": list(FEATURE_NAMES), "n_pixels": int(len(y)), "n_images": len(xs),
+            "pixels_per_image_max": cap, "skin_fraction": float(y.mean()),
+            "data": "region pixels (after steps 1-5) of the training phantoms (seeds 0 .. n-1), 48 ladder-tone "
+                    "phantoms with all distractors (seeds 800000+) and 24 at twice the size (seeds 300-323)",
+            "labels": "phantom true skin mask"}
+    return arrays, info
+
+
 def _write_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """NPZ with fixed zip timestamps (``np.savez`` stamps the current time): same arrays, same bytes."""
     buf = _io.BytesIO()
@@ -1001,7 +1156,7 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
                     bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
-                    uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0,
+                    uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0, stage2_hidden: int = 32,
                     date: str | None = None, progress=None) -> dict:
     """Train the colour lookup table and write ``skin_lut.npz`` + ``skin_lut.json`` into ``out``.
 
@@ -1013,7 +1168,11 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
     into the JSON: UCI pixel balanced accuracy (P >= 0.5), phantom mask precision,
     recall, F1 per tone group after clean-up, and the rules baseline on both.
 
-    Reproducible: no clock, no unseeded randomness; the NPZ has fixed zip
+    Second stage (:func:`_train_stage2`): a small perceptron over the pixel features of
+    the clean-up region (:data:`FEATURE_NAMES`), trained on the training phantoms'
+    region pixels after the colour table is built.
+
+    Reproducible: no clock, no unseeded randomness, one BLAS thread while training; the NPZ has fixed zip
     timestamps, so the same inputs give byte-identical files.  The JSON's ``date``
     is ``date`` if given, else ``$SOURCE_DATE_EPOCH`` if set, else today (UTC).
 
@@ -1045,11 +1204,15 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
         if (k + 1) % 20 == 0:
             say(f"phantoms: {k + 1}/{len(train_specs)} rendered")
     lut = _lut_from_hists([hs_u, hs_p], [hn_u, hn_p], [uci_weight, phantom_weight], bits, hist_sigma)
+    model = SkinModel(bits=bits, prob=_sigmoid(_llr_from_uint8(lut)))
+    stage2, s2_info = _train_stage2(model, train_specs, phantom_size, stage2_hidden, seed, say)
+    model = SkinModel(bits=bits, prob=model.prob, stage2=stage2)
     out.mkdir(parents=True, exist_ok=True)
     npz_path = out / "skin_lut.npz"
-    _write_npz_deterministic(npz_path, {"log_odds": lut.reshape((1 << bits,) * 3), "bits": np.array([bits], np.int32)})
+    arrays = {"log_odds": lut.reshape((1 << bits,) * 3), "bits": np.array([bits], np.int32)}
+    arrays.update({f"s2_{k}": v for k, v in stage2.items()})
+    _write_npz_deterministic(npz_path, arrays)
     _load_model_cached.cache_clear()
-    model = SkinModel(bits=bits, prob=_sigmoid(_llr_from_uint8(lut)))
 
     # ---- held-out metrics
     say("evaluating on the held-out data")
@@ -1094,12 +1257,14 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
     prov = {
         "model": "Bayesian colour histogram lookup table (Jones and Rehg 2002, DOI 10.1023/A:1013200319198)",
         "format": {"file": "skin_lut.npz", "arrays": {"log_odds": f"uint8 ({1 << bits},)*3, index [R>>{8 - bits}, G>>{8 - bits}, B>>{8 - bits}] of 8-bit sRGB",
-                                                      "bits": "int32 (1,)"},
+                                                      "bits": "int32 (1,)",
+                                                      "s2_*": "float32 second-stage perceptron: mu, inv_sd (F,), W1 (F, H), b1 (H,), W2 (H, 1), b2 (1,)"},
                    "decode": f"llr = q * {2 * _LLR_RANGE}/255 - {_LLR_RANGE}; P(skin) = 1/(1+exp(-llr))",
                    "sha256": hashlib.sha256(npz_path.read_bytes()).hexdigest()},
         "training": {"bits": bits, "hist_sigma_bins": hist_sigma, "priors": "equal (0.5/0.5)",
                      "source_weights": {"uci": uci_weight, "phantoms": phantom_weight},
-                     "unseen_colour_bias": "e_n = 10 e_s, e_s = 1e-3 / bins"},
+                     "unseen_colour_bias": "e_n = 10 e_s, e_s = 1e-3 / bins",
+                     "stage2": s2_info},
         "data": {
             "uci": {"name": "UCI Skin Segmentation (Bhatt and Dhall 2009)", "doi": "10.24432/C5T30C",
                     "licence": "CC BY 4.0", "file": uci_path.name,

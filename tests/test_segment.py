@@ -38,26 +38,26 @@ def ladder():
 def test_phantom_f1_every_tone_model_beats_rules(ladder):
     """Mask F1 against the phantoms' true masks (hair strands, lips, eyes, clothing excluded).
 
-    The issue's goal is F1 >= 0.97 for every tone; the measured values (0.87-0.96 at
-    240x320, limited by single hair strands and skin-coloured pink/beige clothing) are
-    guarded here so that they cannot silently get worse.
+    The issue's goal is F1 >= 0.97 for every tone; with the second-stage pixel classifier
+    the ladder measures 0.969-0.988 at 240x320 (very light skin with pink clothing is the
+    lowest), guarded here so that it cannot silently get worse.
     """
     f1s = []
     for ph in ladder:
         model = S.evaluate_masks(S.segment_skin(ph.image).mask, ph.mask)
         rules = S.evaluate_masks(S.segment_skin(ph.image, method="rules").mask, ph.mask)
         f1s.append(model["f1"])
-        assert model["f1"] >= 0.85, (ph.truth["spec"]["melanin"], model)
-        assert model["recall"] >= 0.93
+        assert model["f1"] >= 0.96, (ph.truth["spec"]["melanin"], model)
+        assert model["recall"] >= 0.95
         assert model["f1"] > rules["f1"] + 0.05, (model["f1"], rules["f1"])
-    assert np.mean(f1s) >= 0.91
+    assert np.mean(f1s) >= 0.975
 
 
 def test_provenance_records_held_out_metrics():
     prov = S.load_model().provenance
     m = prov["metrics"]
     assert m["uci_test"]["balanced_accuracy"] >= 0.95
-    assert m["phantom_test"]["all"]["f1"] >= 0.88
+    assert m["phantom_test"]["all"]["f1"] >= 0.95
     assert m["phantom_test"]["all"]["f1"] > m["phantom_test_rules"]["all"]["f1"]
     assert {"uci", "phantoms"} <= set(prov["data"]) and prov["data"]["uci"]["licence"] == "CC BY 4.0"
     assert prov["date"] and prov["data"]["uci"]["split"]["seed"] == 0
