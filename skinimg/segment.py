@@ -238,19 +238,31 @@ class SegmentResult:
     mask : ndarray, bool, (H, W)
         Skin pixels (after clean-up and ROI), size of the input photo.
     probability : ndarray, float32, (H, W), [0, 1]
-        Smoothed P(skin | colour) (step 2 of the clean-up), resized to the photo.
+        Smoothed P(skin | colour) (step 2 of the clean-up), resized to the photo on
+        first access (a 12-MP float map costs 48 MB and a third of the segmentation
+        time; analyze never needs it).
     skin_fraction : float
         ``mask.mean()``: skin pixels / all pixels of the photo (not of the ROI).
     status : {"ok", "no_skin"}
     method : str
         ``"model"`` or ``"rules"``.
+    work_probability : ndarray, float32, (h, w)
+        The probability at the working resolution (``h * w <= SegmentParams.work_pixels``).
     """
 
     mask: np.ndarray
-    probability: np.ndarray
     skin_fraction: float
     status: str
     method: str
+    work_probability: np.ndarray = field(repr=False, compare=False)
+    _geometry: tuple = field(repr=False, compare=False, default=())  # (hk, wk, h, w) when downscaled
+
+    @functools.cached_property
+    def probability(self) -> np.ndarray:
+        ps = self.work_probability
+        if self._geometry:
+            ps = _upsample(ps, *self._geometry)  # bilinear: stays within [0, 1]
+        return np.asarray(ps, dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- colour model
@@ -748,16 +760,15 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
     else:
         p = rules_mask(work8).astype(np.float32)
     mask, ps = _clean(p, work8, params, refine=method == "model", model=model if method == "model" else None)
+    geometry = ()
     if k > 1:
-        prob = _upsample(ps, hk, wk, h, w)  # bilinear: stays within [0, 1]
-        mask = _upsample(mask.view(np.uint8) * np.uint8(255), hk, wk, h, w) >= 128
-    else:
-        prob = ps
+        geometry = (hk, wk, h, w)
+        mask = _upsample(mask.view(np.uint8) * np.uint8(255), *geometry) >= 128
     if roi is not None:
         mask &= roi
     n = int(np.count_nonzero(mask))
-    return SegmentResult(mask=mask, probability=np.asarray(prob, dtype=np.float32), skin_fraction=n / float(h * w),
-                         status="ok" if n else "no_skin", method=method)
+    return SegmentResult(mask=mask, skin_fraction=n / float(h * w), status="ok" if n else "no_skin", method=method,
+                         work_probability=np.asarray(ps, dtype=np.float32), _geometry=geometry)
 
 
 # ----------------------------------------------------------------------------- evaluation
