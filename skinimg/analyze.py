@@ -312,9 +312,26 @@ def _run_one(job) -> dict:
 
 
 def _init_worker() -> None:
+    """Worker processes compute on one core each: OpenCV and the BLAS under NumPy single-threaded.
+
+    Several threads per worker only oversubscribe the cores (measured on 2 cores, 12-MP photos:
+    one worker with BLAS threads used 1.6 cores for the same 3.2 photos/s as with one thread,
+    and 2 workers reached 1.30x instead of 1.66x the rate of one).
+    """
     import cv2
 
     cv2.setNumThreads(1)
+    limit_blas_threads(1)
+
+
+def limit_blas_threads(n: int):
+    """Limit the BLAS/OpenMP thread pools of this process (threadpoolctl, a scikit-learn
+    dependency); returns the limiter (``restore_original_limits()``) or None."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        return None
+    return threadpool_limits(limits=n)
 
 
 def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
@@ -379,7 +396,12 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     jobs = [(item, params, os.fspath(out), maps, params_hash) for item in items]
     n_workers = min(len(jobs), workers or os.cpu_count() or 1)
     if n_workers <= 1:
-        rows = [_run_one(j) for j in jobs]
+        blas = limit_blas_threads(1)
+        try:
+            rows = [_run_one(j) for j in jobs]
+        finally:
+            if blas is not None:
+                blas.restore_original_limits()
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as ex:

@@ -354,6 +354,7 @@ class _InlineExecutor:
         self._cv2 = cv2
         self._threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
+        self._blas = _analyze.limit_blas_threads(1)
 
     def submit(self, fn, arg) -> Future:
         f: Future = Future()
@@ -370,6 +371,8 @@ class _InlineExecutor:
 
     def close(self, cancel: bool = False) -> None:
         self._cv2.setNumThreads(self._threads)
+        if self._blas is not None:
+            self._blas.restore_original_limits()
 
 
 class _LocalExecutor:
