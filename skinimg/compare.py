@@ -88,7 +88,6 @@ https://doi.org/10.1519/15184.1
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import json
 import logging
 import math
@@ -96,7 +95,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -106,9 +105,9 @@ from . import colour
 from .errors import SkinImgError
 from .heatmap import render_heatmap
 from .indices import INDEX_NAMES, IndexParams, compute_maps, detect_brown_spots
-from .io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image, read_header, read_mask, remove_stale_temp_files,
+from .io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image, read_header, remove_stale_temp_files,
                  safe_output_path, write_csv, write_json, write_png)
-from .register import Registration, RegistrationParams, register, warp_image, warp_map
+from .register import RegistrationParams, register, warp_image, warp_map
 
 __all__ = [
     "METRICS",
@@ -252,38 +251,13 @@ def load_mdc(path: str | os.PathLike | None = None) -> dict:
 def load_roi(path: str | os.PathLike, shape: Sequence[int], *, label: str | None = None) -> np.ndarray:
     """Region of interest in BEFORE's pixels, as a bool mask of ``shape`` (H, W).
 
-    ``path`` is either a JSON polygon ``[[x, y], ...]`` (at least 3 vertices, pixel
-    coordinates of BEFORE; ``{"polygon": [...]}`` is accepted too) or a mask image
-    (PNG etc., non-zero = inside) of BEFORE's size.
+    The same files as ``skinimg segment --roi``: a JSON polygon ``[[x, y], ...]`` (or
+    ``{"polygon": [...]}``) in BEFORE's pixel coordinates, or a mask image of BEFORE's
+    size (non-zero = inside); see :func:`skinimg.segment.load_roi`.
     """
-    shown = label or os.fspath(path)
-    h, w = int(shape[0]), int(shape[1])
-    p = Path(path)
-    if p.suffix.lower() == ".json":
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SkinImgError("ROI file not found", shown) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SkinImgError(f"cannot read ROI JSON ({exc})", shown) from None
-        if isinstance(doc, dict):
-            doc = doc.get("polygon")
-        try:
-            pts = np.asarray(doc, dtype=np.float64)
-        except (TypeError, ValueError):
-            pts = np.empty(0)
-        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
-            raise SkinImgError("ROI JSON must be a polygon [[x, y], ...] with at least 3 points", shown)
-        m = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(m, [np.rint(pts).astype(np.int32)], 1)
-        roi = m.astype(bool)
-    else:
-        roi = read_mask(p, label=shown)
-        if roi.shape != (h, w):
-            raise SkinImgError(f"ROI mask is {roi.shape[1]}x{roi.shape[0]}, BEFORE is {w}x{h}", shown)
-    if not roi.any():
-        raise SkinImgError("ROI is empty (outside the photo?)", shown)
-    return roi
+    from .segment import load_roi as _load_roi
+
+    return _load_roi(path, (int(shape[0]), int(shape[1])), label=label)
 
 
 # ----------------------------------------------------------------------------- statistics

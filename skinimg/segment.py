@@ -421,7 +421,8 @@ def load_roi(path: str | os.PathLike, shape: tuple[int, int], *, label: str | No
     ----------
     path : path-like
         ``.json``: a polygon ``[[x, y], ...]`` (at least 3 points, image pixel
-        coordinates, x to the right, y down; pixel centres inside are in the ROI).
+        coordinates, x to the right, y down; pixel centres inside are in the ROI), or
+        ``{"polygon": [[x, y], ...]}``.
         Anything else: a mask image (PNG ...), non-zero = inside; it must have the
         photo's size.
     shape : (int, int)
@@ -442,6 +443,8 @@ def load_roi(path: str | os.PathLike, shape: tuple[int, int], *, label: str | No
             raise SkinImgError("ROI file not found", shown) from None
         except (OSError, ValueError) as exc:
             raise SkinImgError(f"ROI is not valid JSON ({_reason_text(exc, p)})", shown) from None
+        if isinstance(pts, dict):  # {"polygon": [[x, y], ...]} is accepted too
+            pts = pts.get("polygon")
         ok = (isinstance(pts, list) and len(pts) >= 3
               and all(isinstance(q, (list, tuple)) and len(q) == 2
                       and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in q)

@@ -199,7 +199,7 @@ def test_roi_polygon_and_mask(tmp_path):
     m[20:40, 30:50] = 255
     write_png(tmp_path / "roi.png", m)
     assert (C.load_roi(tmp_path / "roi.png", (100, 200)) == (m > 0)).all()
-    with pytest.raises(SkinImgError, match="BEFORE is 300x100"):
+    with pytest.raises(SkinImgError, match="ROI mask is 200x100 pixels but the photo is 300x100"):
         C.load_roi(tmp_path / "roi.png", (100, 300))
     (tmp_path / "bad.json").write_text("[[1, 2]]")
     with pytest.raises(SkinImgError, match="polygon"):
