@@ -741,16 +741,18 @@ def _encode(ext: str, array: np.ndarray, params: Sequence[int] = ()) -> bytes:
     return buf.tobytes()
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+def write_png(path: str | os.PathLike, image: np.ndarray, *, compression: int = 6) -> Path:
     """Write an RGB (H, W, 3) or single-channel (H, W) uint8/uint16 image as PNG, atomically.
 
     The array is RGB; it is converted to OpenCV's BGR here.  No metadata is written.
+    ``compression`` is zlib's level (0-9): 6 by default; 1 writes photographic
+    overlays about 3x faster for files about a quarter larger.
     """
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"write_png needs uint8 or uint16, got {image.dtype}")
     arr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
-    return write_bytes(path, _encode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 6]))
+    return write_bytes(path, _encode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]))
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -242,3 +242,15 @@ def test_calibrate_chart_without_chart_is_an_error_row_and_auto_falls_back(input
     saved = json.loads((out / "calibration" / "a.json").read_text())
     assert saved["kind"] == "gray_world" and saved["image"] == "a.png"
     assert saved["notes"][0].startswith("no chart found")
+
+
+def test_heatmap_range_of_a_large_map_uses_a_subset_close_to_the_full_percentiles():
+    from skinimg.heatmap import _RANGE_SAMPLES, robust_range
+
+    rng = np.random.default_rng(7)
+    v = rng.normal(10.0, 2.0, 3 * _RANGE_SAMPLES).astype(np.float32)
+    v[::5] = np.nan
+    full = np.percentile(v[np.isfinite(v)], [2, 98])
+    lo, hi = robust_range(v)
+    assert abs(lo - full[0]) < 0.02 and abs(hi - full[1]) < 0.02
+    assert robust_range(np.full(10, np.nan)) == (0.0, 1.0)
