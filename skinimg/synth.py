@@ -1733,7 +1733,12 @@ from any truth JSON.
 * truth: `truth/<same relative path>/<stem>_mask.png` (255 = skin) and `<stem>.json`
   (`melanin_mean`, `hemoglobin_mean` over the true mask, the full `spec`, illuminant,
   exposure, pose and pose matrix, spot and patch positions, chart corners and patch
-  centres).  Kept apart so that a folder scan for photos does not pick them up.
+  centres).  Kept apart so that a folder scan for photos does not pick them up
+  (`skinimg analyze sample_images --exclude 'truth/*'`).
+* expected results: `expected/indices.csv` and `expected/verdicts.csv`, what the CI
+  pipeline (`skinimg run ci sample_images`, `pipelines/ci.toml`) must reproduce within the
+  tolerances of `skinimg regress`; regenerated deliberately (see the main README,
+  "Reports and regression checks").
 
 ## Images
 
