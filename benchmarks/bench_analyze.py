@@ -1,6 +1,6 @@
 """Speed and memory of `skinimg analyze` on one 12-megapixel JPEG, on one core.
 
-    .venv/bin/python benchmarks/bench_analyze.py [--size 3000x4000] [--repeat 3] [--method rules]
+    .venv/bin/python benchmarks/bench_analyze.py [--size 3000x4000] [--repeat 3] [--method model|rules]
 
 A phantom is rendered by skinimg.synth at a modest size and upscaled (bicubic) to the
 target size, then saved as a JPEG (quality 92).  Every measurement runs in a fresh
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="3000x4000", help="HxW of the JPEG (default 3000x4000 = 12 MP)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--method", default="rules", choices=["rules", "model"])
+    ap.add_argument("--method", default="model", choices=["rules", "model"])
     ap.add_argument("--jpeg", help="use this JPEG instead of rendering a phantom")
     a = ap.parse_args(argv)
     h, w = (int(v) for v in a.size.lower().split("x"))
