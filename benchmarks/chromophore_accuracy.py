@@ -9,7 +9,9 @@
    concentration, and cross-talk = mean spread across melanin at fixed haemoglobin /
    mean spread across haemoglobin at fixed melanin (0 = none).
 2. Exposure: the same skin rendered with exposure 0.8 and 1.25: relative change of
-   the per-image means.
+   the per-image means; "Hb held" keeps the chromophore branch chosen at exposure 1
+   (what compare/track do for photos of the same skin, indices.choose_shared_branch),
+   "Hb" chooses it per photo.  Over 9 tones x 4 haemoglobin levels.
 """
 
 from __future__ import annotations
@@ -66,15 +68,33 @@ def main(argv=None) -> int:
     print("ica methods used:", "; ".join(used))
 
     print("\nExposure gain (relative change of the per-image mean, %)")
-    print(f"{'melanin':>8}{'Hb':>7}{'gain':>6}{'EI':>9}{'Hb':>9}{'mel':>9}{'MI':>9}")
-    for m, h in ((0.03, 0.015), (0.08, 0.02), (0.15, 0.04), (0.25, 0.03), (0.40, 0.02)):
-        rows = {}
-        for g in (1.0, 0.8, 1.25):
-            ph = render_phantom(PhantomSpec(melanin=m, hemoglobin=h, seed=5, size=size, exposure=g))
-            rows[g] = I.measure(ph.image, ph.mask, return_maps=False)[0]
-        for g in (0.8, 1.25):
-            ch = [100 * (rows[g][k] / rows[1.0][k] - 1) for k in ("erythema_index", "hemoglobin", "melanin", "melanin_index")]
-            print(f"{m:>8.2f}{h:>7.3f}{g:>6.2f}" + "".join(f"{c:>+9.2f}" for c in ch))
+    print(f"{'melanin':>8}{'Hb':>7}{'gain':>6}{'EI':>9}{'Hb':>9}{'Hb held':>9}{'mel':>9}{'MI':>9}")
+    worst: dict = {}
+    for m in (0.01, 0.03, 0.08, 0.15, 0.2, 0.25, 0.3, 0.4, 0.45):
+        for k, h in enumerate((0.005, 0.015, 0.03, 0.06)):
+            rows = {}
+            seed = 5 + k
+            for g in (1.0, 0.8, 1.25):
+                ph = render_phantom(PhantomSpec(melanin=m, hemoglobin=h, seed=seed, size=size, exposure=g))
+                rows[g] = I.measure(ph.image, ph.mask, return_maps=False)[0]
+                if g == 1.0:
+                    held = I.IndexParams(branch=rows[g]["chromophore_method"].split("(")[-1].split()[0])
+                else:
+                    rows[("held", g)] = I.measure(ph.image, ph.mask, params=held, return_maps=False)[0]
+            for g in (0.8, 1.25):
+                ch = [100 * (rows[g][key] / rows[1.0][key] - 1) for key in ("erythema_index", "hemoglobin")]
+                ch.append(100 * (rows[("held", g)]["hemoglobin"] / rows[1.0]["hemoglobin"] - 1))
+                ch += [100 * (rows[g][key] / rows[1.0][key] - 1) for key in ("melanin", "melanin_index")]
+                print(f"{m:>8.2f}{h:>7.3f}{g:>6.2f}" + "".join(f"{c:>+9.2f}" for c in ch))
+                band = "light-tan (melanin <= 0.2)" if m <= 0.2 else "brown-dark (melanin >= 0.25)"
+                w = worst.setdefault(band, [0.0, 0.0, 0.0, 0])
+                w[0] = max(w[0], abs(ch[0]))
+                w[1] = max(w[1], abs(ch[1]))
+                w[2] = max(w[2], abs(ch[2]))
+                w[3] += abs(ch[1]) > 5
+    print("\nworst |change| %            EI   Hb (per photo)   Hb (held)   per-photo flips > 5 %")
+    for band, (e, hb, hh, n) in worst.items():
+        print(f"{band:<28}{e:>6.2f}{hb:>17.2f}{hh:>12.2f}{n:>10d}")
     return 0
 
 

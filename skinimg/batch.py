@@ -151,7 +151,8 @@ def make_plan(pipeline: Pipeline) -> Plan:
     a = pipeline.options.get("analyze", {})
     seg_method = opts["segment"]["method"] if "segment" in opts else a.get("method", "model")
     aparams = _analyze.AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels,
-                                     indices=IndexParams(chromophore_method=a.get("chromophores", "basis")))
+                                     indices=IndexParams(chromophore_method=a.get("chromophores", "basis"),
+                                                         branch=a.get("branch", "auto")))
     ahash = aparams.hash()
     row_hash = ahash
     if "calibrate" in opts:

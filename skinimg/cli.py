@@ -345,6 +345,9 @@ def eval_segment_cmd(images, masks, out, method, as_json):
               help="Skin segmentation method.")
 @click.option("--chromophores", type=click.Choice(["basis", "ica"]), default="basis", show_default=True,
               help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
+@click.option("--branch", type=click.Choice(["auto", "light", "dark"]), default="auto", show_default=True,
+              help="Brown/dark skin, where two skins share a colour: choose per photo from brightness (auto), or "
+                   "hold one for a series of the same skin (see the README; compare/track share one per pair).")
 @click.option("--calibrate", "calibration", type=click.Choice(["auto", "chart", "none"]), default="none",
               show_default=True,
               help="Colour calibration before measuring: auto = ColorChecker if in the frame, else --white or gray "
@@ -355,8 +358,8 @@ def eval_segment_cmd(images, masks, out, method, as_json):
               help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
                    "repeatable.")
 @max_pixels_option
-def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, calibration, white, exclude,
-                max_pixels):
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, branch, calibration, white,
+                exclude, max_pixels):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -373,7 +376,7 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores
     from .io import dumps_json
 
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
-                           indices=IndexParams(chromophore_method=chromophores))
+                           indices=IndexParams(chromophore_method=chromophores, branch=branch))
     summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
                             exclude=exclude)
     if as_json:

@@ -126,6 +126,31 @@ def _od_lut(bits: int, floor: float) -> np.ndarray:
     return (-np.log10(np.maximum(lin, floor))).astype(np.float32)
 
 
+@lru_cache(maxsize=None)
+def linear16_luts() -> tuple[np.ndarray, np.ndarray]:
+    """Lookup tables between 8-bit sRGB and 16-bit *linear* codes (``round(65535 * C_lin)``).
+
+    Returns
+    -------
+    to_linear16 : ndarray, uint16, shape (256,)
+        Encoded 8-bit code -> linear 16-bit code.
+    to_srgb8 : ndarray, uint8, shape (65536,)
+        Linear 16-bit code -> nearest encoded 8-bit code.
+
+    The round trip ``to_srgb8[to_linear16[v]] == v`` is exact for every 8-bit code
+    (adjacent codes are at least 19 linear-16 steps apart), so pixels can be averaged
+    in linear light (where light adds) and stored again as 8-bit sRGB.
+    """
+    to_lin = np.rint(_decode_lut(8).astype(np.float64) * 65535.0).astype(np.uint16)
+    enc = _srgb_encode64(np.arange(65536, dtype=np.float64) / 65535.0)
+    to_u8 = np.clip(np.rint(enc * 255.0), 0, 255).astype(np.uint8)
+    return to_lin, to_u8
+
+
+def _srgb_encode64(v: np.ndarray) -> np.ndarray:
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0.0) ** (1 / 2.4) - 0.055)
+
+
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     """Decode sRGB to linear RGB (IEC 61966-2-1).
 

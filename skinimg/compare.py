@@ -47,6 +47,11 @@ Pipeline of one pair (:func:`compare_arrays`)
    and its bilinear neighbours are skin in AFTER, inside the ROI when given.
 6. **Indices**: :func:`skinimg.indices.compute_maps` on each photo in its own frame (no
    resampling of colours); AFTER's maps are resampled bilinearly into BEFORE's frame.
+   Both photos use one chromophore branch (:func:`skinimg.indices.choose_shared_branch`
+   on their pooled skin colours, reported as ``chromophore_branch``): on brown and dark
+   skin two solutions share a chromaticity, and choosing per photo lets an exposure
+   change swap them between sessions.  :func:`track` keeps the branch of a series' first
+   compared pair for all its other pairs.
 7. **Statistics** per metric over the joint mask (:func:`pair_statistics`): ``before`` and
    ``after`` means, ``delta = after - before``, ``delta_pct = 100 delta / |before|``,
    ``ci95``: 95 % percentile interval of ``delta`` by a **block bootstrap over square
@@ -93,7 +98,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -104,7 +109,7 @@ from . import __version__
 from . import colour
 from .errors import SkinImgError
 from .heatmap import render_heatmap
-from .indices import INDEX_NAMES, IndexParams, compute_maps, detect_brown_spots
+from .indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots
 from .io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image, read_header, remove_stale_temp_files,
                  safe_output_path, write_csv, write_json, write_png)
 from .register import RegistrationParams, register, warp_image, warp_map
@@ -546,8 +551,12 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         after = _apply_gain(after, gain)
         after_w = _apply_gain(after_w, gain)
 
-    maps_b = compute_maps(before, mask_b, params=p.indices)
-    maps_a = compute_maps(after, mask_a, params=p.indices)
+    # one chromophore branch for both photos (same skin): an exposure or lighting change must
+    # not swap the twin solution of brown/dark skin between sessions (indices.choose_shared_branch)
+    branch = choose_shared_branch([(before, mask_b), (after, mask_a)], params=p.indices)
+    ip = replace(p.indices, branch=branch)
+    maps_b = compute_maps(before, mask_b, params=ip)
+    maps_a = compute_maps(after, mask_a, params=ip)
     warped = {name: warp_map(maps_a[name], reg, hw) for name in INDEX_NAMES}
     del maps_a
     joint = mask_b & np.isfinite(warped["hemoglobin"]) & np.isfinite(maps_b["hemoglobin"])
@@ -576,6 +585,7 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         "registration": reg.to_dict(),
         "calibration": cal,
         "lighting": light,
+        "chromophore_branch": branch,
         "joint_mask": {"pixels": n_joint, "fraction_of_before_skin": n_joint / n_b if n_b else None,
                        "roi": roi is not None},
         "metrics": {name: metrics[name] for name in METRICS},
@@ -936,6 +946,7 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
         if len(items) < 2:
             notes.append(f"{patient}/{site}: only one session, nothing to compare")
         done: dict[tuple[str, str], tuple[dict | None, str | None]] = {}
+        sp = p  # the series' first successful pair fixes its chromophore branch for the others
         for i in range(1, len(items)):
             cur = items[i]
             refs = [("baseline", items[0]), ("previous", items[i - 1])]
@@ -946,9 +957,11 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
                     label = f"{ref.label} vs {cur.label}"
                     folder = safe_output_path(out, f"pairs/{patient}/{site}/{ref.session}__{cur.session}")
                     try:
-                        doc = compare_files(ref.path, cur.path, folder, roi=ref.roi, params=p,
+                        doc = compare_files(ref.path, cur.path, folder, roi=ref.roi, params=sp,
                                             before_label=ref.label, after_label=cur.label)
                         done[key] = (doc, None)
+                        if sp.indices.branch == "auto" and doc.get("chromophore_branch"):
+                            sp = replace(sp, indices=replace(sp.indices, branch=doc["chromophore_branch"]))
                     except SkinImgError as exc:
                         reason = exc.reason if exc.path in (None, label) else str(exc)
                         done[key] = (None, reason)

@@ -109,6 +109,8 @@ STAGES: dict[str, Stage] = {
         "method": Option("model", _STR, ("model", "rules"),
                          "segmentation method when the pipeline has no segment stage"),
         "chromophores": Option("basis", _STR, ("basis", "ica"), "haemoglobin/melanin separation"),
+        "branch": Option("auto", _STR, ("auto", "light", "dark"),
+                         "brown/dark skin twin: per photo (auto) or held for a series"),
         "maps": Option(True, _BOOL, None, "write maps/<stem>_<index>.tif and .png"),
     }, "redness and pigmentation indices (the rows of indices.csv)"),
     "track": Stage("track", "batch", ("skinimg.compare",), {

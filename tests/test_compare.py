@@ -99,6 +99,22 @@ def test_log_ratio_and_od_indices_are_exposure_invariant_and_the_gain_restores_t
     assert abs(doc["metrics"]["melanin"]["delta_pct"]) < 2.0
 
 
+def test_brown_skin_pair_shares_one_chromophore_branch_so_exposure_cannot_flip_it():
+    """Dark skin (melanin 0.40) retaken 25 % brighter, lighting normalisation off: chosen per
+    photo the haemoglobin twin swaps (+130 %, "worsened"); the pair's shared branch keeps it."""
+    sb = _spec(melanin=0.40, hemoglobin=0.02, seed=26, jpeg_quality=None)
+    b, a = render_phantom(sb), render_phantom(replace(sb, exposure=1.25))
+    p = C.CompareParams(calibrate="none", lighting="none", n_boot=300)
+    doc, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=p)
+    assert doc["chromophore_branch"] in ("light", "dark")
+    hb = doc["metrics"]["hemoglobin"]
+    assert abs(hb["delta_pct"]) < 2.0 and hb["verdict"] == "no_change"
+    # the failure it prevents: each photo on its own branch
+    r_b, _ = I.measure(b.image, b.mask, return_maps=False)
+    r_a, _ = I.measure(a.image, a.mask, return_maps=False)
+    assert r_a["hemoglobin"] / r_b["hemoglobin"] > 1.5
+
+
 def test_apply_gain_matches_a_rendered_exposure_change():
     sb = _spec(noise=0.0, jpeg_quality=None)
     b, a = render_phantom(sb), render_phantom(replace(sb, exposure=0.8))
