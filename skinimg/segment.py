@@ -646,12 +646,55 @@ def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, m
 
 
 
+#: Margin (working pixels) of the crop around the region in which the second stage runs: more than the
+#: reach of every spatial filter behind a region pixel's features (grey-level closing/opening of radius 2
+#: = 4 pixels, 7 x 7 box = 3, 5 x 5 = 2; and the Gaussian of ``pixel_sigma``, about 4 sigma, which widens
+#: the margin beyond sigma 2.5), so the crop gives the region the same values as the whole image.
+_CROP_MARGIN = 12
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_pools():
+    """This process's BLAS thread pools (threadpoolctl; found once, about 10 ms), or None."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        return None
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _predict_stage2_one_thread(model: SkinModel, f: np.ndarray) -> np.ndarray:
+    """``model.predict_stage2(f)`` with the BLAS on one thread (the same values: each product element is
+    computed alike).  A few milliseconds of matrix product gain little from a second thread, and its
+    wake-up and spinning cost far more when the other cores are busy (a batch runs one photo per core)."""
+    pools = _blas_pools()
+    if pools is None or not pools.lib_controllers:  # pragma: no cover
+        return model.predict_stage2(f)
+    with pools.limit(limits=1):
+        return model.predict_stage2(f)
+
+
+def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """Slices of the bounding box of ``mask``'s pixels grown by ``margin`` (clipped to the image); None if empty."""
+    x, y, bw, bh = cv2.boundingRect(mask.view(np.uint8))
+    if bw == 0 or bh == 0:
+        return None
+    h, w = mask.shape
+    return slice(max(y - margin, 0), min(y + bh + margin, h)), slice(max(x - margin, 0), min(x + bw + margin, w))
+
+
 def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True,
            model: SkinModel | None = None, collect: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spatial clean-up at working resolution: (mask bool, smoothed probability float32).
 
     ``refine=False`` (the rules baseline) skips the per-image refinement and the strand
     and lip vetoes, which need graded probabilities.
+
+    Speed (same results): the component steps run on the region's bounding box (1 pixel
+    margin: what touches it is background connected to the image border); with a second
+    stage, its features are computed on the bounding box grown by :data:`_CROP_MARGIN`
+    (every filter behind a region pixel's features reaches less far), and the rule-based
+    probability veto it replaces is not computed.
     """
     area = p.size
     ps = _gauss(p, params.smooth_sigma)
@@ -661,24 +704,45 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
     if params.close_radius:
         mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, _ellipse(params.close_radius),
                                 borderType=cv2.BORDER_REPLICATE).view(bool)
-    mask = _remove_small(mask, int(math.ceil(params.min_component * area)))
-    mask = _fill_small_holes(mask, int(params.max_hole * area))
+    box = _bbox(mask, 1)
+    if box is None:
+        mask = np.zeros(mask.shape, dtype=bool)
+    else:
+        sub = _remove_small(np.ascontiguousarray(mask[box]), int(math.ceil(params.min_component * area)))
+        sub = _fill_small_holes(sub, int(params.max_hole * area))
+        mask = np.zeros(mask.shape, dtype=bool)
+        mask[box] = sub
+    high = np.float32(params.high)
+    stage2 = refine and model is not None and model.stage2 is not None and params.stage2_threshold > 0
+    if stage2 and collect is None:
+        box = _bbox(mask, max(_CROP_MARGIN, int(4 * params.pixel_sigma) + 2))
+        if box is not None:
+            confident = ps >= high
+            img = _image_llr(rgb8, mask, confident, params) if params.refine_weight > 0 else None
+            m = np.ascontiguousarray(mask[box])
+            core = cv2.erode((m & confident[box]).view(np.uint8), _ellipse(params.refine_margin)).view(bool)
+            llr = _logit(_gauss(np.ascontiguousarray(p[box]), params.pixel_sigma))
+            f = _pixel_features(np.ascontiguousarray(rgb8[box]), llr, None if img is None else img[box], m, core)
+            veto = np.zeros_like(m)
+            veto[m] = _predict_stage2_one_thread(model, f) < np.float32(params.stage2_threshold)
+            r, g, b = cv2.split(rgb8[box])
+            veto |= cv2.min(cv2.min(r, g), b) >= params.specular_level
+            veto |= cv2.max(cv2.max(r, g), b) <= params.dark_level
+            mask[box] &= ~veto
+        return mask, ps
     llr = _logit(_gauss(p, params.pixel_sigma))
     llr_global = llr.copy()
     img = None
     if refine and params.refine_weight > 0 and mask.any():
-        img = _image_llr(rgb8, mask, ps >= np.float32(params.high), params)
+        img = _image_llr(rgb8, mask, ps >= high, params)
         if img is not None:
             llr += np.float32(params.refine_weight) * img
     veto = llr < np.float32(math.log(params.pixel_min / (1.0 - params.pixel_min)))
-    stage2 = refine and model is not None and model.stage2 is not None and params.stage2_threshold > 0
     if collect is not None and mask.any():  # training the second stage: its features and the region
-        core = cv2.erode((mask & (ps >= np.float32(params.high))).view(np.uint8),
-                         _ellipse(params.refine_margin)).view(bool)
+        core = cv2.erode((mask & (ps >= high)).view(np.uint8), _ellipse(params.refine_margin)).view(bool)
         collect.append((_pixel_features(rgb8, llr_global, img, mask, core), mask.copy()))
     if stage2 and mask.any():
-        core = cv2.erode((mask & (ps >= np.float32(params.high))).view(np.uint8),
-                         _ellipse(params.refine_margin)).view(bool)
+        core = cv2.erode((mask & (ps >= high)).view(np.uint8), _ellipse(params.refine_margin)).view(bool)
         f = _pixel_features(rgb8, llr_global, img, mask, core)
         veto = np.zeros_like(mask)
         veto[mask] = model.predict_stage2(f) < np.float32(params.stage2_threshold)
@@ -687,7 +751,7 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
         gate = img if img is not None else llr
         veto |= _thin_structures(rgb8, params) & (gate < np.float32(params.strand_llr))
     if refine and not stage2 and params.redness_z > 0 and mask.any():  # noqa: SIM102
-        core = mask & (ps >= np.float32(params.high))
+        core = mask & (ps >= high)
         if core.any():
             red = _redness_outliers(rgb8, core, params)
             # lips are a small part of the skin: a "redness outlier" covering much of the
@@ -703,10 +767,27 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
 
 def _upsample(a: np.ndarray, hk: int, wk: int, h: int, w: int) -> np.ndarray:
     """Bilinear resize to (hk, wk), then replicate the last row/column out to (h, w)."""
-    up = cv2.resize(a, (wk, hk), interpolation=cv2.INTER_LINEAR)
-    if (hk, wk) != (h, w):
-        up = cv2.copyMakeBorder(up, 0, h - hk, 0, w - wk, cv2.BORDER_REPLICATE)
+    if (hk, wk) == (h, w):
+        return cv2.resize(a, (wk, hk), interpolation=cv2.INTER_LINEAR)
+    up = np.empty((h, w), dtype=a.dtype)
+    r = cv2.resize(a, (wk, hk), dst=up[:hk, :wk], interpolation=cv2.INTER_LINEAR)  # in place (a strided view)
+    if not np.shares_memory(r, up):  # pragma: no cover - an OpenCV that copies strided outputs
+        up[:hk, :wk] = r
+    up[:hk, wk:] = up[:hk, wk - 1:wk]
+    up[hk:] = up[hk - 1]
     return up
+
+
+def _upsample_mask(m: np.ndarray, hk: int, wk: int, h: int, w: int) -> np.ndarray:
+    """A working-resolution bool mask back to (h, w): ``_upsample`` of the mask as 0/255, then ``>= 128``.
+
+    The same values as ``_upsample(m * 255, ...) >= 128`` with one full-size array instead of
+    four: the resize writes into the output, the threshold runs in place and gives 0/1 bytes
+    that are viewed as bool.
+    """
+    up = _upsample(m.view(np.uint8) * np.uint8(255), hk, wk, h, w)
+    r = cv2.threshold(up, 127, 1, cv2.THRESH_BINARY, dst=up)[1]
+    return r.view(bool)
 
 
 def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | None = None,
@@ -766,7 +847,7 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
     geometry = ()
     if k > 1:
         geometry = (hk, wk, h, w)
-        mask = _upsample(mask.view(np.uint8) * np.uint8(255), *geometry) >= 128
+        mask = _upsample_mask(mask, *geometry)
     if roi is not None:
         mask &= roi
     n = int(np.count_nonzero(mask))
