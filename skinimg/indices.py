@@ -502,12 +502,11 @@ def _inverse_grid(model: ChromophoreModel, g: int = 96):
     return lo, step, light, dark
 
 
-def _candidates(od: np.ndarray, model: ChromophoreModel, iters: int = 3):
-    """Light- and dark-branch solutions (u, t) of the chromaticity of ``od`` (N, 3) and their
-    model brightness: ``(uL, tL, bL, uD, tD, bD)`` (equal where there is one root)."""
+def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
+    """Light- and dark-branch roots (u, t) of chromaticities ``p`` (N, 2) and their model
+    brightness, by Newton from :func:`_inverse_grid`: ``(uL, tL, bL, uD, tD, bD)``."""
     lo, step, light, dark = _inverse_grid(model)
     g = light.shape[0]
-    p = od @ CHROMA_AXES.T
     x = np.clip((p - lo) / step, 0.0, g - 1.0)
     i = np.minimum(x[:, 0].astype(np.int64), g - 2)
     j = np.minimum(x[:, 1].astype(np.int64), g - 2)
@@ -522,6 +521,48 @@ def _candidates(od: np.ndarray, model: ChromophoreModel, iters: int = 3):
         val, _, _ = _model_eval(model.table[..., 2:], u, t)
         out += [u, t, val[:, 0]]
     return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _candidate_table(model: ChromophoreModel, g: int = 400):
+    """:func:`_solve_candidates` tabulated on a fine g x g grid of chromaticity (built once
+    per process, about 0.3 s): ``(lo, step, table (g, g, 6) float32)``."""
+    lo, step, light, _ = _inverse_grid(model)
+    hi = lo + step * (light.shape[0] - 1)
+    fstep = (hi - lo) / (g - 1)
+    qa, qb = np.meshgrid(lo[0] + fstep[0] * np.arange(g), lo[1] + fstep[1] * np.arange(g), indexing="ij")
+    q = np.column_stack([qa.ravel(), qb.ravel()])
+    cols = _solve_candidates(q, model, iters=4)
+    return lo, fstep, np.stack(cols, axis=-1).reshape(g, g, 6).astype(np.float32)
+
+
+def _candidates(od: np.ndarray, model: ChromophoreModel):
+    """Light- and dark-branch solutions (u, t) of the chromaticity of ``od`` (N, 3) and their
+    model brightness: ``(uL, tL, bL, uD, tD, bD)`` (equal where there is one root).
+
+    Bilinear interpolation in :func:`_candidate_table` (a fine table of the Newton
+    solutions of :func:`_solve_candidates`): a fixed handful of array operations per
+    colour, 4x faster than solving per colour.  On 20 000 model colours over the
+    whole tone range the two agree to 2e-6 (median) in haemoglobin volume fraction;
+    1 % of colours, next to the fold where the two roots meet, differ by more than
+    5e-3 (tested; the inversion error against the truth, in the basis provenance,
+    is unchanged: median 3e-5, 99th percentile 0.049 from twin ambiguity).
+    """
+    lo, step, table = _candidate_table(model)
+    g = table.shape[0]
+    p = od @ CHROMA_AXES.T
+    x = np.clip((p - lo) / step, 0.0, g - 1.0)
+    i = np.minimum(x[:, 0].astype(np.int64), g - 2)
+    j = np.minimum(x[:, 1].astype(np.int64), g - 2)
+    fx = (x[:, 0] - i).astype(np.float32)[:, None]
+    fy = (x[:, 1] - j).astype(np.float32)[:, None]
+    flat = table.reshape(-1, 6)
+    k = i * g + j
+    p00, p10, p01, p11 = flat[k], flat[k + g], flat[k + 1], flat[k + g + 1]
+    a = p00 + (p10 - p00) * fx
+    b = p01 + (p11 - p01) * fx
+    v = (a + (b - a) * fy).astype(np.float64)
+    return tuple(v[:, c] for c in range(6))
 
 
 #: Twins closer than this in model mean OD are treated as one root.
@@ -942,25 +983,23 @@ def _index_values(px: np.ndarray, floor: float) -> dict:
     return out
 
 
-def _tent_width(sigma: float) -> int:
-    """Width b (odd) of the box filter applied twice to give a tent kernel with the variance
-    of a Gaussian of ``sigma``: two boxes of width b have variance 2 (b^2 - 1) / 12."""
-    x = math.sqrt(6.0 * sigma * sigma + 1.0)
+def _box_width(sigma: float) -> int:
+    """Odd width b of the box filter with the variance of a Gaussian of ``sigma``:
+    a box of width b has variance (b^2 - 1) / 12 (b = 7 for sigma 2)."""
+    x = math.sqrt(12.0 * sigma * sigma + 1.0)
     return 2 * int(round((x - 1.0) / 2.0)) + 1
 
 
-def _tent(a: np.ndarray, b: int, *, normalize: bool = True, ddepth: int = -1) -> np.ndarray:
-    k = (b, b)
-    once = cv2.boxFilter(a, ddepth, k, normalize=normalize, borderType=cv2.BORDER_CONSTANT)
-    return cv2.boxFilter(once, -1, k, normalize=normalize, borderType=cv2.BORDER_CONSTANT)
+def _box(a: np.ndarray, b: int, *, normalize: bool = True, ddepth: int = -1) -> np.ndarray:
+    return cv2.boxFilter(a, ddepth, (b, b), normalize=normalize, borderType=cv2.BORDER_CONSTANT)
 
 
 def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outside: bool = True) -> np.ndarray:
     """Skin pixels averaged in *linear light* with their skin neighbours.
 
-    Kernel: a tent (two passes of a box of width ``b = sqrt(6 sigma^2 + 1)`` rounded to
-    odd, the variance of a Gaussian of ``sigma``; 5 px for sigma 2), normalised to the
-    mask (``blur(lin * mask) / blur(mask)``: background never leaks into skin values,
+    Kernel: a box of width ``b = sqrt(12 sigma^2 + 1)`` rounded to odd (the variance of
+    a Gaussian of ``sigma``; 7 x 7 px for sigma 2, a running sum, so its cost does not
+    grow with b), normalised to the mask (``blur(lin * mask) / blur(mask)``: background never leaks into skin values,
     up to the border).  Averaging happens on linear values: the mean of encoded (gamma)
     values is darker than the mean light (Jensen's inequality) by an amount that grows
     with the noise relative to the signal, so it changes with exposure at dark tones.
@@ -980,17 +1019,17 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
     uint16, float as float32.
     """
     src = np.ascontiguousarray(rgb)
-    b = _tent_width(sigma)
+    b = _box_width(sigma)
     m8 = mask.view(np.uint8)
-    den = _tent(m8, b, normalize=False, ddepth=cv2.CV_16U)  # skin count under the kernel, <= b^4
-    edge = np.flatnonzero(mask & (den < np.uint16(b ** 4)))
-    scale = np.float32(b ** 4) / den.reshape(-1)[edge].astype(np.float32)
+    den = _box(m8, b, normalize=False, ddepth=cv2.CV_16U)  # skin count under the kernel, <= b^2
+    edge = np.flatnonzero(mask & (den < np.uint16(b * b)))
+    scale = np.float32(b * b) / den.reshape(-1)[edge].astype(np.float32)
     del den
     if src.dtype == np.uint8:
         to_lin, to_u8 = colour.linear16_luts()
         masked = np.zeros_like(src)
         cv2.copyTo(src, m8, masked)
-        num = _tent(cv2.LUT(masked, to_lin), b)  # code 0 -> linear 0 off the mask
+        num = _box(cv2.LUT(masked, to_lin), b)  # code 0 -> linear 0 off the mask
         del masked
         flat = num.reshape(-1, 3)
         flat[edge] = np.clip(np.rint(flat[edge] * scale[:, None]), 0, 65535).astype(np.uint16)
@@ -998,7 +1037,7 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
     else:
         lin = colour.srgb_to_linear(src)
         lin *= mask[..., None]
-        num = _tent(lin, b)
+        num = _box(lin, b)
         del lin
         num.reshape(-1, 3)[edge] *= scale[:, None]
         enc = colour.linear_to_srgb(np.clip(num, 0.0, 1.0))

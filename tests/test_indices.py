@@ -393,10 +393,12 @@ def test_smoothing_averages_light_not_code_values():
     mask[5:35, 5:35] = True
     img[~mask] = (0, 255, 0)  # green background must not leak in
     out = I._smooth_inside(img, mask, 2.0)
-    lin_mean = (C.srgb_to_linear(a) + C.srgb_to_linear(b)) / 2
+    w = I._box_width(2.0)
+    assert w == 7  # the variance of a Gaussian of sigma 2: (w^2 - 1) / 12 = 4
+    n_a = (w * w + 1) // 2  # an odd box centred on an "a" pixel of the checkerboard
+    lin_mean = (n_a * C.srgb_to_linear(a) + (w * w - n_a) * C.srgb_to_linear(b)) / (w * w)
     expect = C.linear_to_srgb_uint8(lin_mean)
-    # (an odd box over a checkerboard weighs the colours 313:312, hence 1 code of slack)
-    assert np.abs(out[20, 20].astype(int) - expect.astype(int)).max() <= 1
+    assert np.abs(out[20, 20].astype(int) - expect.astype(int)).max() <= 1  # 16-bit linear rounding
     code_mean = (a.astype(float) + b) / 2
     assert np.abs(out[20, 20].astype(float) - code_mean)[[0, 2]].min() >= 20  # not the code average (R, B)
     # border pixels of the skin: the mix of skin only (within the tent's 2-level rounding)
@@ -439,3 +441,15 @@ def test_shared_branch_pools_photos_and_honours_a_forced_branch():
     assert I.choose_shared_branch([(dark.image, np.zeros_like(dark.mask))]) == "light"
     with pytest.raises(SkinImgError, match="branch"):
         I.IndexParams(branch="middle")
+
+
+def test_candidate_table_matches_the_direct_newton_solution():
+    model = I.load_basis().model
+    rng = np.random.default_rng(1)
+    m, h = rng.uniform(0.005, 0.45, 20000), rng.uniform(0.002, 0.1, 20000)
+    od = C.optical_density(synth.skin_linear_rgb(m, h)).astype(np.float64)
+    fast = I._candidates(od, model)
+    slow = I._solve_candidates(od @ I.CHROMA_AXES.T, model)
+    for k in (1, 4):  # haemoglobin of the light and the dark root
+        d = np.abs(fast[k] * np.abs(fast[k]) - slow[k] * np.abs(slow[k])) * model.hemoglobin_max
+        assert np.median(d) < 2e-5 and np.percentile(d, 98) < 5e-3, k
