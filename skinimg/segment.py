@@ -1167,6 +1167,47 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
     return test
 
 
+def phantom_tone_metrics(specs, *, method: str = "model", model: SkinModel | None = None,
+                         params: SegmentParams | None = None, per_image: list | None = None) -> dict:
+    """Mask precision, recall and F1 per tone group (:data:`TONE_GROUPS`) over rendered phantoms.
+
+    Counts are pooled over the pixels of a group's images (``f1`` is the pooled Dice);
+    ``min_image_f1`` is the worst single image.  The held-out metrics of
+    :func:`train_segmenter` come from here.  With ``per_image`` (a list), one
+    ``(spec, phantom, result, metrics)`` tuple per phantom is appended (diagnosis).
+    """
+    from .synth import render_phantom
+
+    groups: dict = {}
+    for spec in specs:
+        ph = render_phantom(spec)
+        r = segment_skin(ph.image, method=method, model=model, params=params)
+        m = evaluate_masks(r.mask, ph.mask)
+        if per_image is not None:
+            per_image.append((spec, ph, r, m))
+        group = next(g for g, lo, hi in TONE_GROUPS if lo <= spec.melanin < hi)
+        acc = groups.setdefault(group, [0, 0, 0, 0, []])
+        for i, key in enumerate(("tp", "fp", "fn", "tn")):
+            acc[i] += m[key]
+        acc[4].append(m["f1"])
+    tab = {}
+    allc = [0, 0, 0, 0]
+    allf: list = []
+    for g, _, _ in TONE_GROUPS:
+        if g not in groups:
+            continue
+        tp, fp, fn, tn, f1s = groups[g]
+        mm = _metrics(tp, fp, fn, tn)
+        tab[g] = {"n_images": len(f1s), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                  "min_image_f1": float(min(f1s))}
+        allc = [a + b for a, b in zip(allc, (tp, fp, fn, tn))]
+        allf += f1s
+    mm = _metrics(*allc)
+    tab["all"] = {"n_images": len(allf), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                  "min_image_f1": float(min(allf)) if allf else float("nan")}
+    return tab
+
+
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
                     bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
@@ -1235,34 +1276,9 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
                "uci_test_rules": _balanced(rules_mask(rgb_u[test_u][None])[0], skin_u[test_u]),
                "uci_train": _balanced(model.predict(rgb_u[~test_u][None])[0] >= 0.5, skin_u[~test_u])}
     test_specs = phantom_specs([100_000 + k for k in range(n_test_phantoms)], size=phantom_size)
-    per = {}
-    for spec in test_specs:
-        ph = render_phantom(spec)
-        for meth in METHODS:
-            r = segment_skin(ph.image, method=meth, model=model)
-            m = evaluate_masks(r.mask, ph.mask)
-            group = next(g for g, lo, hi in TONE_GROUPS if lo <= spec.melanin < hi)
-            acc = per.setdefault(meth, {}).setdefault(group, [0, 0, 0, 0, []])
-            for i, key in enumerate(("tp", "fp", "fn", "tn")):
-                acc[i] += m[key]
-            acc[4].append(m["f1"])
-    for meth, groups in per.items():
-        tab = {}
-        allc = [0, 0, 0, 0]
-        allf = []
-        for g, _, _ in TONE_GROUPS:
-            if g not in groups:
-                continue
-            tp, fp, fn, tn, f1s = groups[g]
-            mm = _metrics(tp, fp, fn, tn)
-            tab[g] = {"n_images": len(f1s), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
-                      "min_image_f1": float(min(f1s))}
-            allc = [a + b for a, b in zip(allc, (tp, fp, fn, tn))]
-            allf += f1s
-        mm = _metrics(*allc)
-        tab["all"] = {"n_images": len(allf), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
-                      "min_image_f1": float(min(allf))}
-        metrics["phantom_test" if meth == "model" else "phantom_test_rules"] = tab
+    for meth in METHODS:
+        metrics["phantom_test" if meth == "model" else "phantom_test_rules"] = phantom_tone_metrics(
+            test_specs, method=meth, model=model)
 
     if date is None:
         sde = os.environ.get("SOURCE_DATE_EPOCH")
