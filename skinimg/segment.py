@@ -603,16 +603,20 @@ def _redness_outliers(rgb8: np.ndarray, mask: np.ndarray, params: SegmentParams)
 
 #: Names of the second-stage pixel features (:func:`_pixel_features`), in column order.
 FEATURE_NAMES = ("global_llr", "image_llr", "log_lum", "blackhat1", "blackhat2", "tophat1", "tophat2", "local_std",
-                 "dL", "da", "db", "local_da", "local_db", "depth", "core_dist")
+                 "dL", "da", "db", "local_da", "local_db", "depth", "core_dist", "dL_top", "da_top", "db_top",
+                 "region_fraction")
 
 
 def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, mask: np.ndarray,
-                    core: np.ndarray) -> np.ndarray:
+                    core: np.ndarray, photo_pixels: int | None = None) -> np.ndarray:
     """Second-stage features of the region's pixels: float32 (N, len(FEATURE_NAMES)), rows in ``mask`` order.
 
     Colour: the global log-odds ``llr``, the per-image log-likelihood ratio ``img``
     (0 when absent), CIELAB differences (L*, a*, b*) to the median of this photo's
-    confident skin ``core`` and the same for 7 x 7 box means of a*, b*.  Texture:
+    confident skin ``core`` and the same for 7 x 7 box means of a*, b*; CIELAB differences to a
+    second reference, the median of the core's most skin-coloured quarter (highest ``llr``), which
+    differs from the first when a skin-coloured wall or garment joined the core; the region's
+    fraction of the photo (``photo_pixels``, default ``mask.size``: the arrays may be a crop).  Texture:
     log luminance relative to the core median; relative grey-level black-hat and
     top-hat (Lee et al. 1997 DullRazor idea) at radii 1 and 2; local standard deviation
     (5 x 5) of luminance relative to the core median.  Geometry: distance (pixels,
@@ -622,10 +626,16 @@ def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, m
     y = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(f32)
     lab = cv2.cvtColor(rgb8.astype(f32) * f32(1 / 255.0), cv2.COLOR_RGB2Lab)
     cref = core if np.count_nonzero(core) >= 64 else mask
-    sub = np.flatnonzero(cref.reshape(-1))[::4]
+    full = np.flatnonzero(cref.reshape(-1))
+    sub = full[::4]
     labv = lab.reshape(-1, 3)[sub]
     ref = np.median(labv, axis=0).astype(f32)
     ymed = f32(np.median(y.reshape(-1)[sub])) + f32(8.0)
+    # second reference: the core's most skin-coloured quarter (global log-odds); differs from the first when a
+    # large skin-coloured background or garment joined the core
+    lv = llr.reshape(-1)[full]
+    top = full[lv >= np.quantile(lv, 0.75)][::2] if full.size >= 256 else sub
+    ref_hi = np.median(lab.reshape(-1, 3)[top], axis=0).astype(f32)
     feats = [np.clip(llr, -6, 6), img if img is not None else np.zeros_like(llr), np.log((y + 8) / ymed)]
     for op in (cv2.MORPH_CLOSE, cv2.MORPH_OPEN):
         for r in (1, 2):
@@ -641,6 +651,9 @@ def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, m
     m8 = mask.view(np.uint8)
     feats.append(np.minimum(cv2.distanceTransform(m8, cv2.DIST_L2, 3), 15))
     feats.append(np.minimum(cv2.distanceTransform((~core).view(np.uint8), cv2.DIST_L2, 3), 15))
+    for c in range(3):
+        feats.append(lab[..., c] - ref_hi[c])
+    feats.append(np.full_like(y, f32(np.count_nonzero(mask) / (photo_pixels or mask.size))))
     idx = mask.reshape(-1)
     return np.stack([f.reshape(-1)[idx] for f in feats], axis=1).astype(f32, copy=False)
 
@@ -722,7 +735,8 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
             m = np.ascontiguousarray(mask[box])
             core = cv2.erode((m & confident[box]).view(np.uint8), _ellipse(params.refine_margin)).view(bool)
             llr = _logit(_gauss(np.ascontiguousarray(p[box]), params.pixel_sigma))
-            f = _pixel_features(np.ascontiguousarray(rgb8[box]), llr, None if img is None else img[box], m, core)
+            f = _pixel_features(np.ascontiguousarray(rgb8[box]), llr, None if img is None else img[box], m, core,
+                                photo_pixels=mask.size)
             veto = np.zeros_like(m)
             veto[m] = _predict_stage2_one_thread(model, f) < np.float32(params.stage2_threshold)
             r, g, b = cv2.split(rgb8[box])
@@ -1142,18 +1156,21 @@ def _lut_from_hists(hs: list[np.ndarray], hn: list[np.ndarray], weights: Sequenc
     return q.astype(np.uint8)
 
 
-def _stage2_specs(seeds_tones: int, size_hi: tuple[int, int]) -> list:
-    """Extra second-stage training phantoms: every ladder tone with all distractors (seeds 800000+), and
-    larger photos (seeds 300+, ``size_hi``) so that the texture features see two scales."""
+def _stage2_specs(seeds_tones: int, size_hi: tuple[int, int], n_varied: int = 200) -> list:
+    """Extra second-stage training phantoms: every ladder tone with all distractors (seeds 800000+),
+    larger photos (seeds 300+, ``size_hi``) so that the texture features see two scales, and ``n_varied``
+    more varied phantoms (seeds 1000+; photo-level cases such as a skin-coloured wood wall or garment are
+    rare, and the perceptron needs many of them).  All disjoint from the held-out seeds (100000+, 500000+,
+    700000+)."""
     from .synth import BACKGROUNDS, LADDER_TONES, SET_EXPOSURE, PhantomSpec
 
     specs = [PhantomSpec(melanin=m, hemoglobin=h, seed=800_000 + 100 * r + i, size=(240, 320), exposure=SET_EXPOSURE,
                          background=BACKGROUNDS[(i + r) % len(BACKGROUNDS)])
              for r in range(seeds_tones) for i, (m, h) in enumerate(LADDER_TONES)]
-    return specs + phantom_specs(range(300, 324), size=size_hi)
+    return specs + phantom_specs(range(300, 324), size=size_hi) + phantom_specs(range(1000, 1000 + n_varied))
 
 
-def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed: int, say
+def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed: int, say, n_extra: int = 200
                   ) -> tuple[dict, dict]:
     """Fit the second-stage perceptron on region pixels of training phantoms; (arrays, provenance)."""
     import warnings
@@ -1165,7 +1182,7 @@ def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed
     from .synth import render_phantom
 
     rng = np.random.default_rng([seed, 2])
-    specs = list(train_specs) + _stage2_specs(8, (2 * phantom_size[0], 2 * phantom_size[1]))
+    specs = list(train_specs) + _stage2_specs(8, (2 * phantom_size[0], 2 * phantom_size[1]), n_extra)
     cap = 8000
     xs, ys = [], []
     params = SegmentParams()
@@ -1200,7 +1217,8 @@ def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed
             "hidden": hidden, "features": list(FEATURE_NAMES), "n_pixels": int(len(y)), "n_images": len(xs),
             "pixels_per_image_max": cap, "skin_fraction": float(y.mean()),
             "data": "region pixels (after steps 1-5) of the training phantoms (seeds 0 .. n-1), 48 ladder-tone "
-                    "phantoms with all distractors (seeds 800000+) and 24 at twice the size (seeds 300-323)",
+                    "phantoms with all distractors (seeds 800000+), 24 at twice the size (seeds 300-323) and "
+                    f"{n_extra} more varied phantoms (seeds 1000+)",
             "labels": "phantom true skin mask"}
     return arrays, info
 
@@ -1248,11 +1266,52 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
     return test
 
 
+def phantom_tone_metrics(specs, *, method: str = "model", model: SkinModel | None = None,
+                         params: SegmentParams | None = None, per_image: list | None = None) -> dict:
+    """Mask precision, recall and F1 per tone group (:data:`TONE_GROUPS`) over rendered phantoms.
+
+    Counts are pooled over the pixels of a group's images (``f1`` is the pooled Dice);
+    ``min_image_f1`` is the worst single image.  The held-out metrics of
+    :func:`train_segmenter` come from here.  With ``per_image`` (a list), one
+    ``(spec, phantom, result, metrics)`` tuple per phantom is appended (diagnosis).
+    """
+    from .synth import render_phantom
+
+    groups: dict = {}
+    for spec in specs:
+        ph = render_phantom(spec)
+        r = segment_skin(ph.image, method=method, model=model, params=params)
+        m = evaluate_masks(r.mask, ph.mask)
+        if per_image is not None:
+            per_image.append((spec, ph, r, m))
+        group = next(g for g, lo, hi in TONE_GROUPS if lo <= spec.melanin < hi)
+        acc = groups.setdefault(group, [0, 0, 0, 0, []])
+        for i, key in enumerate(("tp", "fp", "fn", "tn")):
+            acc[i] += m[key]
+        acc[4].append(m["f1"])
+    tab = {}
+    allc = [0, 0, 0, 0]
+    allf: list = []
+    for g, _, _ in TONE_GROUPS:
+        if g not in groups:
+            continue
+        tp, fp, fn, tn, f1s = groups[g]
+        mm = _metrics(tp, fp, fn, tn)
+        tab[g] = {"n_images": len(f1s), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                  "min_image_f1": float(min(f1s))}
+        allc = [a + b for a, b in zip(allc, (tp, fp, fn, tn))]
+        allf += f1s
+    mm = _metrics(*allc)
+    tab["all"] = {"n_images": len(allf), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                  "min_image_f1": float(min(allf)) if allf else float("nan")}
+    return tab
+
+
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
                     bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
                     uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0, stage2_hidden: int = 32,
-                    date: str | None = None, progress=None) -> dict:
+                    n_stage2_extra: int = 200, date: str | None = None, progress=None) -> dict:
     """Train the colour lookup table and write ``skin_lut.npz`` + ``skin_lut.json`` into ``out``.
 
     Data: the UCI pixels (stratified 80/20 split by ``seed``: 80 % train, 20 % held
@@ -1300,7 +1359,8 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
             say(f"phantoms: {k + 1}/{len(train_specs)} rendered")
     lut = _lut_from_hists([hs_u, hs_p], [hn_u, hn_p], [uci_weight, phantom_weight], bits, hist_sigma)
     model = SkinModel(bits=bits, prob=_sigmoid(_llr_from_uint8(lut)))
-    stage2, s2_info = _train_stage2(model, train_specs, phantom_size, stage2_hidden, seed, say)
+    stage2, s2_info = _train_stage2(model, train_specs, phantom_size, stage2_hidden, seed, say,
+                                    n_stage2_extra)
     model = SkinModel(bits=bits, prob=model.prob, stage2=stage2)
     out.mkdir(parents=True, exist_ok=True)
     npz_path = out / "skin_lut.npz"
@@ -1316,34 +1376,9 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
                "uci_test_rules": _balanced(rules_mask(rgb_u[test_u][None])[0], skin_u[test_u]),
                "uci_train": _balanced(model.predict(rgb_u[~test_u][None])[0] >= 0.5, skin_u[~test_u])}
     test_specs = phantom_specs([100_000 + k for k in range(n_test_phantoms)], size=phantom_size)
-    per = {}
-    for spec in test_specs:
-        ph = render_phantom(spec)
-        for meth in METHODS:
-            r = segment_skin(ph.image, method=meth, model=model)
-            m = evaluate_masks(r.mask, ph.mask)
-            group = next(g for g, lo, hi in TONE_GROUPS if lo <= spec.melanin < hi)
-            acc = per.setdefault(meth, {}).setdefault(group, [0, 0, 0, 0, []])
-            for i, key in enumerate(("tp", "fp", "fn", "tn")):
-                acc[i] += m[key]
-            acc[4].append(m["f1"])
-    for meth, groups in per.items():
-        tab = {}
-        allc = [0, 0, 0, 0]
-        allf = []
-        for g, _, _ in TONE_GROUPS:
-            if g not in groups:
-                continue
-            tp, fp, fn, tn, f1s = groups[g]
-            mm = _metrics(tp, fp, fn, tn)
-            tab[g] = {"n_images": len(f1s), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
-                      "min_image_f1": float(min(f1s))}
-            allc = [a + b for a, b in zip(allc, (tp, fp, fn, tn))]
-            allf += f1s
-        mm = _metrics(*allc)
-        tab["all"] = {"n_images": len(allf), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
-                      "min_image_f1": float(min(allf))}
-        metrics["phantom_test" if meth == "model" else "phantom_test_rules"] = tab
+    for meth in METHODS:
+        metrics["phantom_test" if meth == "model" else "phantom_test_rules"] = phantom_tone_metrics(
+            test_specs, method=meth, model=model)
 
     if date is None:
         sde = os.environ.get("SOURCE_DATE_EPOCH")

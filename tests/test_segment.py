@@ -253,7 +253,7 @@ def test_train_segmenter_reproducible(tmp_path, monkeypatch):
     uci = tmp_path / "uci.txt"
     uci.write_text("".join(f"{b}\t{g}\t{r}\t{1 if s else 2}\n" for (r, g, b), s in zip(rgb, skin)))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128))
+    kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128), n_stage2_extra=2)
     p1 = S.train_segmenter(tmp_path / "a", **kw)
     p2 = S.train_segmenter(tmp_path / "b", **kw)
     for name in ("skin_lut.npz", "skin_lut.json"):
@@ -350,3 +350,22 @@ def test_cli_eval_segment(tmp_path, ladder):
     assert cols[:7] == ["image", "status", "error", "precision", "recall", "f1", "iou"]
     r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images / "set"), "--masks", str(masks / "set")])
     assert r.exit_code == 0 and "overall (pooled)" in r.stdout and "p0.png" in r.stdout
+
+
+def test_second_stage_features_on_the_region_crop_equal_the_whole_photo():
+    """segment_skin computes the second-stage features on the region's bounding box grown by
+    _CROP_MARGIN; every feature (the region's fraction of the *photo* included) must equal
+    the whole-photo computation, or the trained perceptron sees shifted inputs."""
+    ph = render_phantom(PhantomSpec(melanin=0.3, hemoglobin=0.03, seed=11, size=(240, 320)))
+    rgb8 = ph.image
+    mask = np.zeros(rgb8.shape[:2], bool)
+    mask[60:170, 90:220] = ph.mask[60:170, 90:220]
+    core = cv2.erode(mask.view(np.uint8), np.ones((9, 9), np.uint8)).view(bool)
+    llr = S._logit(S._gauss(S.load_model().predict(rgb8), 1.0))
+    whole = S._pixel_features(rgb8, llr, None, mask, core)
+    box = S._bbox(mask, S._CROP_MARGIN)
+    crop = S._pixel_features(np.ascontiguousarray(rgb8[box]), np.ascontiguousarray(llr[box]), None,
+                             np.ascontiguousarray(mask[box]), np.ascontiguousarray(core[box]),
+                             photo_pixels=mask.size)
+    assert whole.shape == crop.shape and whole.shape[1] == len(S.FEATURE_NAMES)
+    np.testing.assert_allclose(crop, whole, rtol=1e-5, atol=1e-5)
