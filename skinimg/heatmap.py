@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-__all__ = ["render_heatmap", "robust_range", "COLORMAPS"]
+__all__ = ["render_heatmap", "heatmap_background", "robust_range", "COLORMAPS"]
 
 #: OpenCV colour map per index (default viridis).
 COLORMAPS = {
@@ -50,9 +50,48 @@ def _fmt(v: float, span: float) -> str:
     return f"{v:.{digits}f}"
 
 
-def render_heatmap(rgb: np.ndarray, values: np.ndarray, *, vmin: float | None = None, vmax: float | None = None,
-                   title: str = "", colormap: int = cv2.COLORMAP_VIRIDIS, dim: float = 0.35,
-                   max_side: int | None = 2048) -> np.ndarray:
+def _to_u8(rgb: np.ndarray) -> np.ndarray:
+    img = np.asarray(rgb)
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.uint8)
+    if img.dtype != np.uint8:
+        return np.clip(np.asarray(img, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return img
+
+
+def _out_size(h: int, w: int, max_side: int | None) -> tuple[int, int] | None:
+    if max_side and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        return max(1, round(w * s)), max(1, round(h * s))
+    return None
+
+
+def heatmap_background(rgb: np.ndarray, mask: np.ndarray, *, max_side: int | None = 2048) -> tuple:
+    """The photo and the mask at the heatmap's size, computed once for several maps of one photo.
+
+    Parameters
+    ----------
+    rgb : ndarray (H, W, 3), uint8 / uint16 / float [0, 1] sRGB, R, G, B
+    mask : ndarray of bool (H, W): where the maps have values (NaN elsewhere)
+    max_side : int or None, as in :func:`render_heatmap`
+
+    Returns
+    -------
+    tuple, to pass as ``background=`` to :func:`render_heatmap` with maps of the same size.
+    """
+    img = _to_u8(rgb)
+    h, w = mask.shape
+    size = _out_size(h, w, max_side)
+    if size is None:
+        return (h, w, max_side, img, np.asarray(mask, bool))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    valid = cv2.resize(np.asarray(mask, np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) >= 128
+    return (h, w, max_side, small, valid)
+
+
+def render_heatmap(rgb: np.ndarray | None, values: np.ndarray, *, vmin: float | None = None,
+                   vmax: float | None = None, title: str = "", colormap: int = cv2.COLORMAP_VIRIDIS,
+                   dim: float = 0.35, max_side: int | None = 2048, background: tuple | None = None) -> np.ndarray:
     """Heatmap of ``values`` over the photograph, with a colour bar and its numeric scale.
 
     Parameters
@@ -72,39 +111,40 @@ def render_heatmap(rgb: np.ndarray, values: np.ndarray, *, vmin: float | None = 
         Brightness factor of the photo off the map.
     max_side : int or None
         The output is downscaled (area averaging) so its longer side is at most this.
+    background : tuple, optional
+        :func:`heatmap_background` of this photo (``rgb`` may then be None): the resized
+        photo and skin mask shared by several maps of one photo.
 
     Returns
     -------
     ndarray, uint8, shape (h, w + panel, 3), RGB
         The overlay with a dark panel on the right holding the colour bar.
     """
-    img = np.asarray(rgb)
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(np.asarray(img, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     vals = np.asarray(values, dtype=np.float32)
     if vmin is None or vmax is None:
-        a, b = robust_range(vals)
-        vmin = a if vmin is None else vmin
-        vmax = b if vmax is None else vmax
+        lo, hi = robust_range(vals)
+        vmin = lo if vmin is None else vmin
+        vmax = hi if vmax is None else vmax
     if not vmax > vmin:
         vmax = vmin + 1.0
-    h, w = vals.shape
-    if max_side and max(h, w) > max_side:
-        s = max_side / max(h, w)
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        valid = cv2.resize(np.isfinite(vals).astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
-        vals = cv2.resize(np.nan_to_num(vals, nan=vmin), size, interpolation=cv2.INTER_NEAREST)
-        h, w = vals.shape
+    if background is not None and background[:3] == (vals.shape[0], vals.shape[1], max_side):
+        _, _, _, img, valid = background
     else:
-        valid = np.isfinite(vals)
+        img = _to_u8(rgb)
+        size = _out_size(vals.shape[0], vals.shape[1], max_side)
+        if size is not None:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            valid = cv2.resize(np.isfinite(vals).astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+        else:
+            valid = np.isfinite(vals)
+    if valid.shape != vals.shape:  # nearest sampling keeps NaN where it is
+        vals = cv2.resize(vals, (valid.shape[1], valid.shape[0]), interpolation=cv2.INTER_NEAREST)
+    h, w = vals.shape
     scaled = np.clip((np.nan_to_num(vals, nan=vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
     codes = (scaled * 255.0 + 0.5).astype(np.uint8)
     coloured = cv2.cvtColor(cv2.applyColorMap(codes, colormap), cv2.COLOR_BGR2RGB)
-    out = (img.astype(np.float32) * dim).astype(np.uint8)
-    out[valid] = coloured[valid]
+    out = cv2.convertScaleAbs(img, alpha=float(dim))
+    cv2.copyTo(coloured, np.ascontiguousarray(valid).view(np.uint8), out)
 
     # Panel with the colour bar: width ~ 1/5 of the height, at least 110 px.
     panel_w = max(110, h // 5)
