@@ -473,6 +473,10 @@ def _compare_options(f):
     f = click.option("--mdc", "mdc", multiple=True, callback=_parse_mdc, metavar="INDEX=VALUE",
                      help="Override the minimal detectable change of an index (index units), e.g. "
                           "hemoglobin=0.002. Repeatable. Defaults: models/mdc.json.")(f)
+    f = click.option("--crosstalk-allowance/--no-crosstalk-allowance", "crosstalk", default=True, show_default=True,
+                     help="Widen the haemoglobin MDC by the melanin cross-talk measured on phantoms "
+                          "(coefficient x |melanin change|, models/mdc.json), so a pigment change is not "
+                          "called a change of redness.")(f)
     f = click.option("--calibrate", type=click.Choice(["auto", "chart", "none"]), default="auto", show_default=True,
                      help="Colour-chart correction: auto = when a chart is in both photos; chart = required.")(f)
     f = click.option("--lighting", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
@@ -483,11 +487,11 @@ def _compare_options(f):
     return max_pixels_option(f)
 
 
-def _compare_params(method, calibrate, lighting, mdc, max_pixels):
+def _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk=True):
     from .compare import CompareParams
 
     return CompareParams(segment_method=method, calibrate=calibrate, lighting=lighting, mdc=mdc,
-                         max_pixels=max_pixels)
+                         max_pixels=max_pixels, crosstalk_allowance=crosstalk)
 
 
 @cli.command("compare")
@@ -498,7 +502,7 @@ def _compare_params(method, calibrate, lighting, mdc, max_pixels):
               help="Region of interest in BEFORE's pixels: polygon JSON [[x,y],...] or a mask image.")
 @click.option("--json", "as_json", is_flag=True, help="Print comparison.json to stdout.")
 @_compare_options
-def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, mdc, max_pixels):
+def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, mdc, crosstalk, max_pixels):
     """Compare AFTER with BEFORE (same skin, two sessions).
 
     Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
@@ -512,7 +516,8 @@ def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, m
     from .compare import compare_files
     from .io import dumps_json
 
-    doc = compare_files(before, after, out, roi=roi, params=_compare_params(method, calibrate, lighting, mdc, max_pixels))
+    params = _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk)
+    doc = compare_files(before, after, out, roi=roi, params=params)
     if as_json:
         click.echo(dumps_json(doc))
     elif not _analyze_quiet():
@@ -534,7 +539,7 @@ def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, m
               help="CSV with columns patient,site,session,image[,roi] (paths relative to ROOT) instead of "
                    "the folder layout.")
 @_compare_options
-def track_cmd(root, out, manifest, method, calibrate, lighting, mdc, max_pixels):
+def track_cmd(root, out, manifest, method, calibrate, lighting, mdc, crosstalk, max_pixels):
     """Compare every patient/site series in ROOT with its baseline and previous session.
 
     ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
@@ -554,7 +559,8 @@ def track_cmd(root, out, manifest, method, calibrate, lighting, mdc, max_pixels)
         elif not quiet:
             click.echo(f"{label}: ok")
 
-    res = track(root, out, manifest=manifest, params=_compare_params(method, calibrate, lighting, mdc, max_pixels),
+    params = _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk)
+    res = track(root, out, manifest=manifest, params=params,
                 progress=progress)
     for n in res["notes"]:
         log.info("%s", n)

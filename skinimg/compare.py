@@ -71,6 +71,10 @@ Pipeline of one pair (:func:`compare_arrays`)
    ``improved`` by the metric's direction (:data:`DIRECTIONS`).  Default MDCs: see
    ``models/mdc.json`` (derived by ``benchmarks/derive_mdc.py`` from phantom retakes,
    ``MDC = 1.96 sqrt(2) SEM``, Weir 2005); override with ``mdc={"hemoglobin": 0.002}``.
+   ``hemoglobin`` adds a cross-talk allowance, ``coefficient * |delta melanin|`` (the
+   table's ``crosstalk``, measured on phantom pairs whose only true change is melanin;
+   :func:`load_crosstalk`), so a pigment change is not reported as a change of redness
+   (``crosstalk_allowance=False`` turns it off).
 
 Sign convention (:data:`DIRECTIONS`): for ``hemoglobin``, ``erythema_index``,
 ``a_star``, ``red_area_fraction`` (redness) and ``melanin``, ``melanin_index``,
@@ -121,6 +125,7 @@ __all__ = [
     "SERIES_COLUMNS",
     "CompareParams",
     "load_mdc",
+    "load_crosstalk",
     "load_roi",
     "pair_statistics",
     "verdict",
@@ -182,6 +187,9 @@ class CompareParams:
         Overrides of the default MDCs (index units).
     mdc_path : str or None
         MDC table (default ``models/mdc.json``).
+    crosstalk_allowance : bool
+        Widen the haemoglobin MDC by the melanin cross-talk measured on phantoms
+        (``crosstalk`` in the MDC table): ``mdc + coefficient * |delta melanin|``.
     min_joint_pixels : int
         Fewer joint skin pixels: the pair fails ("too little common skin").
     max_pixels : int or None
@@ -201,6 +209,7 @@ class CompareParams:
     seed: int = 0
     mdc: tuple = ()
     mdc_path: str | None = None
+    crosstalk_allowance: bool = True
     min_joint_pixels: int = 500
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     map_max_side: int = 1024
@@ -232,11 +241,7 @@ class CompareParams:
 # ----------------------------------------------------------------------------- MDC, ROI
 
 
-def load_mdc(path: str | os.PathLike | None = None) -> dict:
-    """The default minimal detectable changes: ``{metric: value}`` (index units).
-
-    Reads ``models/mdc.json`` (format ``skinimg-mdc/1``, written by ``benchmarks/derive_mdc.py``).
-    """
+def _read_mdc_doc(path: str | os.PathLike | None) -> tuple[dict, Path]:
     p = Path(path) if path else DEFAULT_MDC_PATH
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -244,6 +249,32 @@ def load_mdc(path: str | os.PathLike | None = None) -> dict:
         raise SkinImgError(f"cannot read the MDC table ({exc})", p.name) from None
     if not isinstance(doc, dict) or doc.get("format") != MDC_FORMAT or not isinstance(doc.get("mdc"), dict):
         raise SkinImgError(f"not an MDC table (format {MDC_FORMAT})", p.name)
+    return doc, p
+
+
+def load_crosstalk(path: str | os.PathLike | None = None) -> dict:
+    """Cross-talk allowances of the MDC table: ``{metric: (other_metric, coefficient)}``.
+
+    ``models/mdc.json`` holds one, measured by ``benchmarks/derive_mdc.py`` on phantom
+    pairs whose only true change is melanin: a haemoglobin change up to
+    ``coefficient * |delta melanin|`` can be cross-talk (see :func:`_add_verdicts`).
+    """
+    doc, p = _read_mdc_doc(path)
+    out = {}
+    for k, v in (doc.get("crosstalk") or {}).items():
+        try:
+            out[str(k)] = (str(v["from"]), float(v["coefficient"]))
+        except (TypeError, KeyError, ValueError):
+            raise SkinImgError(f"bad cross-talk entry for {k!r}", p.name) from None
+    return out
+
+
+def load_mdc(path: str | os.PathLike | None = None) -> dict:
+    """The default minimal detectable changes: ``{metric: value}`` (index units).
+
+    Reads ``models/mdc.json`` (format ``skinimg-mdc/1``, written by ``benchmarks/derive_mdc.py``).
+    """
+    doc, p = _read_mdc_doc(path)
     out = {}
     for k, v in doc["mdc"].items():
         try:
@@ -615,8 +646,17 @@ def _add_verdicts(doc: dict, p: CompareParams) -> dict:
     table = load_mdc(p.mdc_path)
     table.update(dict(p.mdc))
     unnormalised = doc["lighting"]["method"] == "none" and p.lighting == "auto"
+    crosstalk = load_crosstalk(p.mdc_path) if p.crosstalk_allowance else {}
     for name, m in doc["metrics"].items():
         mdc = table.get(name)
+        if name in crosstalk and mdc is not None:
+            # a change the measured change of the other chromophore could explain is not called
+            other, coef = crosstalk[name]
+            d_other = doc["metrics"].get(other, {}).get("delta")
+            if d_other is not None and math.isfinite(d_other):
+                m["mdc_retake"] = mdc
+                m["crosstalk_allowance"] = coef * abs(d_other)
+                mdc = mdc + m["crosstalk_allowance"]
         m["mdc"] = mdc
         m["verdict"] = verdict(name, m.get("delta"), m.get("ci95"), mdc)
         if unnormalised and name in LIGHTING_DEPENDENT:

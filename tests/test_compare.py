@@ -201,7 +201,30 @@ def test_a_15_percent_increase_is_worsened_and_mdc_override():
     b, a = render_phantom(sb), render_phantom(sa)
     big = replace(P, mdc={"hemoglobin": 1.0})
     doc2, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=big)
-    assert doc2["metrics"]["hemoglobin"]["verdict"] == "no_change" and doc2["metrics"]["hemoglobin"]["mdc"] == 1.0
+    h2 = doc2["metrics"]["hemoglobin"]
+    assert h2["verdict"] == "no_change" and h2["mdc_retake"] == 1.0
+    assert h2["mdc"] == pytest.approx(1.0 + h2["crosstalk_allowance"])
+
+
+def test_melanin_change_widens_the_haemoglobin_mdc_by_the_measured_crosstalk():
+    """Pigment fading with unchanged blood (sample P002's situation): the haemoglobin MDC grows by
+    coefficient x |delta melanin| (coefficient from models/mdc.json, measured on phantom pairs whose
+    only true change is melanin), so the cross-talk is not called a change of redness."""
+    coef_from, coef = C.load_crosstalk()["hemoglobin"]
+    assert coef_from == "melanin" and 0 < coef < 0.2
+    sb = _spec(seed=52, melanin=0.15, spots=8)
+    sa = replace(sb, pose=(8.0, -4.0, 2.0, 1.02), melanin_scale=0.75, noise_seed=4)
+    b, a = render_phantom(sb), render_phantom(sa)
+    doc, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=P)
+    hb, mel = doc["metrics"]["hemoglobin"], doc["metrics"]["melanin"]
+    assert mel["verdict"] == "improved" and mel["delta"] < -0.02
+    assert hb["crosstalk_allowance"] == pytest.approx(coef * abs(mel["delta"]))
+    assert hb["mdc"] == pytest.approx(hb["mdc_retake"] + hb["crosstalk_allowance"])
+    assert hb["verdict"] == "no_change"
+    off, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask,
+                              params=replace(P, crosstalk_allowance=False))
+    assert off["metrics"]["hemoglobin"]["mdc"] == C.load_mdc()["hemoglobin"]
+    assert "crosstalk_allowance" not in off["metrics"]["hemoglobin"]
 
 
 # ----------------------------------------------------------------------------- ROI
