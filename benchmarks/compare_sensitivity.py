@@ -10,21 +10,23 @@ default MDC (true skin masks).  Prints, per change, the mean and largest error o
 (``worsened`` for increases, ``improved`` for decreases).  A change is *reliably detected*
 when at least 95 % of its pairs get the right verdict.
 
-Result (skinimg 2026-11-24, ``--n 6``, i.e. 12 pairs per change; default MDC
-hemoglobin = 0.00078, about 3 % of a typical level of 0.027)::
+Result (skinimg 2026-11-29, default ``--n 8``, i.e. 16 pairs per change; default MDC
+hemoglobin = 0.00051, about 2 % of a typical level of 0.027, after the indices began
+averaging noise in linear light)::
 
      change %  mean err pp  max |err| pp  right verdict
-          2.5         0.18          4.14            67%
-          5.0         0.08          2.10            83%
-          7.5        -0.39          6.55            92%
-         10.0         0.06          2.15           100%
-         15.0         0.11          1.66           100%
-         20.0        -0.37          3.49           100%
-         30.0        -0.66          3.83           100%
-         40.0        -0.29          4.00           100%
+          2.5         0.14          3.96            56%
+          5.0         0.17          1.69            75%
+          7.5         0.16          4.66           100%
+         10.0        -0.31          4.02           100%
+         15.0         0.14          1.73           100%
+         20.0        -0.60          3.50           100%
+         30.0        -0.21          3.61           100%
+         40.0        -0.53          4.76           100%
 
-The smallest haemoglobin change detected reliably is **10 %** (light to tan skin,
-melanin 0.02-0.16; with JPEG quality, pose and exposure changing between the shots).
+The smallest haemoglobin change detected reliably is **7.5 %** (light to tan skin,
+melanin 0.02-0.16; with JPEG quality, pose and exposure changing between the shots;
+it was 10 % with the previous MDC of 0.00078).
 """
 
 from __future__ import annotations
