@@ -42,7 +42,8 @@ Per-pixel indices (:data:`INDEX_NAMES`)
     dermal reflectance make real OD far from additive (the linear fit leaves 0.025 OD
     rms on typical skin and fails at dark tones):
 
-    * haemoglobin from the chromaticity alone (Newton's method on the tabulated model),
+    * haemoglobin from the chromaticity alone (the model's roots, solved by Newton's method
+      once per process on a fine chromaticity grid and interpolated per colour),
       hence independent of exposure and shading;
     * where two skins share a chromaticity (lighter skin with more blood, darker skin
       with less; in the phantom model this happens below about ITA 0 degrees, the
