@@ -604,7 +604,16 @@ def _redness_outliers(rgb8: np.ndarray, mask: np.ndarray, params: SegmentParams)
 #: Names of the second-stage pixel features (:func:`_pixel_features`), in column order.
 FEATURE_NAMES = ("global_llr", "image_llr", "log_lum", "blackhat1", "blackhat2", "tophat1", "tophat2", "local_std",
                  "dL", "da", "db", "local_da", "local_db", "depth", "core_dist", "dL_top", "da_top", "db_top",
-                 "region_fraction")
+                 "region_fraction",
+                 # texture without colour: structure tensor (strand orientation coherence, gradient energy,
+                 # anisotropy) at two scales and band-pass energy at three
+                 "coherence1", "grad_energy1", "anisotropy1", "coherence2", "grad_energy2", "anisotropy2",
+                 "band1", "band2", "band4",
+                 # thin structures in every CIELAB channel: pixel minus its 3 x 3 / 5 x 5 median, chroma hats
+                 "medres3_L", "medres3_a", "medres3_b", "medres5_L", "medres5_a", "medres5_b",
+                 "tophat_a", "blackhat_a", "tophat_b", "blackhat_b",
+                 # context of the colour log-odds
+                 "local_llr", "local_image_llr", "wide_image_llr")
 
 
 def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, mask: np.ndarray,
@@ -621,6 +630,13 @@ def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, m
     top-hat (Lee et al. 1997 DullRazor idea) at radii 1 and 2; local standard deviation
     (5 x 5) of luminance relative to the core median.  Geometry: distance (pixels,
     capped at 15) to the outside of ``mask`` and to ``core``.
+
+    Hair strands of the skin's own colour (added after the per-tone diagnosis): the structure tensor of
+    log luminance at integration scales 1.5 and 3 (coherence ``(l1 - l2) / (l1 + l2)``, log trace, log
+    ``l1 - l2``; strands are oriented, skin texture is not), log band-pass energy at sigma 1, 2, 4 (differences
+    of Gaussians, squared, smoothed at the same sigma), pixel minus its 3 x 3 and 5 x 5 median in L*, a*, b*
+    (a one-pixel line differs from its median in hue even where its lightness matches), grey-level top-hat and
+    black-hat of a*, b* (radius 1), and 7 x 7 / 15 x 15 box means of the two colour log-odds (context).
     """
     f32 = np.float32
     y = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(f32)
@@ -654,16 +670,46 @@ def _pixel_features(rgb8: np.ndarray, llr: np.ndarray, img: np.ndarray | None, m
     for c in range(3):
         feats.append(lab[..., c] - ref_hi[c])
     feats.append(np.full_like(y, f32(np.count_nonzero(mask) / (photo_pixels or mask.size))))
-    idx = mask.reshape(-1)
-    return np.stack([f.reshape(-1)[idx] for f in feats], axis=1).astype(f32, copy=False)
+    # structure tensor of log luminance (Bigun and Granlund 1987; Weickert 1999): hair strands run in one
+    # direction (coherence near 1), skin texture and noise do not; plus band-pass energy at sigma 1, 2, 4
+    ly = np.log(y + f32(8))
+    gx = cv2.Sobel(ly, cv2.CV_32F, 1, 0, ksize=3) * f32(0.125)
+    gy = cv2.Sobel(ly, cv2.CV_32F, 0, 1, ksize=3) * f32(0.125)
+    gxx, gyy, gxy = gx * gx, gy * gy, gx * gy
+    for s in (1.5, 3.0):
+        jxx, jyy, jxy = _gauss(gxx, s), _gauss(gyy, s), _gauss(gxy, s)
+        tr = jxx + jyy
+        d = np.sqrt((jxx - jyy) ** 2 + f32(4) * jxy * jxy)
+        feats += [d / (tr + f32(1e-4)), np.log(tr + f32(1e-5)), np.log(d + f32(1e-5))]
+    prev = ly
+    for s in (1.0, 2.0, 4.0):
+        g = _gauss(ly, s)
+        band = prev - g
+        feats.append(np.log(_gauss(band * band, s) + f32(1e-5)))
+        prev = g
+    chans = [np.ascontiguousarray(lab[..., c]) for c in range(3)]
+    for k in (3, 5):
+        feats += [ch - cv2.medianBlur(ch, k) for ch in chans]
+    e1 = _ellipse(1)
+    for ch in chans[1:]:
+        feats += [ch - cv2.morphologyEx(ch, cv2.MORPH_OPEN, e1), cv2.morphologyEx(ch, cv2.MORPH_CLOSE, e1) - ch]
+    img0 = feats[1]
+    feats += [cv2.blur(feats[0], (7, 7)), cv2.blur(img0, (7, 7)), cv2.blur(img0, (15, 15))]
+    idx = np.flatnonzero(mask.reshape(-1))
+    out = np.empty((len(feats), idx.size), dtype=f32)  # one row per feature, gathered by integer index
+    for j, f in enumerate(feats):
+        np.take(f.reshape(-1), idx, out=out[j])
+    return out.T  # (N, F), Fortran-ordered view
 
 
 
 #: Margin (working pixels) of the crop around the region in which the second stage runs: more than the
-#: reach of every spatial filter behind a region pixel's features (grey-level closing/opening of radius 2
-#: = 4 pixels, 7 x 7 box = 3, 5 x 5 = 2; and the Gaussian of ``pixel_sigma``, about 4 sigma, which widens
-#: the margin beyond sigma 2.5), so the crop gives the region the same values as the whole image.
-_CROP_MARGIN = 12
+#: reach of every spatial filter behind a region pixel's features (the widest: band-pass energy at sigma 4,
+#: a Gaussian of radius 16 (OpenCV's float kernel, 4 sigma) on the difference of Gaussians of radii 8 and 16
+#: = 32 pixels; structure tensor at sigma 3 = 12 + 1; 15 x 15 box = 7; grey-level closing/opening of radius 2
+#: = 4; and the Gaussian of ``pixel_sigma``, about 4 sigma), so the crop gives the region the same values as
+#: the whole image.
+_CROP_MARGIN = 36
 
 
 @functools.lru_cache(maxsize=1)
@@ -1160,14 +1206,17 @@ def _stage2_specs(seeds_tones: int, size_hi: tuple[int, int], n_varied: int = 20
     """Extra second-stage training phantoms: every ladder tone with all distractors (seeds 800000+),
     larger photos (seeds 300+, ``size_hi``) so that the texture features see two scales, and ``n_varied``
     more varied phantoms (seeds 1000+; photo-level cases such as a skin-coloured wood wall or garment are
-    rare, and the perceptron needs many of them).  All disjoint from the held-out seeds (100000+, 500000+,
+    rare, and the perceptron needs many of them), and the tan to dark ones (melanin >= 0.1) among the varied
+    phantoms of seeds 2000 .. 2000 + 5 ``n_varied`` - 1 (306 for the default 200: dark skin with hair of its own
+    colour is the largest remaining error).  All disjoint from the held-out seeds (100000+, 200000+, 500000+,
     700000+)."""
     from .synth import BACKGROUNDS, LADDER_TONES, SET_EXPOSURE, PhantomSpec
 
     specs = [PhantomSpec(melanin=m, hemoglobin=h, seed=800_000 + 100 * r + i, size=(240, 320), exposure=SET_EXPOSURE,
                          background=BACKGROUNDS[(i + r) % len(BACKGROUNDS)])
              for r in range(seeds_tones) for i, (m, h) in enumerate(LADDER_TONES)]
-    return specs + phantom_specs(range(300, 324), size=size_hi) + phantom_specs(range(1000, 1000 + n_varied))
+    dark = [s for s in phantom_specs(range(2000, 2000 + 5 * n_varied)) if s.melanin >= 0.1]
+    return specs + phantom_specs(range(300, 324), size=size_hi) + phantom_specs(range(1000, 1000 + n_varied)) + dark
 
 
 def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed: int, say, n_extra: int = 200
@@ -1218,7 +1267,8 @@ def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed
             "pixels_per_image_max": cap, "skin_fraction": float(y.mean()),
             "data": "region pixels (after steps 1-5) of the training phantoms (seeds 0 .. n-1), 48 ladder-tone "
                     "phantoms with all distractors (seeds 800000+), 24 at twice the size (seeds 300-323) and "
-                    f"{n_extra} more varied phantoms (seeds 1000+)",
+                    f"{n_extra} more varied phantoms (seeds 1000+) and the varied phantoms with melanin >= 0.1 "
+                    f"among seeds 2000-{2000 + 5 * n_extra - 1}",
             "labels": "phantom true skin mask"}
     return arrays, info
 
