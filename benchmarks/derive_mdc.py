@@ -72,6 +72,15 @@ def crosstalk_specs(i: int, seed: int = 0, size=(480, 640)) -> tuple[PhantomSpec
     return a, replace(b, melanin_scale=scale)
 
 
+def measure(sa: PhantomSpec, sb: PhantomSpec, params: CompareParams, masks: str, label: str) -> dict:
+    """Render the two shots and compare them (true skin masks unless ``masks == "segmenter"``)."""
+    pa, pb = render_phantom(sa), render_phantom(sb)
+    truth = masks == "truth"
+    doc, _ = measure_pair(pa.image, pb.image, before_mask=pa.mask if truth else None,
+                          after_mask=pb.mask if truth else None, params=params, label=label)
+    return doc
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=40, help="retake pairs")
@@ -89,10 +98,7 @@ def main(argv=None) -> int:
     skipped = 0
     for i in range(args.n):
         sa, sb = retake_specs(i, args.seed)
-        pa, pb = render_phantom(sa), render_phantom(sb)
-        truth = args.masks == "truth"
-        doc, _ = measure_pair(pa.image, pb.image, before_mask=pa.mask if truth else None,
-                              after_mask=pb.mask if truth else None, params=params, label=f"retake {i}")
+        doc = measure(sa, sb, params, args.masks, f"retake {i}")
         normalised = doc["lighting"]["method"] != "none"
         skipped += not normalised
         for m in METRICS:
@@ -108,10 +114,7 @@ def main(argv=None) -> int:
     ratios = []
     for i in range(args.n_crosstalk):
         sa, sb = crosstalk_specs(i, args.seed)
-        pa, pb = render_phantom(sa), render_phantom(sb)
-        truth = args.masks == "truth"
-        doc, _ = measure_pair(pa.image, pb.image, before_mask=pa.mask if truth else None,
-                              after_mask=pb.mask if truth else None, params=params, label=f"cross-talk {i}")
+        doc = measure(sa, sb, params, args.masks, f"cross-talk {i}")
         d_mel, d_hb = doc["metrics"]["melanin"]["delta"], doc["metrics"]["hemoglobin"]["delta"]
         if doc["lighting"]["method"] != "none" and abs(d_mel) > 1e-4:
             ratios.append(abs(d_hb) / abs(d_mel))

@@ -142,13 +142,8 @@ def linear16_luts() -> tuple[np.ndarray, np.ndarray]:
     in linear light (where light adds) and stored again as 8-bit sRGB.
     """
     to_lin = np.rint(_decode_lut(8).astype(np.float64) * 65535.0).astype(np.uint16)
-    enc = _srgb_encode64(np.arange(65536, dtype=np.float64) / 65535.0)
-    to_u8 = np.clip(np.rint(enc * 255.0), 0, 255).astype(np.uint8)
+    to_u8 = linear_to_srgb_uint8(np.arange(65536, dtype=np.float64) / 65535.0)
     return to_lin, to_u8
-
-
-def _srgb_encode64(v: np.ndarray) -> np.ndarray:
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0.0) ** (1 / 2.4) - 0.055)
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:

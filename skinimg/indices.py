@@ -58,10 +58,11 @@ Per-pixel indices (:data:`INDEX_NAMES`)
     dermal blood fraction); on real photos *model-equivalent* fractions, comparable
     within one camera and lighting set-up (calibrate for comparisons across set-ups).
 
-Noise: the photo is smoothed inside the skin by a 2-pixel Gaussian in linear light
-before the indices (:attr:`IndexParams.smoothing_sigma`); pixels within 5 px of the
-skin border are left as they are.  All per-pixel work runs on the skin's bounding box, and for
-8-bit photos once per distinct skin colour.
+Noise: each skin pixel is averaged in linear light with its skin neighbours (a 7 x 7
+box, the variance of a Gaussian of sigma 2, normalised to the skin mask so the
+background never leaks in) before the indices (:attr:`IndexParams.smoothing_sigma`).
+All per-pixel work runs on the skin's bounding box, and for 8-bit photos once per
+distinct skin colour.
 
 Per-image statistics: see :func:`summarize`.
 
@@ -180,7 +181,8 @@ class IndexParams:
         (:func:`choose_shared_branch`, what ``skinimg compare`` and ``track`` do).
     smoothing_sigma : float
         Gaussian sigma (pixels) of a light smoothing of the photo before every index
-        (``cv2.GaussianBlur`` in linear light, 0 = none; see :func:`_smooth_inside`).
+        (a box of the same variance, on linear light, normalised to the skin mask,
+        0 = none; see :func:`_smooth_inside`).
         Sensor noise is amplified by the non-linear inversion at dark tones and
         biases mean concentrations by an amount that changes with exposure; 2 px
         keeps haemoglobin within about 1 % under a 25 % exposure change on dark
@@ -527,7 +529,7 @@ def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
 @lru_cache(maxsize=4)
 def _candidate_table(model: ChromophoreModel, g: int = 400):
     """:func:`_solve_candidates` tabulated on a fine g x g grid of chromaticity (built once
-    per process, about 0.3 s): ``(lo, step, table (g, g, 6) float32)``."""
+    per process, with :func:`_inverse_grid` about 0.9 s): ``(lo, step, table (g, g, 6) float32)``."""
     lo, step, light, _ = _inverse_grid(model)
     hi = lo + step * (light.shape[0] - 1)
     fstep = (hi - lo) / (g - 1)
@@ -949,10 +951,8 @@ def choose_shared_branch(images: Sequence[tuple[np.ndarray, np.ndarray]], *,
         crop, mc = rgb[box], np.ascontiguousarray(mask[box])
         if params.smoothing_sigma > 0:
             crop = _smooth_inside(crop, mc, params.smoothing_sigma, keep_outside=False)
-        px = crop[mc]
-        if px.dtype == np.uint8:
-            px, w = np.unique(px, axis=0, return_counts=True)
-        else:
+        px, w = _skin_colours(crop, mc)[:2]
+        if w is None:
             w = np.ones(len(px), dtype=np.int64)
         od = colour.rgb_to_optical_density(px, params.od_floor).astype(np.float64)
         cands.append(_candidates(od, basis.model))
@@ -1000,8 +1000,8 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
 
     Kernel: a box of width ``b = sqrt(12 sigma^2 + 1)`` rounded to odd (the variance of
     a Gaussian of ``sigma``; 7 x 7 px for sigma 2, a running sum, so its cost does not
-    grow with b), normalised to the mask (``blur(lin * mask) / blur(mask)``: background never leaks into skin values,
-    up to the border).  Averaging happens on linear values: the mean of encoded (gamma)
+    grow with b), normalised to the mask (``blur(lin * mask) / blur(mask)``: background
+    never leaks into skin values, up to the border).  Averaging happens on linear values: the mean of encoded (gamma)
     values is darker than the mean light (Jensen's inequality) by an amount that grows
     with the noise relative to the signal, so it changes with exposure at dark tones.
 
@@ -1054,6 +1054,37 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
     return out
 
 
+def _skin_colours(rgb: np.ndarray, mask: np.ndarray):
+    """The skin pixels of ``rgb`` (H, W, 3) under ``mask`` (H, W), compactly.
+
+    uint8: ``(units, weights, pos)``: the distinct colours (M, 3) uint8 in the order of
+    their 24-bit codes ``R | G << 8 | B << 16``, each one's pixel count, and each pixel's
+    colour index.  Other dtypes: ``(pixels (N, 3), None, None)``.
+    """
+    if rgb.dtype != np.uint8 or not mask.any():
+        return rgb.reshape(-1, 3)[mask.ravel()], None, None
+    # 24-bit colour codes of the skin pixels: R | G << 8 | B << 16 (RGBA view, alpha masked off).
+    codes = cv2.cvtColor(rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    codes = codes.view(np.uint32).reshape(mask.shape)[mask]
+    np.bitwise_and(codes, np.uint32(0xFFFFFF), out=codes)
+    # distinct colours (sorted codes) from a 2**24 bool table (a bincount over 2**24 int64 bins
+    # and its nonzero scan cost 4x more), then each pixel's colour index and the counts
+    seen = np.zeros(1 << 24, dtype=bool)
+    seen[codes] = True
+    nz = np.flatnonzero(seen)
+    del seen
+    table = np.empty(1 << 24, dtype=np.int32)
+    table[nz] = np.arange(len(nz), dtype=np.int32)
+    pos = table[codes]
+    del table
+    weights = np.bincount(pos, minlength=len(nz))
+    units = np.empty((len(nz), 3), dtype=np.uint8)
+    units[:, 0] = nz & 0xFF
+    units[:, 1] = (nz >> 8) & 0xFF
+    units[:, 2] = nz >> 16
+    return units, weights, pos
+
+
 class _Skin:
     """Index values of the skin pixels, stored compactly.
 
@@ -1069,33 +1100,10 @@ class _Skin:
         self.mask = mask
         self.n = int(np.count_nonzero(mask))
         self.info = {"chromophore_method": params.chromophore_method, "saturated_fraction": float("nan")}
-        self._pos = None
-        if rgb.dtype == np.uint8 and self.n:
-            # 24-bit colour codes of the skin pixels: R | G << 8 | B << 16 (RGBA view, alpha masked off).
-            codes = cv2.cvtColor(rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
-            codes = codes.view(np.uint32).reshape(mask.shape)[mask]
-            np.bitwise_and(codes, np.uint32(0xFFFFFF), out=codes)
-            # distinct colours (sorted codes) from a 2**24 bool table (a bincount over 2**24 int64 bins
-            # and its nonzero scan cost 4x more), then each pixel's colour index and the counts
-            seen = np.zeros(1 << 24, dtype=bool)
-            seen[codes] = True
-            nz = np.flatnonzero(seen)
-            del seen
-            table = np.empty(1 << 24, dtype=np.int32)
-            table[nz] = np.arange(len(nz), dtype=np.int32)
-            self._pos = table[codes]
-            del table
-            self.weights = np.bincount(self._pos, minlength=len(nz))
-            self._codes = codes
-            self._nz = nz
-            units = np.empty((len(nz), 3), dtype=np.uint8)
-            units[:, 0] = nz & 0xFF
-            units[:, 1] = (nz >> 8) & 0xFF
-            units[:, 2] = nz >> 16
+        units, self.weights, self._pos = _skin_colours(rgb, mask)
+        if self.weights is not None:
             sat = int(self.weights[(units == 255).any(axis=1)].sum())
         else:
-            units = rgb.reshape(-1, 3)[mask.ravel()]
-            self.weights = None
             top = np.iinfo(units.dtype).max if units.dtype.kind == "u" else 1.0
             sat = int(np.count_nonzero((units >= top).any(axis=1)))
         if self.n == 0:
@@ -1125,11 +1133,6 @@ class _Skin:
         v = self.spot_melanin if name == "spot_melanin" else self.values[name]
         if self.weights is None:
             return v
-        if self._pos is None:
-            table = np.empty(1 << 24, dtype=np.int32)
-            table[self._nz] = np.arange(len(self._nz), dtype=np.int32)
-            self._pos = table[self._codes]
-            del table
         return v[self._pos]
 
     def map(self, name: str) -> np.ndarray:
