@@ -27,7 +27,8 @@ Two per-pixel colour classifiers are available:
 
 Spatial clean-up (parameters in :class:`SegmentParams`; the rules baseline gets steps
 1-5, 7's specular/dark veto and 8, the model all of them), on a copy
-downscaled by an integer factor to at most ``work_pixels`` pixels (block means); the
+downscaled to at most ``work_pixels`` pixels (block means of k x k pixels, ``k`` the smallest
+of 1, 2, 3, 4, 6, 8, 12, 16 ... that fits: made of 2 x 2 steps, the fastest); the
 mask and probability are resized back (bilinear) to the photo's size at the end, so
 the cost hardly grows with the megapixels:
 
@@ -59,6 +60,14 @@ the cost hardly grows with the megapixels:
    would remove more than 20 % of the region); specular
    highlights (every channel >= ``specular_level``) and very dark pixels (every
    channel <= ``dark_level``), both on the 8-bit scale.
+   With a second stage in the model (the default model has one), a perceptron over colour,
+   texture and context features of every region pixel (:data:`FEATURE_NAMES`) replaces the
+   probability, strand and lip vetoes.  It runs on the working image when that has at most
+   ``stage2_pixels`` pixels, otherwise on a copy downscaled by the smallest integer factor that
+   fits; its log-odds then come back by bilinear interpolation sharpened with a guided filter
+   (He, Sun and Tang 2013, *Guided image filtering*, IEEE TPAMI 35(6):1397-1409,
+   DOI 10.1109/TPAMI.2012.213) whose guide is the working image's grey level, so the outline
+   follows the photo's edges.
 8. Optional region of interest (``roi``): everything outside it is removed.
 
 A photo without any skin pixel left gets ``status="no_skin"`` (not an exception).
@@ -157,8 +166,8 @@ class SegmentParams:
     ----------
     work_pixels : int
         The colour model and the spatial steps run on a copy downscaled by the
-        smallest integer factor ``k`` (mean of k x k blocks) that leaves at most this
-        many pixels; smaller photos are used as they are.
+        smallest factor ``k`` in 2, 3, 4, 6, 8, 12, 16, 24 ... (``2**a`` or ``3 * 2**a``; mean of k x k
+        blocks) that leaves at most this many pixels; smaller photos are used as they are.
     smooth_sigma : float
         Gaussian sigma (pixels) of the probability smoothing before the hysteresis.
     high, low : float
@@ -186,6 +195,13 @@ class SegmentParams:
         Region pixels whose second-stage P(skin) is below this are removed (step 7, when
         the model has a second stage; it then replaces the probability, strand and lip
         vetoes); 0 = use those rule-based vetoes instead.
+    stage2_pixels
+        The second stage runs on a copy of the working image downscaled by the smallest integer
+        factor that leaves at most this many pixels (0 = always at working resolution); its
+        log-odds are brought back by bilinear interpolation and a guided filter (step 7).
+    guide_radius, guide_eps
+        Window radius (working pixels) and regularisation (guide scaled to [0, 1]) of that guided
+        filter; radius 0 = bilinear interpolation only.
     """
 
     work_pixels: int = 320_000
@@ -210,6 +226,9 @@ class SegmentParams:
     redness_z: float = 4.0
     strand_llr: float = 0.0
     stage2_threshold: float = 0.5
+    stage2_pixels: int = 160_000
+    guide_radius: int = 3
+    guide_eps: float = 3e-4
 
     def __post_init__(self):
         if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):
@@ -222,6 +241,10 @@ class SegmentParams:
             raise SkinImgError("min_component, max_hole and pixel_min must be in [0, 1)")
         if not 0.0 <= self.stage2_threshold < 1.0:
             raise SkinImgError(f"stage2_threshold must be in [0, 1), got {self.stage2_threshold!r}")
+        if not (isinstance(self.stage2_pixels, int) and (self.stage2_pixels == 0 or self.stage2_pixels >= 4096)):
+            raise SkinImgError(f"stage2_pixels must be 0 or an integer >= 4096, got {self.stage2_pixels!r}")
+        if self.guide_radius < 0 or self.guide_eps <= 0:
+            raise SkinImgError("guide_radius must be >= 0 and guide_eps > 0")
         if not (0 <= self.dark_level < self.specular_level <= 256):
             raise SkinImgError("need 0 <= dark_level < specular_level <= 256 (8-bit levels)")
 
@@ -293,19 +316,22 @@ class SkinModel:
     sha256: str = ""
     stage2: dict | None = None
 
-    def predict_stage2(self, features: np.ndarray) -> np.ndarray:
-        """P(skin | pixel features), float32 (N,), for float32 (N, F) rows of :func:`_pixel_features`.
+    def stage2_logit(self, features: np.ndarray) -> np.ndarray:
+        """Log-odds of skin, float32 (N,), for float32 (N, F) rows of :func:`_pixel_features`.
 
-        ``sigmoid(relu(((x - mu) / sd) W1 + b1) W2 + b2)`` (a multilayer perceptron
-        trained with scikit-learn's ``MLPClassifier``, weights stored as plain arrays).
+        ``relu(((x - mu) / sd) W1 + b1) W2 + b2`` (a multilayer perceptron trained with
+        scikit-learn's ``MLPClassifier``, weights stored as plain arrays).
         """
         s = self.stage2
         h = (features - s["mu"]) * s["inv_sd"]
         h = h @ s["W1"]
         h += s["b1"]
         np.maximum(h, np.float32(0), out=h)
-        z = h @ s["W2"][:, 0] + s["b2"][0]
-        return np.float32(1) / (np.float32(1) + np.exp(-z))
+        return h @ s["W2"][:, 0] + s["b2"][0]
+
+    def predict_stage2(self, features: np.ndarray) -> np.ndarray:
+        """P(skin | pixel features), float32 (N,): the sigmoid of :meth:`stage2_logit`."""
+        return np.float32(1) / (np.float32(1) + np.exp(-self.stage2_logit(features)))
 
     def index(self, rgb8: np.ndarray) -> np.ndarray:
         """Flat LUT index (int32, (H, W)) of a uint8 RGB image."""
@@ -722,15 +748,15 @@ def _blas_pools():
     return ThreadpoolController().select(user_api="blas")
 
 
-def _predict_stage2_one_thread(model: SkinModel, f: np.ndarray) -> np.ndarray:
-    """``model.predict_stage2(f)`` with the BLAS on one thread (the same values: each product element is
+def _stage2_logit_one_thread(model: SkinModel, f: np.ndarray) -> np.ndarray:
+    """``model.stage2_logit(f)`` with the BLAS on one thread (the same values: each product element is
     computed alike).  A few milliseconds of matrix product gain little from a second thread, and its
     wake-up and spinning cost far more when the other cores are busy (a batch runs one photo per core)."""
     pools = _blas_pools()
     if pools is None or not pools.lib_controllers:  # pragma: no cover
-        return model.predict_stage2(f)
+        return model.stage2_logit(f)
     with pools.limit(limits=1):
-        return model.predict_stage2(f)
+        return model.stage2_logit(f)
 
 
 def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
@@ -740,6 +766,99 @@ def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
         return None
     h, w = mask.shape
     return slice(max(y - margin, 0), min(y + bh + margin, h)), slice(max(x - margin, 0), min(x + bw + margin, w))
+
+
+def _stage2_logit(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.ndarray, params: SegmentParams,
+                  model: SkinModel) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray] | None:
+    """Second-stage log-odds of the region's pixels: ``(box, m, z)`` with ``box`` the region's bounding box
+    grown by :data:`_CROP_MARGIN` (the features are computed on it), ``m = mask[box]`` and ``z`` float32 (N,)
+    in ``m`` order; None for an empty region."""
+    box = _bbox(mask, max(_CROP_MARGIN, int(4 * params.pixel_sigma) + 2))
+    if box is None:
+        return None
+    img = _image_llr(rgb8, mask, confident, params) if params.refine_weight > 0 else None
+    m = np.ascontiguousarray(mask[box])
+    core = cv2.erode((m & confident[box]).view(np.uint8), _ellipse(params.refine_margin)).view(bool)
+    llr = _logit(_gauss(np.ascontiguousarray(p[box]), params.pixel_sigma))
+    f = _pixel_features(np.ascontiguousarray(rgb8[box]), llr, None if img is None else img[box], m, core,
+                        photo_pixels=mask.size)
+    return box, m, _stage2_logit_one_thread(model, f)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Grey-level guided filter (He, Sun and Tang 2013, *Guided image filtering*, IEEE TPAMI 35(6):1397-1409,
+    DOI 10.1109/TPAMI.2012.213): the output is locally ``a * guide + b``, fitted to ``src`` by least squares in
+    each (2 radius + 1)^2 window with ridge ``eps``, then the coefficients averaged; edges of ``guide`` are kept.
+
+    ``guide`` and ``src`` are float32 (H, W) (the guide in [0, 1] for ``eps`` to have its documented
+    scale); returns float32 (H, W).  Box means with reflected borders (OpenCV ``blur``).
+    """
+    k = (2 * radius + 1, 2 * radius + 1)
+    m_i = cv2.blur(guide, k)
+    m_p = cv2.blur(src, k)
+    cov = cv2.blur(guide * src, k) - m_i * m_p
+    var = cv2.blur(guide * guide, k) - m_i * m_i
+    a = cov / (var + np.float32(eps))
+    b = m_p - a * m_i
+    return cv2.blur(a, k) * guide + cv2.blur(b, k)
+
+
+#: Log-odds bound of the second stage when it runs downscaled: the values are clipped to +-this (P = 0.99)
+#: before interpolation, and pixels outside the region get -this (not skin).
+_Z_CAP = 4.595
+
+
+def _stage2_veto(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.ndarray, params: SegmentParams,
+                 model: SkinModel) -> np.ndarray | None:
+    """Region pixels the second stage rejects (bool, shape of ``mask``), or None for an empty region.
+
+    At most ``stage2_pixels`` pixels: at working resolution.  Larger: on a copy downscaled by the smallest
+    integer factor ``k`` that fits (block means of colours and probabilities; a block is in the region when any
+    of its pixels is, confident when most are); the log-odds, clipped to +-:data:`_Z_CAP` and -:data:`_Z_CAP`
+    outside the region, are resized back bilinearly and sharpened by :func:`guided_filter` with the working
+    image's grey level as guide (``guide_radius``, ``guide_eps``), so that the region's outline follows the
+    photo's edges rather than the k x k blocks.  Saves about three quarters of the second stage's time (the
+    larger part of the segmentation of a close-up) for a drop of pooled F1 on the 480 x 640 sample photos from
+    0.986 to 0.985.
+    """
+    thr = params.stage2_threshold
+    zthr = np.float32(math.log(thr / (1.0 - thr)))
+    h, w = mask.shape
+    k = max(1, math.ceil(math.sqrt(h * w / float(params.stage2_pixels)))) if params.stage2_pixels else 1
+    if k == 1:
+        out = _stage2_logit(rgb8, p, mask, confident, params, model)
+        if out is None:
+            return None
+        box, m, z = out
+        veto = np.zeros(mask.shape, dtype=bool)
+        sub = np.zeros_like(m)
+        sub[m] = z < zthr
+        veto[box] = sub
+        return veto
+    hk, wk = (h // k) * k, (w // k) * k
+    size = (wk // k, hk // k)
+    rgb2 = cv2.resize(rgb8[:hk, :wk], size, interpolation=cv2.INTER_AREA)
+    p2 = cv2.resize(p[:hk, :wk], size, interpolation=cv2.INTER_AREA)
+    mask2 = cv2.resize(mask[:hk, :wk].view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 0
+    conf2 = cv2.resize(confident[:hk, :wk].view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) >= 128
+    out = _stage2_logit(rgb2, p2, mask2, conf2, params, model)
+    if out is None:
+        return None
+    box2, m2, z2v = out
+    cap = np.float32(_Z_CAP)
+    z2 = np.full(mask2.shape, -cap, dtype=np.float32)
+    sub = np.full(m2.shape, -cap, dtype=np.float32)
+    sub[m2] = np.clip(z2v, -cap, cap)
+    z2[box2] = sub
+    z = _upsample(z2, hk, wk, h, w)
+    r = params.guide_radius
+    box = _bbox(mask, 2 * r + 1)
+    if r > 0 and box is not None:
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb8[box]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey *= np.float32(1 / 255.0)
+        z[box] = guided_filter(grey, np.ascontiguousarray(z[box]), r, params.guide_eps)
+    return (z < zthr) & mask
+
 
 
 def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True,
@@ -774,21 +893,12 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
     high = np.float32(params.high)
     stage2 = refine and model is not None and model.stage2 is not None and params.stage2_threshold > 0
     if stage2 and collect is None:
-        box = _bbox(mask, max(_CROP_MARGIN, int(4 * params.pixel_sigma) + 2))
-        if box is not None:
-            confident = ps >= high
-            img = _image_llr(rgb8, mask, confident, params) if params.refine_weight > 0 else None
-            m = np.ascontiguousarray(mask[box])
-            core = cv2.erode((m & confident[box]).view(np.uint8), _ellipse(params.refine_margin)).view(bool)
-            llr = _logit(_gauss(np.ascontiguousarray(p[box]), params.pixel_sigma))
-            f = _pixel_features(np.ascontiguousarray(rgb8[box]), llr, None if img is None else img[box], m, core,
-                                photo_pixels=mask.size)
-            veto = np.zeros_like(m)
-            veto[m] = _predict_stage2_one_thread(model, f) < np.float32(params.stage2_threshold)
-            r, g, b = cv2.split(rgb8[box])
+        veto = _stage2_veto(rgb8, p, mask, ps >= high, params, model)
+        if veto is not None:
+            r, g, b = cv2.split(rgb8)
             veto |= cv2.min(cv2.min(r, g), b) >= params.specular_level
             veto |= cv2.max(cv2.max(r, g), b) <= params.dark_level
-            mask[box] &= ~veto
+            mask &= ~veto
         return mask, ps
     llr = _logit(_gauss(p, params.pixel_sigma))
     llr_global = llr.copy()
@@ -850,6 +960,31 @@ def _upsample_mask(m: np.ndarray, hk: int, wk: int, h: int, w: int) -> np.ndarra
     return r.view(bool)
 
 
+def _work_factor(pixels: int, limit: int) -> int:
+    """The downscaling factor of the working copy: the smallest ``k`` of the form ``2**a`` or ``3 * 2**a``
+    with ``pixels / k**2 <= limit`` (those factors are made of 2 x 2 steps, which OpenCV averages several
+    times faster than one step of 5 or 7)."""
+    k_min = max(1, math.ceil(math.sqrt(pixels / float(limit))))
+    p = 1
+    while 2 * p < k_min:
+        p *= 2
+    return next(k for k in (p, 3 * p // 2 if p >= 2 else 2, 2 * p, 3 * p) if k >= k_min)
+
+
+def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Means of the k x k blocks of ``a`` (height and width multiples of ``k``), same dtype (rounded).
+
+    2 x 2 steps while ``k`` is even (OpenCV's fast path of ``INTER_AREA``), then one step of the odd rest:
+    the same means as one k x k step up to the rounding of each step (half a level per step).
+    """
+    while k % 2 == 0:
+        a = cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        k //= 2
+    if k > 1:
+        a = cv2.resize(a, (a.shape[1] // k, a.shape[0] // k), interpolation=cv2.INTER_AREA)
+    return a
+
+
 def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | None = None,
                  params: SegmentParams | None = None, model: SkinModel | str | os.PathLike | None = None
                  ) -> SegmentResult:
@@ -892,10 +1027,10 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
         model = load_model(model)
     # working copy: downscaled by an integer factor k (area averaging of k x k blocks; the
     # last h % k rows and w % k columns are dropped here and replicated back at the end)
-    k = max(1, math.ceil(math.sqrt(h * w / float(params.work_pixels))))
+    k = _work_factor(h * w, params.work_pixels)
     if k > 1:
         hk, wk = (h // k) * k, (w // k) * k
-        work = cv2.resize(rgb[:hk, :wk], (wk // k, hk // k), interpolation=cv2.INTER_AREA)
+        work = _block_mean(rgb[:hk, :wk], k)
     else:
         work = rgb
     work8 = np.ascontiguousarray(_to_uint8(work))
