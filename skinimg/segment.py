@@ -824,7 +824,7 @@ def _stage2_veto(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: n
     thr = params.stage2_threshold
     zthr = np.float32(math.log(thr / (1.0 - thr)))
     h, w = mask.shape
-    k = max(1, math.ceil(math.sqrt(h * w / float(params.stage2_pixels)))) if params.stage2_pixels else 1
+    k = min(max(1, math.ceil(math.sqrt(h * w / float(params.stage2_pixels)))), h, w) if params.stage2_pixels else 1
     if k == 1:
         out = _stage2_logit(rgb8, p, mask, confident, params, model)
         if out is None:
@@ -860,7 +860,6 @@ def _stage2_veto(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: n
     return (z < zthr) & mask
 
 
-
 def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True,
            model: SkinModel | None = None, collect: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spatial clean-up at working resolution: (mask bool, smoothed probability float32).
@@ -894,11 +893,13 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
     stage2 = refine and model is not None and model.stage2 is not None and params.stage2_threshold > 0
     if stage2 and collect is None:
         veto = _stage2_veto(rgb8, p, mask, ps >= high, params, model)
-        if veto is not None:
-            r, g, b = cv2.split(rgb8)
-            veto |= cv2.min(cv2.min(r, g), b) >= params.specular_level
-            veto |= cv2.max(cv2.max(r, g), b) <= params.dark_level
-            mask &= ~veto
+        box = _bbox(mask, 0)
+        if veto is not None and box is not None:
+            r, g, b = cv2.split(rgb8[box])
+            v = veto[box]
+            v |= cv2.min(cv2.min(r, g), b) >= params.specular_level
+            v |= cv2.max(cv2.max(r, g), b) <= params.dark_level
+            mask[box] &= ~v
         return mask, ps
     llr = _logit(_gauss(p, params.pixel_sigma))
     llr_global = llr.copy()
@@ -1027,7 +1028,7 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
         model = load_model(model)
     # working copy: downscaled by an integer factor k (area averaging of k x k blocks; the
     # last h % k rows and w % k columns are dropped here and replicated back at the end)
-    k = _work_factor(h * w, params.work_pixels)
+    k = min(_work_factor(h * w, params.work_pixels), h, w)  # min: a strip one pixel high is not reduced
     if k > 1:
         hk, wk = (h // k) * k, (w // k) * k
         work = _block_mean(rgb[:hk, :wk], k)

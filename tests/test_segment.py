@@ -436,6 +436,9 @@ def test_work_factor_and_block_mean():
         assert got.shape == (5, 7, 3) and got.dtype == np.uint8
         err = np.abs(got - exact)
         assert err.max() <= 0.5 * steps and err.mean() < 0.4  # each step rounds to the nearest level
+    # a strip one pixel high (1 MP) is not reduced below one row: no crash, a mask of the photo's size
+    strip = S.segment_skin(np.full((1, 1_000_000, 3), 180, np.uint8))
+    assert strip.mask.shape == (1, 1_000_000) and strip.status in ("ok", "no_skin")
 
 
 def test_downscaled_second_stage_matches_full_resolution(ladder):
