@@ -12,16 +12,23 @@
    the per-image means; "Hb held" keeps the chromophore branch chosen at exposure 1
    (what compare/track do for photos of the same skin, indices.choose_shared_branch),
    "Hb" chooses it per photo.  Over 9 tones x 4 haemoglobin levels.
+3. Where the "Hb held" residual comes from: the same exposure pairs measured on the
+   phantom's float linear image encoded to float sRGB (no 8-bit quantisation, no noise),
+   and the spread of haemoglobin over 6 retakes that differ only in their sensor noise
+   (same exposure, ``noise_seed`` 1-6): the floor below which an exposure test cannot
+   resolve a change.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from skinimg import colour
 from skinimg import indices as I
 from skinimg.synth import PhantomSpec, render_phantom
 
@@ -95,6 +102,36 @@ def main(argv=None) -> int:
     print("\nworst |change| %            EI   Hb (per photo)   Hb (held)   per-photo flips > 5 %")
     for band, (e, hb, hh, n) in worst.items():
         print(f"{band:<28}{e:>6.2f}{hb:>17.2f}{hh:>12.2f}{n:>10d}")
+
+    print("\nHb held, float input (linear image encoded to float sRGB: no quantisation, no noise): worst |change| %")
+    for band, ms in (("light-tan (melanin <= 0.2)", (0.01, 0.08, 0.2)), ("brown-dark (melanin >= 0.25)", (0.3, 0.45))):
+        worst_f = 0.0
+        for m in ms:
+            for k, h in enumerate((0.005, 0.015, 0.03, 0.06)):
+                vals = {}
+                for g in (1.0, 0.8, 1.25):
+                    ph = render_phantom(PhantomSpec(melanin=m, hemoglobin=h, seed=5 + k, size=size, exposure=g))
+                    rgb = colour.linear_to_srgb(np.clip(ph.linear, 0, 1)).astype(np.float32)
+                    if g == 1.0:
+                        held = I.IndexParams(branch=I.measure(rgb, ph.mask, return_maps=False)[0]
+                                             ["chromophore_method"].split("(")[-1].split()[0])
+                    vals[g] = I.measure(rgb, ph.mask, params=held, return_maps=False)[0]["hemoglobin"]
+                worst_f = max(worst_f, *(abs(100 * (vals[g] / vals[1.0] - 1)) for g in (0.8, 1.25)))
+        print(f"{band:<28}{worst_f:>8.3f}")
+
+    print("\nNoise-only retakes (same exposure, noise_seed 1-6), Hb on the branch of the first: spread %")
+    print(f"{'melanin':>8}{'Hb':>7}{'sd %':>8}{'range %':>9}")
+    for m, h in ((0.08, 0.03), (0.25, 0.03), (0.45, 0.015), (0.45, 0.06)):
+        base = PhantomSpec(melanin=m, hemoglobin=h, seed=8, size=size)
+        v, held = [], None
+        for s in range(1, 7):
+            ph = render_phantom(dataclasses.replace(base, noise_seed=s))
+            if held is None:
+                held = I.IndexParams(branch=I.measure(ph.image, ph.mask, return_maps=False)[0]
+                                     ["chromophore_method"].split("(")[-1].split()[0])
+            v.append(I.measure(ph.image, ph.mask, params=held, return_maps=False)[0]["hemoglobin"])
+        v = np.asarray(v)
+        print(f"{m:>8.2f}{h:>7.3f}{100 * v.std(ddof=1) / v.mean():>8.2f}{100 * np.ptp(v) / v.mean():>9.2f}")
     return 0
 
 
