@@ -70,7 +70,10 @@ Pipeline of one pair (:func:`compare_arrays`)
    ``no_change`` when ``|delta| <= mdc`` or the CI contains 0, otherwise ``worsened`` /
    ``improved`` by the metric's direction (:data:`DIRECTIONS`).  Default MDCs: see
    ``models/mdc.json`` (derived by ``benchmarks/derive_mdc.py`` from phantom retakes,
-   ``MDC = 1.96 sqrt(2) SEM``, Weir 2005); override with ``mdc={"hemoglobin": 0.002}``.
+   ``MDC = 1.96 sqrt(2) SEM``, Weir 2005); brown and dark skin (the darker photo's mean ITA
+   <= -10 / <= -30 degrees) use the larger MDCs of the table's ``mdc_by_tone`` bands
+   (:func:`load_mdc_bands`; ``mdc_source.tone_band`` in the result); override with
+   ``mdc={"hemoglobin": 0.002}``.
    ``hemoglobin`` adds a cross-talk allowance, ``coefficient * |delta melanin|`` (the
    table's ``crosstalk``, measured on phantom pairs whose only true change is melanin;
    :func:`load_crosstalk`), so a pigment change is not reported as a change of redness
@@ -125,6 +128,7 @@ __all__ = [
     "SERIES_COLUMNS",
     "CompareParams",
     "load_mdc",
+    "load_mdc_bands",
     "load_crosstalk",
     "load_roi",
     "pair_statistics",
@@ -282,6 +286,24 @@ def load_mdc(path: str | os.PathLike | None = None) -> dict:
         except (TypeError, ValueError):
             raise SkinImgError(f"bad MDC value for {k!r}", p.name) from None
     return out
+
+
+def load_mdc_bands(path: str | os.PathLike | None = None) -> list[tuple[str, float, dict]]:
+    """Tone bands with their own MDCs: ``[(band, ita_deg_max, {metric: value}), ...]``, darkest bound first.
+
+    ``models/mdc.json`` has two, ``dark`` (ITA <= -30 degrees) and ``brown`` (-30 < ITA <= -10):
+    retakes of such skin spread the chromophore estimates two (brown) to six (dark) times more
+    than lighter skin (see ``benchmarks/derive_mdc.py``).  A table without bands gives ``[]``.
+    """
+    doc, p = _read_mdc_doc(path)
+    out = []
+    for entry in doc.get("mdc_by_tone") or []:
+        try:
+            out.append((str(entry["band"]), float(entry["ita_deg_max"]),
+                        {str(k): float(v) for k, v in entry["mdc"].items()}))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise SkinImgError("bad tone band in the MDC table", p.name) from None
+    return sorted(out, key=lambda b: b[1])
 
 
 def load_roi(path: str | os.PathLike, shape: Sequence[int], *, label: str | None = None) -> np.ndarray:
@@ -644,6 +666,17 @@ def _spot_pixels(spots, shape) -> np.ndarray:
 
 def _add_verdicts(doc: dict, p: CompareParams) -> dict:
     table = load_mdc(p.mdc_path)
+    # the tone band of the pair: the darker photo's mean ITA (the conservative side)
+    itas = [doc["metrics"].get("ita_deg", {}).get(k) for k in ("before", "after")]
+    itas = [float(v) for v in itas if v is not None and math.isfinite(v)]
+    ita = min(itas) if itas else None
+    band = "default"
+    if ita is not None:
+        for name, ita_max, values in load_mdc_bands(p.mdc_path):
+            if ita <= ita_max:
+                table.update(values)
+                band = name
+                break
     table.update(dict(p.mdc))
     unnormalised = doc["lighting"]["method"] == "none" and p.lighting == "auto"
     crosstalk = load_crosstalk(p.mdc_path) if p.crosstalk_allowance else {}
@@ -664,7 +697,7 @@ def _add_verdicts(doc: dict, p: CompareParams) -> dict:
             m["verdict_note"] = "lighting could not be normalised (no chart, no stable reference region)"
         m["direction"] = "lower_is_better" if DIRECTIONS.get(name, 1) > 0 else "higher_is_better"
     doc["mdc_source"] = {"table": os.fspath(p.mdc_path) if p.mdc_path else "models/mdc.json",
-                         "overrides": dict(p.mdc)}
+                         "tone_band": band, "ita_deg": ita, "overrides": dict(p.mdc)}
     return doc
 
 

@@ -223,7 +223,9 @@ def test_melanin_change_widens_the_haemoglobin_mdc_by_the_measured_crosstalk():
     assert hb["verdict"] == "no_change"
     off, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask,
                               params=replace(P, crosstalk_allowance=False))
-    assert off["metrics"]["hemoglobin"]["mdc"] == C.load_mdc()["hemoglobin"]
+    band = off["mdc_source"]["tone_band"]
+    tables = {"default": C.load_mdc(), **{b: t for b, _, t in C.load_mdc_bands()}}
+    assert off["metrics"]["hemoglobin"]["mdc"] == tables[band]["hemoglobin"]
     assert "crosstalk_allowance" not in off["metrics"]["hemoglobin"]
 
 
@@ -361,3 +363,50 @@ def test_cli_track_layout_and_manifest(tmp_path, segmenter):
     bad.write_text("patient,site,image\nP1,arm,x.png\n")
     r = CliRunner().invoke(cli, ["track", str(root), "--out", str(out2), "--manifest", str(bad)])
     assert r.exit_code == 1 and "lacks column(s) session" in r.output
+
+
+def test_mdc_tone_band_follows_the_darker_photo(tmp_path):
+    """A pair whose darker photo has ITA <= the band's bound gets the band's MDCs (retakes of brown and dark
+    skin spread the estimates more); lighter pairs keep the default table; --mdc overrides both."""
+    table = {"format": C.MDC_FORMAT, "mdc": {"hemoglobin": 0.001, "ita_deg": 0.5},
+             "mdc_by_tone": [{"band": "brown_dark", "ita_deg_max": 10.0, "mdc": {"hemoglobin": 0.004}}]}
+    path = tmp_path / "mdc.json"
+    path.write_text(json.dumps(table))
+    assert C.load_mdc_bands(path) == [("brown_dark", 10.0, {"hemoglobin": 0.004})]
+
+    def doc(ita_before, ita_after, delta=0.002):
+        return {"lighting": {"method": "gain:chart"},
+                "metrics": {"hemoglobin": {"delta": delta, "ci95": [delta / 2, 2 * delta], "before": 0.03},
+                            "ita_deg": {"delta": ita_after - ita_before, "ci95": None, "before": ita_before,
+                                        "after": ita_after}}}
+
+    params = replace(P, mdc_path=path, crosstalk_allowance=False)
+    light = C._add_verdicts(doc(25.0, 30.0), params)
+    assert light["mdc_source"]["tone_band"] == "default" and light["mdc_source"]["ita_deg"] == 25.0
+    assert light["metrics"]["hemoglobin"]["mdc"] == 0.001 and light["metrics"]["hemoglobin"]["verdict"] == "worsened"
+    dark = C._add_verdicts(doc(25.0, 9.0), params)  # the after photo is the darker one: conservative
+    assert dark["mdc_source"]["tone_band"] == "brown_dark"
+    assert dark["metrics"]["hemoglobin"]["mdc"] == 0.004 and dark["metrics"]["hemoglobin"]["verdict"] == "no_change"
+    assert dark["metrics"]["ita_deg"]["mdc"] == 0.5  # metrics without a band value keep the default
+    over = C._add_verdicts(doc(-20.0, -18.0), replace(params, mdc=(("hemoglobin", 0.0015),)))
+    assert over["metrics"]["hemoglobin"]["mdc"] == 0.0015 and over["metrics"]["hemoglobin"]["verdict"] == "worsened"
+    # a table without bands (format 1 as before) still works
+    path.write_text(json.dumps({"format": C.MDC_FORMAT, "mdc": {"hemoglobin": 0.001}}))
+    assert C.load_mdc_bands(path) == []
+    assert C._add_verdicts(doc(-20.0, -18.0), params)["mdc_source"]["tone_band"] == "default"
+
+
+@pytest.mark.parametrize("seed", [61, 62])
+def test_dark_skin_retake_is_no_change_with_the_brown_dark_mdcs(seed):
+    """Retakes of dark skin (melanin 0.31-0.32, new pose, exposure x0.9, new noise): the haemoglobin
+    estimate moves by 1.6-4.5 %, which the light-skin MDC (0.00051) called improved / worsened; the
+    brown / dark bands of models/mdc.json (ITA <= -10 / -30, derived from the retakes in them) keep the pair
+    at no_change."""
+    sb = _spec(seed=seed, melanin=0.3 + 0.01 * (seed % 10), site=("face", "forearm")[seed % 2])
+    sa = replace(sb, pose=(9.0, -6.0, 3.0, 1.03), exposure=0.9, noise_seed=seed + 7)
+    doc, _, _, _ = _pair(sb, sa)
+    assert doc["mdc_source"]["tone_band"] in ("brown", "dark") and doc["mdc_source"]["ita_deg"] <= -10
+    hb = doc["metrics"]["hemoglobin"]
+    assert abs(hb["delta"]) > C.load_mdc()["hemoglobin"]  # the light-skin table would have called it
+    for name in ("hemoglobin", "erythema_index", "red_area_fraction", "melanin"):
+        assert doc["metrics"][name]["verdict"] == "no_change", (name, doc["metrics"][name])
