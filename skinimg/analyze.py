@@ -58,13 +58,15 @@ TABLE = "indices"
 STATUSES = ("ok", "no_skin", "error")
 
 _HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fraction", "skin_pixels",
-         "segment_method", "chromophore_method", "saturated_fraction", "calibration", "calibration_delta_e"]
+         "segment_method", "chromophore_method", "chromophore_branch_check", "saturated_fraction", "calibration",
+         "calibration_delta_e"]
 _TAIL = ["params_hash", "skinimg_version"]
 #: Every column of ``indices.csv`` / table ``indices``, in order.
 ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL)
 #: SQL type of every column.
 ROW_TYPES = {c: "REAL" for c in ROW_COLUMNS}
-ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method", "calibration",
+ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method",
+                                      "chromophore_branch_check", "calibration",
                                       "ita_category", "params_hash", "skinimg_version")})
 ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count")})
 
@@ -155,6 +157,7 @@ def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> 
     row = {c: float("nan") for c in ROW_COLUMNS}
     row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None,
                skin_pixels=None, brown_spot_count=None, segment_method=None, chromophore_method=None,
+               chromophore_branch_check=None,
                calibration=None,
                ita_category="unknown", params_hash=params_hash, skinimg_version=__version__)
     return row

@@ -588,6 +588,21 @@ def _branch_from(cands, bright: np.ndarray, weights: np.ndarray | None) -> str:
     return "dark" if q > 0.5 else "light"
 
 
+def _branch_shifted(cands, bright: np.ndarray, weights: np.ndarray | None, shift: float) -> str:
+    """``_branch_from(cands, bright + shift, weights)`` in one pass for integer weights (no sort): with
+    weights the 10th percentile is above 0.5 exactly when the pixels with ``r <= 0.5`` weigh less than a
+    tenth of all twin pixels."""
+    if weights is None:
+        return _branch_from(cands, bright + np.float32(shift), None)
+    uL, tL, bL, uD, tD, bD = cands
+    two = (bD - bL) > _TWIN_GAP
+    if not two.any():
+        return "light"
+    r = (bright[two] + np.float32(shift) - bL[two]) / (bD[two] - bL[two])
+    w = np.asarray(weights, dtype=np.float64)[two]
+    return "dark" if w[r <= 0.5].sum() < 0.1 * w.sum() else "light"
+
+
 def choose_branch(od: np.ndarray, model: ChromophoreModel, weights: np.ndarray | None = None) -> str:
     """Per-image choice between the two skins that share a chromaticity ("light" or "dark").
 
@@ -880,10 +895,14 @@ def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[Chr
 
 def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: ChromophoreBasis, floor: float,
                   branch: str = "auto"):
-    """(melanin, hemoglobin, branch, shading-free melanin) of one image's skin colours (M, 3).
+    """(melanin, hemoglobin, branch, shading-free melanin, branch check) of one image's skin colours (M, 3).
 
     With a calibrated model the twin candidates are computed once (in chunks), the
     branch is chosen from all of them (:func:`choose_branch`), then each colour is finished.
+    The branch check is ``"stable"`` when the same choice is made with every brightness
+    shifted as by an exposure of x0.8 and x1.25, ``"exposure_sensitive"`` when one of them
+    swaps it (this photo's haemoglobin alone is then ambiguous: compare photos on a shared
+    branch, or calibrate), ``"held"`` for a given branch and None without a model.
     """
     n = len(px)
     mel = np.empty(n, dtype=np.float32)
@@ -892,7 +911,7 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
         for s in range(0, n, _CHUNK):
             od = colour.rgb_to_optical_density(px[s : s + _CHUNK], floor)
             mel[s : s + len(od)], hb[s : s + len(od)] = separate_chromophores(od, basis=basis)
-        return mel, hb, None, mel
+        return mel, hb, None, mel, None
     cands = [np.empty(n, dtype=np.float32) for _ in range(6)]
     bright = np.empty(n, dtype=np.float32)
     for s in range(0, n, _CHUNK):
@@ -902,13 +921,19 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
         bright[s : s + len(od)] = od.mean(axis=1)
     if branch == "auto":
         branch = _branch_from(cands, bright, weights)
+        # would a +-25 % exposure change swap it?  (a gain moves every pixel's brightness by -log10(gain))
+        shift = np.float32(math.log10(1.25))
+        others = {_branch_shifted(cands, bright, weights, -shift), _branch_shifted(cands, bright, weights, shift)}
+        check = "stable" if others == {branch} else "exposure_sensitive"
+    else:
+        check = "held"
     for s in range(0, n, _CHUNK):
         sl = slice(s, min(n, s + _CHUNK))
         m, h = _finish([c[sl] for c in cands], bright[sl].astype(np.float64), basis.model, branch)
         mel[sl], hb[sl] = m, h
     # Shading-free melanin (chromaticity root, before the brightness step), for the spots.
     rel = (cands[3] if branch == "dark" else cands[0]) * np.float32(basis.model.melanin_max)
-    return mel, hb, branch, rel
+    return mel, hb, branch, rel, check
 
 
 def choose_shared_branch(images: Sequence[tuple[np.ndarray, np.ndarray]], *,
@@ -1099,7 +1124,8 @@ class _Skin:
             rgb = _smooth_inside(rgb, mask, params.smoothing_sigma, keep_outside=False)
         self.mask = mask
         self.n = int(np.count_nonzero(mask))
-        self.info = {"chromophore_method": params.chromophore_method, "saturated_fraction": float("nan")}
+        self.info = {"chromophore_method": params.chromophore_method, "chromophore_branch_check": None,
+                     "saturated_fraction": float("nan")}
         units, self.weights, self._pos = _skin_colours(rgb, mask)
         if self.weights is not None:
             sat = int(self.weights[(units == 255).any(axis=1)].sum())
@@ -1122,8 +1148,9 @@ class _Skin:
             basis, used = _resolve_basis(colour.rgb_to_optical_density(sub, params.od_floor), params)
         else:
             basis, used = _resolve_basis(None, params)
-        mel, hb, branch, rel = _chromophores(units, self.weights, basis, params.od_floor, params.branch)
+        mel, hb, branch, rel, check = _chromophores(units, self.weights, basis, params.od_floor, params.branch)
         self.info["chromophore_method"] = used if branch is None else f"{used} ({branch} branch)"
+        self.info["chromophore_branch_check"] = check
         self.values = _index_values(units, params.od_floor)
         self.values["melanin"], self.values["hemoglobin"] = mel, hb
         self.spot_melanin = rel

@@ -62,7 +62,7 @@ KEY = "image"
 #: Columns compared as categories (exact string match), whatever their content.
 CATEGORICAL = frozenset({"status", "ita_category"})
 #: Free-text columns: compared exactly, reported as ``text`` drift.
-TEXT = frozenset({"error", "params_hash", "segment_method", "chromophore_method"})
+TEXT = frozenset({"error", "params_hash", "segment_method", "chromophore_method", "chromophore_branch_check"})
 #: Columns not compared (they change with every release without changing any number).
 IGNORED = frozenset({"skinimg_version"})
 
