@@ -670,6 +670,10 @@ class _Builder:
         sat = _num(row.get("saturated_fraction"))
         if sat is not None and sat > SATURATED_WARN:
             out.append(self.warn(where, f"{shown}: over-exposed ({sat * 100:.1f} % of skin pixels saturated)"))
+        if row.get("chromophore_branch_check") == "exposure_sensitive":
+            out.append(self.warn(where, f"{shown}: haemoglobin of this photo alone is ambiguous (a 20-25 % exposure "
+                                        "change would swap its chromophore twin); compare it on a shared branch "
+                                        "or with a colour chart"))
         photo_path = _find_photo(self.s, e.image)
         rgb = None
         figs = []

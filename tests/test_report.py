@@ -61,7 +61,8 @@ def write_results(tmp: Path, *, with_photos: bool = True) -> tuple[Path, Path]:
                          "erythema_index": 20 + 5 * red, "melanin_index": 50.0, "a_star": 12 + 3 * red,
                          "l_star": 62.0, "ita_deg": 35.0 - si, "ita_category": "intermediate",
                          "red_area_fraction": 0.1 * red, "brown_spot_count": 2, "brown_spot_area_fraction": 0.01,
-                         "saturated_fraction": 0.0})
+                         "saturated_fraction": 0.0,
+                         "chromophore_branch_check": "exposure_sensitive" if (pi, si) == (0, 1) else "stable"})
             if si:
                 for ref in sorted({SESSIONS[0], SESSIONS[si - 1]}):
                     metrics = {}
@@ -190,6 +191,8 @@ def test_pairs_table_coloured_by_verdict_and_warnings(built):
     assert re.search(r"<td class=\"l\">melanin</td>.*?<td class=\"l v-no_change\">no change</td>", block)
     msgs = [m for _, m in info["warnings"]]
     assert any("poor registration" in m and "2024-03-20 vs 2024-01-10" in m for m in msgs)
+    ambiguous = [m for m in msgs if "ambiguous" in m]  # chromophore_branch_check = exposure_sensitive
+    assert len(ambiguous) == 1 and f"{PATIENTS[0]}" in ambiguous[0] and SESSIONS[1] in ambiguous[0], ambiguous
     assert any("not measured (truncated image file)" in m for m in msgs)
     assert any("no colour chart" in m for m in msgs)
     index = (out / "index.html").read_text(encoding="utf-8")
