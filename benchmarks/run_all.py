@@ -5,14 +5,14 @@
 1. ``skinimg bench --suite all --size full --out bench-results`` (accuracy, repeatability,
    segmentation, speed: bench.json, bench.csv, plots, Markdown tables);
 2. the quick scripts of ``benchmarks/``: ``chromophore_accuracy.py`` (basis vs ICA, exposure),
-   ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_calibrate.py`` (chart detection
-   and correction on 12 MP), ``regress_tolerances.py`` (index movement under harmless
-   perturbations).
+   ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_segment.py`` (segmentation vs decode,
+   three framings, 12 / 3 / 0.3 MP), ``bench_calibrate.py`` (chart detection and correction on
+   12 MP), ``regress_tolerances.py`` (index movement under harmless perturbations).
 
 Each step's stdout goes to the terminal and to ``<out>/<name>.txt``.  Not run here
 (slow, destructive or needing extra software): ``fuzz_loader.py``, ``fuzz_cli.py``
-(``make fuzz``), ``kill_loop.py``, ``fit_basis.py`` (rewrites the model file) and
-``report_screenshot.py`` (needs Chromium).  Exit code 1 when any step failed.
+(``make fuzz``), ``kill_loop.py``, ``fit_basis.py`` and ``derive_mdc.py`` (rewrite model files),
+``compare_sensitivity.py`` (about 5 minutes per tone) and ``report_screenshot.py`` (needs Chromium).  Exit code 1 when any step failed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def steps(out: Path, size: str) -> list[tuple[str, list[str]]]:
         ("skinimg_bench", [py, "-m", "skinimg.cli", "bench", "--suite", "all", "--size", size, "--out", str(out)]),
         ("chromophore_accuracy", [py, str(HERE / "chromophore_accuracy.py")]),
         ("bench_analyze", [py, str(HERE / "bench_analyze.py")]),
+        ("bench_segment", [py, str(HERE / "bench_segment.py"), "--repeat", "5"]),
         ("bench_calibrate", [py, str(HERE / "bench_calibrate.py")]),
         ("regress_tolerances", [py, str(HERE / "regress_tolerances.py")]),
     ]
