@@ -133,7 +133,9 @@ class CalibrationParams:
         correction's ``method`` is ``"none"``, with a note): any fit would only trade
         chart error for a colour shift of the skin.  Measured on a D65 phantom: the
         fit moved a* of the skin by +2.5 (haemoglobin +57 %) for a chart already at
-        0.95 mean CIEDE2000.  0 disables the guard.
+        0.95 mean CIEDE2000.  When one achromatic gain brings the chart within it (the
+        reference light at another exposure), only that gain is applied (``method`` ``"gain"``):
+        it keeps every chromaticity and makes brightness absolute.  0 disables both guards.
     method : str
         ``"finlayson2015"`` (root-polynomial, default), ``"cheung2004"`` (polynomial) or
         ``"linear3x3"`` (plain 3x3 matrix).
@@ -1052,6 +1054,15 @@ def identity_correction(note: str | None = None, *, params: CalibrationParams | 
     )
 
 
+def _exposure_gain(measured_linear: np.ndarray, reference_linear: np.ndarray) -> tuple[float, np.ndarray]:
+    """The one achromatic gain ``k`` (least squares, ``min sum ||k m - r||^2``) mapping the patches to the
+    reference, and the patches' CIEDE2000 after it (clipped to [0, 1] like an image)."""
+    m = np.asarray(measured_linear, dtype=np.float64)
+    r = np.asarray(reference_linear, dtype=np.float64)
+    k = float((m * r).sum() / max(float((m * m).sum()), 1e-12))
+    return k, delta_e_2000(_lab(np.clip(m * k, 0.0, 1.0)), _lab(r))
+
+
 def chart_correction(detection: ChartDetection, *, params: CalibrationParams | None = None) -> Correction:
     """Fit the correction of a found chart (clipped patches excluded) and record its geometry.
 
@@ -1100,6 +1111,7 @@ def chart_correction(detection: ChartDetection, *, params: CalibrationParams | N
         before[i] = corr.patch_delta_e_before[k]
         after[i] = corr.patch_delta_e_after[k]
     mean_before = float(np.mean([v for v in before if v is not None]))
+    gain, de_gain = _exposure_gain(detection.patch_rgb[use], ref[use])
     if mean_before <= params.keep_below:
         ident = identity_correction(params=params)
         corr.method, corr.matrix, corr.terms = "none", ident.matrix, ident.terms
@@ -1107,6 +1119,16 @@ def chart_correction(detection: ChartDetection, *, params: CalibrationParams | N
         after = list(before)
         notes.append(f"chart already within {params.keep_below:g} mean CIEDE2000 of its reference "
                      f"({mean_before:.2f}): photo left as it is")
+    elif params.keep_below > 0 and float(de_gain.mean()) <= params.keep_below:
+        # only the exposure differs: one gain, the same for R, G and B, keeps every chromaticity (and the
+        # skin's hue, which a full fit would shift), and makes the photo's brightness absolute
+        corr.method, corr.matrix, corr.terms = "gain", (gain * np.eye(3)).tolist(), list(_C3)
+        corr.delta_e_after = _stats(de_gain)
+        after = [None] * len(use)
+        for k, i in enumerate(np.flatnonzero(use)):
+            after[i] = float(de_gain[k])
+        notes.append(f"chart within {params.keep_below:g} mean CIEDE2000 of its reference after one exposure gain "
+                     f"x{gain:.4f} ({mean_before:.2f} -> {float(de_gain.mean()):.2f}): only that gain applied")
     corr.patch_delta_e_before = before
     corr.patch_delta_e_after = after
     corr.patches_used = [int(i) + 1 for i in np.flatnonzero(use)]

@@ -479,3 +479,37 @@ def test_fallback_none_leaves_the_photo_and_says_so(rgb8):
     out, corr = calibrate_image(rgb8, params=CalibrationParams(fallback="none"))
     assert np.array_equal(out, rgb8) and out is not rgb8
     assert corr.kind == "none" and corr.notes[0].startswith("no chart found") and "left as it is" in corr.notes[0]
+
+
+def test_exposure_gain_is_exact_for_a_scaled_chart():
+    from skinimg.calibrate import _exposure_gain
+
+    rng = np.random.default_rng(1)
+    r = rng.uniform(0.03, 0.8, size=(24, 3))
+    k, de = _exposure_gain(r / 1.25, r)
+    assert k == pytest.approx(1.25) and de.max() < 1e-6
+    k, de = _exposure_gain(r * np.array([1.0, 0.8, 0.6]), r)  # a colour cast is not a gain
+    assert de.mean() > 3
+
+
+def test_exposure_only_chart_gets_one_gain_and_dark_skin_haemoglobin_holds(synth):
+    """The reference light at another exposure: calibrate applies only an achromatic gain (a full fit shifted the
+    skin's hue: haemoglobin moved by 30-237 % between x0.8 and x1.25 on brown and dark phantoms), so chromaticity
+    is kept and brightness becomes absolute, and even the per-photo chromophore branch of dark skin holds."""
+    from skinimg import indices as I
+
+    hb, branch = {}, set()
+    for g in (0.8, 1.0, 1.25):
+        ph = synth.render_phantom(synth.PhantomSpec(melanin=0.3, hemoglobin=0.06, seed=8, size=(480, 640),
+                                                    exposure=g, chart=True))
+        corrected, corr = calibrate_image(ph.image, mode="chart")
+        if g != 1.0:
+            assert corr.method == "gain", corr.notes
+            k = np.asarray(corr.matrix)
+            assert np.allclose(k, k[0, 0] * np.eye(3)) and k[0, 0] == pytest.approx(1 / g, rel=0.03)
+        row = I.measure(corrected, ph.mask, return_maps=False)[0]
+        hb[g] = row["hemoglobin"]
+        branch.add(row["chromophore_method"])
+    assert len(branch) == 1
+    for g in (0.8, 1.25):
+        assert abs(hb[g] / hb[1.0] - 1) < 0.015, hb
