@@ -472,7 +472,8 @@ def _parse_mdc(ctx, param, values):
 def _compare_options(f):
     f = click.option("--mdc", "mdc", multiple=True, callback=_parse_mdc, metavar="INDEX=VALUE",
                      help="Override the minimal detectable change of an index (index units), e.g. "
-                          "hemoglobin=0.002. Repeatable. Defaults: models/mdc.json.")(f)
+                          "hemoglobin=0.002. Repeatable. Defaults: models/mdc.json, with larger values for "
+                          "brown and dark skin (ITA of the darker photo <= -10 / -30 degrees).")(f)
     f = click.option("--crosstalk-allowance/--no-crosstalk-allowance", "crosstalk", default=True, show_default=True,
                      help="Widen the haemoglobin MDC by the melanin cross-talk measured on phantoms "
                           "(coefficient x |melanin change|, models/mdc.json), so a pigment change is not "
