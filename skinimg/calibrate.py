@@ -319,8 +319,8 @@ class Correction:
         ``"chart"``, ``"white_patch"`` (user region), ``"gray_world"``, ``"white_patch_auto"``
         or ``"none"``.
     method : str
-        ``"finlayson2015"``, ``"cheung2004"``, ``"linear3x3"``, ``"von_kries"`` (diagonal gains)
-        or ``"none"``.
+        ``"finlayson2015"``, ``"cheung2004"``, ``"linear3x3"``, ``"von_kries"`` (diagonal gains),
+        ``"gain"`` (one achromatic gain: the chart differs from its reference by exposure only) or ``"none"``.
     matrix : list of 3 lists of float
         3 x len(terms); row = output channel (R, G, B).
     terms : list of str

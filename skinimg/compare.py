@@ -263,9 +263,15 @@ def load_crosstalk(path: str | os.PathLike | None = None) -> dict:
     pairs whose only true change is melanin: a haemoglobin change up to
     ``coefficient * |delta melanin|`` can be cross-talk (see :func:`_add_verdicts`).
     """
-    doc, p = _read_mdc_doc(path)
+    return _parse_crosstalk(*_read_mdc_doc(path))
+
+
+def _parse_crosstalk(doc: dict, p: Path) -> dict:
     out = {}
-    for k, v in (doc.get("crosstalk") or {}).items():
+    entries = doc.get("crosstalk") or {}
+    if not isinstance(entries, dict):
+        raise SkinImgError("bad cross-talk section in the MDC table (not an object)", p.name)
+    for k, v in entries.items():
         try:
             out[str(k)] = (str(v["from"]), float(v["coefficient"]))
         except (TypeError, KeyError, ValueError):
@@ -278,7 +284,10 @@ def load_mdc(path: str | os.PathLike | None = None) -> dict:
 
     Reads ``models/mdc.json`` (format ``skinimg-mdc/1``, written by ``benchmarks/derive_mdc.py``).
     """
-    doc, p = _read_mdc_doc(path)
+    return _parse_mdc(*_read_mdc_doc(path))
+
+
+def _parse_mdc(doc: dict, p: Path) -> dict:
     out = {}
     for k, v in doc["mdc"].items():
         try:
@@ -295,7 +304,10 @@ def load_mdc_bands(path: str | os.PathLike | None = None) -> list[tuple[str, flo
     retakes of such skin spread the chromophore estimates two (brown) to six (dark) times more
     than lighter skin (see ``benchmarks/derive_mdc.py``).  A table without bands gives ``[]``.
     """
-    doc, p = _read_mdc_doc(path)
+    return _parse_mdc_bands(*_read_mdc_doc(path))
+
+
+def _parse_mdc_bands(doc: dict, p: Path) -> list[tuple[str, float, dict]]:
     out = []
     for entry in doc.get("mdc_by_tone") or []:
         try:
@@ -665,21 +677,22 @@ def _spot_pixels(spots, shape) -> np.ndarray:
 
 
 def _add_verdicts(doc: dict, p: CompareParams) -> dict:
-    table = load_mdc(p.mdc_path)
+    mdc_doc = _read_mdc_doc(p.mdc_path)  # read once: defaults, tone bands, cross-talk
+    table = _parse_mdc(*mdc_doc)
     # the tone band of the pair: the darker photo's mean ITA (the conservative side)
     itas = [doc["metrics"].get("ita_deg", {}).get(k) for k in ("before", "after")]
     itas = [float(v) for v in itas if v is not None and math.isfinite(v)]
     ita = min(itas) if itas else None
     band = "default"
     if ita is not None:
-        for name, ita_max, values in load_mdc_bands(p.mdc_path):
+        for name, ita_max, values in _parse_mdc_bands(*mdc_doc):
             if ita <= ita_max:
                 table.update(values)
                 band = name
                 break
     table.update(dict(p.mdc))
     unnormalised = doc["lighting"]["method"] == "none" and p.lighting == "auto"
-    crosstalk = load_crosstalk(p.mdc_path) if p.crosstalk_allowance else {}
+    crosstalk = _parse_crosstalk(*mdc_doc) if p.crosstalk_allowance else {}
     for name, m in doc["metrics"].items():
         mdc = table.get(name)
         if name in crosstalk and mdc is not None:

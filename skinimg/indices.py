@@ -572,12 +572,19 @@ def _candidates(od: np.ndarray, model: ChromophoreModel):
 _TWIN_GAP = 0.02
 
 
-def _branch_from(cands, bright: np.ndarray, weights: np.ndarray | None) -> str:
-    uL, tL, bL, uD, tD, bD = cands
+def _twin_positions(cands, bright: np.ndarray):
+    """(pixels with two distinct candidates, their ``r = (b - b_light) / (b_dark - b_light)``), or (None, None)."""
+    bL, bD = cands[2], cands[5]
     two = (bD - bL) > _TWIN_GAP
     if not two.any():
+        return None, None
+    return two, (bright[two] - bL[two]) / (bD[two] - bL[two])
+
+
+def _branch_from(cands, bright: np.ndarray, weights: np.ndarray | None) -> str:
+    two, r = _twin_positions(cands, bright)
+    if two is None:
         return "light"
-    r = (bright[two] - bL[two]) / (bD[two] - bL[two])
     if weights is None:
         q = float(np.percentile(r, 10))
     else:
@@ -594,11 +601,9 @@ def _branch_shifted(cands, bright: np.ndarray, weights: np.ndarray | None, shift
     tenth of all twin pixels."""
     if weights is None:
         return _branch_from(cands, bright + np.float32(shift), None)
-    uL, tL, bL, uD, tD, bD = cands
-    two = (bD - bL) > _TWIN_GAP
-    if not two.any():
+    two, r = _twin_positions(cands, bright + np.float32(shift))
+    if two is None:
         return "light"
-    r = (bright[two] + np.float32(shift) - bL[two]) / (bD[two] - bL[two])
     w = np.asarray(weights, dtype=np.float64)[two]
     return "dark" if w[r <= 0.5].sum() < 0.1 * w.sum() else "light"
 

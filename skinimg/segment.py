@@ -836,11 +836,10 @@ def _stage2_veto(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: n
         veto[box] = sub
         return veto
     hk, wk = (h // k) * k, (w // k) * k
-    size = (wk // k, hk // k)
-    rgb2 = cv2.resize(rgb8[:hk, :wk], size, interpolation=cv2.INTER_AREA)
-    p2 = cv2.resize(p[:hk, :wk], size, interpolation=cv2.INTER_AREA)
-    mask2 = cv2.resize(mask[:hk, :wk].view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 0
-    conf2 = cv2.resize(confident[:hk, :wk].view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) >= 128
+    rgb2 = _block_mean(rgb8[:hk, :wk], k)
+    p2 = _block_mean(p[:hk, :wk], k)
+    mask2 = _block_mean(mask[:hk, :wk].view(np.uint8) * np.uint8(255), k) > 0
+    conf2 = _block_mean(confident[:hk, :wk].view(np.uint8) * np.uint8(255), k) >= 128
     out = _stage2_logit(rgb2, p2, mask2, conf2, params, model)
     if out is None:
         return None

@@ -410,3 +410,14 @@ def test_dark_skin_retake_is_no_change_with_the_brown_dark_mdcs(seed):
     assert abs(hb["delta"]) > C.load_mdc()["hemoglobin"]  # the light-skin table would have called it
     for name in ("hemoglobin", "erythema_index", "red_area_fraction", "melanin"):
         assert doc["metrics"][name]["verdict"] == "no_change", (name, doc["metrics"][name])
+
+
+def test_malformed_mdc_sections_are_one_line_errors(tmp_path):
+    path = tmp_path / "mdc.json"
+    for extra in ({"crosstalk": "x"}, {"crosstalk": {"hemoglobin": {"from": "melanin"}}},
+                  {"mdc_by_tone": [{"band": "dark"}]}, {"mdc_by_tone": [{"band": "dark", "ita_deg_max": -30,
+                                                                          "mdc": {"hemoglobin": "high"}}]}):
+        path.write_text(json.dumps({"format": C.MDC_FORMAT, "mdc": {"hemoglobin": 0.001}, **extra}))
+        with pytest.raises(SkinImgError) as exc:
+            C.load_crosstalk(path) if "crosstalk" in extra else C.load_mdc_bands(path)
+        assert exc.value.path == "mdc.json"
