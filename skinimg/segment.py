@@ -1451,45 +1451,134 @@ def uci_split(n_rows: int, is_skin: np.ndarray, *, test_fraction: float = 0.2, s
     return test
 
 
+def tone_group(melanin: float) -> str:
+    """The :data:`TONE_GROUPS` name of a melanin volume fraction."""
+    return next(g for g, lo, hi in TONE_GROUPS if lo <= melanin < hi)
+
+
+def pooled_tone_metrics(records: Sequence[tuple[str, int, int, int, int]], *, bootstrap: int = 0,
+                        seed: int = 0) -> dict:
+    """Per-group mask metrics from per-image counts, pixels pooled within each group.
+
+    Parameters
+    ----------
+    records : sequence of ``(group, tp, fp, fn, tn)``
+        One per image (counts of :func:`evaluate_masks`); groups are reported in :data:`TONE_GROUPS`
+        order, then any other names in order of appearance, then ``all``.
+    bootstrap : int
+        With ``B > 0``, ``f1_ci95`` = the 2.5 and 97.5 percentiles of the pooled F1 over ``B`` resamples of
+        the group's images with replacement (percentile bootstrap, Efron and Tibshirani 1993, *An Introduction
+        to the Bootstrap*, DOI 10.1201/9780429246593): how far the figure could move with another draw of
+        as many photos.  ``all`` resamples within each group (stratified).  ``numpy.random.default_rng(seed)``.
+
+    Returns
+    -------
+    dict
+        ``{group: {n_images, precision, recall, f1, min_image_f1[, f1_ci95]}}``.
+    """
+    order = [g for g, _, _ in TONE_GROUPS]
+    order += [g for g in dict.fromkeys(r[0] for r in records) if g not in order]
+    by = {g: np.array([r[1:5] for r in records if r[0] == g], dtype=np.int64).reshape(-1, 4) for g in order}
+    by = {g: c for g, c in by.items() if len(c)}
+    rng = np.random.default_rng(seed)
+
+    def f1(c):  # c: (..., 4) summed counts
+        den = 2 * c[..., 0] + c[..., 1] + c[..., 2]
+        return np.where(den > 0, 2 * c[..., 0] / np.maximum(den, 1), 1.0)
+
+    tab: dict = {}
+    boot_all = None
+    for g, c in by.items():
+        mm = _metrics(*(int(v) for v in c.sum(axis=0)))
+        tab[g] = {"n_images": len(c), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                  "min_image_f1": float(f1(c).min())}
+        if bootstrap > 0:
+            sums = c[rng.integers(0, len(c), size=(bootstrap, len(c)))].sum(axis=1)  # (B, 4)
+            lo, hi = np.percentile(f1(sums), [2.5, 97.5])
+            tab[g]["f1_ci95"] = [float(lo), float(hi)]
+            boot_all = sums if boot_all is None else boot_all + sums
+    if by:
+        c = np.concatenate(list(by.values()))
+        mm = _metrics(*(int(v) for v in c.sum(axis=0)))
+        tab["all"] = {"n_images": len(c), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
+                      "min_image_f1": float(f1(c).min())}
+        if boot_all is not None:
+            lo, hi = np.percentile(f1(boot_all), [2.5, 97.5])
+            tab["all"]["f1_ci95"] = [float(lo), float(hi)]
+    else:
+        tab["all"] = {"n_images": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "min_image_f1": float("nan")}
+    return tab
+
+
 def phantom_tone_metrics(specs, *, method: str = "model", model: SkinModel | None = None,
-                         params: SegmentParams | None = None, per_image: list | None = None) -> dict:
+                         params: SegmentParams | None = None, per_image: list | None = None,
+                         bootstrap: int = 0, seed: int = 0) -> dict:
     """Mask precision, recall and F1 per tone group (:data:`TONE_GROUPS`) over rendered phantoms.
 
     Counts are pooled over the pixels of a group's images (``f1`` is the pooled Dice);
-    ``min_image_f1`` is the worst single image.  The held-out metrics of
-    :func:`train_segmenter` come from here.  With ``per_image`` (a list), one
-    ``(spec, phantom, result, metrics)`` tuple per phantom is appended (diagnosis).
+    ``min_image_f1`` is the worst single image; ``bootstrap``, ``seed``: the ``f1_ci95`` interval of
+    :func:`pooled_tone_metrics`.  The held-out metrics of :func:`train_segmenter` come from here.  With
+    ``per_image`` (a list), one ``(spec, phantom, result, metrics)`` tuple per phantom is appended (diagnosis).
     """
     from .synth import render_phantom
 
-    groups: dict = {}
+    records = []
     for spec in specs:
         ph = render_phantom(spec)
         r = segment_skin(ph.image, method=method, model=model, params=params)
         m = evaluate_masks(r.mask, ph.mask)
         if per_image is not None:
             per_image.append((spec, ph, r, m))
-        group = next(g for g, lo, hi in TONE_GROUPS if lo <= spec.melanin < hi)
-        acc = groups.setdefault(group, [0, 0, 0, 0, []])
-        for i, key in enumerate(("tp", "fp", "fn", "tn")):
-            acc[i] += m[key]
-        acc[4].append(m["f1"])
-    tab = {}
-    allc = [0, 0, 0, 0]
-    allf: list = []
-    for g, _, _ in TONE_GROUPS:
-        if g not in groups:
-            continue
-        tp, fp, fn, tn, f1s = groups[g]
-        mm = _metrics(tp, fp, fn, tn)
-        tab[g] = {"n_images": len(f1s), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
-                  "min_image_f1": float(min(f1s))}
-        allc = [a + b for a, b in zip(allc, (tp, fp, fn, tn))]
-        allf += f1s
-    mm = _metrics(*allc)
-    tab["all"] = {"n_images": len(allf), "precision": mm["precision"], "recall": mm["recall"], "f1": mm["f1"],
-                  "min_image_f1": float(min(allf)) if allf else float("nan")}
-    return tab
+        records.append((tone_group(spec.melanin), m["tp"], m["fp"], m["fn"], m["tn"]))
+    return pooled_tone_metrics(records, bootstrap=bootstrap, seed=seed)
+
+
+def error_budget(pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, *,
+                 label_names: dict[int, str] | None = None, edge: float = 1.5) -> dict[str, int]:
+    """Where a skin mask's errors are, in pixels (a diagnosis of :func:`evaluate_masks`'s FP and FN).
+
+    Missed skin (``fn_*``): ``fn_beside_thin`` within one pixel (3 x 3 cross) of a thin non-skin structure,
+    ``fn_edge`` other missed skin within ``edge`` pixels (Euclidean) of non-skin, ``fn_inside`` the rest.
+    False skin (``fp_<label>_thin`` / ``fp_<label>``): per true label, split into thin structures (pixels
+    of that label removed by a 3 x 3 cross opening of it: single hair strands, the tips of brows) and the
+    rest.  The ``fn_*`` and ``fp_*`` counts add up to FN and FP.
+
+    Parameters
+    ----------
+    pred, truth : ndarray, bool, (H, W)
+        Predicted and true skin.
+    labels : ndarray, integer, (H, W)
+        True label codes (e.g. ``Phantom.labels``, :data:`skinimg.synth.LABELS`); only read off skin.
+    label_names : dict, optional
+        Code -> name (default: the phantom labels); unknown codes are named by their number.
+    """
+    from .synth import LABELS
+
+    pred = np.asarray(pred, dtype=bool)
+    truth = np.asarray(truth, dtype=bool)
+    labels = np.asarray(labels)
+    if not (pred.shape == truth.shape == labels.shape):
+        raise SkinImgError(f"masks and labels differ in size: {pred.shape}, {truth.shape}, {labels.shape}")
+    names = label_names if label_names is not None else {v: k for k, v in LABELS.items()}
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    thin = np.zeros(truth.shape, dtype=bool)
+    for code in np.unique(labels[~truth]):
+        lab = ((labels == code) & ~truth).view(np.uint8)
+        thin |= lab.view(bool) & ~cv2.morphologyEx(lab, cv2.MORPH_OPEN, cross).view(bool)
+    out: dict[str, int] = {}
+    fn = truth & ~pred
+    beside = fn & cv2.dilate(thin.view(np.uint8), cross).view(bool)
+    near = cv2.distanceTransform(truth.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= edge
+    out["fn_beside_thin"] = int(np.count_nonzero(beside))
+    out["fn_edge"] = int(np.count_nonzero(fn & near & ~beside))
+    out["fn_inside"] = int(np.count_nonzero(fn & ~near & ~beside))
+    fp = pred & ~truth
+    for code in np.unique(labels[fp]):
+        sel = fp & (labels == code)
+        name = names.get(int(code), str(int(code)))
+        out[f"fp_{name}_thin"] = int(np.count_nonzero(sel & thin))
+        out[f"fp_{name}"] = int(np.count_nonzero(sel & ~thin))
+    return out
 
 
 def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,

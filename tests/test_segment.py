@@ -177,6 +177,45 @@ def test_evaluate_masks_analytic():
     assert e["f1"] == 1.0 and e["iou"] == 1.0
 
 
+def test_pooled_tone_metrics_pools_pixels_and_bootstraps_over_photos():
+    recs = [("dark", 90, 10, 0, 0), ("dark", 40, 0, 20, 0), ("light", 50, 0, 0, 0), ("other", 1, 1, 0, 0)]
+    t = S.pooled_tone_metrics(recs)
+    assert list(t) == ["light", "dark", "other", "all"]  # TONE_GROUPS order, then unknown names, then all
+    assert t["dark"]["f1"] == pytest.approx(2 * 130 / (2 * 130 + 10 + 20))  # pooled, not the mean of 0.947 and 0.8
+    assert t["dark"]["min_image_f1"] == pytest.approx(80 / 100) and t["dark"]["n_images"] == 2
+    assert t["all"]["f1"] == pytest.approx(2 * 181 / (2 * 181 + 11 + 20)) and "f1_ci95" not in t["all"]
+    b = S.pooled_tone_metrics(recs, bootstrap=2000, seed=3)
+    assert b == S.pooled_tone_metrics(recs, bootstrap=2000, seed=3)  # deterministic
+    assert b["light"]["f1_ci95"] == [1.0, 1.0]  # one perfect photo: no spread
+    lo, hi = b["dark"]["f1_ci95"]
+    # two photos: the resamples are {A, A}, {A, B}, {B, B}; the interval spans the pure ones
+    assert lo == pytest.approx(0.8) and hi == pytest.approx(180 / 190)
+    assert b["all"]["f1_ci95"][0] <= t["all"]["f1"] <= b["all"]["f1_ci95"][1]
+    assert S.pooled_tone_metrics([])["all"]["n_images"] == 0
+
+
+def test_error_budget_attributes_every_wrong_pixel():
+    truth = np.zeros((20, 20), bool)
+    truth[2:18, 2:18] = True
+    labels = np.where(truth, 1, 0).astype(np.uint8)
+    labels[10, 4:16] = 2  # a one-pixel hair strand across the skin
+    truth[10, 4:16] = False
+    pred = truth.copy()
+    pred[10, 4:10] = True        # 6 strand pixels taken for skin
+    pred[11, 12:14] = False      # 2 skin pixels beside the strand missed
+    pred[2, 2:7] = False         # 5 edge pixels missed
+    pred[5:8, 5:8] = False       # 9 inner pixels missed (all 3 or more pixels from the edge)
+    pred[0, 0:3] = True          # 3 background pixels
+    b = S.error_budget(pred, truth, labels)
+    assert b == {"fn_beside_thin": 2, "fn_edge": 5, "fn_inside": 9, "fp_background_thin": 0, "fp_background": 3,
+                 "fp_hair_thin": 6, "fp_hair": 0}
+    m = S.evaluate_masks(pred, truth)
+    assert sum(v for k, v in b.items() if k.startswith("fn")) == m["fn"]
+    assert sum(v for k, v in b.items() if k.startswith("fp")) == m["fp"]
+    with pytest.raises(SkinImgError):
+        S.error_budget(pred, truth, labels[:5])
+
+
 # ----------------------------------------------------------------------------- ROI
 
 
