@@ -62,6 +62,8 @@ def test_provenance_records_held_out_metrics():
     assert {"uci", "phantoms"} <= set(prov["data"]) and prov["data"]["uci"]["licence"] == "CC BY 4.0"
     assert prov["date"] and prov["data"]["uci"]["split"]["seed"] == 0
     assert prov["format"]["sha256"] == S.load_model().sha256
+    # the recorded metrics were measured with today's default clean-up (rerun train-segmenter when it changes)
+    assert prov["clean_up_params"] == S.SegmentParams().to_dict()
 
 
 @pytest.mark.skipif(UCI is None, reason="UCI skin data not available")
