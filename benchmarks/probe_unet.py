@@ -1,9 +1,9 @@
 """Probe: does a small convolutional network (U-Net) beat the per-pixel second stage of the skin segmenter?
 
 Not part of the library or of ``make bench``: it needs PyTorch (``.venv/bin/pip install torch==2.13.0``, the
-CPU build) and about 40 minutes of a 2-core machine with the defaults.
+CPU build) and about an hour of a 2-core machine with the defaults.
 
-    .venv/bin/python benchmarks/probe_unet.py                    # 3000 training phantoms, 10 + 20 epochs
+    .venv/bin/python benchmarks/probe_unet.py                    # 3000 training phantoms, 10 + 20 + 20 epochs
     .venv/bin/python benchmarks/probe_unet.py --train 200 --phases 1:3e-3 --dev 40 --test 40   # a smoke run
 
 What it does, on 240 x 320 phantoms (``skinimg.segment.phantom_specs``):
@@ -19,7 +19,7 @@ What it does, on 240 x 320 phantoms (``skinimg.segment.phantom_specs``):
    (region and logit > 0), and the shipped mask with the network's veto added (logit > -1), and the
    network's forward time on a 12 MP photo's working image (375 x 500) and on half of it.
 
-Measured on 2026-11-29 (10 epochs at 3e-3, then 20 at 1e-3; about 35 minutes): see the README, section
+Measured on 2026-11-29 (10 epochs at 3e-3, 20 at 1e-3, 20 at 5e-4; about an hour): see the README, section
 "Skin segmentation".
 """
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main(argv=None):
     ap.add_argument("--train", type=int, default=3000, help="training phantoms (seeds 0 ..)")
     ap.add_argument("--dev", type=int, default=240, help="development phantoms (seeds 200000 ..)")
     ap.add_argument("--test", type=int, default=600, help="held-out phantoms (seeds 100000 ..)")
-    ap.add_argument("--phases", default="10:3e-3,20:1e-3", help="EPOCHS:MAX_LR,... (one-cycle per phase)")
+    ap.add_argument("--phases", default="10:3e-3,20:1e-3,20:5e-4", help="EPOCHS:MAX_LR,... (one-cycle per phase)")
     ap.add_argument("--width", type=int, default=12)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--save", help="write the weights here (torch state dict)")
