@@ -125,12 +125,23 @@ def tone_f1(mask, d):
     return out
 
 
+def _phases_arg(text):
+    """``EPOCHS:MAX_LR,...`` -> [(epochs, lr), ...]; a ValueError becomes argparse's one-line usage error."""
+    try:
+        out = [(int(e), float(lr)) for e, lr in (item.split(":") for item in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected EPOCHS:MAX_LR,... such as 10:3e-3,20:1e-3, got {text!r}") from None
+    if not out or any(e < 1 or lr <= 0 for e, lr in out):
+        raise argparse.ArgumentTypeError(f"epochs and rates must be positive, got {text!r}")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", type=int, default=3000, help="training phantoms (seeds 0 ..)")
     ap.add_argument("--dev", type=int, default=240, help="development phantoms (seeds 200000 ..)")
     ap.add_argument("--test", type=int, default=600, help="held-out phantoms (seeds 100000 ..)")
-    ap.add_argument("--phases", default="10:3e-3,20:1e-3,20:5e-4", help="EPOCHS:MAX_LR,... (one-cycle per phase)")
+    ap.add_argument("--phases", default="10:3e-3,20:1e-3,20:5e-4", type=_phases_arg, help="EPOCHS:MAX_LR,... (one-cycle per phase)")
     ap.add_argument("--width", type=int, default=12)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--save", help="write the weights here (torch state dict)")
@@ -153,8 +164,7 @@ def main(argv=None):
     print("weights", sum(p.numel() for p in net.parameters()), flush=True)
     n, bs, ch, cw = len(x), 8, 120, 160
     h, w = x.shape[-2:]
-    for phase in a.phases.split(","):
-        epochs, lr = int(phase.split(":")[0]), float(phase.split(":")[1])
+    for epochs, lr in a.phases:
         opt = torch.optim.Adam(net.parameters(), lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(epochs * (n // bs), 1))
         for ep in range(epochs):

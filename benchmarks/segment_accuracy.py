@@ -107,21 +107,32 @@ def print_set(res):
         print(f"| {g} | " + " | ".join(cells) + " |")
 
 
+def _set_arg(text):
+    """``HxW:N`` -> ((H, W), N); argparse turns the ValueError into a one-line usage error."""
+    try:
+        dims, n = text.split(":")
+        h, w = (int(v) for v in dims.lower().split("x"))
+        size, count = (h, w), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW:N such as 240x320:240, got {text!r}") from None
+    if min(h, w, count) < 1:
+        raise argparse.ArgumentTypeError(f"sizes and counts must be positive, got {text!r}")
+    return size, count
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", action="append", metavar="HxW:N",
+    ap.add_argument("--set", action="append", metavar="HxW:N", type=_set_arg,
                     help="a set of N phantoms of H x W pixels (repeatable; default 240x320:240 and 480x640:144)")
     ap.add_argument("--seed", type=int, default=100_000, help="first phantom seed (default 100000, held out)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="write the results here as well")
     a = ap.parse_args(argv)
-    sets = a.set or ["240x320:240", "480x640:144"]
+    sets = a.set or [((240, 320), 240), ((480, 640), 144)]
     results = []
-    for item in sets:
-        dims, n = item.split(":")
-        h, w = (int(v) for v in dims.lower().split("x"))
-        res = run_set((h, w), int(n), a.seed, a.workers, a.bootstrap)
+    for size, n in sets:
+        res = run_set(size, n, a.seed, a.workers, a.bootstrap)
         print_set(res)
         results.append(res)
     if a.json:
