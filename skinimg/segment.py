@@ -60,9 +60,12 @@ the cost hardly grows with the megapixels:
    would remove more than 20 % of the region); specular
    highlights (every channel >= ``specular_level``) and very dark pixels (every
    channel <= ``dark_level``), both on the 8-bit scale.
-   With a second stage in the model (the default model has one), a perceptron over colour,
-   texture and context features of every region pixel (:data:`FEATURE_NAMES`) replaces the
-   probability, strand and lip vetoes.  It runs on the working image when that has at most
+   With a second stage in the model (the default model has two), it replaces the probability, strand
+   and lip vetoes: by default a perceptron over colour, texture and context features of every region
+   pixel (:data:`FEATURE_NAMES`); with ``stage2_model="net"`` a small U-Net (:mod:`skinimg.unet`;
+   Ronneberger, Fischer and Brox 2015, DOI 10.1007/978-3-319-24574-4_28) that sees the photo, the colour
+   log-odds and the region on the region's bounding box and vetoes the region pixels it gives log-odds
+   below ``logit(stage2_threshold)``.  Either runs on the working image when that has at most
    ``stage2_pixels`` pixels, otherwise on a copy downscaled by the smallest integer factor that
    fits; its log-odds then come back by bilinear interpolation sharpened with a guided filter
    (He, Sun and Tang 2013, *Guided image filtering*, IEEE TPAMI 35(6):1397-1409,
@@ -157,6 +160,7 @@ UCI_CANDIDATES = tuple(base / "shared" / "data" / "uci-skin" / "Skin_NonSkin.txt
 
 _LLR_RANGE = 8.0
 #: Arrays of the second-stage classifier in the model NPZ (stored with the prefix ``s2_``).
+STAGE2_MODELS = ("net", "mlp")
 STAGE2_ARRAYS = ("mu", "inv_sd", "W1", "b1", "W2", "b2")  # stored log-odds are clipped to [-8, 8] and quantised to uint8
 
 
@@ -204,6 +208,11 @@ class SegmentParams:
         The second stage runs on a copy of the working image downscaled by the smallest integer
         factor that leaves at most this many pixels (0 = always at working resolution); its
         log-odds are brought back by bilinear interpolation and a guided filter (step 7).
+    stage2_model
+        ``"mlp"`` (default): the per-pixel perceptron; ``"net"``: the convolutional second stage
+        (:mod:`skinimg.unet`) when the model has one, else the perceptron.  Not the default: better on the
+        held-out phantoms, but slower on 12 MP close-ups than their decode and worse on the one real labelled
+        photo (README, "Skin segmentation").
     guide_radius, guide_eps
         Window radius (working pixels) and regularisation (guide scaled to [0, 1]) of that guided
         filter; radius 0 = bilinear interpolation only.
@@ -232,6 +241,7 @@ class SegmentParams:
     strand_llr: float = 0.0
     stage2_threshold: float = 0.5
     stage2_pixels: int = 160_000
+    stage2_model: str = "mlp"
     guide_radius: int = 3
     guide_eps: float = 3e-4
 
@@ -248,6 +258,8 @@ class SegmentParams:
             raise SkinImgError(f"stage2_threshold must be in [0, 1), got {self.stage2_threshold!r}")
         if not (isinstance(self.stage2_pixels, int) and (self.stage2_pixels == 0 or self.stage2_pixels >= 4096)):
             raise SkinImgError(f"stage2_pixels must be 0 or an integer >= 4096, got {self.stage2_pixels!r}")
+        if self.stage2_model not in STAGE2_MODELS:
+            raise SkinImgError(f"stage2_model must be one of {', '.join(STAGE2_MODELS)}, got {self.stage2_model!r}")
         if self.guide_radius < 0 or self.guide_eps <= 0:
             raise SkinImgError("guide_radius must be >= 0 and guide_eps > 0")
         if not (0 <= self.dark_level < self.specular_level <= 256):
@@ -313,6 +325,9 @@ class SkinModel:
     stage2 : dict or None
         Second-stage pixel classifier (:data:`STAGE2_ARRAYS`, float32): a one-hidden-layer
         perceptron over :data:`FEATURE_NAMES`; None = the rule-based vetoes of step 7.
+    net : skinimg.unet.NetRunner or None
+        Convolutional second stage (a small U-Net, :mod:`skinimg.unet`); used instead of ``stage2`` when
+        ``SegmentParams.stage2_model == "net"``.
     """
 
     bits: int
@@ -320,6 +335,7 @@ class SkinModel:
     provenance: dict = field(default_factory=dict)
     sha256: str = ""
     stage2: dict | None = None
+    net: object = None
 
     def stage2_logit(self, features: np.ndarray) -> np.ndarray:
         """Log-odds of skin, float32 (N,), for float32 (N, F) rows of :func:`_pixel_features`.
@@ -389,7 +405,14 @@ def _load_model_cached(path: str) -> SkinModel:
         shapes = {"mu": (nf,), "inv_sd": (nf,), "W1": (nf, nh), "b1": (nh,), "W2": (nh, 1), "b2": (1,)}
         if any(stage2[k].shape != v for k, v in shapes.items()) or not all(np.isfinite(a).all() for a in stage2.values()):
             raise SkinImgError("colour model has a malformed second-stage classifier", Path(path).name)
-    return SkinModel(bits=bits, prob=prob, provenance=prov, sha256=digest, stage2=stage2)
+    net = None
+    net_arrays = {k[4:]: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items() if k.startswith("net_")}
+    if net_arrays:
+        from .unet import NetRunner, check_weights
+
+        check_weights(net_arrays, Path(path).name)
+        net = NetRunner(net_arrays)
+    return SkinModel(bits=bits, prob=prob, provenance=prov, sha256=digest, stage2=stage2, net=net)
 
 
 def load_model(path: str | os.PathLike | None = None) -> SkinModel:
@@ -778,6 +801,8 @@ def _stage2_logit(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: 
     """Second-stage log-odds of the region's pixels: ``(box, m, z)`` with ``box`` the region's bounding box
     grown by :data:`_CROP_MARGIN` (the features are computed on it), ``m = mask[box]`` and ``z`` float32 (N,)
     in ``m`` order; None for an empty region."""
+    if model.net is not None and params.stage2_model == "net":
+        return _net_logit(rgb8, p, mask, model.net)
     box = _bbox(mask, max(_CROP_MARGIN, int(4 * params.pixel_sigma) + 2))
     if box is None:
         return None
@@ -788,6 +813,26 @@ def _stage2_logit(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: 
     f = _pixel_features(np.ascontiguousarray(rgb8[box]), llr, None if img is None else img[box], m, core,
                         photo_pixels=mask.size)
     return box, m, _stage2_logit_one_thread(model, f)
+
+
+#: Margin (pixels) of the crop around the region in which the convolutional second stage runs.
+_NET_MARGIN = 32
+
+
+def _net_logit(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, net) -> tuple | None:
+    """The convolutional second stage's log-odds of the region's pixels, as :func:`_stage2_logit`.
+
+    The network sees the region's bounding box grown by :data:`_NET_MARGIN` (it was trained on crops of
+    photos, whose borders it sees as zero padding).
+    """
+    box = _bbox(mask, _NET_MARGIN)
+    if box is None:
+        return None
+    m = np.ascontiguousarray(mask[box])
+    from .unet import net_input
+
+    z = net(net_input(np.ascontiguousarray(rgb8[box]), np.ascontiguousarray(p[box]), m))
+    return box, m, z[m]
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -864,6 +909,30 @@ def _stage2_veto(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: n
     return (z < zthr) & mask
 
 
+def _region(p: np.ndarray, params: SegmentParams) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2-5 of the clean-up on P(skin) float32 (h, w): (region bool, smoothed probability float32).
+
+    The region is what the second stage judges.  Components run on the bounding box (1 pixel margin: what
+    touches it is background connected to the image border).
+    """
+    area = p.size
+    ps = _gauss(p, params.smooth_sigma)
+    mask = hysteresis_threshold(ps, params.low, params.high)
+    if params.open_radius:
+        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, _ellipse(params.open_radius)).view(bool)
+    if params.close_radius:
+        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, _ellipse(params.close_radius),
+                                borderType=cv2.BORDER_REPLICATE).view(bool)
+    box = _bbox(mask, 1)
+    if box is None:
+        return np.zeros(mask.shape, dtype=bool), ps
+    sub = _remove_small(np.ascontiguousarray(mask[box]), int(math.ceil(params.min_component * area)))
+    sub = _fill_small_holes(sub, int(params.max_hole * area))
+    mask = np.zeros(mask.shape, dtype=bool)
+    mask[box] = sub
+    return mask, ps
+
+
 def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bool = True,
            model: SkinModel | None = None, collect: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spatial clean-up at working resolution: (mask bool, smoothed probability float32).
@@ -877,24 +946,10 @@ def _clean(p: np.ndarray, rgb8: np.ndarray, params: SegmentParams, *, refine: bo
     (every filter behind a region pixel's features reaches less far), and the rule-based
     probability veto it replaces is not computed.
     """
-    area = p.size
-    ps = _gauss(p, params.smooth_sigma)
-    mask = hysteresis_threshold(ps, params.low, params.high)
-    if params.open_radius:
-        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, _ellipse(params.open_radius)).view(bool)
-    if params.close_radius:
-        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, _ellipse(params.close_radius),
-                                borderType=cv2.BORDER_REPLICATE).view(bool)
-    box = _bbox(mask, 1)
-    if box is None:
-        mask = np.zeros(mask.shape, dtype=bool)
-    else:
-        sub = _remove_small(np.ascontiguousarray(mask[box]), int(math.ceil(params.min_component * area)))
-        sub = _fill_small_holes(sub, int(params.max_hole * area))
-        mask = np.zeros(mask.shape, dtype=bool)
-        mask[box] = sub
+    mask, ps = _region(p, params)
     high = np.float32(params.high)
-    stage2 = refine and model is not None and model.stage2 is not None and params.stage2_threshold > 0
+    stage2 = (refine and model is not None and (model.stage2 is not None or model.net is not None)
+              and params.stage2_threshold > 0)
     if stage2 and collect is None:
         veto = _stage2_veto(rgb8, p, mask, ps >= high, params, model)
         box = _bbox(mask, 0)
@@ -1413,6 +1468,50 @@ def _train_stage2(model: SkinModel, train_specs, phantom_size, hidden: int, seed
     return arrays, info
 
 
+_NET_DATA_MODEL: list = []  # the colour table of the process rendering the convolutional stage's training data
+
+
+def _net_data_init(bits: int, prob: np.ndarray) -> None:
+    cv2.setNumThreads(1)
+    _NET_DATA_MODEL[:] = [SkinModel(bits=bits, prob=prob)]
+
+
+def _net_sample(spec) -> tuple:
+    """One training photo of the convolutional stage: (image, P(skin) x 255 uint8, region, truth)."""
+    from .synth import render_phantom
+
+    ph = render_phantom(spec)
+    p = _NET_DATA_MODEL[0].predict(ph.image)
+    region, _ = _region(p, SegmentParams())
+    return ph.image, (p * 255 + 0.5).astype(np.uint8), region, ph.mask
+
+
+def _train_net(model: SkinModel, n_phantoms: int, phantom_size, phases, width: int, seed: int, workers: int, say
+               ) -> tuple[dict, dict]:
+    """Train the convolutional second stage (:func:`skinimg.unet.train_unet`) on the phantoms of seeds
+    ``0 .. n_phantoms - 1``: their photo, the colour table's P(skin), the clean-up region and the true mask."""
+    from .unet import _require_torch, train_unet
+
+    _require_torch()
+    specs = phantom_specs(range(n_phantoms), size=phantom_size)
+    say(f"convolutional stage: rendering {n_phantoms} training phantoms")
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_net_data_init,
+                                 initargs=(model.bits, model.prob)) as ex:
+            rows = list(ex.map(_net_sample, specs, chunksize=16))
+    else:
+        threads = cv2.getNumThreads()
+        _net_data_init(model.bits, model.prob)
+        cv2.setNumThreads(threads)
+        rows = [_net_sample(spec) for spec in specs]
+    image, p8, region, truth = (np.stack([r[i] for r in rows]) for i in range(4))
+    del rows
+    weights, info = train_unet(image, p8, region, truth, phases=phases, width=width, seed=seed, say=say)
+    info["data"] = (f"phantoms of seeds 0-{n_phantoms - 1} ({phantom_size[0]} x {phantom_size[1]}): photo, colour-table "
+                    "P(skin) rounded to 8 bits, clean-up region (steps 1-5), true skin mask")
+    return weights, info
+
+
 def _write_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """NPZ with fixed zip timestamps (``np.savez`` stamps the current time): same arrays, same bytes."""
     buf = _io.BytesIO()
@@ -1590,7 +1689,10 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
                     bits: int = 6, hist_sigma: float = 0.5, n_train_phantoms: int = 200,
                     n_test_phantoms: int = 36, phantom_size: tuple[int, int] = (240, 320),
                     uci_weight: float = 0.1, phantom_weight: float = 1.0, seed: int = 0, stage2_hidden: int = 32,
-                    n_stage2_extra: int = 200, date: str | None = None, progress=None) -> dict:
+                    n_stage2_extra: int = 200, net: bool = True, n_net_phantoms: int = 3000,
+                    net_phases=((10, 3e-3), (20, 1e-3), (20, 5e-4), (20, 3e-4)), net_width: int = 12,
+                    workers: int = 2,
+                    date: str | None = None, progress=None) -> dict:
     """Train the colour lookup table and write ``skin_lut.npz`` + ``skin_lut.json`` into ``out``.
 
     Data: the UCI pixels (stratified 80/20 split by ``seed``: 80 % train, 20 % held
@@ -1605,8 +1707,15 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
     the clean-up region (:data:`FEATURE_NAMES`), trained on the training phantoms'
     region pixels after the colour table is built.
 
-    Reproducible: no clock, no unseeded randomness, one BLAS thread while training; the NPZ has fixed zip
-    timestamps, so the same inputs give byte-identical files.  The JSON's ``date``
+    Convolutional second stage (``net=True``, the default; needs PyTorch, ``pip install 'skinimg[train]'``):
+    the U-Net of :mod:`skinimg.unet` trained by :func:`skinimg.unet.train_unet` on ``n_net_phantoms``
+    phantoms (seeds 0 ..) with ``net_phases`` and width ``net_width`` (the defaults: 70 epochs, about 90 minutes
+    on 2 cores and 12 GB of memory for 3 000 phantoms).  Its weights go into the NPZ as ``net_*`` arrays; it
+    replaces the perceptron at inference with ``SegmentParams(stage2_model="net")``.
+
+    Reproducible: no clock, no unseeded randomness, one BLAS thread while training the perceptron, two PyTorch
+    threads while training the network; the NPZ has fixed zip timestamps, so the same inputs give byte-identical
+    files on the same machine (PyTorch's float results may differ between CPU types).  The JSON's ``date``
     is ``date`` if given, else ``$SOURCE_DATE_EPOCH`` if set, else today (UTC).
 
     Returns
@@ -1640,11 +1749,21 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
     model = SkinModel(bits=bits, prob=_sigmoid(_llr_from_uint8(lut)))
     stage2, s2_info = _train_stage2(model, train_specs, phantom_size, stage2_hidden, seed, say,
                                     n_stage2_extra)
+    net_weights, net_info = None, None
+    if net:
+        net_weights, net_info = _train_net(model, n_net_phantoms, phantom_size, net_phases, net_width, seed, workers,
+                                           say)
     model = SkinModel(bits=bits, prob=model.prob, stage2=stage2)
+    if net_weights is not None:
+        from .unet import NetRunner
+
+        model = SkinModel(bits=bits, prob=model.prob, stage2=stage2, net=NetRunner(net_weights))
     out.mkdir(parents=True, exist_ok=True)
     npz_path = out / "skin_lut.npz"
     arrays = {"log_odds": lut.reshape((1 << bits,) * 3), "bits": np.array([bits], np.int32)}
     arrays.update({f"s2_{k}": v for k, v in stage2.items()})
+    if net_weights is not None:
+        arrays.update({f"net_{k}": v for k, v in net_weights.items()})
     _write_npz_deterministic(npz_path, arrays)
     _load_model_cached.cache_clear()
 
@@ -1658,6 +1777,9 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
     for meth in METHODS:
         metrics["phantom_test" if meth == "model" else "phantom_test_rules"] = phantom_tone_metrics(
             test_specs, method=meth, model=model)
+    if net_weights is not None:
+        metrics["phantom_test_net"] = phantom_tone_metrics(test_specs, model=model,
+                                                           params=SegmentParams(stage2_model="net"))
 
     if date is None:
         sde = os.environ.get("SOURCE_DATE_EPOCH")
@@ -1667,13 +1789,14 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
         "model": "Bayesian colour histogram lookup table (Jones and Rehg 2002, DOI 10.1023/A:1013200319198)",
         "format": {"file": "skin_lut.npz", "arrays": {"log_odds": f"uint8 ({1 << bits},)*3, index [R>>{8 - bits}, G>>{8 - bits}, B>>{8 - bits}] of 8-bit sRGB",
                                                       "bits": "int32 (1,)",
-                                                      "s2_*": "float32 second-stage perceptron: mu, inv_sd (F,), W1 (F, H), b1 (H,), W2 (H, 1), b2 (1,)"},
+                                                      "s2_*": "float32 second-stage perceptron: mu, inv_sd (F,), W1 (F, H), b1 (H,), W2 (H, 1), b2 (1,)",
+                                                      "net_*": "float32 convolutional second stage (skinimg.unet): net_<layer>_w (out, in, k, k), net_<layer>_b (out,)"},
                    "decode": f"llr = q * {2 * _LLR_RANGE}/255 - {_LLR_RANGE}; P(skin) = 1/(1+exp(-llr))",
                    "sha256": hashlib.sha256(npz_path.read_bytes()).hexdigest()},
         "training": {"bits": bits, "hist_sigma_bins": hist_sigma, "priors": "equal (0.5/0.5)",
                      "source_weights": {"uci": uci_weight, "phantoms": phantom_weight},
                      "unseen_colour_bias": "e_n = 10 e_s, e_s = 1e-3 / bins",
-                     "stage2": s2_info},
+                     "stage2": s2_info, "net": net_info},
         "data": {
             "uci": {"name": "UCI Skin Segmentation (Bhatt and Dhall 2009)", "doi": "10.24432/C5T30C",
                     "licence": "CC BY 4.0", "file": uci_path.name,

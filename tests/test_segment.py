@@ -294,7 +294,7 @@ def test_train_segmenter_reproducible(tmp_path, monkeypatch):
     uci = tmp_path / "uci.txt"
     uci.write_text("".join(f"{b}\t{g}\t{r}\t{1 if s else 2}\n" for (r, g, b), s in zip(rgb, skin)))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128), n_stage2_extra=2)
+    kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128), n_stage2_extra=2, net=False)
     p1 = S.train_segmenter(tmp_path / "a", **kw)
     p2 = S.train_segmenter(tmp_path / "b", **kw)
     for name in ("skin_lut.npz", "skin_lut.json"):
