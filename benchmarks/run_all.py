@@ -13,8 +13,9 @@
 Each step's stdout goes to the terminal and to ``<out>/<name>.txt``.  Not run here
 (slow, destructive or needing extra software): ``fuzz_loader.py``, ``fuzz_cli.py``
 (``make fuzz``), ``kill_loop.py``, ``fit_basis.py`` and ``derive_mdc.py`` (rewrite model files),
-``compare_sensitivity.py`` (about 5 minutes per tone), ``report_screenshot.py`` (needs Chromium) and
-``probe_unet.py`` (needs PyTorch, about 40 minutes).  Exit code 1 when any step failed.
+``compare_sensitivity.py`` (about 5 minutes per tone) and ``report_screenshot.py`` (needs Chromium); the
+segmentation model is retrained by ``skinimg train-segmenter`` (needs PyTorch for its convolutional stage,
+about 1 h 15 min).  Exit code 1 when any step failed.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@
 The photos are ``skinimg.segment.phantom_specs(range(seed, seed + n), size=...)``: the held-out seeds (100000+)
 unless ``--seed`` says otherwise (200000+ is the development range used to choose changes).  For each tone
 group (melanin volume fraction, ``skinimg.segment.TONE_GROUPS``) the table gives the pooled F1 (Dice) of the
-trained model, its 95 % percentile-bootstrap interval over photos (``pooled_tone_metrics``; 1000 resamples,
-seed 0), the worst photo, and the rules baseline (Chai and Ngan 1999).  The error budget
+trained model (default parameters: the per-pixel second stage), its 95 % percentile-bootstrap interval over
+photos (``pooled_tone_metrics``; 1000 resamples, seed 0), the worst photo, the optional U-Net second stage
+(``SegmentParams(stage2_model="net")``, ``--second-stage net``) with its paired difference to the default (same
+bootstrap resamples of photos for both, seed 1), and the rules baseline (Chai and Ngan 1999).  The error budget
 (``skinimg.segment.error_budget``) splits the model's wrong pixels into missed skin beside thin structures
 (hair strands), at the skin's edge and inside, and false skin per true label (thin strands apart), and gives
 the F1 each tone would reach without each class.  Deterministic; ``--workers`` only changes the speed.
@@ -34,12 +36,40 @@ def _one(spec):
 
     ph = render_phantom(spec)
     out = {"seed": spec.seed, "group": S.tone_group(spec.melanin), "site": spec.site}
-    for meth in S.METHODS:
-        r = S.segment_skin(ph.image, method=meth)
+    for name, meth, params in (("model", "model", None), ("net", "model", S.SegmentParams(stage2_model="net")),
+                               ("rules", "rules", None)):
+        r = S.segment_skin(ph.image, method=meth, params=params)
         m = S.evaluate_masks(r.mask, ph.mask)
-        out[meth] = [m[k] for k in ("tp", "fp", "fn", "tn")]
-        if meth == "model":
+        out[name] = [m[k] for k in ("tp", "fp", "fn", "tn")]
+        if name == "model":
             out["budget"] = S.error_budget(r.mask, ph.mask, ph.labels)
+    return out
+
+
+def paired_difference(rows, a, b, bootstrap, seed=1):
+    """Per tone: pooled F1 of ``a`` minus that of ``b`` and its 95 % percentile-bootstrap interval, photos
+    resampled together (the same resample for both)."""
+    import numpy as np
+
+    out = {}
+    rng = np.random.default_rng(seed)
+    for g in GROUPS + ["all"]:
+        sel = [r for r in rows if g in (r["group"], "all")]
+        if not sel:
+            continue
+        ca = np.array([r[a][:3] for r in sel], float)
+        cb = np.array([r[b][:3] for r in sel], float)
+
+        def f1(c):
+            return 2 * c[..., 0] / np.maximum(2 * c[..., 0] + c[..., 1] + c[..., 2], 1)
+
+        d = float(f1(ca.sum(0)) - f1(cb.sum(0)))
+        if bootstrap:
+            idx = rng.integers(0, len(sel), (bootstrap, len(sel)))
+            ds = f1(ca[idx].sum(1)) - f1(cb[idx].sum(1))
+            out[g] = (d, float(np.percentile(ds, 2.5)), float(np.percentile(ds, 97.5)))
+        else:
+            out[g] = (d, float("nan"), float("nan"))
     return out
 
 
@@ -56,8 +86,8 @@ def run_set(size, n, seed, workers, bootstrap):
     else:
         rows = [_one(s) for s in specs]
     elapsed = time.perf_counter() - t0
-    tabs = {meth: S.pooled_tone_metrics([(r["group"], *r[meth]) for r in rows], bootstrap=bootstrap)
-            for meth in S.METHODS}
+    tabs = {name: S.pooled_tone_metrics([(r["group"], *r[name]) for r in rows], bootstrap=bootstrap)
+            for name in ("model", "net", "rules")}
     budget: dict = {}
     for r in rows:
         for g in (r["group"], "all"):
@@ -71,7 +101,8 @@ def run_set(size, n, seed, workers, bootstrap):
             if g not in worst or f < worst[g][0]:
                 worst[g] = (f, r["seed"], r["site"])
     return {"size": list(size), "n": n, "seed": seed, "seconds": elapsed, "model": tabs["model"],
-            "rules": tabs["rules"], "budget": budget, "worst": worst,
+            "rules": tabs["rules"], "net": tabs["net"], "net_minus_model": paired_difference(rows, "net", "model", bootstrap),
+            "budget": budget, "worst": worst,
             "counts": {g: [sum(r["model"][i] for r in rows if g in (r["group"], "all")) for i in range(3)]
                        for g in GROUPS + ["all"]}}
 
@@ -79,15 +110,18 @@ def run_set(size, n, seed, workers, bootstrap):
 def print_set(res):
     h, w = res["size"]
     print(f"\n## {res['n']} phantoms, {h}x{w}, seeds {res['seed']}+ ({res['seconds']:.0f} s)\n")
-    print("| tone | photos | F1 | 95 % interval | worst photo (seed, site) | rules F1 |")
-    print("|---|---|---|---|---|---|")
+    print("| tone | photos | F1 | 95 % interval | worst photo (seed, site) | U-Net stage F1 | U-Net - model (95 % paired) "
+          "| rules F1 |")
+    print("|---|---|---|---|---|---|---|---|")
     for g in GROUPS + ["all"]:
         if g not in res["model"]:
             continue
         m, r = res["model"][g], res["rules"][g]
         lo, hi = m.get("f1_ci95", [float("nan")] * 2)
         wf, ws, wsite = res["worst"][g]
-        print(f"| {g} | {m['n_images']} | {m['f1']:.3f} | {lo:.3f}-{hi:.3f} | {wf:.2f} ({ws}, {wsite}) | {r['f1']:.3f} |")
+        d, dlo, dhi = res["net_minus_model"][g]
+        print(f"| {g} | {m['n_images']} | {m['f1']:.3f} | {lo:.3f}-{hi:.3f} | {wf:.2f} ({ws}, {wsite}) "
+              f"| {res['net'][g]['f1']:.3f} | {d:+.4f} ({dlo:+.4f} to {dhi:+.4f}) | {r['f1']:.3f} |")
     keys = sorted({k for b in res["budget"].values() for k in b}, key=lambda k: -res["budget"]["all"].get(k, 0))
     keys = [k for k in keys if res["budget"]["all"].get(k, 0) >= 0.01 * sum(res["budget"]["all"].values())]
     print("\nError budget: share of the model's wrong pixels, and (F1 without that class)\n")
