@@ -13,7 +13,7 @@ Input (:func:`net_input`), float32 (5, H, W): sRGB / 255 - 0.5 (three channels),
 
 Weights live in the model's NPZ as plain float32 arrays ``net_<layer>_w`` (out, in, 3, 3) and ``net_<layer>_b``
 (out,) for the layers of :data:`LAYERS` (never pickle).  Inference: :func:`onnx_bytes` writes the network as an
-ONNX graph in memory (a few hundred lines of protobuf, no ``onnx`` package needed) that OpenCV's DNN module
+ONNX graph in memory (about 80 lines of protobuf encoding, no ``onnx`` package needed) that OpenCV's DNN module
 runs (:class:`NetRunner`; 23-31 ms on one thread for the 188 x 250 second-stage image of a 12 MP photo, where a
 NumPy im2col implementation took about 150 ms); :func:`forward_reference` is a plain NumPy
 implementation of the same arithmetic, used by the tests to check it.  Training (:func:`train_unet`) needs

@@ -241,3 +241,13 @@ def test_cli_second_stage_option(tmp_path):
         np.testing.assert_array_equal(m, S.segment_skin(rgb, params=S.SegmentParams(stage2_model=stage)).mask)
     r = CliRunner().invoke(cli, ["segment", str(photo), "--out", str(tmp_path / "x"), "--second-stage", "cnn"])
     assert r.exit_code == 2 and "cnn" in r.output
+
+
+def test_model_file_with_a_malformed_network_is_a_one_line_error(tmp_path):
+    arrays = dict(np.load(S.DEFAULT_MODEL_PATH))
+    arrays["net_d2_w"] = arrays["net_d2_w"][:, :5]
+    bad = tmp_path / "skin_lut.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(SkinImgError, match="layer d2") as err:
+        S.load_model(bad)
+    assert "\n" not in str(err.value) and "skin_lut.npz" in str(err.value)
