@@ -299,11 +299,11 @@ def train_segmenter_cmd(out, uci, net, net_phantoms, workers):
     m = prov["metrics"]
     click.echo(f"UCI held-out balanced accuracy: model {m['uci_test']['balanced_accuracy']:.4f}, "
                f"rules {m['uci_test_rules']['balanced_accuracy']:.4f}")
-    net = m.get("phantom_test_net")
-    click.echo("phantom held-out F1 by tone:   model   rules" + ("   U-Net stage" if net else ""))
+    net_f1 = m.get("phantom_test_net")
+    click.echo("phantom held-out F1 by tone:   model   rules" + ("   U-Net stage" if net_f1 else ""))
     for tone, v in m["phantom_test"].items():
         click.echo(f"  {tone:<28s} {v['f1']:.3f}   {m['phantom_test_rules'][tone]['f1']:.3f}"
-                   + (f"   {net[tone]['f1']:.3f}" if net else ""))
+                   + (f"   {net_f1[tone]['f1']:.3f}" if net_f1 else ""))
     click.echo(f"wrote {Path(out) / 'skin_lut.npz'} and {Path(out) / 'skin_lut.json'}")
 
 

@@ -1726,6 +1726,10 @@ def train_segmenter(out: str | os.PathLike | None = None, *, uci: str | os.PathL
     from .synth import render_phantom
 
     say = progress or (lambda msg: None)
+    if net:  # before minutes of colour-table training: a missing PyTorch is a one-line error at once
+        from .unet import _require_torch
+
+        _require_torch()
     out = Path(out) if out is not None else DEFAULT_MODEL_PATH.parent
     uci_path = Path(uci) if uci is not None else next((p for p in UCI_CANDIDATES if p.is_file()), UCI_CANDIDATES[0])
     uci_bytes = uci_path.read_bytes() if uci_path.is_file() else None

@@ -284,15 +284,9 @@ def test_model_loads_without_pickle(tmp_path):
         S.load_model(wrong)
 
 
-def test_train_segmenter_reproducible(tmp_path, monkeypatch):
+def test_train_segmenter_reproducible(tmp_path, monkeypatch, synthetic_uci):
     """Same inputs -> byte-identical NPZ and JSON (small run on a synthetic UCI-format file)."""
-    rng = np.random.default_rng(0)
-    n = 3000
-    skin = rng.random(n) < 0.3
-    rgb = np.where(skin[:, None], rng.normal((200, 140, 120), 15, (n, 3)), rng.integers(0, 256, (n, 3)))
-    rgb = np.clip(rgb, 0, 255).astype(int)
-    uci = tmp_path / "uci.txt"
-    uci.write_text("".join(f"{b}\t{g}\t{r}\t{1 if s else 2}\n" for (r, g, b), s in zip(rgb, skin)))
+    uci, skin = synthetic_uci(3000)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128), n_stage2_extra=2, net=False)
     p1 = S.train_segmenter(tmp_path / "a", **kw)

@@ -185,15 +185,9 @@ def test_torch_training_is_reproducible_and_matches_the_runner():
     np.testing.assert_allclose(U.NetRunner(w1)(x), zt, atol=1e-4)
 
 
-def test_train_segmenter_with_network_is_reproducible(tmp_path, monkeypatch):
+def test_train_segmenter_with_network_is_reproducible(tmp_path, monkeypatch, synthetic_uci):
     pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    n = 2000
-    skin = rng.random(n) < 0.3
-    rgb = np.where(skin[:, None], rng.normal((200, 140, 120), 15, (n, 3)), rng.integers(0, 256, (n, 3)))
-    rgb = np.clip(rgb, 0, 255).astype(int)
-    uci = tmp_path / "uci.txt"
-    uci.write_text("".join(f"{b}\t{g}\t{r}\t{1 if s else 2}\n" for (r, g, b), s in zip(rgb, skin)))
+    uci, _ = synthetic_uci(2000)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(64, 96), n_stage2_extra=1,
               n_net_phantoms=8, net_phases=((1, 1e-3),), workers=1)
@@ -251,3 +245,19 @@ def test_model_file_with_a_malformed_network_is_a_one_line_error(tmp_path):
     with pytest.raises(SkinImgError, match="layer d2") as err:
         S.load_model(bad)
     assert "\n" not in str(err.value) and "skin_lut.npz" in str(err.value)
+
+
+def test_train_segmenter_without_torch_fails_at_once_with_one_line(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(SkinImgError, match=r"skinimg\[train\]") as err:
+        S.train_segmenter(tmp_path / "m", uci=tmp_path / "missing.txt")
+    assert "\n" not in str(err.value) and not (tmp_path / "m").exists()
