@@ -66,6 +66,38 @@ def test_opencv_runner_matches_the_numpy_reference(shape):
     np.testing.assert_allclose(z, ref, atol=2e-4 * max(1.0, np.abs(ref).max()))
 
 
+@pytest.mark.parametrize("width", [4, 12, 16])
+def test_padding_channels_to_multiples_of_8_keeps_the_function(width):
+    w = random_weights(width, seed=width)
+    p = U.pad_channels(w, 8)
+    # level channel counts rounded up to 8: w -> 8 / 16 / 16, 2w -> 8 / 24 / 32, 4w -> 16 / 48 / 64
+    c1, c2, c4 = (-(-c // 8) * 8 for c in (width, 2 * width, 4 * width))
+    assert p["e1a_w"].shape == (c1, 5, 3, 3) and p["e1b_w"].shape == (c1, c1, 3, 3)
+    assert p["e2a_w"].shape == (c2, c1, 3, 3) and p["e4b_w"].shape == (c4, c4, 3, 3)
+    assert p["d3_w"].shape == (c2, c4 + c2, 3, 3) and p["d1_w"].shape == (c1, c2 + c1, 3, 3)
+    assert p["out_w"].shape == (1, c1, 1, 1) and p["out_b"].shape == (1,)
+    if width == 16:  # already multiples of 8: the same arrays
+        assert all(np.array_equal(p[k], w[k]) for k in w)
+    # every original weight is where it was, and everything added is zero
+    n_orig = sum(int(np.count_nonzero(v)) for v in w.values())
+    assert sum(int(np.count_nonzero(v)) for v in p.values()) == n_orig
+    np.testing.assert_array_equal(p["d1_w"][:width, :2 * width], w["d1_w"][:, :2 * width])  # upsampled part
+    np.testing.assert_array_equal(p["d1_w"][:width, c2:c2 + width], w["d1_w"][:, 2 * width:])  # skip part
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(5, 21, 30)) * 0.5).astype(np.float32)
+    ref = U.forward_reference(x, w)
+    assert np.abs(ref).max() > 0.1
+    np.testing.assert_allclose(U.forward_reference(x, p), ref, rtol=0, atol=1e-9)
+    # and OpenCV runs the padded graph (what NetRunner builds) to the same values as the unpadded one
+    outs = []
+    for pad in (1, 8):
+        net = cv2.dnn.readNetFromONNX(np.frombuffer(U.onnx_bytes(w, pad=pad), dtype=np.uint8))
+        net.setInput(x[None])
+        outs.append(net.forward().reshape(x.shape[1:]))
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-5 * max(1.0, np.abs(ref).max()))
+    np.testing.assert_allclose(outs[1], ref, atol=2e-4 * max(1.0, np.abs(ref).max()))
+
+
 def test_varint_and_tensor_wire_format():
     assert U._varint(0) == b"\x00" and U._varint(1) == b"\x01" and U._varint(300) == b"\xac\x02"
     assert U._varint(-1) == b"\xff" * 9 + b"\x01"  # int64 -1: ten bytes
