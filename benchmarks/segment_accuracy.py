@@ -2,10 +2,12 @@
 
     python benchmarks/segment_accuracy.py                       # 240 phantoms at 240x320 and 144 at 480x640
     python benchmarks/segment_accuracy.py --set 240x320:600     # a larger set (about 1 minute per 240 photos)
+    python benchmarks/segment_accuracy.py --plan ladder:60 --plan grid:8:4   # the sets `skinimg synth` writes
     python benchmarks/segment_accuracy.py --json out.json
 
 The photos are ``skinimg.segment.phantom_specs(range(seed, seed + n), size=...)``: the held-out seeds (100000+)
-unless ``--seed`` says otherwise (200000+ is the development range used to choose changes).  For each tone
+unless ``--seed`` says otherwise (200000+ is the development range used to choose changes); with ``--plan``,
+the photos of ``skinimg synth --set NAME --n N`` (``skinimg.synth.plan_set``, 480x640) for base seeds 600000+.  For each tone
 group (melanin volume fraction, ``skinimg.segment.TONE_GROUPS``) the table gives the pooled F1 (Dice) of the
 trained model (default parameters: the per-pixel second stage), its 95 % percentile-bootstrap interval over
 photos (``pooled_tone_metrics``; 1000 resamples, seed 0), the worst photo, the optional U-Net second stage
@@ -31,14 +33,22 @@ from skinimg import segment as S  # noqa: E402
 GROUPS = [g for g, _, _ in S.TONE_GROUPS]
 
 
-def _one(spec):
-    from skinimg.synth import render_phantom
+def plan_image(spec, jpeg_quality=None):
+    """The rendered photo and its phantom; with ``jpeg_quality``, the photo encoded and decoded as
+    ``skinimg synth --format jpg`` writes it and ``load_image`` reads it back."""
+    from skinimg.synth import _jpeg_roundtrip, render_phantom
 
     ph = render_phantom(spec)
+    return (ph.image if jpeg_quality is None else _jpeg_roundtrip(ph.image, jpeg_quality)), ph
+
+
+def _one(job):
+    spec, jpeg_quality = job if isinstance(job, tuple) else (job, None)
+    image, ph = plan_image(spec, jpeg_quality)
     out = {"seed": spec.seed, "group": S.tone_group(spec.melanin), "site": spec.site}
     for name, meth, params in (("model", "model", None), ("net", "model", S.SegmentParams(stage2_model="net")),
                                ("rules", "rules", None)):
-        r = S.segment_skin(ph.image, method=meth, params=params)
+        r = S.segment_skin(image, method=meth, params=params)
         m = S.evaluate_masks(r.mask, ph.mask)
         out[name] = [m[k] for k in ("tp", "fp", "fn", "tn")]
         if name == "model":
@@ -77,8 +87,10 @@ def _f1(tp, fp, fn):
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
 
 
-def run_set(size, n, seed, workers, bootstrap):
-    specs = S.phantom_specs(range(seed, seed + n), size=size)
+def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
+    """Segment ``specs`` (default: ``phantom_specs(range(seed, seed + n), size=size)``) and tabulate."""
+    if specs is None:
+        specs = S.phantom_specs(range(seed, seed + n), size=size)
     t0 = time.perf_counter()
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
@@ -100,7 +112,7 @@ def run_set(size, n, seed, workers, bootstrap):
         for g in (r["group"], "all"):
             if g not in worst or f < worst[g][0]:
                 worst[g] = (f, r["seed"], r["site"])
-    return {"size": list(size), "n": n, "seed": seed, "seconds": elapsed, "model": tabs["model"],
+    return {"size": list(size), "n": len(specs), "seed": seed, "label": label, "seconds": elapsed, "model": tabs["model"],
             "rules": tabs["rules"], "net": tabs["net"], "net_minus_model": paired_difference(rows, "net", "model", bootstrap),
             "budget": budget, "worst": worst,
             "counts": {g: [sum(r["model"][i] for r in rows if g in (r["group"], "all")) for i in range(3)]
@@ -109,7 +121,8 @@ def run_set(size, n, seed, workers, bootstrap):
 
 def print_set(res):
     h, w = res["size"]
-    print(f"\n## {res['n']} phantoms, {h}x{w}, seeds {res['seed']}+ ({res['seconds']:.0f} s)\n")
+    what = res.get("label") or f"{res['n']} phantoms, {h}x{w}, seeds {res['seed']}+"
+    print(f"\n## {what} ({res['seconds']:.0f} s)\n")
     print("| tone | photos | F1 | 95 % interval | worst photo (seed, site) | U-Net stage F1 | U-Net - model (95 % paired) "
           "| rules F1 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -154,19 +167,54 @@ def _set_arg(text):
     return size, count
 
 
+def _plan_arg(text):
+    """``NAME:N[:SEEDS]`` -> (name, n, seeds): a set of ``skinimg synth`` (``plan_set``), once per seed."""
+    from skinimg.synth import SETS
+
+    try:
+        parts = text.split(":")
+        name, n = parts[0], int(parts[1])
+        seeds = int(parts[2]) if len(parts) > 2 else 1
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"expected NAME:N[:SEEDS] such as ladder:60 or grid:8:4, got {text!r}") from None
+    if name not in SETS or name == "samples" or min(n, seeds) < 1 or len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"expected ladder|pairs|retakes|grid:N[:SEEDS] with N, SEEDS >= 1, got {text!r}")
+    return name, n, seeds
+
+
+def plan_specs(name, n, seeds, seed, size=(480, 640)):
+    """The photos ``skinimg synth --set NAME --n N --seed S --size HxW`` writes, for S = seed .. seed + seeds - 1."""
+    from skinimg.synth import plan_set
+
+    return [p.spec for k in range(seeds) for p in plan_set(name, n=n, size=size, seed=seed + k)]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--set", action="append", metavar="HxW:N", type=_set_arg,
                     help="a set of N phantoms of H x W pixels (repeatable; default 240x320:240 and 480x640:144)")
+    ap.add_argument("--plan", action="append", metavar="NAME:N[:SEEDS]", type=_plan_arg,
+                    help="a set exactly as `skinimg synth --set NAME --n N` renders it (480x640), for SEEDS consecutive "
+                    "base seeds from --plan-seed (repeatable), e.g. ladder:60 or grid:8:4")
+    ap.add_argument("--plan-seed", type=int, default=600_000,
+                    help="first base seed of --plan sets (default 600000: scenes no training set uses)")
     ap.add_argument("--seed", type=int, default=100_000, help="first phantom seed (default 100000, held out)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="write the results here as well")
     a = ap.parse_args(argv)
-    sets = a.set or [((240, 320), 240), ((480, 640), 144)]
+    sets = a.set or ([] if a.plan else [((240, 320), 240), ((480, 640), 144)])
     results = []
     for size, n in sets:
         res = run_set(size, n, a.seed, a.workers, a.bootstrap)
+        print_set(res)
+        results.append(res)
+    for name, n, seeds in a.plan or []:
+        specs = plan_specs(name, n, seeds, a.plan_seed)
+        label = (f"`skinimg synth --set {name} --n {n}` (480x640), base seeds {a.plan_seed}"
+                 + (f"-{a.plan_seed + seeds - 1}" if seeds > 1 else "") + f": {len(specs)} photos")
+        res = run_set((480, 640), len(specs), a.plan_seed, a.workers, a.bootstrap, specs=[(sp, 90) for sp in specs],
+                      label=label + " (JPEG quality 90, as written)")
         print_set(res)
         results.append(res)
     if a.json:

@@ -313,7 +313,7 @@ def train_segmenter_cmd(out, uci, net, net_phantoms, workers):
 @click.option("--masks", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder of true masks: <stem>.png or <stem>_mask.png at the photo's relative path (non-zero = skin).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write OUT/eval_segment.csv and OUT/eval_segment.json.")
+              help="Also write OUT/eval_segment.csv, OUT/eval_segment_tones.csv and OUT/eval_segment.json.")
 @click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
               help="Segmentation method evaluated.")
 @_second_stage_option
@@ -321,18 +321,19 @@ def train_segmenter_cmd(out, uci, net, net_phantoms, workers):
 def eval_segment_cmd(images, masks, out, method, second_stage, as_json):
     """Segment the photos in --images and compare with the true masks in --masks.
 
-    Precision, recall, F1 (Dice) and IoU per image and overall (pixels pooled
-    over all images), as a table on stdout (or JSON with --json).  Images
+    Precision, recall, F1 (Dice) and IoU per image, overall (pixels pooled
+    over all images) and per skin tone (pooled over the photos whose true
+    skin has that ITA class, Del Bino and Bernerd 2013; columns ita_deg and
+    tone per image), as a table on stdout (or JSON with --json).  Images
     without a true mask are error rows; exit code 2 when any image failed.
     """
     from .io import dumps_json, write_csv, write_json
-    from .segment import EVAL_COLUMNS, evaluate_folders
-
-    from .segment import SegmentParams
+    from .segment import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SegmentParams, evaluate_folders
 
     res = evaluate_folders(images, masks, method=method, params=SegmentParams(stage2_model=second_stage))
     if out is not None:
         write_csv(Path(out) / "eval_segment.csv", res["rows"], EVAL_COLUMNS)
+        write_csv(Path(out) / "eval_segment_tones.csv", res["by_tone"], EVAL_TONE_COLUMNS)
         write_json(Path(out) / "eval_segment.json", res)
     if as_json:
         click.echo(dumps_json(res))
@@ -347,6 +348,12 @@ def eval_segment_cmd(images, masks, out, method, second_stage, as_json):
         o = res["overall"]
         if o is not None:
             click.echo(f"{'overall (pooled)':<{width}}  {o['precision']:9.4f} {o['recall']:7.4f} {o['f1']:6.4f} {o['iou']:6.4f}")
+        if res["by_tone"]:
+            click.echo("\nby skin tone (ITA class of the true skin, Del Bino and Bernerd 2013):")
+            click.echo(f"{'tone':<12s}  photos  precision  recall     f1    iou  worst f1 (photo)")
+            for t in res["by_tone"]:
+                click.echo(f"{t['tone']:<12s}  {t['n_images']:6d}  {t['precision']:9.4f} {t['recall']:7.4f} "
+                           f"{t['f1']:6.4f} {t['iou']:6.4f}  {t['worst_f1']:.4f} ({t['worst_image']})")
     for r in res["rows"]:
         if r["status"] != "ok":
             click.echo(f"skinimg: {r['image']}: {r['error']}", err=True)

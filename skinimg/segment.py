@@ -119,6 +119,7 @@ __all__ = [
     "DEFAULT_MODEL_PATH",
     "SEGMENT_COLUMNS",
     "EVAL_COLUMNS",
+    "EVAL_TONE_COLUMNS",
     "METHODS",
     "SegmentParams",
     "SegmentResult",
@@ -132,6 +133,7 @@ __all__ = [
     "load_roi",
     "evaluate_masks",
     "evaluate_folders",
+    "true_skin_tone",
     "error_budget",
     "pooled_tone_metrics",
     "phantom_tone_metrics",
@@ -151,7 +153,9 @@ DEFAULT_MODEL_PATH = models_dir() / "skin_lut.npz"
 SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method")
 #: Columns of the ``eval-segment`` table.
 EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", "pred_fraction", "true_fraction",
-                "pixels")
+                "pixels", "ita_deg", "tone")
+#: Columns of the per-tone table of :func:`evaluate_folders` (``eval_segment_tones.csv``).
+EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "worst_f1", "worst_image")
 #: Default UCI Skin Segmentation file (columns B G R label; 1 = skin, 2 = non-skin).
 #: Looked up in ``../shared/data/uci-skin/`` beside the repository (or one level higher, for a git worktree).
 _REPO = Path(__file__).resolve().parent.parent
@@ -1159,6 +1163,41 @@ def _find_truth_mask(masks_dir: Path, item: InputImage) -> Path | None:
     return None
 
 
+def true_skin_tone(rgb: np.ndarray, truth: np.ndarray) -> tuple[float, str]:
+    """Skin tone of a labelled photo: the mean ITA of its true skin pixels and the ITA class of that mean.
+
+    ``rgb`` uint8 or uint16 (H, W, 3) sRGB as photographed (no calibration); ``truth`` bool (H, W).  ITA
+    ``atan2(L* - 50, b*)`` in degrees (Chardon, Cretois and Hourseau 1991, DOI 10.1111/j.1467-2494.1991.tb00561.x)
+    from CIELAB D65, classes of Del Bino and Bernerd 2013 (DOI 10.1111/bjd.12529), as the ``ita_deg`` and
+    ``ita_category`` columns of ``skinimg analyze``.  ``(nan, "unknown")`` when the photo has no true skin.
+    """
+    from .colour import rgb_to_lab
+    from .indices import ita_category, ita_deg
+
+    px = np.asarray(rgb)[np.asarray(truth, dtype=bool)]
+    if not px.size:
+        return float("nan"), "unknown"
+    lab = rgb_to_lab(px)
+    ita = float(np.mean(ita_deg(lab[:, 0], lab[:, 2]), dtype=np.float64))
+    return ita, ita_category(ita)
+
+
+def _tone_table(rows: list[dict], counts: dict[str, list[int]]) -> list[dict]:
+    """Pixel-pooled metrics per tone (ITA classes lightest first, then "unknown") over ok rows."""
+    from .indices import ITA_CATEGORIES
+
+    out = []
+    for tone in (*ITA_CATEGORIES, "unknown"):
+        sel = [r for r in rows if r["status"] == "ok" and r["tone"] == tone]
+        if not sel:
+            continue
+        worst = min(sel, key=lambda r: r["f1"])
+        m = _metrics(*counts[tone])
+        out.append({"tone": tone, "n_images": len(sel), "precision": m["precision"], "recall": m["recall"],
+                    "f1": m["f1"], "iou": m["iou"], "worst_f1": worst["f1"], "worst_image": worst["image"]})
+    return out
+
+
 def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, method: str = "model",
                      params: SegmentParams | None = None, pred_masks: str | os.PathLike | None = None) -> dict:
     """Segment every photo under ``images`` and compare with the true masks under ``masks``.
@@ -1174,8 +1213,9 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
     dict
         ``rows`` (one per image, :data:`EVAL_COLUMNS`; images without a true mask or
         unreadable are ``status="error"``), ``overall`` (pixel-pooled precision,
-        recall, f1, iou over all ok images), ``mean_f1`` (mean of per-image F1),
-        ``n_images``, ``n_ok``, ``n_error``, ``method``.
+        recall, f1, iou over all ok images), ``by_tone`` (the same pooled per skin tone,
+        :data:`EVAL_TONE_COLUMNS`: the ITA class of each photo's true skin, :func:`true_skin_tone`),
+        ``mean_f1`` (mean of per-image F1), ``n_images``, ``n_ok``, ``n_error``, ``method``.
     """
     images, masks = Path(images), Path(masks)
     items = discover_images([images])
@@ -1185,7 +1225,7 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
         raise SkinImgError("no image files found", os.fspath(images))
     if not masks.is_dir():
         raise SkinImgError("mask folder not found", os.fspath(masks))
-    rows, tot = [], [0, 0, 0, 0]
+    rows, tot, by_tone = [], [0, 0, 0, 0], {}
     for item in items:
         row = {c: None for c in EVAL_COLUMNS}
         row["image"] = item.relpath
@@ -1194,9 +1234,14 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
             if tpath is None:
                 raise SkinImgError(f"no true mask ({item.stem_rel}.png or {item.stem_rel}_mask.png) in the mask folder")
             truth = read_mask(tpath, label=tpath.relative_to(masks).as_posix())
+            rgb = None
             if pred_masks is not None:
                 ppath = Path(pred_masks) / f"{item.stem_rel}.png"
                 pred = read_mask(ppath, label=f"{item.stem_rel}.png")
+                try:  # only for the tone: a photo that cannot be read leaves it "unknown"
+                    rgb, _ = load_image(item.path, label=item.relpath)
+                except SkinImgError:
+                    pass
             else:
                 rgb, _ = load_image(item.path, label=item.relpath)
                 pred = segment_skin(rgb, method=method, params=params).mask
@@ -1208,17 +1253,22 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
             row.update(status="error", error=exc.reason)
             rows.append(row)
             continue
+        ita, tone = true_skin_tone(rgb, truth) if rgb is not None and rgb.shape[:2] == truth.shape else (
+            float("nan"), "unknown")
+        counts = by_tone.setdefault(tone, [0, 0, 0, 0])
         for k, key in enumerate(("tp", "fp", "fn", "tn")):
             tot[k] += m[key]
+            counts[k] += m[key]
         row.update(status="ok", error=None, precision=m["precision"], recall=m["recall"], f1=m["f1"], iou=m["iou"],
                    pred_fraction=(m["tp"] + m["fp"]) / truth.size, true_fraction=(m["tp"] + m["fn"]) / truth.size,
-                   pixels=int(truth.size))
+                   pixels=int(truth.size), ita_deg=None if math.isnan(ita) else ita, tone=tone)
         rows.append(row)
     ok = [r for r in rows if r["status"] == "ok"]
     overall = {k: v for k, v in _metrics(*tot).items()} if ok else None
     return {
         "rows": rows,
         "overall": overall,
+        "by_tone": _tone_table(rows, by_tone),
         "mean_f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
         "n_images": len(rows),
         "n_ok": len(ok),

@@ -14,8 +14,8 @@ Input (:func:`net_input`), float32 (5, H, W): sRGB / 255 - 0.5 (three channels),
 Weights live in the model's NPZ as plain float32 arrays ``net_<layer>_w`` (out, in, 3, 3) and ``net_<layer>_b``
 (out,) for the layers of :data:`LAYERS` (never pickle).  Inference: :func:`onnx_bytes` writes the network as an
 ONNX graph in memory (about 80 lines of protobuf encoding, no ``onnx`` package needed) that OpenCV's DNN module
-runs (:class:`NetRunner`, with the channels padded to multiples of 8 (:func:`pad_channels`, same output): 20-22 ms
-on one thread for the 188 x 250 second-stage image of a 12 MP photo, against 28-30 ms unpadded and about 150 ms
+runs (:class:`NetRunner`, with the channels padded to multiples of 8 (:func:`pad_channels`, same output): about 20 ms
+on one thread for the 187 x 237 second-stage image of a 12 MP close-up, against 22-30 ms unpadded and about 150 ms
 for a NumPy im2col implementation); :func:`forward_reference` is a plain NumPy
 implementation of the same arithmetic, used by the tests to check it.  Training (:func:`train_unet`) needs
 PyTorch (``pip install 'skinimg[train]'``).
@@ -226,7 +226,7 @@ def pad_channels(weights: dict[str, np.ndarray], multiple: int = 8) -> dict[str,
     The added channels have zero weights and zero bias, so they stay zero through every ReLU and the next
     layer gives them zero weight: the output is the same function (the tests check it).  OpenCV's DNN
     convolutions are much faster for channel counts that are multiples of 8: the shipped width 12 padded to 16
-    runs in 20-22 ms instead of 28-30 ms at 188 x 250 on one thread (36 against 51 ms at 240 x 320).
+    runs in 18-22 ms instead of 22-30 ms at about 190 x 240 on one thread (the time depends on the values too).
     Weights are checked (:func:`check_weights`).
     """
     width = check_weights(weights)

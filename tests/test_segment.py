@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import zipfile
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from skimage import color as skcolor
 
 from skinimg import segment as S
 from skinimg.cli import cli
@@ -383,8 +385,42 @@ def test_cli_eval_segment(tmp_path, ladder):
     assert json.loads((out / "eval_segment.json").read_text())["overall"] == res["overall"]
     cols, _ = _read_csv(out / "eval_segment.csv")
     assert cols[:7] == ["image", "status", "error", "precision", "recall", "f1", "iou"]
+    assert cols[-2:] == ["ita_deg", "tone"]
+    # per tone: the ITA class of each photo's true skin (checked against scikit-image's CIELAB), pooled
+    for i in (0, 5):
+        lab = skcolor.rgb2lab(ladder[i].image)[ladder[i].mask]
+        ita = float(np.mean(np.degrees(np.arctan2(lab[:, 0] - 50, lab[:, 2]))))
+        assert by[f"set/p{i}.png"]["ita_deg"] == pytest.approx(ita, abs=0.05)
+    assert by["set/p0.png"]["ita_deg"] > 55 and by["set/p0.png"]["tone"] == "very_light"
+    assert by["set/p5.png"]["ita_deg"] <= -30 and by["set/p5.png"]["tone"] == "dark"
+    tones = {t["tone"]: t for t in res["by_tone"]}
+    assert list(tones) == ["very_light", "dark"]  # lightest first, only tones present
+    for i, tone in ((0, "very_light"), (5, "dark")):
+        t, row = tones[tone], by[f"set/p{i}.png"]
+        assert t["n_images"] == 1 and t["f1"] == pytest.approx(row["f1"]) and t["iou"] == pytest.approx(row["iou"])
+        assert t["worst_image"] == f"set/p{i}.png"
+    tcols, trows = _read_csv(out / "eval_segment_tones.csv")
+    assert tcols == list(S.EVAL_TONE_COLUMNS) and [x["tone"] for x in trows] == ["very_light", "dark"]
     r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images / "set"), "--masks", str(masks / "set")])
     assert r.exit_code == 0 and "overall (pooled)" in r.stdout and "p0.png" in r.stdout
+    assert "by skin tone" in r.stdout and "very_light" in r.stdout
+
+
+def test_true_skin_tone_of_uniform_patches_and_no_skin():
+    truth = np.zeros((8, 8), bool)
+    truth[2:6, 2:6] = True
+    for rgb8 in ((224, 172, 140), (141, 85, 36), (60, 35, 25)):
+        img = np.zeros((8, 8, 3), np.uint8)
+        img[truth] = rgb8
+        img[~truth] = (0, 0, 255)  # off-skin pixels must not count
+        lab = skcolor.rgb2lab(np.array([[rgb8]], np.uint8))[0, 0]
+        ita = math.degrees(math.atan2(lab[0] - 50, lab[2]))
+        got, tone = S.true_skin_tone(img, truth)
+        assert got == pytest.approx(ita, abs=0.02)
+        bounds = ((55, "very_light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
+        assert tone == next((name for b, name in bounds if ita > b), "dark")
+    got, tone = S.true_skin_tone(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), bool))
+    assert math.isnan(got) and tone == "unknown"
 
 
 def test_second_stage_features_on_the_region_crop_equal_the_whole_photo():

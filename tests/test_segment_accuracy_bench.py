@@ -1,0 +1,50 @@
+"""benchmarks/segment_accuracy.py --plan: the photos are exactly those `skinimg synth` writes."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from skinimg.cli import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import segment_accuracy as SA  # noqa: E402
+
+
+def test_plan_specs_are_what_skinimg_synth_writes(tmp_path):
+    for seed in (600000, 600001):
+        r = CliRunner().invoke(cli, ["synth", "--set", "grid", "--n", "2", "--seed", str(seed), "--out",
+                                     str(tmp_path / str(seed)), "--no-maps"])
+        assert r.exit_code == 0, r.output
+    written = [json.loads(p.read_text())["spec"]
+               for seed in (600000, 600001) for p in sorted((tmp_path / str(seed) / "truth" / "grid").glob("*.json"))]
+    planned = [s.to_dict() for s in SA.plan_specs("grid", 2, 2, 600000)]
+    assert len(planned) == 8
+    assert json.loads(json.dumps(planned)) == written
+
+
+def test_plan_image_is_the_written_jpeg_as_load_image_reads_it(tmp_path):
+    import numpy as np
+
+    from skinimg.io import load_image
+
+    r = CliRunner().invoke(cli, ["synth", "--set", "ladder", "--n", "2", "--seed", "600000", "--out", str(tmp_path),
+                                 "--no-maps"])
+    assert r.exit_code == 0, r.output
+    for k, spec in enumerate(SA.plan_specs("ladder", 2, 1, 600000)):
+        image, ph = SA.plan_image(spec, 90)
+        written = load_image(tmp_path / "ladder" / f"tone_{k + 1:02d}.jpg")[0]
+        assert np.array_equal(image, written)
+        assert not np.array_equal(image, ph.image)  # the JPEG round trip did change pixels
+
+
+def test_plan_argument():
+    assert SA._plan_arg("ladder:60") == ("ladder", 60, 1)
+    assert SA._plan_arg("grid:8:4") == ("grid", 8, 4)
+    for bad in ("ladder", "ladder:x", "samples:3", "nope:3", "grid:0", "grid:8:0", "grid:8:4:1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            SA._plan_arg(bad)
