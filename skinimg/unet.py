@@ -34,11 +34,13 @@ from .errors import SkinImgError
 __all__ = ["LAYERS", "MIN_SIDE", "layer_shapes", "check_weights", "net_input", "forward_reference", "pad_channels",
            "onnx_bytes", "NetRunner", "weights_from_torch", "train_unet", "training_info"]
 
-#: Layer names in order, with their (input, output) channel counts as multiples of the width ``w``
-#: (the first layer's input is the 5 input channels, the last layer is the 1 x 1 output).
+#: Layer names in order.
 LAYERS = ("e1a", "e1b", "e2a", "e2b", "e3a", "e3b", "e4a", "e4b", "d3", "d2", "d1", "out")
-_CHANNELS = {"e1a": (None, 1), "e1b": (1, 1), "e2a": (1, 2), "e2b": (2, 2), "e3a": (2, 2), "e3b": (2, 2),
-             "e4a": (2, 4), "e4b": (4, 4), "d3": (6, 2), "d2": (4, 2), "d1": (3, 1), "out": (1, None)}
+#: Each layer's inputs (concatenated in this order) and output, as channel groups: "in" the 5 input channels,
+#: "1" / "2" / "4" the ``w`` / ``2w`` / ``4w`` channels of a level, None the one output channel.
+_LEVELS = {"e1a": (("in",), "1"), "e1b": (("1",), "1"), "e2a": (("1",), "2"), "e2b": (("2",), "2"),
+           "e3a": (("2",), "2"), "e3b": (("2",), "2"), "e4a": (("2",), "4"), "e4b": (("4",), "4"),
+           "d3": (("4", "2"), "2"), "d2": (("2", "2"), "2"), "d1": (("2", "1"), "1"), "out": (("1",), None)}
 N_INPUT = 5
 #: The PyTorch module names of the training code (:func:`_torch_unet`) for each layer.
 _TORCH_NAMES = {"e1a": "e1.0.0", "e1b": "e1.1.0", "e2a": "e2.0.0", "e2b": "e2.1.0", "e3a": "e3.0.0",
@@ -48,11 +50,12 @@ _TORCH_NAMES = {"e1a": "e1.0.0", "e1b": "e1.1.0", "e2a": "e2.0.0", "e2b": "e2.1.
 
 def layer_shapes(width: int) -> dict[str, tuple[tuple[int, ...], tuple[int]]]:
     """``{layer: ((out, in, k, k), (out,))}`` of the U-Net of width ``width``."""
+    groups = {"in": N_INPUT, "1": width, "2": 2 * width, "4": 4 * width}
     out = {}
     for name in LAYERS:
-        ci, co = _CHANNELS[name]
-        ci = N_INPUT if ci is None else ci * width
-        co = 1 if co is None else co * width
+        ins, level = _LEVELS[name]
+        ci = sum(groups[g] for g in ins)
+        co = 1 if level is None else groups[level]
         k = 1 if name == "out" else 3
         out[name] = ((co, ci, k, k), (co,))
     return out
@@ -212,12 +215,6 @@ def _value_info(name: str, dims) -> bytes:
     shape = b"".join(_bytes(1, _bytes(2, d) if isinstance(d, str) else _int(1, d)) for d in dims)
     tensor_type = _int(1, 1) + _bytes(2, shape)
     return _bytes(1, name) + _bytes(2, _bytes(1, tensor_type))
-
-
-#: Each layer's inputs and output as levels of :func:`pad_channels` ("in": the 5 input channels, None: the output).
-_LEVELS = {"e1a": (("in",), "1"), "e1b": (("1",), "1"), "e2a": (("1",), "2"), "e2b": (("2",), "2"),
-           "e3a": (("2",), "2"), "e3b": (("2",), "2"), "e4a": (("2",), "4"), "e4b": (("4",), "4"),
-           "d3": (("4", "2"), "2"), "d2": (("2", "2"), "2"), "d1": (("2", "1"), "1"), "out": (("1",), None)}
 
 
 def pad_channels(weights: dict[str, np.ndarray], multiple: int = 8) -> dict[str, np.ndarray]:
