@@ -15,7 +15,7 @@ Each step's stdout goes to the terminal and to ``<out>/<name>.txt``.  Not run he
 (``make fuzz``), ``kill_loop.py``, ``fit_basis.py`` and ``derive_mdc.py`` (rewrite model files),
 ``compare_sensitivity.py`` (about 5 minutes per tone) and ``report_screenshot.py`` (needs Chromium); the
 segmentation model is retrained by ``skinimg train-segmenter`` (needs PyTorch for its convolutional stage,
-about 1 h 15 min).  Exit code 1 when any step failed.
+about 90 minutes).  Exit code 1 when any step failed.
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ def plan_image(spec, jpeg_quality=None):
 def _one(job):
     spec, jpeg_quality = job if isinstance(job, tuple) else (job, None)
     image, ph = plan_image(spec, jpeg_quality)
-    out = {"seed": spec.seed, "group": S.tone_group(spec.melanin), "site": spec.site}
+    # the site string also names the skin: the photos of a --plan grid share one seed
+    out = {"seed": spec.seed, "group": S.tone_group(spec.melanin),
+           "site": f"{spec.site}, melanin {spec.melanin:.3f}, haemoglobin {spec.hemoglobin:.4f}"}
     for name, meth, params in (("model", "model", None), ("net", "model", S.SegmentParams(stage2_model="net")),
                                ("rules", "rules", None)):
         r = S.segment_skin(image, method=meth, params=params)
@@ -123,7 +125,7 @@ def print_set(res):
     h, w = res["size"]
     what = res.get("label") or f"{res['n']} phantoms, {h}x{w}, seeds {res['seed']}+"
     print(f"\n## {what} ({res['seconds']:.0f} s)\n")
-    print("| tone | photos | F1 | 95 % interval | worst photo (seed, site) | U-Net stage F1 | U-Net - model (95 % paired) "
+    print("| tone | photos | F1 | 95 % interval | worst photo (seed, site, skin) | U-Net stage F1 | U-Net - model (95 % paired) "
           "| rules F1 |")
     print("|---|---|---|---|---|---|---|---|")
     for g in GROUPS + ["all"]:
