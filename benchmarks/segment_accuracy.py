@@ -15,7 +15,9 @@ photos (``pooled_tone_metrics``; 1000 resamples, seed 0), the worst photo, the o
 bootstrap resamples of photos for both, seed 1), and the rules baseline (Chai and Ngan 1999).  The error budget
 (``skinimg.segment.error_budget``) splits the model's wrong pixels into missed skin beside thin structures
 (hair strands), at the skin's edge and inside, and false skin per true label (thin strands apart), and gives
-the F1 each tone would reach without each class.  Deterministic; ``--workers`` only changes the speed.
+the F1 each tone would reach without each class; a per-photo table (``photo_distribution``) gives the median and
+10th percentile of the photos' own F1 and how many photos are below 0.90, with their share of the wrong pixels.
+Deterministic; ``--workers`` only changes the speed.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -89,6 +93,23 @@ def _f1(tp, fp, fn):
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
 
 
+def photo_distribution(rows, name, cut=0.9):
+    """Per tone group (and "all"): the median and 10th percentile of the photos' own F1 under stage ``name``, how
+    many photos are below ``cut``, and their share of the group's wrong pixels (FP + FN): whether a tone's pooled
+    figure is set by many photos or by a few failures."""
+    out = {}
+    for g in GROUPS + ["all"]:
+        sel = [r[name] for r in rows if g in (r["group"], "all")]
+        if not sel:
+            continue
+        f = np.array([_f1(*c[:3]) for c in sel])
+        wrong = np.array([c[1] + c[2] for c in sel], dtype=float)
+        low = f < cut
+        out[g] = {"n_images": len(sel), "median": float(np.median(f)), "p10": float(np.percentile(f, 10)),
+                  "below": int(low.sum()), "below_error_share": float(wrong[low].sum() / max(wrong.sum(), 1.0))}
+    return out
+
+
 def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
     """Segment ``specs`` (default: ``phantom_specs(range(seed, seed + n), size=size)``) and tabulate."""
     if specs is None:
@@ -116,7 +137,7 @@ def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
                 worst[g] = (f, r["seed"], r["site"])
     return {"size": list(size), "n": len(specs), "seed": seed, "label": label, "seconds": elapsed, "model": tabs["model"],
             "rules": tabs["rules"], "net": tabs["net"], "net_minus_model": paired_difference(rows, "net", "model", bootstrap),
-            "budget": budget, "worst": worst,
+            "budget": budget, "worst": worst, "photos": {k: photo_distribution(rows, k) for k in ("model", "net")},
             "counts": {g: [sum(r["model"][i] for r in rows if g in (r["group"], "all")) for i in range(3)]
                        for g in GROUPS + ["all"]}}
 
@@ -137,6 +158,15 @@ def print_set(res):
         d, dlo, dhi = res["net_minus_model"][g]
         print(f"| {g} | {m['n_images']} | {m['f1']:.3f} | {lo:.3f}-{hi:.3f} | {wf:.2f} ({ws}, {wsite}) "
               f"| {res['net'][g]['f1']:.3f} | {d:+.4f} ({dlo:+.4f} to {dhi:+.4f}) | {r['f1']:.3f} |")
+    print("\nPer photo: median F1, 10th percentile, photos below 0.90 and their share of the wrong pixels\n")
+    print("| tone | default: median | p10 | below 0.90 | share of errors | U-Net: median | p10 | below 0.90 | share of errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for g in GROUPS + ["all"]:
+        if g not in res["photos"]["model"]:
+            continue
+        cells = [f"{d['median']:.3f} | {d['p10']:.3f} | {d['below']} | {100 * d['below_error_share']:.0f} %"
+                 for d in (res["photos"]["model"][g], res["photos"]["net"][g])]
+        print(f"| {g} | " + " | ".join(cells) + " |")
     keys = sorted({k for b in res["budget"].values() for k in b}, key=lambda k: -res["budget"]["all"].get(k, 0))
     keys = [k for k in keys if res["budget"]["all"].get(k, 0) >= 0.01 * sum(res["budget"]["all"].values())]
     print("\nError budget: share of the model's wrong pixels, and (F1 without that class)\n")

@@ -48,3 +48,18 @@ def test_plan_argument():
     for bad in ("ladder", "ladder:x", "samples:3", "nope:3", "grid:0", "grid:8:0", "grid:8:4:1"):
         with pytest.raises(argparse.ArgumentTypeError):
             SA._plan_arg(bad)
+
+
+def test_photo_distribution_counts_the_failing_photos():
+    # three dark photos: two good (F1 0.98, 0.96) and one failure (F1 0.5) that holds most of the wrong pixels
+    rows = [{"group": "dark", "model": [98, 2, 2, 0]}, {"group": "dark", "model": [96, 4, 4, 0]},
+            {"group": "dark", "model": [50, 0, 100, 0]}, {"group": "light", "model": [10, 0, 0, 0]}]
+    d = SA.photo_distribution(rows, "model")
+    assert set(d) == {"dark", "light", "all"}
+    assert d["dark"]["n_images"] == 3 and d["all"]["n_images"] == 4
+    assert d["dark"]["median"] == pytest.approx(0.96) and d["light"]["median"] == 1.0
+    assert d["dark"]["below"] == 1 and d["all"]["below"] == 1
+    assert d["dark"]["below_error_share"] == pytest.approx(100 / 112)
+    # 10th percentile of (0.5, 0.96, 0.98) by linear interpolation: 0.5 + 0.2 * 0.46
+    assert d["dark"]["p10"] == pytest.approx(0.592)
+    assert d["light"]["below"] == 0 and d["light"]["below_error_share"] == 0.0
