@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -327,8 +329,9 @@ def test_cli_segment_outputs_and_exit_2(photo_tree, tmp_path, ladder):
     r = CliRunner().invoke(cli, ["segment", str(photo_tree), "--out", str(out), "--workers", "1"])
     assert r.exit_code == 2, r.output
     cols, rows = _read_csv(out / "segment.csv")
-    assert cols == ["image", "status", "error", "skin_fraction", "method"]
+    assert cols == ["image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check"]
     by = {x["image"]: x for x in rows}
+    assert all(x["stage_agreement"] == "" and x["mask_check"] == "" for x in rows)  # not asked for (--check)
     assert list(by) == ["blue.png", "broken.jpg", "dark.jpg", "visit/face.png"]
     assert by["broken.jpg"]["status"] == "error" and by["broken.jpg"]["error"] and not by["broken.jpg"]["skin_fraction"]
     assert len([l for l in r.stderr.splitlines() if "broken.jpg" in l]) == 1 and "Traceback" not in r.stderr
@@ -341,6 +344,60 @@ def test_cli_segment_outputs_and_exit_2(photo_tree, tmp_path, ladder):
     assert float(by["visit/face.png"]["skin_fraction"]) == pytest.approx(lib.skin_fraction)
     assert (out / "masks" / "dark.png").is_file() and not (out / "masks" / "broken.png").exists()
     assert read_mask(out / "masks" / "blue.png").shape == (60, 80)
+
+
+def _iou(a, b):
+    return np.count_nonzero(a & b) / np.count_nonzero(a | b)
+
+
+def test_check_agreement_is_the_iou_of_the_two_second_stages(ladder):
+    m = S.load_model()
+    assert m.stage2 is not None and m.net is not None
+    for ph in (ladder[0], ladder[5]):  # 240 x 320: the working image is the photo
+        a = S.segment_skin(ph.image).mask
+        b = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="net")).mask
+        r = S.segment_skin(ph.image, check=True)
+        np.testing.assert_array_equal(r.mask, a)  # checking does not change the mask
+        assert r.agreement == pytest.approx(_iou(a, b), abs=1e-12)
+        assert 0.85 < r.agreement < 1.0  # two good masks that differ a little
+        rn = S.segment_skin(ph.image, check=True, params=S.SegmentParams(stage2_model="net"))
+        assert rn.agreement == pytest.approx(r.agreement, abs=1e-12)
+        # within an ROI: the IoU of the two masks cut to it
+        roi = np.zeros(a.shape, bool)
+        roi[60:180, 100:220] = True
+        assert S.segment_skin(ph.image, roi=roi, check=True).agreement == pytest.approx(_iou(a & roi, b & roi))
+    assert S.segment_skin(ladder[0].image).agreement is None
+    assert S.segment_skin(ladder[0].image, method="rules", check=True).agreement is None
+    nothing = S.segment_skin(np.full((60, 80, 3), (40, 60, 200), np.uint8), check=True)
+    assert nothing.status == "no_skin" and nothing.agreement == 1.0  # both stages find no skin
+
+
+def test_check_agreement_at_reduced_working_resolution(ladder):
+    # a 960 x 1280 photo is segmented on a 480 x 640 working copy: the agreement is the IoU there
+    big = cv2.resize(ladder[3].image, (1280, 960), interpolation=cv2.INTER_CUBIC)
+    r = S.segment_skin(big, check=True)
+    work = S._block_mean(big, 2)
+    a = S.segment_skin(work).mask
+    b = S.segment_skin(work, params=S.SegmentParams(stage2_model="net")).mask
+    assert r.agreement == pytest.approx(_iou(a, b), abs=1e-12) and r.agreement > 0.85
+
+
+def test_cli_segment_check_flags_the_real_photo(tmp_path, ladder):
+    root = tmp_path / "in"
+    root.mkdir()
+    write_png(root / "tan.png", ladder[3].image)
+    shutil.copy(Path(__file__).resolve().parents[1] / "sample_images" / "real" / "astronaut.jpg", root / "astronaut.jpg")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["segment", str(root), "--out", str(out), "--check", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    _, rows = _read_csv(out / "segment.csv")
+    by = {x["image"]: x for x in rows}
+    # the phantom's two stages agree; on the real photo (whose mask has F1 0.70) they do not
+    assert float(by["tan.png"]["stage_agreement"]) > S.AGREEMENT_MIN and by["tan.png"]["mask_check"] == "ok"
+    assert float(by["astronaut.jpg"]["stage_agreement"]) < 0.7 and by["astronaut.jpg"]["mask_check"] == "check"
+    assert "astronaut.jpg: ok" in r.output and "check the mask" in r.output and "1 to check by eye" in r.stderr
+    r = CliRunner().invoke(cli, ["segment", str(root), "--out", str(out), "--check", "--method", "rules"])
+    assert r.exit_code == 2 and "--check needs --method model" in r.output
 
 
 def test_cli_segment_rules_roi_and_workers(photo_tree, tmp_path):
