@@ -329,8 +329,11 @@ def train_segmenter_cmd(out, uci, net, net_phantoms, workers):
 @click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
               help="Segmentation method evaluated.")
 @_second_stage_option
+@click.option("--check", is_flag=True, default=False,
+              help="Also give each photo's stage_agreement and mask_check as `segment --check` does, to judge that "
+                   "flag against the true masks (--method model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
-def eval_segment_cmd(images, masks, out, method, second_stage, as_json):
+def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
     """Segment the photos in --images and compare with the true masks in --masks.
 
     Precision, recall, F1 (Dice) and IoU per image, overall (pixels pooled
@@ -342,7 +345,9 @@ def eval_segment_cmd(images, masks, out, method, second_stage, as_json):
     from .io import dumps_json, write_csv, write_json
     from .segment import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SegmentParams, evaluate_folders
 
-    res = evaluate_folders(images, masks, method=method, params=SegmentParams(stage2_model=second_stage))
+    if check and method != "model":
+        raise click.UsageError("--check needs --method model (it compares the model's two second stages)")
+    res = evaluate_folders(images, masks, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
     if out is not None:
         write_csv(Path(out) / "eval_segment.csv", res["rows"], EVAL_COLUMNS)
         write_csv(Path(out) / "eval_segment_tones.csv", res["by_tone"], EVAL_TONE_COLUMNS)
@@ -354,7 +359,9 @@ def eval_segment_cmd(images, masks, out, method, second_stage, as_json):
         click.echo(f"{'image':<{width}}  precision  recall     f1    iou")
         for r in res["rows"]:
             if r["status"] == "ok":
-                click.echo(f"{r['image']:<{width}}  {r['precision']:9.4f} {r['recall']:7.4f} {r['f1']:6.4f} {r['iou']:6.4f}")
+                flag = f"  check (stages agree {r['stage_agreement']:.2f})" if r["mask_check"] == "check" else ""
+                click.echo(f"{r['image']:<{width}}  {r['precision']:9.4f} {r['recall']:7.4f} {r['f1']:6.4f} "
+                           f"{r['iou']:6.4f}{flag}")
             else:
                 click.echo(f"{r['image']:<{width}}  error: {r['error']}")
         o = res["overall"]
@@ -366,6 +373,13 @@ def eval_segment_cmd(images, masks, out, method, second_stage, as_json):
             for t in res["by_tone"]:
                 click.echo(f"{t['tone']:<12s}  {t['n_images']:6d}  {t['precision']:9.4f} {t['recall']:7.4f} "
                            f"{t['f1']:6.4f} {t['iou']:6.4f}  {t['worst_f1']:.4f} ({t['worst_image']})")
+        c = res["check"]
+        if c is not None:
+            def fmt(v):
+                return "-" if v is None else f"{v:.4f}"
+
+            click.echo(f"\n--check: {c['n_flagged']} of {res['n_ok']} photo(s) flagged; mean F1 of the flagged "
+                       f"{fmt(c['mean_f1_flagged'])}, of the others {fmt(c['mean_f1_not_flagged'])}")
     for r in res["rows"]:
         if r["status"] != "ok":
             click.echo(f"skinimg: {r['image']}: {r['error']}", err=True)

@@ -158,7 +158,7 @@ SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method", "stage
 AGREEMENT_MIN = 0.85
 #: Columns of the ``eval-segment`` table.
 EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", "pred_fraction", "true_fraction",
-                "pixels", "ita_deg", "tone")
+                "pixels", "ita_deg", "tone", "stage_agreement", "mask_check")
 #: Columns of the per-tone table of :func:`evaluate_folders` (``eval_segment_tones.csv``).
 EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "worst_f1", "worst_image")
 #: Default UCI Skin Segmentation file (columns B G R label; 1 = skin, 2 = non-skin).
@@ -1226,14 +1226,17 @@ def _tone_table(rows: list[dict], counts: dict[str, list[int]]) -> list[dict]:
 
 
 def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, method: str = "model",
-                     params: SegmentParams | None = None, pred_masks: str | os.PathLike | None = None) -> dict:
+                     params: SegmentParams | None = None, pred_masks: str | os.PathLike | None = None,
+                     check: bool = False) -> dict:
     """Segment every photo under ``images`` and compare with the true masks under ``masks``.
 
     The true mask of ``images/<rel>/<stem>.<ext>`` is ``masks/<rel>/<stem>.png`` or
     ``masks/<rel>/<stem>_mask.png`` (the layout of ``skinimg synth`` truth folders);
     non-zero = skin.  With ``pred_masks`` the predictions are read from that folder
     (same naming, e.g. the ``masks/`` of a ``skinimg segment`` run) instead of
-    being computed.
+    being computed.  ``check=True`` (computed masks of ``method="model"``): each row also gets
+    ``stage_agreement`` and ``mask_check`` as ``skinimg segment --check`` writes them, so that the flag can be
+    judged against the truth on one's own labelled photos.
 
     Returns
     -------
@@ -1242,7 +1245,9 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
         unreadable are ``status="error"``), ``overall`` (pixel-pooled precision,
         recall, f1, iou over all ok images), ``by_tone`` (the same pooled per skin tone,
         :data:`EVAL_TONE_COLUMNS`: the ITA class of each photo's true skin, :func:`true_skin_tone`),
-        ``mean_f1`` (mean of per-image F1), ``n_images``, ``n_ok``, ``n_error``, ``method``.
+        ``mean_f1`` (mean of per-image F1), ``n_images``, ``n_ok``, ``n_error``, ``method``, and ``check``
+        (None unless checked: ``n_flagged``, ``mean_f1_flagged``, ``mean_f1_not_flagged``, the latter two None
+        when there is no such photo).
     """
     images, masks = Path(images), Path(masks)
     items = discover_images([images])
@@ -1271,7 +1276,11 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
                     pass
             else:
                 rgb, _ = load_image(item.path, label=item.relpath)
-                pred = segment_skin(rgb, method=method, params=params).mask
+                res = segment_skin(rgb, method=method, params=params, check=check)
+                pred = res.mask
+                if res.agreement is not None:
+                    row.update(stage_agreement=res.agreement,
+                               mask_check="ok" if res.agreement >= AGREEMENT_MIN else "check")
             if pred.shape != truth.shape:
                 raise SkinImgError(f"true mask is {truth.shape[1]}x{truth.shape[0]} pixels, the photo "
                                    f"{pred.shape[1]}x{pred.shape[0]}")
@@ -1292,6 +1301,14 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
         rows.append(row)
     ok = [r for r in rows if r["status"] == "ok"]
     overall = {k: v for k, v in _metrics(*tot).items()} if ok else None
+    checked = None
+    if any(r["mask_check"] is not None for r in ok):
+        def mean_f1(flag):
+            f = [r["f1"] for r in ok if r["mask_check"] == flag]
+            return float(np.mean(f)) if f else None
+
+        checked = {"n_flagged": sum(r["mask_check"] == "check" for r in ok), "mean_f1_flagged": mean_f1("check"),
+                   "mean_f1_not_flagged": mean_f1("ok")}
     return {
         "rows": rows,
         "overall": overall,
@@ -1301,6 +1318,7 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
         "n_ok": len(ok),
         "n_error": len(rows) - len(ok),
         "method": "masks" if pred_masks is not None else method,
+        "check": checked,
     }
 
 

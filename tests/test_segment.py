@@ -18,7 +18,7 @@ from skimage import color as skcolor
 from skinimg import segment as S
 from skinimg.cli import cli
 from skinimg.errors import SkinImgError
-from skinimg.io import load_npz, read_mask, write_png
+from skinimg.io import load_image, load_npz, read_mask, write_png
 from skinimg.synth import LADDER_TONES, SET_EXPOSURE, PhantomSpec, render_phantom
 
 UCI = next((p for p in S.UCI_CANDIDATES if p.is_file()), None)
@@ -400,6 +400,29 @@ def test_cli_segment_check_flags_the_real_photo(tmp_path, ladder):
     assert r.exit_code == 2 and "--check needs --method model" in r.output
 
 
+def test_cli_eval_segment_check_judges_the_flag_against_the_truth(tmp_path, ladder):
+    images, masks = tmp_path / "images", tmp_path / "truth"
+    write_png(images / "tan.png", ladder[3].image)
+    write_png(masks / "tan_mask.png", ladder[3].mask.astype(np.uint8) * 255)
+    root = Path(__file__).resolve().parents[1] / "sample_images"
+    shutil.copy(root / "real" / "astronaut.jpg", images / "astronaut.jpg")
+    shutil.copy(root / "truth" / "real" / "astronaut_mask.png", masks / "astronaut_mask.png")
+    r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images), "--masks", str(masks), "--check", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    by = {x["image"]: x for x in res["rows"]}
+    for name, rgb in (("tan.png", ladder[3].image), ("astronaut.jpg", None)):
+        if rgb is None:
+            rgb = load_image(images / name)[0]
+        assert by[name]["stage_agreement"] == pytest.approx(S.segment_skin(rgb, check=True).agreement, abs=1e-12)
+    assert by["tan.png"]["mask_check"] == "ok" and by["astronaut.jpg"]["mask_check"] == "check"
+    assert res["check"] == {"n_flagged": 1, "mean_f1_flagged": pytest.approx(by["astronaut.jpg"]["f1"]),
+                            "mean_f1_not_flagged": pytest.approx(by["tan.png"]["f1"])}
+    assert by["astronaut.jpg"]["f1"] < 0.8 < by["tan.png"]["f1"]  # the flagged mask is the bad one
+    r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images), "--masks", str(masks), "--check"])
+    assert r.exit_code == 0 and "check (stages agree" in r.output and "1 of 2 photo(s) flagged" in r.output
+
+
 def test_cli_segment_rules_roi_and_workers(photo_tree, tmp_path):
     roi = tmp_path / "roi.json"
     roi.write_text(json.dumps([[100, 60], [220, 60], [220, 180], [100, 180]]))
@@ -442,7 +465,8 @@ def test_cli_eval_segment(tmp_path, ladder):
     assert json.loads((out / "eval_segment.json").read_text())["overall"] == res["overall"]
     cols, _ = _read_csv(out / "eval_segment.csv")
     assert cols[:7] == ["image", "status", "error", "precision", "recall", "f1", "iou"]
-    assert cols[-2:] == ["ita_deg", "tone"]
+    assert cols[-4:] == ["ita_deg", "tone", "stage_agreement", "mask_check"]
+    assert by["set/p0.png"]["stage_agreement"] is None and res["check"] is None  # not asked for
     # per tone: the ITA class of each photo's true skin (checked against scikit-image's CIELAB), pooled
     for i in (0, 5):
         lab = skcolor.rgb2lab(ladder[i].image)[ladder[i].mask]
