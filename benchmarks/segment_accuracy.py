@@ -16,7 +16,9 @@ bootstrap resamples of photos for both, seed 1), and the rules baseline (Chai an
 (``skinimg.segment.error_budget``) splits the model's wrong pixels into missed skin beside thin structures
 (hair strands), at the skin's edge and inside, and false skin per true label (thin strands apart), and gives
 the F1 each tone would reach without each class; a per-photo table (``photo_distribution``) gives the median and
-10th percentile of the photos' own F1 and how many photos are below 0.90, with their share of the wrong pixels.
+10th percentile of the photos' own F1 and how many photos are below 0.90, with their share of the wrong pixels;
+``check_flag`` how many of the default's failed masks (F1 < 0.90) and of the good ones ``skinimg segment --check``
+flags.
 Deterministic; ``--workers`` only changes the speed.
 """
 from __future__ import annotations
@@ -52,13 +54,34 @@ def _one(job):
     # the site string also names the skin: the photos of a --plan grid share one seed
     out = {"seed": spec.seed, "group": S.tone_group(spec.melanin),
            "site": f"{spec.site}, melanin {spec.melanin:.3f}, haemoglobin {spec.hemoglobin:.4f}"}
+    masks = {}
     for name, meth, params in (("model", "model", None), ("net", "model", S.SegmentParams(stage2_model="net")),
                                ("rules", "rules", None)):
         r = S.segment_skin(image, method=meth, params=params)
+        masks[name] = r.mask
         m = S.evaluate_masks(r.mask, ph.mask)
         out[name] = [m[k] for k in ("tp", "fp", "fn", "tn")]
         if name == "model":
             out["budget"] = S.error_budget(r.mask, ph.mask, ph.labels)
+    # what `segment --check` reports (these photos are their own working images: the same IoU)
+    union = int((masks["model"] | masks["net"]).sum())
+    out["agreement"] = int((masks["model"] & masks["net"]).sum()) / union if union else 1.0
+    return out
+
+
+def check_flag(rows, cut=0.9, threshold=None):
+    """How well ``segment --check``'s flag (agreement below ``threshold``, default ``S.AGREEMENT_MIN``) finds the
+    default masks with F1 < ``cut``, per tone group and "all": ``[failed, failed and flagged, good, good but
+    flagged]``."""
+    threshold = S.AGREEMENT_MIN if threshold is None else threshold
+    out = {}
+    for r in rows:
+        bad = _f1(*r["model"][:3]) < cut
+        flagged = r["agreement"] < threshold
+        for g in (r["group"], "all"):
+            c = out.setdefault(g, [0, 0, 0, 0])
+            c[0 if bad else 2] += 1
+            c[1 if bad else 3] += flagged
     return out
 
 
@@ -138,6 +161,7 @@ def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
     return {"size": list(size), "n": len(specs), "seed": seed, "label": label, "seconds": elapsed, "model": tabs["model"],
             "rules": tabs["rules"], "net": tabs["net"], "net_minus_model": paired_difference(rows, "net", "model", bootstrap),
             "budget": budget, "worst": worst, "photos": {k: photo_distribution(rows, k) for k in ("model", "net")},
+            "check": check_flag(rows),
             "counts": {g: [sum(r["model"][i] for r in rows if g in (r["group"], "all")) for i in range(3)]
                        for g in GROUPS + ["all"]}}
 
@@ -167,6 +191,14 @@ def print_set(res):
         cells = [f"{d['median']:.3f} | {d['p10']:.3f} | {d['below']} | {100 * d['below_error_share']:.0f} %"
                  for d in (res["photos"]["model"][g], res["photos"]["net"][g])]
         print(f"| {g} | " + " | ".join(cells) + " |")
+    print(f"\n`segment --check` (the two stages' masks agree less than {S.AGREEMENT_MIN}): default masks with F1 < 0.90 "
+          "flagged, and good masks flagged\n")
+    print("| tone | failed masks flagged | good masks flagged |")
+    print("|---|---|---|")
+    for g in GROUPS + ["all"]:
+        if g in res["check"]:
+            nb, fb, ng, fg = res["check"][g]
+            print(f"| {g} | {fb} of {nb} | {fg} of {ng} |")
     keys = sorted({k for b in res["budget"].values() for k in b}, key=lambda k: -res["budget"]["all"].get(k, 0))
     keys = [k for k in keys if res["budget"]["all"].get(k, 0) >= 0.01 * sum(res["budget"]["all"].values())]
     print("\nError budget: share of the model's wrong pixels, and (F1 without that class)\n")

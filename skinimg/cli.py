@@ -232,6 +232,11 @@ _second_stage_option = click.option(
          "slower (see the README).")
 
 
+def _check_needs_model(check: bool, method: str) -> None:
+    if check and method != "model":
+        raise click.UsageError("--check needs --method model (it compares the model's two second stages)")
+
+
 @cli.command("segment")
 @paths_argument
 @out_option()
@@ -260,8 +265,7 @@ def segment_cmd(paths, out, method, roi, second_stage, check, workers, max_pixel
     """
     from .segment import SegmentParams, segment_paths
 
-    if check and method != "model":
-        raise click.UsageError("--check needs --method model (it compares the model's two second stages)")
+    _check_needs_model(check, method)
     summary = segment_paths(paths, out, method=method, roi=roi, workers=workers, max_pixels=max_pixels,
                             params=SegmentParams(stage2_model=second_stage), check=check)
     for row in summary["rows"]:
@@ -345,8 +349,7 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
     from .io import dumps_json, write_csv, write_json
     from .segment import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SegmentParams, evaluate_folders
 
-    if check and method != "model":
-        raise click.UsageError("--check needs --method model (it compares the model's two second stages)")
+    _check_needs_model(check, method)
     res = evaluate_folders(images, masks, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
     if out is not None:
         write_csv(Path(out) / "eval_segment.csv", res["rows"], EVAL_COLUMNS)

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -358,7 +359,7 @@ def test_check_agreement_is_the_iou_of_the_two_second_stages(ladder):
         b = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="net")).mask
         r = S.segment_skin(ph.image, check=True)
         np.testing.assert_array_equal(r.mask, a)  # checking does not change the mask
-        assert r.agreement == pytest.approx(_iou(a, b), abs=1e-12)
+        assert r.agreement == pytest.approx(_iou(a, b), abs=1e-12) and r.mask_check == "ok"
         assert 0.85 < r.agreement < 1.0  # two good masks that differ a little
         rn = S.segment_skin(ph.image, check=True, params=S.SegmentParams(stage2_model="net"))
         assert rn.agreement == pytest.approx(r.agreement, abs=1e-12)
@@ -366,7 +367,10 @@ def test_check_agreement_is_the_iou_of_the_two_second_stages(ladder):
         roi = np.zeros(a.shape, bool)
         roi[60:180, 100:220] = True
         assert S.segment_skin(ph.image, roi=roi, check=True).agreement == pytest.approx(_iou(a & roi, b & roi))
-    assert S.segment_skin(ladder[0].image).agreement is None
+    assert S.segment_skin(ladder[0].image).agreement is None and S.segment_skin(ladder[0].image).mask_check is None
+    low = S.SegmentResult(mask=a, skin_fraction=0.1, status="ok", method="model", work_probability=a,
+                          agreement=S.AGREEMENT_MIN - 1e-9)
+    assert low.mask_check == "check" and replace(low, agreement=S.AGREEMENT_MIN).mask_check == "ok"
     assert S.segment_skin(ladder[0].image, method="rules", check=True).agreement is None
     nothing = S.segment_skin(np.full((60, 80, 3), (40, 60, 200), np.uint8), check=True)
     assert nothing.status == "no_skin" and nothing.agreement == 1.0  # both stages find no skin

@@ -63,3 +63,13 @@ def test_photo_distribution_counts_the_failing_photos():
     # 10th percentile of (0.5, 0.96, 0.98) by linear interpolation: 0.5 + 0.2 * 0.46
     assert d["dark"]["p10"] == pytest.approx(0.592)
     assert d["light"]["below"] == 0 and d["light"]["below_error_share"] == 0.0
+
+
+def test_check_flag_counts_failed_and_good_masks_flagged():
+    rows = [{"group": "dark", "model": [50, 0, 100, 0], "agreement": 0.5},  # failed, flagged
+            {"group": "dark", "model": [50, 0, 100, 0], "agreement": 0.95},  # failed, missed
+            {"group": "dark", "model": [98, 1, 1, 0], "agreement": 0.84},  # good, false alarm
+            {"group": "light", "model": [98, 1, 1, 0], "agreement": 0.85}]  # good, not flagged (0.85 is not below)
+    c = SA.check_flag(rows)
+    assert c["dark"] == [2, 1, 1, 1] and c["light"] == [0, 0, 1, 0] and c["all"] == [2, 1, 2, 1]
+    assert SA.check_flag(rows, threshold=0.96)["dark"] == [2, 2, 1, 1]
