@@ -64,8 +64,7 @@ def _one(job):
         if name == "model":
             out["budget"] = S.error_budget(r.mask, ph.mask, ph.labels)
     # what `segment --check` reports (these photos are their own working images: the same IoU)
-    union = int((masks["model"] | masks["net"]).sum())
-    out["agreement"] = int((masks["model"] & masks["net"]).sum()) / union if union else 1.0
+    out["agreement"] = S.evaluate_masks(masks["model"], masks["net"])["iou"]
     return out
 
 

@@ -1136,8 +1136,7 @@ def segment_skin(rgb: np.ndarray, *, method: str = "model", roi: np.ndarray | No
         if roi is not None:
             roi_w = roi if k == 1 else _block_mean(roi[:hk, :wk].view(np.uint8) * np.uint8(255), k) >= 128
             a, b = a & roi_w, b & roi_w
-        union = int(np.count_nonzero(a | b))
-        agreement = int(np.count_nonzero(a & b)) / union if union else 1.0
+        agreement = evaluate_masks(a, b)["iou"]  # 1.0 when both are empty
     geometry = ()
     if k > 1:
         geometry = (hk, wk, h, w)
@@ -1265,6 +1264,8 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
         raise SkinImgError("no image files found", os.fspath(images))
     if not masks.is_dir():
         raise SkinImgError("mask folder not found", os.fspath(masks))
+    if method == "model" and pred_masks is None:
+        _require_both_stages(load_model(), check)
     rows, tot, by_tone = [], [0, 0, 0, 0], {}
     for item in items:
         row = {c: None for c in EVAL_COLUMNS}
@@ -1332,6 +1333,13 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
 # ----------------------------------------------------------------------------- batch
 
 
+def _require_both_stages(model: SkinModel, check: bool) -> None:
+    """``check`` compares the two second stages: a model without one of them is a one-line error."""
+    if check and (model.stage2 is None or model.net is None):
+        raise SkinImgError("the colour model lacks one of the two second stages (trained with --no-net?): "
+                           "--check needs both")
+
+
 def _segment_one(job) -> dict:
     item, out, method, roi_path, params, max_pixels, check = job
     row = {"image": item.relpath, "status": "error", "error": None, "skin_fraction": None, "method": method,
@@ -1394,7 +1402,7 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     if roi is not None and not Path(roi).is_file():
         raise SkinImgError("ROI file not found", os.fspath(roi))
     if method == "model":
-        load_model()  # a missing model is fatal before any work
+        _require_both_stages(load_model(), check)  # a missing model is fatal before any work
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

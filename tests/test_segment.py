@@ -376,6 +376,24 @@ def test_check_agreement_is_the_iou_of_the_two_second_stages(ladder):
     assert nothing.status == "no_skin" and nothing.agreement == 1.0  # both stages find no skin
 
 
+def test_check_with_a_model_lacking_a_stage_is_a_one_line_error(tmp_path, monkeypatch, ladder):
+    full = S.load_model()
+    no_net = S.SkinModel(bits=full.bits, prob=full.prob, stage2=full.stage2)
+    monkeypatch.setattr(S, "load_model", lambda path=None: no_net)
+    write_png(tmp_path / "in" / "tan.png", ladder[3].image)
+    with pytest.raises(SkinImgError, match="--check needs both"):
+        S.segment_paths([tmp_path / "in"], tmp_path / "out", check=True, workers=1)
+    r = CliRunner().invoke(cli, ["segment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--check",
+                                 "--workers", "1"])
+    assert r.exit_code != 0 and "--check needs both" in r.output and "Traceback" not in r.output
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+    write_png(tmp_path / "truth" / "tan_mask.png", ladder[3].mask.astype(np.uint8) * 255)
+    with pytest.raises(SkinImgError, match="--check needs both"):
+        S.evaluate_folders(tmp_path / "in", tmp_path / "truth", check=True)
+    # without --check the same model segments as before
+    assert S.segment_paths([tmp_path / "in"], tmp_path / "out", workers=1)["n_ok"] == 1
+
+
 def test_check_agreement_at_reduced_working_resolution(ladder):
     # a 960 x 1280 photo is segmented on a 480 x 640 working copy: the agreement is the IoU there
     big = cv2.resize(ladder[3].image, (1280, 960), interpolation=cv2.INTER_CUBIC)
