@@ -11,6 +11,7 @@ frame, about 50 %, the typical clinical framing).
   second stage);
 * U-Net: the same with the optional convolutional second stage (``stage2_model="net"``, ``skinimg.unet``, run
   by OpenCV's DNN module);
+* both: the mean of the two second stages' log-odds (``stage2_model="both"``, the most accurate);
 * s2 full: the same with the second stage at working resolution (``stage2_pixels=0``),
   the baseline of the downscaled second stage;
 * rules: the colour-rule baseline.
@@ -79,9 +80,10 @@ def main() -> None:
     load_model()
     full = SegmentParams(stage2_pixels=0)
     net = SegmentParams(stage2_model="net")
+    both = SegmentParams(stage2_model="both")
     print(f"{'size (HxW)':>12} {'scene':>8} {'skin %':>6} {'decode ms':>10} {'model ms':>9} {'ratio':>6} "
-          f"{'U-Net ms':>12} {'ratio':>6} {'s2 full ms':>10} {'ratio':>6} {'rules ms':>9} {'ratio':>6} "
-          f"{'F1 model':>9} {'F1 U-Net':>12} {'F1 s2 full':>10}")
+          f"{'U-Net ms':>12} {'ratio':>6} {'both ms':>8} {'ratio':>6} {'s2 full ms':>10} {'ratio':>6} {'rules ms':>9} "
+          f"{'ratio':>6} {'F1 model':>9} {'F1 U-Net':>12} {'F1 both':>8} {'F1 s2 full':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for s in args.sizes.split(","):
             h, w = (int(v) for v in s.split("x"))
@@ -91,15 +93,17 @@ def main() -> None:
                 t_dec, (rgb, _) = timed(lambda: load_image(path), args.repeat)
                 t_mod, res = timed(lambda: segment_skin(rgb, method="model"), args.repeat)
                 t_net, res_net = timed(lambda: segment_skin(rgb, method="model", params=net), args.repeat)
+                t_both, res_both = timed(lambda: segment_skin(rgb, method="model", params=both), args.repeat)
                 t_full, res_full = timed(lambda: segment_skin(rgb, method="model", params=full), args.repeat)
                 t_rul, _ = timed(lambda: segment_skin(rgb, method="rules"), args.repeat)
                 f1 = evaluate_masks(res.mask, truth)["f1"]
                 f1_full = evaluate_masks(res_full.mask, truth)["f1"]
                 f1_net = evaluate_masks(res_net.mask, truth)["f1"]
+                f1_both = evaluate_masks(res_both.mask, truth)["f1"]
                 print(f"{s:>12} {scene:>8} {100 * truth.mean():6.1f} {1e3 * t_dec:10.1f} {1e3 * t_mod:9.1f} "
-                      f"{t_mod / t_dec:6.2f} {1e3 * t_net:12.1f} {t_net / t_dec:6.2f} {1e3 * t_full:10.1f} "
-                      f"{t_full / t_dec:6.2f} {1e3 * t_rul:9.1f} {t_rul / t_dec:6.2f} {f1:9.3f} {f1_net:12.3f} "
-                      f"{f1_full:10.3f}", flush=True)
+                      f"{t_mod / t_dec:6.2f} {1e3 * t_net:12.1f} {t_net / t_dec:6.2f} {1e3 * t_both:8.1f} "
+                      f"{t_both / t_dec:6.2f} {1e3 * t_full:10.1f} {t_full / t_dec:6.2f} {1e3 * t_rul:9.1f} "
+                      f"{t_rul / t_dec:6.2f} {f1:9.3f} {f1_net:12.3f} {f1_both:8.3f} {f1_full:10.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ the photos of ``skinimg synth --set NAME --n N`` (``skinimg.synth.plan_set``, 48
 group (melanin volume fraction, ``skinimg.segment.TONE_GROUPS``) the table gives the pooled F1 (Dice) of the
 trained model (default parameters: the per-pixel second stage), its 95 % percentile-bootstrap interval over
 photos (``pooled_tone_metrics``; 1000 resamples, seed 0), the worst photo, the optional U-Net second stage
-(``SegmentParams(stage2_model="net")``, ``--second-stage net``) with its paired difference to the default (same
+(``SegmentParams(stage2_model="net")``, ``--second-stage net``) and the mean of both second stages
+(``stage2_model="both"``, ``--second-stage both``), each with its paired difference to the default (same
 bootstrap resamples of photos for both, seed 1), and the rules baseline (Chai and Ngan 1999).  The error budget
 (``skinimg.segment.error_budget``) splits the model's wrong pixels into missed skin beside thin structures
 (hair strands), at the skin's edge and inside, and false skin per true label (thin strands apart), and gives
@@ -56,7 +57,7 @@ def _one(job):
            "site": f"{spec.site}, melanin {spec.melanin:.3f}, haemoglobin {spec.hemoglobin:.4f}"}
     masks = {}
     for name, meth, params in (("model", "model", None), ("net", "model", S.SegmentParams(stage2_model="net")),
-                               ("rules", "rules", None)):
+                               ("both", "model", S.SegmentParams(stage2_model="both")), ("rules", "rules", None)):
         r = S.segment_skin(image, method=meth, params=params)
         masks[name] = r.mask
         m = S.evaluate_masks(r.mask, ph.mask)
@@ -144,7 +145,7 @@ def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
         rows = [_one(s) for s in specs]
     elapsed = time.perf_counter() - t0
     tabs = {name: S.pooled_tone_metrics([(r["group"], *r[name]) for r in rows], bootstrap=bootstrap)
-            for name in ("model", "net", "rules")}
+            for name in ("model", "net", "both", "rules")}
     budget: dict = {}
     for r in rows:
         for g in (r["group"], "all"):
@@ -159,7 +160,8 @@ def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
                 worst[g] = (f, r["seed"], r["site"])
     return {"size": list(size), "n": len(specs), "seed": seed, "label": label, "seconds": elapsed, "model": tabs["model"],
             "rules": tabs["rules"], "net": tabs["net"], "net_minus_model": paired_difference(rows, "net", "model", bootstrap),
-            "budget": budget, "worst": worst, "photos": {k: photo_distribution(rows, k) for k in ("model", "net")},
+            "both": tabs["both"], "both_minus_model": paired_difference(rows, "both", "model", bootstrap),
+            "budget": budget, "worst": worst, "photos": {k: photo_distribution(rows, k) for k in ("model", "net", "both")},
             "check": check_flag(rows),
             "counts": {g: [sum(r["model"][i] for r in rows if g in (r["group"], "all")) for i in range(3)]
                        for g in GROUPS + ["all"]}}
@@ -170,8 +172,8 @@ def print_set(res):
     what = res.get("label") or f"{res['n']} phantoms, {h}x{w}, seeds {res['seed']}+"
     print(f"\n## {what} ({res['seconds']:.0f} s)\n")
     print("| tone | photos | F1 | 95 % interval | worst photo (seed, site, skin) | U-Net stage F1 | U-Net - model (95 % paired) "
-          "| rules F1 |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| both F1 | both - model (95 % paired) | rules F1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for g in GROUPS + ["all"]:
         if g not in res["model"]:
             continue
@@ -179,16 +181,19 @@ def print_set(res):
         lo, hi = m.get("f1_ci95", [float("nan")] * 2)
         wf, ws, wsite = res["worst"][g]
         d, dlo, dhi = res["net_minus_model"][g]
+        e, elo, ehi = res["both_minus_model"][g]
         print(f"| {g} | {m['n_images']} | {m['f1']:.3f} | {lo:.3f}-{hi:.3f} | {wf:.2f} ({ws}, {wsite}) "
-              f"| {res['net'][g]['f1']:.3f} | {d:+.4f} ({dlo:+.4f} to {dhi:+.4f}) | {r['f1']:.3f} |")
+              f"| {res['net'][g]['f1']:.3f} | {d:+.4f} ({dlo:+.4f} to {dhi:+.4f}) "
+              f"| {res['both'][g]['f1']:.3f} | {e:+.4f} ({elo:+.4f} to {ehi:+.4f}) | {r['f1']:.3f} |")
     print("\nPer photo: median F1, 10th percentile, photos below 0.90 and their share of the wrong pixels\n")
-    print("| tone | default: median | p10 | below 0.90 | share of errors | U-Net: median | p10 | below 0.90 | share of errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| tone | default: median | p10 | below 0.90 | share of errors | U-Net: median | p10 | below 0.90 | share of errors "
+          "| both: median | p10 | below 0.90 | share of errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for g in GROUPS + ["all"]:
         if g not in res["photos"]["model"]:
             continue
         cells = [f"{d['median']:.3f} | {d['p10']:.3f} | {d['below']} | {100 * d['below_error_share']:.0f} %"
-                 for d in (res["photos"]["model"][g], res["photos"]["net"][g])]
+                 for d in (res["photos"]["model"][g], res["photos"]["net"][g], res["photos"]["both"][g])]
         print(f"| {g} | " + " | ".join(cells) + " |")
     print(f"\n`segment --check` (the two stages' masks agree less than {S.AGREEMENT_MIN}): default masks with F1 < 0.90 "
           "flagged, and good masks flagged\n")

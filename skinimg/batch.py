@@ -36,7 +36,7 @@ Outputs under ``out``
 ``results.sqlite``                tables ``indices``, ``calibrate``, ``segment`` (per stage) and ``jobs``
 ``indices.csv``                   analyze rows (:data:`skinimg.analyze.ROW_COLUMNS`)
 ``calibrate.csv``                 calibrate rows (:data:`skinimg.calibrate.CSV_COLUMNS`)
-``segment.csv``                   ``image, status, error, skin_fraction, method``
+``segment.csv``                   ``image, status, error, skin_fraction, method, stage_agreement, mask_check``
 ``*.parquet``                     the same tables with ``formats = ["csv", "parquet"]``
 ``maps/``, ``masks/``, ``calibration/``, ``calibrated/``   per-image files of the stages
 ``report/``                       the HTML report (report stage)
@@ -79,7 +79,7 @@ log = logging.getLogger("skinimg.batch")
 #: Columns of table ``jobs``: one record per finished photo (the resume key).
 JOB_COLUMNS = ("image", "input_sha256", "job_hash", "status", "error")
 #: Columns of table ``segment`` / ``segment.csv``.
-SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method")
+SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check")
 
 
 def _calibrate_columns():
@@ -98,7 +98,8 @@ def _table_spec(stage: str):
                                                     else "REAL") for c in cols}
     if stage == "segment":
         return "segment", "segment", SEGMENT_COLUMNS, {"image": "TEXT", "status": "TEXT", "error": "TEXT",
-                                                       "skin_fraction": "REAL", "method": "TEXT"}
+                                                       "skin_fraction": "REAL", "method": "TEXT",
+                                                       "stage_agreement": "REAL", "mask_check": "TEXT"}
     raise KeyError(stage)
 
 
@@ -150,7 +151,8 @@ def make_plan(pipeline: Pipeline) -> Plan:
     opts = {s: dict(pipeline.options[s]) for s in stages}
     a = pipeline.options.get("analyze", {})
     seg_method = opts["segment"]["method"] if "segment" in opts else a.get("method", "model")
-    aparams = _analyze.AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels,
+    second = opts["segment"]["second_stage"] if "segment" in opts else a.get("second_stage", "mlp")
+    aparams = _analyze.AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels, second_stage=second,
                                      indices=IndexParams(chromophore_method=a.get("chromophores", "basis"),
                                                          branch=a.get("branch", "auto")))
     ahash = aparams.hash()
@@ -192,11 +194,16 @@ def _write(fn, path, data):
         raise _OutputFailure(str(exc)) from None
 
 
-def _segment_skin(rgb: np.ndarray, method: str):
-    """The segment stage: :func:`skinimg.segment.segment_skin`, imported lazily."""
+def _segment_skin(rgb: np.ndarray, method: str, second_stage: str = "mlp", check: bool = False):
+    """The segment stage: :func:`skinimg.segment.segment_skin`, imported lazily (with the default options, called
+    with ``method`` alone)."""
     from .segment import segment_skin
 
-    return segment_skin(rgb, method=method)
+    if second_stage == "mlp" and not check:
+        return segment_skin(rgb, method=method)
+    from .segment import SegmentParams
+
+    return segment_skin(rgb, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
 
 
 def _error_row(stage: str, image: str, reason: str, plan: Plan) -> dict:
@@ -222,7 +229,8 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
         raw_skin = None
         if not o["require_chart"] and o["fallback"] != "none":  # gray world / white patch must not look at skin
             seg_method = plan.options["segment"]["method"] if "segment" in plan.stages else plan.analyze.segment_method
-            raw_skin = np.asarray(_analyze._segment(rgb, seg_method).mask, dtype=bool)
+            raw_skin = np.asarray(_analyze._segment(rgb, seg_method, second_stage=plan.analyze.second_stage).mask,
+                                  dtype=bool)
         rgb, corr = calibrate_image(rgb, mode="auto", require_chart=o["require_chart"], params=cparams,
                                     skin_mask=raw_skin)
         corr.image = item.relpath
@@ -241,7 +249,7 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
     method = plan.analyze.segment_method
     if "segment" in plan.stages:
         o = plan.options["segment"]
-        seg = _segment_skin(rgb, o["method"])
+        seg = _segment_skin(rgb, o["method"], o["second_stage"], o["check"])
         mask = np.asarray(seg.mask, dtype=bool)
         if exclude is not None:
             mask &= ~exclude
@@ -252,10 +260,15 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
         status = "ok" if n >= plan.analyze.indices.min_skin_pixels else "no_skin"
         tables["segment"] = {"image": item.relpath, "status": status,
                              "error": None if status == "ok" else f"no skin found ({n} skin pixels)",
-                             "skin_fraction": n / float(mask.size), "method": method}
+                             "skin_fraction": n / float(mask.size), "method": method, "stage_agreement": None,
+                             "mask_check": None}
+        agreement = getattr(seg, "agreement", None)
+        if agreement is not None:
+            tables["segment"].update(stage_agreement=round(agreement, 4), mask_check=seg.mask_check)
     if "analyze" in plan.stages:
         if mask is None:
-            seg = _analyze._segment(rgb, plan.analyze.segment_method)  # looked up now: tests swap it
+            seg = _analyze._segment(rgb, plan.analyze.segment_method,  # looked up now: tests swap it
+                                    second_stage=plan.analyze.second_stage)
             mask = np.asarray(seg.mask, dtype=bool)
             if exclude is not None:
                 mask &= ~exclude

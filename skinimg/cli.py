@@ -226,10 +226,11 @@ def _parse_white(ctx, param, value):
 # ----------------------------------------------------------------------------- segment (issue 3)
 
 _second_stage_option = click.option(
-    "--second-stage", "second_stage", type=click.Choice(["mlp", "net"]), default="mlp", show_default=True,
-    help="Second stage of --method model: mlp = the per-pixel perceptron (default); net = a small U-Net, "
-         "better on held-out phantoms (F1 0.967 against 0.961), worse on the one real labelled photo and "
-         "slower (see the README).")
+    "--second-stage", "second_stage", type=click.Choice(["mlp", "net", "both"]), default="mlp", show_default=True,
+    help="Second stage of --method model: mlp = the per-pixel perceptron (default); net = a small U-Net; both = "
+         "the mean of the two's log-odds, the most accurate on held-out phantoms (F1 >= 0.97 on every skin tone; "
+         "default 0.961 on dark skin), and it flags masks as --check does at no extra cost, but it is slower (about "
+         "0.5-1.3x a 12 MP photo's decode) and worse than mlp on the one real labelled photo (see the README).")
 
 
 def _check_needs_model(check: bool, method: str) -> None:
@@ -250,7 +251,7 @@ def _check_needs_model(check: bool, method: str) -> None:
 @click.option("--check", is_flag=True, default=False,
               help="Also run the other second stage and flag masks on which the two disagree (intersection over "
                    "union < 0.85: mask_check = check); on held-out phantoms 28 of 47 failed masks, 5 of 1 153 good ones. "
-                   "About 20-30 ms more per 12 MP photo.")
+                   "About 10-20 ms more per 12 MP photo (implied by --second-stage both).")
 @workers_option
 @max_pixels_option
 def segment_cmd(paths, out, method, roi, second_stage, check, workers, max_pixels):
@@ -259,8 +260,8 @@ def segment_cmd(paths, out, method, roi, second_stage, check, workers, max_pixel
     Writes OUT/masks/<relative path>/<stem>.png (8-bit, 255 = skin, 0 = not,
     size of the upright photo) and OUT/segment.csv with the columns image,
     status (ok, no_skin, error), error, skin_fraction (skin pixels / all
-    pixels of the photo), method, and with --check stage_agreement (0-1) and
-    mask_check (ok, or check: look at that mask).  A bad file is an error row
+    pixels of the photo), method, and with --check or --second-stage both
+    stage_agreement (0-1) and mask_check (ok, or check: look at that mask).  A bad file is an error row
     with the reason; exit code 2 when any file failed.
     """
     from .segment import SegmentParams, segment_paths
@@ -277,7 +278,7 @@ def segment_cmd(paths, out, method, roi, second_stage, check, workers, max_pixel
                 flag = f" - check the mask (the two stages agree {row['stage_agreement']:.2f})"
             click.echo(f"{row['image']}: {row['status']}, skin {100 * (row['skin_fraction'] or 0):.1f} %{flag}")
     if not _analyze_quiet():
-        checked = f", {summary['n_check']} to check by eye" if check else ""
+        checked = f", {summary['n_check']} to check by eye" if method == "model" and (check or second_stage == "both") else ""
         click.echo(f"skinimg: segmented {summary['n_images']} image(s): {summary['n_ok']} ok, "
                    f"{summary['n_no_skin']} without skin, {summary['n_error']} failed{checked}; masks in {out}",
                    err=True)
@@ -403,6 +404,7 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON to stdout, one object per line.")
 @click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
               help="Skin segmentation method.")
+@_second_stage_option
 @click.option("--chromophores", type=click.Choice(["basis", "ica"]), default="basis", show_default=True,
               help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
 @click.option("--branch", type=click.Choice(["auto", "light", "dark"]), default="auto", show_default=True,
@@ -418,8 +420,8 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
               help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
                    "repeatable.")
 @max_pixels_option
-def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores, branch, calibration, white,
-                exclude, max_pixels):
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, chromophores, branch, calibration,
+                white, exclude, max_pixels):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -436,7 +438,8 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, chromophores
     from .io import dumps_json
 
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
-                           indices=IndexParams(chromophore_method=chromophores, branch=branch))
+                           indices=IndexParams(chromophore_method=chromophores, branch=branch),
+                           second_stage=second_stage)
     summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
                             exclude=exclude)
     if as_json:

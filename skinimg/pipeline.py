@@ -103,11 +103,16 @@ STAGES: dict[str, Stage] = {
     }, "colour correction with the ColorChecker in the frame (or a recorded fallback)"),
     "segment": Stage("segment", "image", ("skinimg.segment",), {
         "method": Option("model", _STR, ("model", "rules"), "skin segmentation method"),
+        "second_stage": Option("mlp", _STR, ("mlp", "net", "both"),
+                               "second stage of the model: both = the most accurate, 10-20 ms slower per 12 MP photo"),
+        "check": Option(False, _BOOL, None, "also run the other second stage: stage_agreement, mask_check"),
         "write_masks": Option(True, _BOOL, None, "write masks/<stem>.png (255 = skin)"),
     }, "skin mask (skinimg.segment.segment_skin)"),
     "analyze": Stage("analyze", "image", ("skinimg.analyze",), {
         "method": Option("model", _STR, ("model", "rules"),
                          "segmentation method when the pipeline has no segment stage"),
+        "second_stage": Option("mlp", _STR, ("mlp", "net", "both"),
+                               "second stage of the model when the pipeline has no segment stage"),
         "chromophores": Option("basis", _STR, ("basis", "ica"), "haemoglobin/melanin separation"),
         "branch": Option("auto", _STR, ("auto", "light", "dark"),
                          "brown/dark skin twin: per photo (auto) or held for a series"),

@@ -30,7 +30,7 @@ SECRET_ARTIST = "Dr Jane Secret"
 GPS_LAT = (48.0, 51.0, 24.17)
 
 
-def stand_in_segment(rgb, method="model"):
+def stand_in_segment(rgb, method="model", **_):
     """Skin = reddish pixels (R > G > B, R > 90 on the 8-bit scale); test-only."""
     a = (rgb >> 8).astype(np.int32) if rgb.dtype == np.uint16 else rgb.astype(np.int32)
     r, g, b = a[..., 0], a[..., 1], a[..., 2]

@@ -19,7 +19,7 @@ from skinimg.cli import cli
 from skinimg.io import write_png
 
 
-def _stand_in_segment(rgb, method):
+def _stand_in_segment(rgb, method, **_):
     """Test-only stand-in for skinimg.segment: skin = reddish pixels (R > G > B, R > 90)."""
     r, g, b = (rgb[..., k].astype(np.int32) for k in range(3))
     mask = (r > g) & (g > b) & (r > 90)
@@ -196,7 +196,7 @@ def test_calibrate_chart_makes_tungsten_photo_measure_like_daylight(tmp_path, mo
     chart_px = shots["day"].labels == synth.LABELS["chart"]
 
     def segmenter(with_chart):
-        def seg(rgb, method):
+        def seg(rgb, method, **_):
             mask = truth_mask | chart_px if with_chart else truth_mask
             return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
                                    status="ok", method="truth")

@@ -146,7 +146,7 @@ def test_stage_whose_module_is_missing_is_refused_before_any_work(tmp_path, monk
     assert "stage 'segment' is not available: module skinimg.segment is missing" in r.output
     assert not (tmp_path / "out").exists()
     # analyze without a segment stage segments through skinimg.segment too (unless replaced, as in these tests)
-    def real_like(rgb, method):  # pragma: no cover - never called
+    def real_like(rgb, method, **_):  # pragma: no cover - never called
         raise AssertionError
 
     real_like.__module__ = "skinimg.analyze"
@@ -325,8 +325,8 @@ def test_run_json_records_versions_pipeline_parameters_hashes_and_times(tmp_path
     assert m["dependencies"]["numpy"] == np.__version__ and "opencv-python-headless" in m["dependencies"]
     assert m["pipeline"]["text"] == pipe.read_text()
     assert m["pipeline"]["sha256"] == hashlib.sha256(pipe.read_bytes()).hexdigest()
-    assert m["pipeline"]["resolved"]["analyze"] == {"method": "model", "chromophores": "basis", "branch": "auto",
-                                                     "maps": False}
+    assert m["pipeline"]["resolved"]["analyze"] == {"method": "model", "second_stage": "mlp", "chromophores": "basis",
+                                                     "branch": "auto", "maps": False}
     with open(tmp_path / "out" / "indices.csv", newline="") as fh:
         hashes = {x["params_hash"] for x in csv.DictReader(fh)}
     assert hashes == {m["parameters"]["params_hash"]} == {res["plan"].analyze.hash()}
@@ -378,7 +378,8 @@ def test_segment_stage_adapter_writes_masks_and_feeds_analyze(tmp_path, monkeypa
     res = run_pipeline(tmp_path / "s.toml", src, tmp_path / "out", workers=1)
     with open(tmp_path / "out" / "segment.csv", newline="") as fh:
         seg = {x["image"]: x for x in csv.DictReader(fh)}
-    assert list(next(iter(seg.values()))) == ["image", "status", "error", "skin_fraction", "method"]
+    assert list(next(iter(seg.values()))) == ["image", "status", "error", "skin_fraction", "method", "stage_agreement",
+                                              "mask_check"]
     assert seg["blue.png"]["status"] == "no_skin" and seg["p0/img00.png"]["status"] == "ok"
     from skinimg.io import read_mask
 
@@ -430,3 +431,40 @@ def test_pipeline_exclude_and_track_root_are_validated(tmp_path):
     f.write_text('[pipeline]\nstages = ["analyze"]\nexclude = [3]\n')
     with pytest.raises(SkinImgError, match="pipeline.exclude must list shell patterns"):
         load_pipeline(f)
+
+
+def test_segment_stage_second_stage_both_and_check_reach_the_tables(tmp_path):
+    # the real segmenter: the pipeline's options reach segment_skin, and its agreement the segment table
+    from skinimg import segment as S
+    from skinimg.synth import PhantomSpec, render_phantom
+
+    src = tmp_path / "in"
+    ph = render_phantom(PhantomSpec(melanin=0.3, hemoglobin=0.02, seed=7, size=(240, 320)))
+    write_png(src / "dark.png", ph.image)
+    (tmp_path / "b.toml").write_text('[pipeline]\nstages = ["segment", "analyze"]\n[segment]\nsecond_stage = "both"\n'
+                                     '[analyze]\nmaps = false\n')
+    res = run_pipeline(tmp_path / "b.toml", src, tmp_path / "out", workers=1)
+    lib = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="both"))
+    from skinimg.io import read_mask
+
+    np.testing.assert_array_equal(read_mask(tmp_path / "out" / "masks" / "dark.png"), lib.mask)
+    with open(tmp_path / "out" / "segment.csv", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert float(row["stage_agreement"]) == pytest.approx(lib.agreement, abs=1e-4) and row["mask_check"] == "ok"
+    with open(tmp_path / "out" / "indices.csv", newline="") as fh:
+        (irow,) = list(csv.DictReader(fh))
+    assert int(irow["skin_pixels"]) == int(lib.mask.sum())
+    assert irow["params_hash"] == res["plan"].analyze.hash() == A.AnalyzeParams(second_stage="both").hash()
+    # --check with the default second stage: the default mask, and the same agreement
+    (tmp_path / "c.toml").write_text('[pipeline]\nstages = ["segment"]\n[segment]\ncheck = true\n')
+    run_pipeline(tmp_path / "c.toml", src, tmp_path / "out2", workers=1)
+    np.testing.assert_array_equal(read_mask(tmp_path / "out2" / "masks" / "dark.png"), S.segment_skin(ph.image).mask)
+    with open(tmp_path / "out2" / "segment.csv", newline="") as fh:
+        (row2,) = list(csv.DictReader(fh))
+    assert row2["stage_agreement"] == row["stage_agreement"]
+    # analyze without a segment stage takes its own second_stage
+    (tmp_path / "a.toml").write_text('[pipeline]\nstages = ["analyze"]\n[analyze]\nsecond_stage = "both"\nmaps = false\n')
+    run_pipeline(tmp_path / "a.toml", src, tmp_path / "out3", workers=1)
+    with open(tmp_path / "out3" / "indices.csv", newline="") as fh:
+        (irow3,) = list(csv.DictReader(fh))
+    assert irow3["skin_pixels"] == irow["skin_pixels"]

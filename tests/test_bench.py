@@ -199,7 +199,7 @@ def test_segmentation_with_a_segmenter_and_a_real_set(tmp_path, monkeypatch):
 def test_segmentation_skipped_without_segment(monkeypatch):
     from skinimg import analyze
 
-    def missing(rgb, method):
+    def missing(rgb, method, **_):
         raise ModuleNotFoundError("No module named 'skinimg.segment'", name="skinimg.segment")
 
     monkeypatch.setattr(analyze, "_segment", missing)

@@ -376,6 +376,45 @@ def test_check_agreement_is_the_iou_of_the_two_second_stages(ladder):
     assert nothing.status == "no_skin" and nothing.agreement == 1.0  # both stages find no skin
 
 
+def test_both_keeps_a_pixel_when_the_mean_of_the_two_log_odds_says_skin(ladder):
+    # A mean of two log-odds is >= 0 wherever both are and < 0 wherever both are not: the ensemble's mask lies
+    # between the intersection and the union of the two stages' masks, and takes sides only where they differ.
+    for ph in (ladder[1], ladder[4]):
+        a = S.segment_skin(ph.image).mask
+        b = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="net")).mask
+        r = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="both"))
+        assert not (a & b & ~r.mask).any() and not (r.mask & ~(a | b)).any()
+        assert np.count_nonzero(a != b) > 0 and 0 < np.count_nonzero(r.mask & (a != b)) < np.count_nonzero(a != b)
+        # the agreement comes with it, without check=True, and equals the one --check reports
+        assert r.agreement == pytest.approx(_iou(a, b), abs=1e-12)
+        assert r.agreement == pytest.approx(S.segment_skin(ph.image, check=True).agreement, abs=1e-12)
+        f1 = [S.evaluate_masks(x, ph.mask)["f1"] for x in (a, b, r.mask)]
+        assert f1[2] > min(f1[:2]) - 1e-3 and f1[2] > 0.95
+
+
+def test_both_rescues_a_dark_phantom_the_perceptron_fails():
+    # development phantom 200294 (dark skin, grey hair, wood wall): the per-pixel stage keeps the hair and drops
+    # the face (F1 0.28), the U-Net does far better (0.77); their mean recovers much of the face (0.60)
+    spec = S.phantom_specs([200294], size=(480, 640))[0]
+    from skinimg.synth import render_phantom
+
+    ph = render_phantom(spec)
+    f = {s: S.evaluate_masks(S.segment_skin(ph.image, params=S.SegmentParams(stage2_model=s)).mask, ph.mask)["f1"]
+         for s in ("mlp", "net", "both")}
+    assert f["mlp"] < 0.4 and f["net"] > 0.7 and f["both"] > f["mlp"] + 0.25
+    r = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="both"))
+    assert r.mask_check == "check"  # and the disagreement flags it
+
+
+def test_both_with_a_model_without_a_network_is_the_perceptron(ladder):
+    full = S.load_model()
+    no_net = S.SkinModel(bits=full.bits, prob=full.prob, stage2=full.stage2)
+    img = ladder[2].image
+    r = S.segment_skin(img, model=no_net, params=S.SegmentParams(stage2_model="both"))
+    np.testing.assert_array_equal(r.mask, S.segment_skin(img).mask)
+    assert r.agreement is None
+
+
 def test_check_with_a_model_lacking_a_stage_is_a_one_line_error(tmp_path, monkeypatch, ladder):
     full = S.load_model()
     no_net = S.SkinModel(bits=full.bits, prob=full.prob, stage2=full.stage2)
@@ -420,6 +459,26 @@ def test_cli_segment_check_flags_the_real_photo(tmp_path, ladder):
     assert "astronaut.jpg: ok" in r.output and "check the mask" in r.output and "1 to check by eye" in r.stderr
     r = CliRunner().invoke(cli, ["segment", str(root), "--out", str(out), "--check", "--method", "rules"])
     assert r.exit_code == 2 and "--check needs --method model" in r.output
+
+
+def test_cli_segment_second_stage_both_flags_without_check(tmp_path, ladder):
+    root = tmp_path / "in"
+    write_png(root / "tan.png", ladder[3].image)
+    shutil.copy(Path(__file__).resolve().parents[1] / "sample_images" / "real" / "astronaut.jpg", root / "astronaut.jpg")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["segment", str(root), "--out", str(out), "--second-stage", "both", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    _, rows = _read_csv(out / "segment.csv")
+    by = {x["image"]: x for x in rows}
+    lib = S.segment_skin(ladder[3].image, params=S.SegmentParams(stage2_model="both"))
+    np.testing.assert_array_equal(read_mask(out / "masks" / "tan.png"), lib.mask)
+    assert float(by["tan.png"]["stage_agreement"]) == pytest.approx(lib.agreement, abs=1e-4)
+    assert by["tan.png"]["mask_check"] == "ok" and by["astronaut.jpg"]["mask_check"] == "check"
+    assert "1 to check by eye" in r.stderr
+    # the rules baseline has no second stage: nothing to agree on, and no count printed
+    r = CliRunner().invoke(cli, ["segment", str(root), "--out", str(tmp_path / "o2"), "--method", "rules",
+                                 "--second-stage", "both", "--workers", "1"])
+    assert r.exit_code == 0 and "to check by eye" not in r.stderr
 
 
 def test_cli_eval_segment_check_judges_the_flag_against_the_truth(tmp_path, ladder):
@@ -632,3 +691,25 @@ def test_downscaled_second_stage_matches_full_resolution(ladder):
         S.SegmentParams(stage2_pixels=100)
     with pytest.raises(SkinImgError):
         S.SegmentParams(guide_eps=0)
+
+
+def test_second_stage_choices_agree_everywhere():
+    from skinimg import analyze as A
+    from skinimg.pipeline import STAGES
+
+    want = set(S.STAGE2_MODELS)
+    assert set(A.SECOND_STAGES) == want
+    assert set(STAGES["segment"].options["second_stage"].choices) == want
+    assert set(STAGES["analyze"].options["second_stage"].choices) == want
+    opt = next(p for p in cli.commands["segment"].params if p.name == "second_stage")
+    assert set(opt.type.choices) == want
+    with pytest.raises(SkinImgError, match="unknown second stage"):
+        A.AnalyzeParams(second_stage="cnn")
+    # the default hashes as before the option existed (the committed sample baseline's hash, made without it);
+    # another second stage changes the hash
+    import csv
+
+    with open(Path(__file__).resolve().parents[1] / "sample_images" / "expected" / "indices.csv", newline="") as fh:
+        baseline = {row["params_hash"] for row in csv.DictReader(fh)}
+    assert baseline == {A.AnalyzeParams().hash()}
+    assert A.AnalyzeParams().hash() != A.AnalyzeParams(second_stage="both").hash()
