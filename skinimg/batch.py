@@ -544,7 +544,13 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
         manifest = o["manifest"]
         if manifest and not Path(manifest).is_absolute():
             manifest = root / manifest
-        res = compare.track(root, out, manifest=manifest or None)
+        # the pairs are segmented as the per-image stages segment (method and second stage)
+        seg = pipeline.options.get("segment") if "segment" in pipeline.stages else None
+        ana = pipeline.options.get("analyze", {})
+        params = compare.CompareParams(
+            segment_method=(seg or ana).get("method", "model"),
+            second_stage=(seg or ana).get("second_stage", "mlp"))
+        res = compare.track(root, out, manifest=manifest or None, params=params)
         return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],
                 "failed": [{"pair": p, "error": e} for p, e in res["failed"]], "notes": list(res["notes"])}
     if stage == "report":

@@ -546,16 +546,17 @@ def _compare_options(f):
     f = click.option("--lighting", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
                      help="Without a chart, normalise AFTER's linear RGB to BEFORE on unchanged pixels "
                           "(skin outside the ROI, else the background).")(f)
+    f = _second_stage_option(f)
     f = click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
                      help="Skin segmentation method.")(f)
     return max_pixels_option(f)
 
 
-def _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk=True):
+def _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk=True, second_stage="mlp"):
     from .compare import CompareParams
 
     return CompareParams(segment_method=method, calibrate=calibrate, lighting=lighting, mdc=mdc,
-                         max_pixels=max_pixels, crosstalk_allowance=crosstalk)
+                         max_pixels=max_pixels, crosstalk_allowance=crosstalk, second_stage=second_stage)
 
 
 @cli.command("compare")
@@ -566,7 +567,8 @@ def _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk=True
               help="Region of interest in BEFORE's pixels: polygon JSON [[x,y],...] or a mask image.")
 @click.option("--json", "as_json", is_flag=True, help="Print comparison.json to stdout.")
 @_compare_options
-def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, mdc, crosstalk, max_pixels):
+def compare_cmd(before, after, out, roi, as_json, method, second_stage, calibrate, lighting, mdc, crosstalk,
+                max_pixels):
     """Compare AFTER with BEFORE (same skin, two sessions).
 
     Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
@@ -580,7 +582,7 @@ def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, m
     from .compare import compare_files
     from .io import dumps_json
 
-    params = _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk)
+    params = _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk, second_stage)
     doc = compare_files(before, after, out, roi=roi, params=params)
     if as_json:
         click.echo(dumps_json(doc))
@@ -603,7 +605,7 @@ def compare_cmd(before, after, out, roi, as_json, method, calibrate, lighting, m
               help="CSV with columns patient,site,session,image[,roi] (paths relative to ROOT) instead of "
                    "the folder layout.")
 @_compare_options
-def track_cmd(root, out, manifest, method, calibrate, lighting, mdc, crosstalk, max_pixels):
+def track_cmd(root, out, manifest, method, second_stage, calibrate, lighting, mdc, crosstalk, max_pixels):
     """Compare every patient/site series in ROOT with its baseline and previous session.
 
     ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
@@ -623,7 +625,7 @@ def track_cmd(root, out, manifest, method, calibrate, lighting, mdc, crosstalk, 
         elif not quiet:
             click.echo(f"{label}: ok")
 
-    params = _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk)
+    params = _compare_params(method, calibrate, lighting, mdc, max_pixels, crosstalk, second_stage)
     res = track(root, out, manifest=manifest, params=params,
                 progress=progress)
     for n in res["notes"]:

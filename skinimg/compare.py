@@ -174,6 +174,9 @@ class CompareParams:
     ----------
     segment_method : {"model", "rules"}
         Passed to the skin segmentation.
+    second_stage : {"mlp", "net", "both"}
+        Second stage of the ``"model"`` segmentation (:attr:`skinimg.analyze.AnalyzeParams.second_stage`): use
+        the one the photos were analysed with, so that both commands measure the same skin.
     calibrate : {"auto", "chart", "none"}
         Colour-chart correction (see module docstring).
     lighting : {"auto", "none"}
@@ -217,6 +220,7 @@ class CompareParams:
     min_joint_pixels: int = 500
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     map_max_side: int = 1024
+    second_stage: str = "mlp"
 
     def __post_init__(self):
         if self.calibrate not in ("auto", "chart", "none"):
@@ -225,6 +229,10 @@ class CompareParams:
             raise SkinImgError(f"unknown lighting normalisation {self.lighting!r} (use auto or none)")
         if self.segment_method not in ("model", "rules"):
             raise SkinImgError(f"unknown segmentation method {self.segment_method!r} (use 'model' or 'rules')")
+        from .analyze import SECOND_STAGES
+
+        if self.second_stage not in SECOND_STAGES:
+            raise SkinImgError(f"unknown second stage {self.second_stage!r} (use {', '.join(SECOND_STAGES)})")
         mdc = tuple(sorted((str(k), float(v)) for k, v in dict(self.mdc).items()))
         for k, v in mdc:
             if k not in METRICS:
@@ -401,11 +409,11 @@ def verdict(name: str, delta: float | None, ci95: Sequence | None, mdc: float | 
 # ----------------------------------------------------------------------------- pair pipeline
 
 
-def _segment(rgb: np.ndarray, method: str) -> np.ndarray:
+def _segment(rgb: np.ndarray, method: str, second_stage: str = "mlp") -> np.ndarray:
     from . import analyze
 
     try:
-        seg = analyze._segment(rgb, method)
+        seg = analyze._segment(rgb, method, second_stage=second_stage)
     except ModuleNotFoundError as exc:
         if "segment" not in str(exc):
             raise
@@ -588,8 +596,8 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         before, after, cal, corr = _calibrate_pair(before, after, p.calibrate, notes)
     except SkinImgError as exc:
         raise SkinImgError(exc.reason, label) from None
-    mask_b = _segment(before, p.segment_method) if before_mask is None else np.asarray(before_mask, bool)
-    mask_a = _segment(after, p.segment_method) if after_mask is None else np.asarray(after_mask, bool)
+    mask_b = _segment(before, p.segment_method, p.second_stage) if before_mask is None else np.asarray(before_mask, bool)
+    mask_a = _segment(after, p.segment_method, p.second_stage) if after_mask is None else np.asarray(after_mask, bool)
     from .calibrate import chart_mask
 
     chart_b = chart_mask(before.shape, corr[0]) if corr[0] is not None else np.zeros(mask_b.shape, bool)

@@ -901,7 +901,7 @@ def _stage2_z(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.n
     image's grey level as guide (``guide_radius``, ``guide_eps``), so that the region's outline follows the
     photo's edges rather than the k x k blocks.  Saves about three quarters of the second stage's time (the
     larger part of the segmentation of a close-up) for a drop of pooled F1 on the 480 x 640 sample photos from
-    0.986 to 0.985.  The features and the guide are computed once for all stages.
+    0.986 to 0.985.  The downscaled copy and the guide are shared by the stages.
     """
     h, w = mask.shape
     k = min(max(1, math.ceil(math.sqrt(h * w / float(params.stage2_pixels)))), h, w) if params.stage2_pixels else 1
@@ -949,8 +949,8 @@ def _stage2_z(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.n
 def _stage2_plan(params: SegmentParams, model: SkinModel, check: bool) -> tuple[list[str], bool]:
     """The second stages to run and whether the mask is their mean: ``(stages, mean)``.
 
-    ``stage2_model="both"`` (default) runs both and averages their log-odds; ``"mlp"`` or ``"net"`` one of them
-    (``check`` adds the other, for the agreement only).  A model without a network uses its perceptron.
+    ``stage2_model="both"`` runs both and averages their log-odds; ``"mlp"`` (default) or ``"net"`` one of them
+    (``check`` adds the other, for the agreement only).  A model with only one second stage uses that one.
     """
     if model.net is None:
         return ["mlp"], False

@@ -468,3 +468,27 @@ def test_segment_stage_second_stage_both_and_check_reach_the_tables(tmp_path):
     with open(tmp_path / "out3" / "indices.csv", newline="") as fh:
         (irow3,) = list(csv.DictReader(fh))
     assert irow3["skin_pixels"] == irow["skin_pixels"]
+
+
+def test_track_stage_segments_the_pairs_as_the_segment_stage_does(tmp_path, monkeypatch):
+    from skinimg.synth import PhantomSpec, render_phantom
+
+    root = tmp_path / "study"
+    for date, hb in (("2026-01-05", 0.02), ("2026-02-05", 0.03)):
+        ph = render_phantom(PhantomSpec(melanin=0.07, hemoglobin=hb, seed=21, size=(240, 320), site="face"))
+        write_png(root / "P1" / "cheek" / date / "face.png", ph.image)
+    seen = []
+    real = A._segment
+
+    def spy(rgb, method, **kw):
+        seen.append((method, kw.get("second_stage", "mlp")))
+        return real(rgb, method, **kw)
+
+    monkeypatch.setattr(A, "_segment", spy)
+    (tmp_path / "t.toml").write_text('[pipeline]\nstages = ["segment", "track"]\n[segment]\nsecond_stage = "both"\n'
+                                     'write_masks = false\n')
+    res = run_pipeline(tmp_path / "t.toml", root, tmp_path / "out", workers=1)
+    assert not res["failed"]
+    assert seen and set(seen) == {("model", "both")}  # the track stage's two photos per pair
+    doc = json.loads(next((tmp_path / "out").rglob("comparison.json")).read_text())
+    assert doc["params"]["second_stage"] == "both"

@@ -421,3 +421,24 @@ def test_malformed_mdc_sections_are_one_line_errors(tmp_path):
         with pytest.raises(SkinImgError) as exc:
             C.load_crosstalk(path) if "crosstalk" in extra else C.load_mdc_bands(path)
         assert exc.value.path == "mdc.json"
+
+
+def test_second_stage_reaches_the_pair_segmentation(monkeypatch, tmp_path):
+    # compare segments both photos with the second stage it is given (the one the photos were analysed with)
+    seen = []
+    real = analyze._segment
+
+    def spy(rgb, method, **kw):
+        seen.append((method, kw.get("second_stage", "mlp")))
+        return real(rgb, method, **kw) if HAVE_SEGMENT else stand_in_segment(rgb, method)
+
+    monkeypatch.setattr(analyze, "_segment", spy)
+    b, a = render_phantom(_spec()), render_phantom(_spec(hemoglobin=0.03))
+    C.compare_arrays(b.image, a.image, params=C.CompareParams(calibrate="none", second_stage="both"))
+    assert seen == [("model", "both"), ("model", "both")]
+    assert C.CompareParams(second_stage="both").to_dict()["second_stage"] == "both"  # recorded in comparison.json
+    seen.clear()
+    C.compare_arrays(b.image, a.image, params=P)
+    assert seen == [("model", "mlp"), ("model", "mlp")]
+    with pytest.raises(SkinImgError, match="unknown second stage"):
+        C.CompareParams(second_stage="cnn")
