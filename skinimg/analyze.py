@@ -61,13 +61,15 @@ _HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fract
          "segment_method", "chromophore_method", "chromophore_branch_check", "saturated_fraction", "calibration",
          "calibration_delta_e"]
 _TAIL = ["params_hash", "skinimg_version"]
+#: The segmentation's flag (``AnalyzeParams.check`` or ``second_stage="both"``; empty otherwise), added last.
+_FLAG = ["stage_agreement", "mask_check"]
 #: Every column of ``indices.csv`` / table ``indices``, in order.
-ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL)
+ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG)
 #: SQL type of every column.
 ROW_TYPES = {c: "REAL" for c in ROW_COLUMNS}
 ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method",
                                       "chromophore_branch_check", "calibration",
-                                      "ita_category", "params_hash", "skinimg_version")})
+                                      "ita_category", "params_hash", "skinimg_version", "mask_check")})
 ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count")})
 
 
@@ -103,6 +105,10 @@ class AnalyzeParams:
         Second stage of the ``"model"`` segmentation (:attr:`skinimg.segment.SegmentParams.stage2_model`):
         ``"both"`` is the most accurate on held-out phantoms and 10-20 ms slower per 12 MP photo.  Hashed only
         when it is not the default, so the default's ``params_hash`` is unchanged.
+    check : bool
+        Also run the other second stage and fill the columns ``stage_agreement`` and ``mask_check``
+        (``skinimg segment --check``; free with ``second_stage="both"``).  Does not change the mask or the
+        numbers, so it is not hashed.
     """
 
     segment_method: str = "model"
@@ -112,6 +118,7 @@ class AnalyzeParams:
     white: tuple | None = None
     heatmap_max_side: int = 2048
     second_stage: str = "mlp"
+    check: bool = False
 
     def __post_init__(self):
         if self.calibration is None:
@@ -133,6 +140,7 @@ class AnalyzeParams:
         d = self.to_dict()
         d.pop("heatmap_max_side")
         d.pop("max_pixels")
+        d.pop("check")
         if d["second_stage"] == "mlp":  # the default: hashes as before the option existed
             d.pop("second_stage")
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
@@ -141,15 +149,16 @@ class AnalyzeParams:
         return h.hexdigest()[:12]
 
 
-def _segment(rgb: np.ndarray, method: str, *, second_stage: str = "mlp"):
-    """Skin segmentation (``skinimg.segment``), imported lazily."""
+def _segment(rgb: np.ndarray, method: str, *, second_stage: str = "mlp", check: bool = False):
+    """Skin segmentation (``skinimg.segment``), imported lazily (with the default options, called with
+    ``method`` alone)."""
     from .segment import segment_skin
 
-    if second_stage == "mlp":
+    if second_stage == "mlp" and not check:
         return segment_skin(rgb, method=method)
     from .segment import SegmentParams
 
-    return segment_skin(rgb, method=method, params=SegmentParams(stage2_model=second_stage))
+    return segment_skin(rgb, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
 
 
 def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
@@ -170,9 +179,13 @@ def _float_or_nan(v) -> float:
     return float("nan") if v is None else float(v)
 
 
+def _round4(v):
+    return None if v is None else round(float(v), 4)
+
+
 def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> dict:
     row = {c: float("nan") for c in ROW_COLUMNS}
-    row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None,
+    row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None, mask_check=None,
                skin_pixels=None, brown_spot_count=None, segment_method=None, chromophore_method=None,
                chromophore_branch_check=None,
                calibration=None,
@@ -195,7 +208,8 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
     try:
         rgb, meta = load_image(item.path, max_pixels=params.max_pixels, label=item.relpath)
         rgb, corr = _calibrate(rgb, params)
-        seg = _segment(rgb, params.segment_method, second_stage=params.second_stage)
+        seg = _segment(rgb, params.segment_method, second_stage=params.second_stage,
+                       check=params.check and params.segment_method == "model")
     except SkinImgError as exc:
         return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
     mask = np.asarray(seg.mask, dtype=bool)
@@ -208,15 +222,16 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
         if corr.corners is not None:
             mask = mask & ~chart_mask(mask.shape, corr)
     return _measure_row(item, rgb, meta, mask, str(getattr(seg, "method", params.segment_method)), params,
-                        want_maps, params_hash, corr=corr)
+                        want_maps, params_hash, corr=corr, seg=seg)
 
 
 def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
-                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None):
+                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None):
     """The analyze step after loading and segmentation (shared with :mod:`skinimg.batch`).
 
     ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
-    the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None).
+    the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None), ``seg`` the
+    segmentation result (its ``agreement`` and ``mask_check``, when it has them, fill the flag columns).
     Returns (row, maps or None, rgb or None) like :func:`_analyze`.
     """
     mask = np.asarray(mask, dtype=bool)
@@ -233,6 +248,8 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
         "calibration_delta_e": _float_or_nan(corr.delta_e_after.get("mean") if corr is not None else None),
         "params_hash": params_hash,
         "skinimg_version": __version__,
+        "stage_agreement": _float_or_nan(_round4(getattr(seg, "agreement", None))),
+        "mask_check": getattr(seg, "mask_check", None) if getattr(seg, "agreement", None) is not None else None,
     }
     if n_skin < params.indices.min_skin_pixels:
         row = _empty_row(item.relpath, "no_skin", f"no skin found ({n_skin} skin pixels)", params_hash)

@@ -152,7 +152,9 @@ def make_plan(pipeline: Pipeline) -> Plan:
     a = pipeline.options.get("analyze", {})
     seg_method = opts["segment"]["method"] if "segment" in opts else a.get("method", "model")
     second = opts["segment"]["second_stage"] if "segment" in opts else a.get("second_stage", "mlp")
+    check = opts["segment"]["check"] if "segment" in opts else a.get("check", False)
     aparams = _analyze.AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels, second_stage=second,
+                                     check=bool(check),
                                      indices=IndexParams(chromophore_method=a.get("chromophores", "basis"),
                                                          branch=a.get("branch", "auto")))
     ahash = aparams.hash()
@@ -268,14 +270,15 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
     if "analyze" in plan.stages:
         if mask is None:
             seg = _analyze._segment(rgb, plan.analyze.segment_method,  # looked up now: tests swap it
-                                    second_stage=plan.analyze.second_stage)
+                                    second_stage=plan.analyze.second_stage,
+                                    check=plan.analyze.check and plan.analyze.segment_method == "model")
             mask = np.asarray(seg.mask, dtype=bool)
             if exclude is not None:
                 mask &= ~exclude
             method = str(getattr(seg, "method", plan.analyze.segment_method))
         want_maps = bool(plan.options["analyze"]["maps"])
         row, maps, rgb_out = _analyze._measure_row(item, rgb, meta, mask, method, plan.analyze, want_maps,
-                                                   plan.row_hash, corr=corr)
+                                                   plan.row_hash, corr=corr, seg=seg)
         if want_maps and maps is not None:
             try:
                 _analyze._write_maps(out, item, rgb_out, maps, plan.analyze)

@@ -405,6 +405,10 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
 @click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
               help="Skin segmentation method.")
 @_second_stage_option
+@click.option("--check", is_flag=True, default=False,
+              help="Also run the other second stage and fill the columns stage_agreement and mask_check (check = "
+                   "look at that photo's mask before trusting its numbers), as `segment --check` does; free with "
+                   "--second-stage both (which fills them anyway).")
 @click.option("--chromophores", type=click.Choice(["basis", "ica"]), default="basis", show_default=True,
               help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
 @click.option("--branch", type=click.Choice(["auto", "light", "dark"]), default="auto", show_default=True,
@@ -420,8 +424,8 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
               help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
                    "repeatable.")
 @max_pixels_option
-def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, chromophores, branch, calibration,
-                white, exclude, max_pixels):
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
+                calibration, white, exclude, max_pixels):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -437,9 +441,10 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
     from .indices import IndexParams
     from .io import dumps_json
 
+    _check_needs_model(check, method)
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores, branch=branch),
-                           second_stage=second_stage)
+                           second_stage=second_stage, check=check)
     summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
                             exclude=exclude)
     if as_json:
@@ -448,10 +453,17 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
     for row in summary["rows"]:
         if row["status"] != "ok":
             click.echo(f"skinimg: {row['image']}: {row['error']}", err=True)
+        elif row.get("mask_check") == "check" and not _analyze_quiet():
+            click.echo(f"skinimg: {row['image']}: check the mask (the two stages agree {row['stage_agreement']:.2f})",
+                       err=True)
     n_bad = summary["n_error"] + summary["n_no_skin"]
     if not _analyze_quiet():
+        flagged = ""
+        if method == "model" and (check or second_stage == "both"):
+            flagged = f", {sum(r.get('mask_check') == 'check' for r in summary['rows'])} to check by eye"
         click.echo(f"skinimg: analyzed {summary['n_images']} image(s): {summary['n_ok']} ok, "
-                   f"{summary['n_no_skin']} without skin, {summary['n_error']} failed; results in {out}", err=True)
+                   f"{summary['n_no_skin']} without skin, {summary['n_error']} failed{flagged}; results in {out}",
+                   err=True)
     if n_bad:
         sys.exit(EXIT_PARTIAL)
 

@@ -113,6 +113,7 @@ STAGES: dict[str, Stage] = {
                          "segmentation method when the pipeline has no segment stage"),
         "second_stage": Option("mlp", _STR, ("mlp", "net", "both"),
                                "second stage of the model when the pipeline has no segment stage"),
+        "check": Option(False, _BOOL, None, "stage_agreement, mask_check columns when the pipeline has no segment stage"),
         "chromophores": Option("basis", _STR, ("basis", "ica"), "haemoglobin/melanin separation"),
         "branch": Option("auto", _STR, ("auto", "light", "dark"),
                          "brown/dark skin twin: per photo (auto) or held for a series"),

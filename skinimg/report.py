@@ -670,6 +670,11 @@ class _Builder:
         sat = _num(row.get("saturated_fraction"))
         if sat is not None and sat > SATURATED_WARN:
             out.append(self.warn(where, f"{shown}: over-exposed ({sat * 100:.1f} % of skin pixels saturated)"))
+        if row.get("mask_check") == "check":
+            agree = _num(row.get("stage_agreement"))
+            agree_text = "" if agree is None else f" (its two stages agree only {agree:.2f})"
+            out.append(self.warn(where, f"{shown}: the segmenter flagged this skin mask{agree_text}: look at it "
+                                        "before trusting these numbers"))
         if row.get("chromophore_branch_check") == "exposure_sensitive":
             out.append(self.warn(where, f"{shown}: haemoglobin of this photo alone is ambiguous (a 20-25 % exposure "
                                         "change would swap its chromophore twin); compare it on a shared branch "

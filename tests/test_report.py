@@ -62,7 +62,9 @@ def write_results(tmp: Path, *, with_photos: bool = True) -> tuple[Path, Path]:
                          "l_star": 62.0, "ita_deg": 35.0 - si, "ita_category": "intermediate",
                          "red_area_fraction": 0.1 * red, "brown_spot_count": 2, "brown_spot_area_fraction": 0.01,
                          "saturated_fraction": 0.0,
-                         "chromophore_branch_check": "exposure_sensitive" if (pi, si) == (0, 1) else "stable"})
+                         "chromophore_branch_check": "exposure_sensitive" if (pi, si) == (0, 1) else "stable",
+                         "stage_agreement": 0.52 if (pi, si) == (0, 2) else 0.97,
+                         "mask_check": "check" if (pi, si) == (0, 2) else "ok"})
             if si:
                 for ref in sorted({SESSIONS[0], SESSIONS[si - 1]}):
                     metrics = {}
@@ -193,6 +195,8 @@ def test_pairs_table_coloured_by_verdict_and_warnings(built):
     assert any("poor registration" in m and "2024-03-20 vs 2024-01-10" in m for m in msgs)
     ambiguous = [m for m in msgs if "ambiguous" in m]  # chromophore_branch_check = exposure_sensitive
     assert len(ambiguous) == 1 and f"{PATIENTS[0]}" in ambiguous[0] and SESSIONS[1] in ambiguous[0], ambiguous
+    flagged = [m for m in msgs if "flagged this skin mask" in m]  # mask_check = check (segment --check)
+    assert len(flagged) == 1 and SESSIONS[2] in flagged[0] and "agree only 0.52" in flagged[0], flagged
     assert any("not measured (truncated image file)" in m for m in msgs)
     assert any("no colour chart" in m for m in msgs)
     index = (out / "index.html").read_text(encoding="utf-8")

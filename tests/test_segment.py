@@ -713,3 +713,36 @@ def test_second_stage_choices_agree_everywhere():
         baseline = {row["params_hash"] for row in csv.DictReader(fh)}
     assert baseline == {A.AnalyzeParams().hash()}
     assert A.AnalyzeParams().hash() != A.AnalyzeParams(second_stage="both").hash()
+
+
+def test_analyze_check_fills_the_flag_columns_without_changing_the_numbers(tmp_path, ladder):
+    from skinimg import analyze as A
+
+    write_png(tmp_path / "tan.png", ladder[3].image)
+    plain, _ = A.analyze_image(tmp_path / "tan.png", maps=False)
+    checked, _ = A.analyze_image(tmp_path / "tan.png", params=A.AnalyzeParams(check=True), maps=False)
+    lib = S.segment_skin(ladder[3].image, check=True)
+    assert checked["stage_agreement"] == round(lib.agreement, 4) and checked["mask_check"] == "ok"
+    assert plain["mask_check"] is None and np.isnan(plain["stage_agreement"])
+    for c in A.ROW_COLUMNS:  # the same mask, the same numbers and the same hash
+        if c not in ("stage_agreement", "mask_check"):
+            assert checked[c] == plain[c] or (isinstance(plain[c], float) and np.isnan(plain[c]) and np.isnan(checked[c])), c
+    both, _ = A.analyze_image(tmp_path / "tan.png", params=A.AnalyzeParams(second_stage="both"), maps=False)
+    assert both["stage_agreement"] == checked["stage_agreement"]  # free with both
+    assert both["skin_pixels"] == int(S.segment_skin(ladder[3].image,
+                                                     params=S.SegmentParams(stage2_model="both")).mask.sum())
+
+
+def test_cli_analyze_check_names_the_photos_to_look_at(tmp_path, ladder):
+    root = tmp_path / "in"
+    write_png(root / "tan.png", ladder[3].image)
+    shutil.copy(Path(__file__).resolve().parents[1] / "sample_images" / "real" / "astronaut.jpg", root / "astronaut.jpg")
+    r = CliRunner().invoke(cli, ["analyze", str(root), "--out", str(tmp_path / "out"), "--no-maps", "--check",
+                                 "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    _, rows = _read_csv(tmp_path / "out" / "indices.csv")
+    by = {x["image"]: x for x in rows}
+    assert by["astronaut.jpg"]["mask_check"] == "check" and by["tan.png"]["mask_check"] == "ok"
+    assert "astronaut.jpg: check the mask" in r.stderr and "1 to check by eye" in r.stderr
+    r = CliRunner().invoke(cli, ["analyze", str(root), "--out", str(tmp_path / "o2"), "--check", "--method", "rules"])
+    assert r.exit_code == 2 and "--check needs --method model" in r.output
