@@ -695,8 +695,10 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
                 store.delete_except(table, "image", current)
             store.delete_except("jobs", "image", current)
         outputs = [out / SQLITE_NAME]
+        flagged: set[str] = set()
         for s, (table, stem, cols, types) in specs.items():
             rows = store.rows(table)
+            flagged.update(r["image"] for r in rows if r.get("mask_check") == "check")
             outputs.append(export_csv(out / f"{stem}.csv", rows, cols))
             if "parquet" in pipeline.formats:
                 outputs.append(export_parquet(out / f"{stem}.parquet", rows, cols, types=types))
@@ -733,8 +735,10 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
             "start_time": started,
             "end_time": _now(),
             "elapsed_s": round(time.perf_counter() - t0, 3),
-            "counts": {"images": len(items), "processed": processed, "skipped": skipped, "failed": len(failed)},
+            "counts": {"images": len(items), "processed": processed, "skipped": skipped, "failed": len(failed),
+                       "mask_check": len(flagged)},
             "failed": [{"image": i, "status": s, "error": e} for i, s, e in failed],
+            "mask_check": sorted(flagged),
             "stages": {k: {kk: vv for kk, vv in v.items() if kk != "result" or k != "regress"}
                        for k, v in stage_results.items()},
             "error": error,
@@ -747,6 +751,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
         "processed": processed,
         "skipped": skipped,
         "failed": failed,
+        "mask_check": sorted(flagged),
         "stages": stage_results,
         "outputs": outputs,
         "run_json": run_json,

@@ -751,6 +751,10 @@ def run_cmd(pipeline, input_path, out, workers, executor, scheduler, run_quiet):
     if not quiet:
         click.echo(f"skinimg: {res['n_images']} image(s): {res['processed']} processed, {res['skipped']} skipped "
                    f"(already done), {len(res['failed'])} failed; results in {out}", err=True)
+        flagged = res.get("mask_check") or []
+        if flagged:
+            names = ", ".join(flagged[:5]) + (f" and {len(flagged) - 5} more" if len(flagged) > 5 else "")
+            click.echo(f"skinimg: {len(flagged)} skin mask(s) to check by eye (mask_check = check): {names}", err=True)
         trk = res["stages"].get("track")
         if trk:
             click.echo(f"skinimg: track: {trk['n_pairs']} pair(s) compared, {trk['n_failed']} failed", err=True)

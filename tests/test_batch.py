@@ -337,7 +337,7 @@ def test_run_json_records_versions_pipeline_parameters_hashes_and_times(tmp_path
                                  for k in (0, 1, 2)]
     t0, t1 = (datetime.fromisoformat(m[k]) for k in ("start_time", "end_time"))
     assert t0 <= t1 and t0.tzinfo is not None
-    assert m["counts"] == {"images": 3, "processed": 3, "skipped": 0, "failed": 0}
+    assert m["counts"] == {"images": 3, "processed": 3, "skipped": 0, "failed": 0, "mask_check": 0}
 
 
 def test_calibrate_stage_composes_calibrate_image_and_excludes_the_chart(tmp_path):
@@ -492,3 +492,30 @@ def test_track_stage_segments_the_pairs_as_the_segment_stage_does(tmp_path, monk
     assert seen and set(seen) == {("model", "both")}  # the track stage's two photos per pair
     doc = json.loads(next((tmp_path / "out").rglob("comparison.json")).read_text())
     assert doc["params"]["second_stage"] == "both"
+
+
+def test_run_counts_and_names_the_flagged_masks(tmp_path):
+    import shutil
+
+    from skinimg.synth import PhantomSpec, render_phantom
+
+    src = tmp_path / "in"
+    write_png(src / "tan.png", render_phantom(PhantomSpec(melanin=0.1, hemoglobin=0.02, seed=5, size=(240, 320))).image)
+    shutil.copy(Path(__file__).resolve().parents[1] / "sample_images" / "real" / "astronaut.jpg", src / "astronaut.jpg")
+    (tmp_path / "c.toml").write_text('[pipeline]\nstages = ["segment", "analyze"]\n[segment]\ncheck = true\n'
+                                     '[analyze]\nmaps = false\n')
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "c.toml"), str(src), "--out", str(tmp_path / "out"),
+                                 "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "1 skin mask(s) to check by eye (mask_check = check): astronaut.jpg" in r.stderr
+    m = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert m["mask_check"] == ["astronaut.jpg"] and m["counts"]["mask_check"] == 1
+    with open(tmp_path / "out" / "indices.csv", newline="") as fh:
+        rows = {x["image"]: x for x in csv.DictReader(fh)}
+    with open(tmp_path / "out" / "segment.csv", newline="") as fh:
+        seg = {x["image"]: x for x in csv.DictReader(fh)}
+    # the indices rows carry the segment stage's flag
+    for name in ("tan.png", "astronaut.jpg"):
+        assert rows[name]["mask_check"] == seg[name]["mask_check"]
+        assert rows[name]["stage_agreement"] == seg[name]["stage_agreement"]
+    assert rows["astronaut.jpg"]["mask_check"] == "check" and rows["tan.png"]["mask_check"] == "ok"
