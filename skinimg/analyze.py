@@ -149,9 +149,9 @@ class AnalyzeParams:
         return h.hexdigest()[:12]
 
 
-def _segment(rgb: np.ndarray, method: str, *, second_stage: str = "mlp", check: bool = False):
-    """Skin segmentation (``skinimg.segment``), imported lazily (with the default options, called with
-    ``method`` alone)."""
+def _segment_skin(rgb: np.ndarray, method: str, second_stage: str = "mlp", check: bool = False):
+    """:func:`skinimg.segment.segment_skin`, imported lazily (with the default options, called with ``method``
+    alone); also the segment stage of :mod:`skinimg.batch`."""
     from .segment import segment_skin
 
     if second_stage == "mlp" and not check:
@@ -159,6 +159,11 @@ def _segment(rgb: np.ndarray, method: str, *, second_stage: str = "mlp", check: 
     from .segment import SegmentParams
 
     return segment_skin(rgb, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
+
+
+def _segment(rgb: np.ndarray, method: str, *, second_stage: str = "mlp", check: bool = False):
+    """Skin segmentation of analyze, compare and calibrate's fallback (tests swap this one)."""
+    return _segment_skin(rgb, method, second_stage, check)
 
 
 def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
@@ -406,8 +411,9 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     Raises
     ------
     SkinImgError
-        No image found, an input path missing, output not writable, or Parquet
-        requested without pyarrow (checked before any image is processed).
+        No image found, an input path missing, output not writable, Parquet
+        requested without pyarrow, or ``check`` with a colour model lacking one of its two
+        second stages (checked before any image is processed).
     """
     t0 = time.perf_counter()
     params = params or AnalyzeParams()
@@ -420,6 +426,10 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             import pyarrow  # noqa: F401
         except ImportError:
             raise SkinImgError("Parquet export needs pyarrow: pip install 'skinimg[parquet]'") from None
+    if params.check and params.segment_method == "model":  # a colour model without both second stages: one line
+        from .segment import _require_both_stages, load_model
+
+        _require_both_stages(load_model(), True)
     items = discover_images(paths, exclude=exclude)
     if not items:
         raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in paths))
@@ -487,6 +497,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         "n_ok": counts["ok"],
         "n_no_skin": counts["no_skin"],
         "n_error": counts["error"],
+        "n_check": sum(r.get("mask_check") == "check" for r in rows),
         "outputs": [Path(p) for p in outputs],
         "params_hash": params_hash,
         "elapsed_s": time.perf_counter() - t0,

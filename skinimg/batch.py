@@ -197,15 +197,8 @@ def _write(fn, path, data):
 
 
 def _segment_skin(rgb: np.ndarray, method: str, second_stage: str = "mlp", check: bool = False):
-    """The segment stage: :func:`skinimg.segment.segment_skin`, imported lazily (with the default options, called
-    with ``method`` alone)."""
-    from .segment import segment_skin
-
-    if second_stage == "mlp" and not check:
-        return segment_skin(rgb, method=method)
-    from .segment import SegmentParams
-
-    return segment_skin(rgb, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
+    """The segment stage: :func:`skinimg.segment.segment_skin` (through :func:`skinimg.analyze._segment_skin`)."""
+    return _analyze._segment_skin(rgb, method, second_stage, check)
 
 
 def _error_row(stage: str, image: str, reason: str, plan: Plan) -> dict:

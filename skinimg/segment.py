@@ -889,6 +889,17 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
 _Z_CAP = 4.595
 
 
+def _scatter(shape: tuple[int, int], box: tuple[slice, slice], m: np.ndarray, values: np.ndarray,
+             cap: np.float32) -> np.ndarray:
+    """A float32 map of ``shape``: ``values`` at the pixels of ``m`` (the region within ``box``, in row order),
+    ``-cap`` elsewhere."""
+    z = np.full(shape, -cap, dtype=np.float32)
+    sub = np.full(m.shape, -cap, dtype=np.float32)
+    sub[m] = values
+    z[box] = sub
+    return z
+
+
 def _stage2_z(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.ndarray, params: SegmentParams,
               model: SkinModel, stages: Sequence[str]) -> list[np.ndarray] | None:
     """Second-stage log-odds at working resolution: one float32 map of ``mask``'s shape per stage of ``stages``
@@ -910,14 +921,7 @@ def _stage2_z(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.n
         outs = [_stage2_logit(rgb8, p, mask, confident, replace(params, stage2_model=s), model) for s in stages]
         if outs[0] is None:
             return None
-        zs = []
-        for box, m, zv in outs:
-            z = np.full(mask.shape, -cap, dtype=np.float32)
-            sub = np.full(m.shape, -cap, dtype=np.float32)
-            sub[m] = zv
-            z[box] = sub
-            zs.append(z)
-        return zs
+        return [_scatter(mask.shape, box, m, zv, cap) for box, m, zv in outs]
     hk, wk = (h // k) * k, (w // k) * k
     rgb2 = _block_mean(rgb8[:hk, :wk], k)
     p2 = _block_mean(p[:hk, :wk], k)
@@ -935,11 +939,7 @@ def _stage2_z(rgb8: np.ndarray, p: np.ndarray, mask: np.ndarray, confident: np.n
         if out is None:
             return None
         box2, m2, z2v = out
-        z2 = np.full(mask2.shape, -cap, dtype=np.float32)
-        sub = np.full(m2.shape, -cap, dtype=np.float32)
-        sub[m2] = np.clip(z2v, -cap, cap)
-        z2[box2] = sub
-        z = _upsample(z2, hk, wk, h, w)
+        z = _upsample(_scatter(mask2.shape, box2, m2, np.clip(z2v, -cap, cap), cap), hk, wk, h, w)
         if grey is not None:
             z[box] = guided_filter(grey, np.ascontiguousarray(z[box]), r, params.guide_eps)
         zs.append(z)

@@ -436,7 +436,15 @@ def test_second_stage_reaches_the_pair_segmentation(monkeypatch, tmp_path):
     b, a = render_phantom(_spec()), render_phantom(_spec(hemoglobin=0.03))
     C.compare_arrays(b.image, a.image, params=C.CompareParams(calibrate="none", second_stage="both"))
     assert seen == [("model", "both"), ("model", "both")]
-    assert C.CompareParams(second_stage="both").to_dict()["second_stage"] == "both"  # recorded in comparison.json
+    # compare_files records it in comparison.json
+    write_png(tmp_path / "b.png", b.image)
+    write_png(tmp_path / "a.png", a.image)
+    seen.clear()
+    doc = C.compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp",
+                          params=C.CompareParams(calibrate="none", second_stage="both"))
+    assert seen == [("model", "both"), ("model", "both")]
+    saved = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert saved["params"]["second_stage"] == doc["params"]["second_stage"] == "both"
     seen.clear()
     C.compare_arrays(b.image, a.image, params=P)
     assert seen == [("model", "mlp"), ("model", "mlp")]

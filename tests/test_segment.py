@@ -431,6 +431,11 @@ def test_check_with_a_model_lacking_a_stage_is_a_one_line_error(tmp_path, monkey
         S.evaluate_folders(tmp_path / "in", tmp_path / "truth", check=True)
     # without --check the same model segments as before
     assert S.segment_paths([tmp_path / "in"], tmp_path / "out", workers=1)["n_ok"] == 1
+    # analyze --check: the same one-line error before any photo, nothing written
+    r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "a"), "--check",
+                                 "--no-maps", "--workers", "1"])
+    assert r.exit_code != 0 and "--check needs both" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "a" / "indices.csv").exists()
 
 
 def test_check_agreement_at_reduced_working_resolution(ladder):
