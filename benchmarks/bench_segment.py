@@ -19,6 +19,14 @@ frame, about 50 %, the typical clinical framing).
 The issue's goal: a 12-megapixel photo is segmented in less time than its own decode
 (ratio segment / decode < 1).  Also prints the mask F1 against the upscaled true mask.
 
+Timing: ``--repeat`` rounds, each running the decode and every segmenter once in turn (after one
+untimed warm-up round); the medians are printed.  Interleaved, because this machine's decode time
+drifts while the segmenters' does not: the same 12 MP close-up decoded in 35-39 ms in some minutes and
+58-61 ms in others of one hour (2026-11-30), while ``both`` stayed at 46-47 ms.  Decode writes a
+36 MB array and is bound by memory bandwidth, which neighbouring jobs share; the segmenters mostly work
+on the 375 x 500 working copy.  Timed back to back, the ratio depended on which minutes each
+column fell in.
+
     python benchmarks/bench_segment.py [--repeat 5] [--sizes 3000x4000,1500x2000,480x640]
                                        [--scenes face,forearm,closeup]
 """
@@ -61,13 +69,17 @@ def make_jpeg(path: Path, h: int, w: int, seed: int = 0, scene: str = "face") ->
     return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def timed_rounds(fns: dict, repeat: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Median seconds and last result of each function of ``fns``, timed in ``repeat`` interleaved rounds
+    (one untimed warm-up round first)."""
+    out = {k: fn() for k, fn in fns.items()}
+    times = {k: [] for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            out[k] = fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}, out
 
 
 def main() -> None:
@@ -90,12 +102,17 @@ def main() -> None:
             for scene in args.scenes.split(","):
                 path = Path(tmp) / f"photo_{h}x{w}_{scene}.jpg"
                 truth = make_jpeg(path, h, w, scene=scene)
-                t_dec, (rgb, _) = timed(lambda: load_image(path), args.repeat)
-                t_mod, res = timed(lambda: segment_skin(rgb, method="model"), args.repeat)
-                t_net, res_net = timed(lambda: segment_skin(rgb, method="model", params=net), args.repeat)
-                t_both, res_both = timed(lambda: segment_skin(rgb, method="model", params=both), args.repeat)
-                t_full, res_full = timed(lambda: segment_skin(rgb, method="model", params=full), args.repeat)
-                t_rul, _ = timed(lambda: segment_skin(rgb, method="rules"), args.repeat)
+                rgb, _ = load_image(path)
+                t, r = timed_rounds({
+                    "decode": lambda: load_image(path),
+                    "model": lambda: segment_skin(rgb, method="model"),
+                    "net": lambda: segment_skin(rgb, method="model", params=net),
+                    "both": lambda: segment_skin(rgb, method="model", params=both),
+                    "full": lambda: segment_skin(rgb, method="model", params=full),
+                    "rules": lambda: segment_skin(rgb, method="rules")}, args.repeat)
+                t_dec, t_mod, t_net, t_both, t_full, t_rul = (t[k] for k in ("decode", "model", "net", "both", "full",
+                                                                             "rules"))
+                res, res_net, res_both, res_full = r["model"], r["net"], r["both"], r["full"]
                 f1 = evaluate_masks(res.mask, truth)["f1"]
                 f1_full = evaluate_masks(res_full.mask, truth)["f1"]
                 f1_net = evaluate_masks(res_net.mask, truth)["f1"]
