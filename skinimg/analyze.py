@@ -184,8 +184,10 @@ def _float_or_nan(v) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _round4(v):
-    return None if v is None else round(float(v), 4)
+def _flag_columns(seg) -> dict:
+    """``stage_agreement`` and ``mask_check`` of a segmentation result
+    (:attr:`skinimg.segment.SegmentResult.flag_columns`); both None for one without them."""
+    return getattr(seg, "flag_columns", None) or {"stage_agreement": None, "mask_check": None}
 
 
 def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> dict:
@@ -236,7 +238,7 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
 
     ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
     the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None), ``seg`` the
-    segmentation result (its ``agreement`` and ``mask_check``, when it has them, fill the flag columns).
+    segmentation result (its :func:`_flag_columns` fill ``stage_agreement`` and ``mask_check``).
     Returns (row, maps or None, rgb or None) like :func:`_analyze`.
     """
     mask = np.asarray(mask, dtype=bool)
@@ -253,9 +255,9 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
         "calibration_delta_e": _float_or_nan(corr.delta_e_after.get("mean") if corr is not None else None),
         "params_hash": params_hash,
         "skinimg_version": __version__,
-        "stage_agreement": _float_or_nan(_round4(getattr(seg, "agreement", None))),
-        "mask_check": getattr(seg, "mask_check", None) if getattr(seg, "agreement", None) is not None else None,
     }
+    flags = _flag_columns(seg)
+    base.update(stage_agreement=_float_or_nan(flags["stage_agreement"]), mask_check=flags["mask_check"])
     if n_skin < params.indices.min_skin_pixels:
         row = _empty_row(item.relpath, "no_skin", f"no skin found ({n_skin} skin pixels)", params_hash)
         row.update(base)

@@ -255,11 +255,7 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
         status = "ok" if n >= plan.analyze.indices.min_skin_pixels else "no_skin"
         tables["segment"] = {"image": item.relpath, "status": status,
                              "error": None if status == "ok" else f"no skin found ({n} skin pixels)",
-                             "skin_fraction": n / float(mask.size), "method": method, "stage_agreement": None,
-                             "mask_check": None}
-        agreement = getattr(seg, "agreement", None)
-        if agreement is not None:
-            tables["segment"].update(stage_agreement=round(agreement, 4), mask_check=seg.mask_check)
+                             "skin_fraction": n / float(mask.size), "method": method, **_analyze._flag_columns(seg)}
     if "analyze" in plan.stages:
         if mask is None:
             seg = _analyze._segment(rgb, plan.analyze.segment_method,  # looked up now: tests swap it

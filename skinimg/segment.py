@@ -325,6 +325,13 @@ class SegmentResult:
             return None
         return "ok" if self.agreement >= AGREEMENT_MIN else "check"
 
+    @property
+    def flag_columns(self) -> dict:
+        """The ``stage_agreement`` (rounded to 4 decimals) and ``mask_check`` columns of ``segment.csv``,
+        ``indices.csv`` and the pipelines' tables; both None when not checked."""
+        return {"stage_agreement": None if self.agreement is None else round(float(self.agreement), 4),
+                "mask_check": self.mask_check}
+
     @functools.cached_property
     def probability(self) -> np.ndarray:
         ps = self.work_probability
@@ -1409,8 +1416,7 @@ def _segment_one(job) -> dict:
     write_png(target, res.mask.view(np.uint8) * np.uint8(255))
     row.update(status=res.status, error=None if res.status == "ok" else "no skin found",
                skin_fraction=res.skin_fraction)
-    if res.agreement is not None:
-        row.update(stage_agreement=round(res.agreement, 4), mask_check=res.mask_check)
+    row.update(res.flag_columns)
     return row
 
 
