@@ -1,6 +1,7 @@
 # skinimg: two commands set everything up on a fresh machine.
 #   make demo   install into .venv and run the clinic pipeline + analyze on sample_images/ (writes results/)
 #   make test   install into .venv (with test extras) and run the tests
+#   make docs   regenerate the CLI reference docs/cli.md from --help
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -35,7 +36,7 @@ fuzz: $(STAMP)
 	$(BIN)/python benchmarks/fuzz_cli.py --n 2000
 
 docs: $(STAMP)
-	$(BIN)/python -c "from skinimg.cli import update_readme; update_readme('README.md')"
+	$(BIN)/python -c "from skinimg.cli import write_cli_reference; write_cli_reference('docs/cli.md')"
 
 clean:
 	rm -rf $(VENV) results bench-results

@@ -2,13 +2,13 @@
 
     .venv/bin/python benchmarks/bench_analyze.py [--size 3000x4000] [--repeat 3] [--method model|rules]
 
-A phantom is rendered by skinimg.synth at a modest size and upscaled (bicubic) to the
+A phantom is rendered by skinimg.phantom at a modest size and upscaled (bicubic) to the
 target size, then saved as a JPEG (quality 92).  Every measurement runs in a fresh
 subprocess pinned to one thread (OMP/OpenBLAS/MKL threads = 1, cv2.setNumThreads(1)):
 
 * decode      skinimg.io.load_image (header check + OpenCV decode + BGR->RGB)
 * analyze     segmentation + indices + statistics on the decoded array, maps off
-              (skinimg.analyze with maps=False minus the decode)
+              (skinimg.batch.analyze with maps=False minus the decode)
 * rgb2lab     scikit-image rgb2lab on the same decoded array (baseline)
 * peak memory peak RSS (VmHWM, reset after the imports) of a process that decodes +
               analyzes, minus its RSS after the imports (so the decoded image and
@@ -35,19 +35,12 @@ import cv2
 cv2.setNumThreads(1)
 import numpy as np
 from skinimg.io import load_image
-from skinimg.analyze import AnalyzeParams
+from skinimg.batch import AnalyzeParams
 from skinimg.indices import measure, load_basis
+from skinimg.segment import segment_skin
 mode, path, repeat, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-try:
-    from skinimg.segment import segment_skin
-    def _segment(rgb, method):
-        return segment_skin(rgb, method=method)
-except ImportError:  # segmentation not available: use the phantom's true mask (saved beside the JPEG)
-    from types import SimpleNamespace
-    _truth = cv2.imread(path[:-4] + "_mask.png", cv2.IMREAD_GRAYSCALE) > 0
-    method = "none (true mask)"
-    def _segment(rgb, method):
-        return SimpleNamespace(mask=_truth)
+def _segment(rgb, method):
+    return segment_skin(rgb, method=method)
 params = AnalyzeParams()
 load_basis()
 res = {}
@@ -106,8 +99,8 @@ def _child(mode: str, path: str, repeat: int, method: str) -> dict:
 
 
 def make_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> None:
-    """Phantom JPEG (no chart) + ``<stem>_mask.png``: :func:`skinimg.bench.make_speed_jpeg`."""
-    from skinimg.bench import make_speed_jpeg
+    """Phantom JPEG (no chart) + ``<stem>_mask.png``: :func:`skinimg.train.bench.make_speed_jpeg`."""
+    from skinimg.train.bench import make_speed_jpeg
 
     make_speed_jpeg(path, size, seed=seed, chart=False)
 

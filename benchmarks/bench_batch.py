@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/bench_batch.py [--n-speed 8] [--size 3000x4000] [--mem 10,200] [--mem-size 1200x1600]
 
-* Throughput: --n-speed 12-megapixel JPEGs (a skinimg.synth phantom rendered at 1/4 size,
+* Throughput: --n-speed 12-megapixel JPEGs (a skinimg.phantom phantom rendered at 1/4 size,
   upscaled bicubic, per-image noise, JPEG quality 92) through a pipeline ``[analyze]
   maps = false`` with --workers 1 and 2.  Each run is the real command (``python -m
-  tests.harness run ...``) in a fresh process; two rates are shown: end to end (command
+  skinimg run ...``) in a fresh process; two rates are shown: end to end (command
   start to exit, including interpreter and pool start-up) and steady state (photos
   after the first round of workers divided by the time from that round to the last
   result; the progress lines of the command give the timestamps).  Goal: 2 workers
@@ -14,9 +14,6 @@
   200-photo run stays short) with 2 workers; peak resident memory of the whole
   process tree (``skinimg run`` and its workers), sampled every 50 ms as the sum of
   VmRSS, and the largest VmHWM of any single process.  Goal: < 20 % difference.
-
-When ``skinimg.segment`` is not installed, the test harness's stand-in segmenter is
-used (tests/harness.py); the numbers then measure decode + indices + engine.
 """
 
 from __future__ import annotations
@@ -42,7 +39,7 @@ PIPE = '[pipeline]\nname = "bench"\nstages = ["analyze"]\n[analyze]\nmaps = fals
 
 def make_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
     """n distinct JPEGs of ``size`` (H, W) from one upscaled phantom plus per-photo noise and shift."""
-    from skinimg.synth import PhantomSpec, render_phantom
+    from skinimg.phantom import PhantomSpec, render_phantom
 
     folder.mkdir(parents=True, exist_ok=True)
     h, w = size
@@ -87,9 +84,9 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 def run_cmd(pipe: Path, src: Path, out: Path, workers: int) -> dict:
-    """Run `skinimg run` (harness), sample the tree's memory, time the progress lines."""
+    """Run `skinimg run`, sample the tree's memory, time the progress lines."""
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "tests.harness", "run", str(pipe), str(src), "--out", str(out),
+    argv = [sys.executable, "-m", "skinimg", "run", str(pipe), str(src), "--out", str(out),
             "--workers", str(workers)]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = ru0.ru_utime + ru0.ru_stime
@@ -135,16 +132,12 @@ def main() -> None:
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     mem_size = tuple(int(v) for v in args.mem_size.split("x"))
-    from tests.harness import HAVE_SEGMENT
-
-    print(f"segmenter: {'skinimg.segment' if HAVE_SEGMENT else 'test stand-in (skinimg.segment not installed)'}; "
-          f"CPUs: {os.cpu_count()}; load average before: {os.getloadavg()[0]:.2f}")
+    print(f"CPUs: {os.cpu_count()}; load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         pipe = tmp / "bench.toml"
         pipe.write_text(PIPE)
-        # the progress lines come every 10 s by default; the harness command is the real CLI, so
-        # ask for a line per photo through the environment knob of the progress printer
+        # the progress lines come every 10 s by default: ask for a line per photo through the environment knob of the progress printer
         os.environ["SKINIMG_PROGRESS_EVERY_S"] = "0"
         src = tmp / "speed"
         make_photos(src, args.n_speed, size)

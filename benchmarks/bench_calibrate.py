@@ -24,7 +24,7 @@ from skinimg.calibrate import (
     detect_chart,
     reference_chart,
 )
-from skinimg.colour import linear_to_srgb
+from skinimg.color import linear_to_srgb
 
 
 def make_photo(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

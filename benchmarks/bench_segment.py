@@ -1,6 +1,6 @@
 """Speed of skin segmentation against the JPEG decode of the same photo (``skinimg.segment``).
 
-A phantom (``skinimg.synth``, 480x640) is upscaled to each size with fine sensor noise
+A phantom (``skinimg.phantom``, 480x640) is upscaled to each size with fine sensor noise
 added, saved as a JPEG (quality 90), then timed (median of ``--repeat`` runs).  Three scenes,
 because the cost grows with the skin's share of the frame: ``face`` (a head and shoulders,
 about 17 % skin), ``forearm`` (about 30 %) and ``closeup`` (the middle of the face filling the
@@ -9,7 +9,7 @@ frame, about 50 %, the typical clinical framing).
 * decode: ``skinimg.io.load_image`` of the JPEG (what every command pays per photo);
 * model: ``skinimg.segment.segment_skin`` on the decoded array, default parameters (the per-pixel
   second stage);
-* U-Net: the same with the optional convolutional second stage (``stage2_model="net"``, ``skinimg.unet``, run
+* U-Net: the same with the optional convolutional second stage (``stage2_model="net"``, ``skinimg.segment.unet``, run
   by OpenCV's DNN module);
 * both: the mean of the two second stages' log-odds (``stage2_model="both"``, the most accurate);
 * s2 full: the same with the second stage at working resolution (``stage2_pixels=0``),
@@ -45,7 +45,7 @@ import numpy as np
 
 from skinimg.io import load_image
 from skinimg.segment import SegmentParams, evaluate_masks, load_model, segment_skin
-from skinimg.synth import PhantomSpec, render_phantom
+from skinimg.phantom import PhantomSpec, render_phantom
 
 
 def make_jpeg(path: Path, h: int, w: int, seed: int = 0, scene: str = "face") -> np.ndarray:

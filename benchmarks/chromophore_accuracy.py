@@ -32,10 +32,10 @@ import sys
 import numpy as np
 from scipy.stats import spearmanr
 
-from skinimg import colour
+from skinimg import color as colour
 from skinimg.calibrate import calibrate_image
 from skinimg import indices as I
-from skinimg.synth import PhantomSpec, render_phantom
+from skinimg.phantom import PhantomSpec, render_phantom
 
 M = (0.01, 0.08, 0.16, 0.25, 0.35, 0.45)
 H = (0.002, 0.01, 0.02, 0.04, 0.07, 0.1)

@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from derive_mdc import DARK_MELANIN, retake_specs  # noqa: E402
 
-from skinimg.compare import CompareParams, compare_arrays  # noqa: E402
-from skinimg.synth import render_phantom  # noqa: E402
+from skinimg.session import CompareParams, compare_arrays  # noqa: E402
+from skinimg.phantom import render_phantom  # noqa: E402
 
 CHANGES = (2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 40.0)
 

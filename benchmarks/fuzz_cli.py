@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 warnings.simplefilter("error", RuntimeWarning)  # as in pytest: a NaN warning escaping is a finding
 
 from fuzz_loader import mutate, seeds_corpus  # noqa: E402
-from tests.harness import install_stand_in  # noqa: E402
 from tests.test_fuzz_cli import EXTS, check_cli_on  # noqa: E402
 
 
@@ -55,7 +54,6 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--command", choices=["analyze", "calibrate", "both"], default="both")
     args = ap.parse_args()
-    install_stand_in()
     rng = np.random.default_rng(args.seed)
     seeds = seeds_corpus(rng)
     commands = ["analyze", "calibrate"] if args.command == "both" else [args.command]

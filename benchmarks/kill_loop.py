@@ -37,7 +37,7 @@ from tests.harness import snapshot  # noqa: E402
 
 
 def _cmd(argv):
-    return [sys.executable, "-m", "tests.harness", *map(str, argv)]
+    return [sys.executable, "-m", "skinimg", *map(str, argv)]
 
 
 def _env():

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run_all.py [--out bench-results] [--size full|small] [--only NAME ...]
 
-1. ``skinimg bench --suite all --size full --out bench-results`` (accuracy, repeatability,
+1. ``skinimg bench --suite all --preset full --out bench-results`` (accuracy, repeatability,
    segmentation, speed: bench.json, bench.csv, plots, Markdown tables);
 2. the quick scripts of ``benchmarks/``: ``chromophore_accuracy.py`` (basis vs ICA, exposure),
    ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_segment.py`` (segmentation vs decode,
@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 def steps(out: Path, size: str) -> list[tuple[str, list[str]]]:
     py = sys.executable
     return [
-        ("skinimg_bench", [py, "-m", "skinimg.cli", "bench", "--suite", "all", "--size", size, "--out", str(out)]),
+        ("skinimg_bench", [py, "-m", "skinimg", "bench", "--suite", "all", "--preset", size, "--out", str(out)]),
         ("chromophore_accuracy", [py, str(HERE / "chromophore_accuracy.py")]),
         ("bench_analyze", [py, str(HERE / "bench_analyze.py")]),
         ("bench_segment", [py, str(HERE / "bench_segment.py"), "--repeat", "5"]),

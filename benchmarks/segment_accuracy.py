@@ -7,7 +7,7 @@
 
 The photos are ``skinimg.segment.phantom_specs(range(seed, seed + n), size=...)``: the held-out seeds (100000+)
 unless ``--seed`` says otherwise (200000+ is the development range used to choose changes); with ``--plan``,
-the photos of ``skinimg synth --set NAME --n N`` (``skinimg.synth.plan_set``, 480x640) for base seeds 600000+.  For each tone
+the photos of ``skinimg synth --set NAME --n N`` (``skinimg.phantom.plan_set``, 480x640) for base seeds 600000+.  For each tone
 group (melanin volume fraction, ``skinimg.segment.TONE_GROUPS``) the table gives the pooled F1 (Dice) of the
 trained model (default parameters: the per-pixel second stage), its 95 % percentile-bootstrap interval over
 photos (``pooled_tone_metrics``; 1000 resamples, seed 0), the worst photo, the optional U-Net second stage
@@ -43,7 +43,8 @@ GROUPS = [g for g, _, _ in S.TONE_GROUPS]
 def plan_image(spec, jpeg_quality=None):
     """The rendered photo and its phantom; with ``jpeg_quality``, the photo encoded and decoded as
     ``skinimg synth --format jpg`` writes it and ``load_image`` reads it back."""
-    from skinimg.synth import _jpeg_roundtrip, render_phantom
+    from skinimg.phantom import render_phantom
+    from skinimg.phantom.render import _jpeg_roundtrip
 
     ph = render_phantom(spec)
     return (ph.image if jpeg_quality is None else _jpeg_roundtrip(ph.image, jpeg_quality)), ph
@@ -237,7 +238,7 @@ def _set_arg(text):
 
 def _plan_arg(text):
     """``NAME:N[:SEEDS]`` -> (name, n, seeds): a set of ``skinimg synth`` (``plan_set``), once per seed."""
-    from skinimg.synth import SETS
+    from skinimg.phantom import SETS
 
     try:
         parts = text.split(":")
@@ -252,7 +253,7 @@ def _plan_arg(text):
 
 def plan_specs(name, n, seeds, seed, size=(480, 640)):
     """The photos ``skinimg synth --set NAME --n N --seed S --size HxW`` writes, for S = seed .. seed + seeds - 1."""
-    from skinimg.synth import plan_set
+    from skinimg.phantom import plan_set
 
     return [p.spec for k in range(seeds) for p in plan_set(name, n=n, size=size, seed=seed + k)]
 

@@ -11,7 +11,7 @@ before November 2014, when X-Rite changed the pigments (patch 2 "light skin" mov
 3 CIEDE2000); CIE xyY under D50, CIE 1931 2-degree observer.  Each patch is converted to XYZ, chromatically adapted from the
 chart's D50 white to the sRGB D65 white with the Bradford von Kries transform
 (Lam 1985; Luo & Rhodes 1999), converted to linear sRGB with skinimg's IEC 61966-2-1 matrix
-(the one ``skinimg.colour`` uses everywhere, so ``linear_rgb_to_lab(linear_srgb)`` returns the
+(the one ``skinimg.color`` uses everywhere, so ``linear_rgb_to_lab(linear_srgb)`` returns the
 stored ``lab_d65`` exactly) and to CIELAB (D65).  Values are not clipped (patch 18 "cyan" is
 slightly outside the sRGB gamut: its red channel is negative).
 
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message=".*Matplotlib.*")
 
 import colour  # noqa: E402
 
-from skinimg.colour import D65_WHITE_XYZ, linear_rgb_to_lab, xyz_to_linear_rgb  # noqa: E402
+from skinimg.color import D65_WHITE_XYZ, linear_rgb_to_lab, xyz_to_linear_rgb  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 #: output file -> colour-science chart name
@@ -61,7 +61,7 @@ def make(out: Path, name: str) -> None:
             "observer": "CIE 1931 2 degree",
             "adaptation": "D50 -> D65 (xy 0.3127, 0.3290), von Kries with the Bradford cone matrix "
             "(colour.adaptation.chromatic_adaptation_VonKries, transform='Bradford')",
-            "rgb": "linear sRGB, IEC 61966-2-1 4-decimal XYZ->RGB matrix inverse (skinimg.colour.XYZ_TO_SRGB), unclipped",
+            "rgb": "linear sRGB, IEC 61966-2-1 4-decimal XYZ->RGB matrix inverse (skinimg.color.XYZ_TO_SRGB), unclipped",
             "generator": "scripts/make_colorchecker_classic24.py",
         },
         "patches": [

@@ -1,19 +1,24 @@
 """skinimg: objective redness and pigmentation measurements from clinical skin photographs.
 
-The library is a set of pure functions on NumPy arrays, one module per concept:
+Subpackages by concept; the concept packages are pure functions on NumPy arrays:
 
-``io``          load photographs (RGB, upright, size-limited) and write outputs atomically
-``colour``      sRGB / linear RGB / XYZ / CIELAB / optical density, CIEDE2000
-``synth``       skin phantoms from an optical model, with ground truth
-``segment``     skin masks
-``indices``     erythema, melanin, CIELAB, ITA and chromophore maps
-``calibrate``   colour-chart detection and correction
-``register``    alignment of two sessions
-``compare``     before/after statistics and verdicts
-``store``       SQLite / CSV / Parquet results
-``batch``       running stages over many images
-``report``      HTML reports
-``cli``         the ``skinimg`` command (the only module that imports click)
+``io``          load photographs (RGB, upright, size-limited), write outputs atomically, the
+                one array gate (``check_rgb``) and 8-bit conversion, trained files (``models_dir``)
+``color``       sRGB / linear RGB / XYZ / CIELAB / optical density, CIEDE2000, ITA
+``calibrate``   colour-chart detection and correction, fallbacks without a chart
+``segment``     skin masks (colour table, clean-up, second stages), mask metrics
+``indices``     erythema, melanin, CIELAB, ITA and chromophore maps, spots, statistics
+``session``     registration, lighting normalisation and statistics of two sessions
+``phantom``     skin phantoms from an optical model, with ground truth (tests and training)
+``batch``       files in, files out: the per-file loops of every command, pipelines, executors, store
+``report``      HTML reports and the regression check against expected results
+``train``       training the models, fitting trained parameters, ``skinimg bench`` (optional)
+``cli``         the ``skinimg`` command (the only package that imports click)
+
+Dependencies point down: ``cli`` -> ``train``, ``batch`` -> ``report``, ``session`` ->
+``calibrate``, ``segment``, ``indices`` -> ``color`` -> ``io``; ``phantom`` uses only ``color``
+and ``io``; nothing in ``io``, ``color``, ``calibrate``, ``segment``, ``indices`` or ``session``
+imports ``phantom``, ``train``, ``batch``, ``report`` or ``cli`` (``tests/test_layout.py``).
 """
 
 from .errors import SkinImgError

@@ -1,4 +1,4 @@
-"""The one exception type for user-facing errors.
+"""The exception type for user-facing errors.
 
 A :class:`SkinImgError` names the file (when there is one) and the reason in
 plain words.  The CLI prints ``str(error)`` as a single line and exits with a
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SkinImgError"]
+__all__ = ["SkinImgError", "ImageArrayError"]
 
 
 class SkinImgError(Exception):
@@ -37,3 +37,13 @@ class SkinImgError(Exception):
     def with_path(self, path: str | os.PathLike) -> "SkinImgError":
         """Return the same error re-labelled with another path (e.g. a relative one)."""
         return SkinImgError(self.reason, path=path)
+
+
+class ImageArrayError(SkinImgError, ValueError, TypeError):
+    """An array that is not an image the function can use: wrong shape or dtype.
+
+    Raised by the one gate of the library, :func:`skinimg.io.check_rgb` (and by
+    :func:`skinimg.color.to_float` for a dtype it cannot scale).  It is a :class:`SkinImgError`
+    (one line in the CLI) and also a ``ValueError`` (wrong shape) and a ``TypeError`` (wrong
+    dtype), so code written for NumPy's and scikit-image's conventions catches it as well.
+    """

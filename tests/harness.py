@@ -1,27 +1,19 @@
-"""Helpers of the hardening tests and benchmarks (issue 9).
+"""Helpers of the tests and benchmarks.
 
-* :func:`stand_in_segment`: used for ``skinimg analyze`` only while ``skinimg.segment`` has
-  not landed (the real segmenter is used as soon as it is importable).
-* ``python -m tests.harness <skinimg args>``: the ``skinimg`` command with the same rule, for
-  subprocess tests (SIGKILL loop, unprivileged user).
+* :func:`stand_in_segment`: a deterministic test stand-in with the signature of
+  :func:`skinimg.segment.segment_skin`, for tests that monkeypatch the real function (in-process runs only).
 * :func:`exif_photo`: a JPEG carrying GPS, maker-note and camera EXIF (privacy tests).
 * :func:`snapshot`: every file of an output tree with its bytes (SQLite compared by rows).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import os
 import sqlite3
-import sys
 from contextlib import closing
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
-
-HAVE_SEGMENT = importlib.util.find_spec("skinimg.segment") is not None
 
 #: Strings planted in the EXIF of :func:`exif_photo`; none may appear in any output.
 SECRET_MAKERNOTE = b"MAKERNOTE-SECRET-7c1f"
@@ -31,43 +23,15 @@ GPS_LAT = (48.0, 51.0, 24.17)
 
 
 def stand_in_segment(rgb, method="model", **_):
-    """Skin = reddish pixels (R > G > B, R > 90 on the 8-bit scale); test-only."""
+    """Skin = reddish pixels (R > G > B, R > 90 on the 8-bit scale), as a :class:`~skinimg.segment.SegmentResult`;
+    test-only."""
+    from skinimg.segment import SegmentResult
+
     a = (rgb >> 8).astype(np.int32) if rgb.dtype == np.uint16 else rgb.astype(np.int32)
     r, g, b = a[..., 0], a[..., 1], a[..., 2]
     mask = (r > g) & (g > b) & (r > 90)
-    return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
-                           status="ok" if mask.any() else "no_skin", method=f"stand-in-{method}")
-
-
-def install_stand_in() -> None:
-    """Route ``skinimg.analyze`` to the stand-in segmenter if ``skinimg.segment`` is missing.
-
-    Worker processes (spawned) get it too, through the pool's initializer.
-    """
-    if not HAVE_SEGMENT:
-        from skinimg import analyze
-
-        analyze._segment = stand_in_segment
-        analyze._init_worker = _worker_init
-
-
-def _worker_init() -> None:
-    """Pool initializer of the spawned workers: the stand-in segmenter, then what analyze's own does."""
-    import cv2
-
-    from skinimg import analyze
-
-    analyze._segment = stand_in_segment
-    cv2.setNumThreads(1)
-
-
-def use_stand_in(monkeypatch) -> None:
-    """Pytest helper: :func:`install_stand_in` for one test, analyze's globals restored afterwards."""
-    from skinimg import analyze
-
-    monkeypatch.setattr(analyze, "_segment", analyze._segment)
-    monkeypatch.setattr(analyze, "_init_worker", analyze._init_worker)
-    install_stand_in()
+    return SegmentResult(mask=mask, skin_fraction=float(mask.mean()), status="ok" if mask.any() else "no_skin",
+                         method=f"stand-in-{method}", work_probability=mask.astype(np.float32))
 
 
 def exif_photo(path: Path, rgb: np.ndarray) -> Path:
@@ -114,14 +78,3 @@ def snapshot(root: Path) -> dict[str, object]:
         rel = p.relative_to(root).as_posix()
         snap[rel] = sqlite_rows(p) if p.suffix == ".sqlite" else p.read_bytes()
     return snap
-
-
-def main(argv=None) -> None:
-    install_stand_in()
-    from skinimg.cli import main as skinimg_main
-
-    skinimg_main(argv)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -6,30 +6,32 @@ import csv
 import json
 import math
 import sqlite3
-from types import SimpleNamespace
-
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from skinimg import analyze as A
+from skinimg.batch import analyze as A
 from skinimg import indices as I
 from skinimg.cli import cli
 from skinimg.io import write_png
+from skinimg.segment import SegmentResult
+
+
+def _result(mask, method):
+    return SegmentResult(mask=mask, skin_fraction=float(mask.mean()), status="ok" if mask.any() else "no_skin",
+                         method=method, work_probability=mask.astype(np.float32))
 
 
 def _stand_in_segment(rgb, method, **_):
-    """Test-only stand-in for skinimg.segment: skin = reddish pixels (R > G > B, R > 90)."""
+    """Test-only stand-in for skinimg.segment.segment_skin: skin = reddish pixels (R > G > B, R > 90)."""
     r, g, b = (rgb[..., k].astype(np.int32) for k in range(3))
-    mask = (r > g) & (g > b) & (r > 90)
-    return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
-                           status="ok" if mask.any() else "no_skin", method=f"stand-in-{method}")
+    return _result((r > g) & (g > b) & (r > 90), f"stand-in-{method}")
 
 
 @pytest.fixture(autouse=True)
 def stand_in_segmenter(monkeypatch):
-    monkeypatch.setattr(A, "_segment", _stand_in_segment)
+    monkeypatch.setattr(A, "segment_skin", _stand_in_segment)  # what analyze segments with (workers=1)
 
 
 def _photo(seed, h=120, w=160, tone=(205, 150, 125)):
@@ -184,8 +186,8 @@ def test_calibrate_chart_makes_tungsten_photo_measure_like_daylight(tmp_path, mo
     """Same skin under D65 and under tungsten (A, darker): with --calibrate chart both photos are mapped
     onto the chart's reference, so L*, a*, b* agree within CIEDE2000-scale tolerances; as photographed
     they do not.  The chart's pixels never count as skin."""
-    synth = pytest.importorskip("skinimg.synth")
-    from skinimg.colour import delta_e_2000
+    synth = pytest.importorskip("skinimg.phantom")
+    from skinimg.color import delta_e_2000
 
     shots = {}
     for name, ill, expo in (("day", "D65", 1.0), ("tungsten", "A", 0.7)):
@@ -197,15 +199,13 @@ def test_calibrate_chart_makes_tungsten_photo_measure_like_daylight(tmp_path, mo
 
     def segmenter(with_chart):
         def seg(rgb, method, **_):
-            mask = truth_mask | chart_px if with_chart else truth_mask
-            return SimpleNamespace(mask=mask, probability=mask.astype(np.float32), skin_fraction=float(mask.mean()),
-                                   status="ok", method="truth")
+            return _result(truth_mask | chart_px if with_chart else truth_mask, "truth")
         return seg
 
     lab = {}
     for mode in ("none", "chart"):
         # with calibration the segmenter deliberately includes the chart: analyze must remove it
-        monkeypatch.setattr(A, "_segment", segmenter(mode == "chart"))
+        monkeypatch.setattr(A, "segment_skin", segmenter(mode == "chart"))
         for name in shots:
             row, _ = A.analyze_image(tmp_path / f"{name}.png", params=A.AnalyzeParams(calibration=mode), maps=False)
             assert row["status"] == "ok", row["error"]
@@ -245,7 +245,7 @@ def test_calibrate_chart_without_chart_is_an_error_row_and_auto_falls_back(input
 
 
 def test_heatmap_range_of_a_large_map_uses_a_subset_close_to_the_full_percentiles():
-    from skinimg.heatmap import _RANGE_SAMPLES, robust_range
+    from skinimg.indices.heatmap import _RANGE_SAMPLES, robust_range
 
     rng = np.random.default_rng(7)
     v = rng.normal(10.0, 2.0, 3 * _RANGE_SAMPLES).astype(np.float32)

@@ -14,28 +14,22 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from skinimg import SkinImgError, __version__
-from skinimg import analyze as A
+from skinimg.batch import analyze as A
 from skinimg.batch import make_plan, run_pipeline
 from skinimg.cli import cli
 from skinimg.io import write_png
-from skinimg.pipeline import STAGES, load_pipeline, packaged_pipelines, parse_pipeline
+from skinimg.batch import STAGES, load_pipeline, packaged_pipelines, parse_pipeline
 
 from .badcorpus import skin_like
-from .harness import HAVE_SEGMENT, stand_in_segment, use_stand_in
+from .harness import stand_in_segment
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _segmenter(monkeypatch):
-    use_stand_in(monkeypatch)
 
 
 def _photo(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
@@ -138,23 +132,6 @@ def test_shipped_pipelines_resolve_by_name_and_validate():
         load_pipeline("missing/dir/x.toml")
 
 
-@pytest.mark.skipif(HAVE_SEGMENT, reason="skinimg.segment is installed")
-def test_stage_whose_module_is_missing_is_refused_before_any_work(tmp_path, monkeypatch):
-    src = _folder(tmp_path / "in", 2)
-    r = CliRunner().invoke(cli, ["run", "research", str(src), "--out", str(tmp_path / "out")])
-    assert r.exit_code == 1
-    assert "stage 'segment' is not available: module skinimg.segment is missing" in r.output
-    assert not (tmp_path / "out").exists()
-    # analyze without a segment stage segments through skinimg.segment too (unless replaced, as in these tests)
-    def real_like(rgb, method, **_):  # pragma: no cover - never called
-        raise AssertionError
-
-    real_like.__module__ = "skinimg.analyze"
-    monkeypatch.setattr(A, "_segment", real_like)
-    r = CliRunner().invoke(cli, ["run", str(_pipe(tmp_path)), str(src), "--out", str(tmp_path / "out")])
-    assert r.exit_code == 1 and "stage 'analyze' is not available: it needs skin segmentation" in r.output
-
-
 # ----------------------------------------------------------------------------- engine
 
 def test_run_equals_analyze_and_exports_come_from_sqlite(tmp_path):
@@ -247,7 +224,8 @@ def test_dask_local_cluster_of_worker_processes(tmp_path):
 
 
 def _harness(args) -> list[str]:
-    return [sys.executable, "-m", "tests.harness", *map(str, args)]
+    """The ``skinimg`` command in a subprocess."""
+    return [sys.executable, "-m", "skinimg", *map(str, args)]
 
 
 def _env() -> dict:
@@ -359,7 +337,7 @@ def test_calibrate_stage_composes_calibrate_image_and_excludes_the_chart(tmp_pat
     assert doc["matrix"] == corr.to_dict()["matrix"]
     saved, _ = load_image(tmp_path / "out" / "calibrated" / "chart_tungsten.png")
     assert np.array_equal(saved, ref)
-    seg_mask = np.asarray(A._segment(ref, "model").mask, dtype=bool)  # the segmenter in use (real or stand-in)
+    seg_mask = np.asarray(A.segment_photo(ref, A.AnalyzeParams()).mask, dtype=bool)
     cmask = chart_mask(ref.shape, corr)
     with open(tmp_path / "out" / "indices.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
@@ -369,9 +347,7 @@ def test_calibrate_stage_composes_calibrate_image_and_excludes_the_chart(tmp_pat
 
 
 def test_segment_stage_adapter_writes_masks_and_feeds_analyze(tmp_path, monkeypatch):
-    fake = ModuleType("skinimg.segment")
-    fake.segment_skin = stand_in_segment
-    monkeypatch.setitem(sys.modules, "skinimg.segment", fake)
+    monkeypatch.setattr(A, "segment_skin", stand_in_segment)  # the batch layer's segmentation
     src = _folder(tmp_path / "in", 2)
     write_png(src / "blue.png", np.full((40, 50, 3), (40, 60, 200), np.uint8))
     (tmp_path / "s.toml").write_text('[pipeline]\nstages = ["segment", "analyze"]\n[analyze]\nmaps = false\n')
@@ -436,7 +412,7 @@ def test_pipeline_exclude_and_track_root_are_validated(tmp_path):
 def test_segment_stage_second_stage_both_and_check_reach_the_tables(tmp_path):
     # the real segmenter: the pipeline's options reach segment_skin, and its agreement the segment table
     from skinimg import segment as S
-    from skinimg.synth import PhantomSpec, render_phantom
+    from skinimg.phantom import PhantomSpec, render_phantom
 
     src = tmp_path / "in"
     ph = render_phantom(PhantomSpec(melanin=0.3, hemoglobin=0.02, seed=7, size=(240, 320)))
@@ -471,20 +447,22 @@ def test_segment_stage_second_stage_both_and_check_reach_the_tables(tmp_path):
 
 
 def test_track_stage_segments_the_pairs_as_the_segment_stage_does(tmp_path, monkeypatch):
-    from skinimg.synth import PhantomSpec, render_phantom
+    from skinimg.phantom import PhantomSpec, render_phantom
 
     root = tmp_path / "study"
     for date, hb in (("2026-01-05", 0.02), ("2026-02-05", 0.03)):
         ph = render_phantom(PhantomSpec(melanin=0.07, hemoglobin=hb, seed=21, size=(240, 320), site="face"))
         write_png(root / "P1" / "cheek" / date / "face.png", ph.image)
+    from skinimg.session import compare as SC
+
     seen = []
-    real = A._segment
+    real = SC.segment_skin
 
-    def spy(rgb, method, **kw):
-        seen.append((method, kw.get("second_stage", "mlp")))
-        return real(rgb, method, **kw)
+    def spy(rgb, *, method, params, **kw):
+        seen.append((method, params.stage2_model))
+        return real(rgb, method=method, params=params, **kw)
 
-    monkeypatch.setattr(A, "_segment", spy)
+    monkeypatch.setattr(SC, "segment_skin", spy)  # what the pairs of the track stage are segmented with
     (tmp_path / "t.toml").write_text('[pipeline]\nstages = ["segment", "track"]\n[segment]\nsecond_stage = "both"\n'
                                      'write_masks = false\n')
     res = run_pipeline(tmp_path / "t.toml", root, tmp_path / "out", workers=1)
@@ -497,7 +475,7 @@ def test_track_stage_segments_the_pairs_as_the_segment_stage_does(tmp_path, monk
 def test_run_counts_and_names_the_flagged_masks(tmp_path):
     import shutil
 
-    from skinimg.synth import PhantomSpec, render_phantom
+    from skinimg.phantom import PhantomSpec, render_phantom
 
     src = tmp_path / "in"
     write_png(src / "tan.png", render_phantom(PhantomSpec(melanin=0.1, hemoglobin=0.02, seed=5, size=(240, 320))).image)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from skinimg.batch import CSV_COLUMNS
 from skinimg.calibrate import (
-    CSV_COLUMNS,
     CalibrationParams,
     ChartDetection,
     Correction,
@@ -34,7 +34,7 @@ from skinimg.calibrate import (
     white_region_correction,
 )
 from skinimg.cli import cli
-from skinimg.colour import delta_e_2000, linear_rgb_to_lab, linear_to_srgb, rgb_to_lab, srgb_to_linear
+from skinimg.color import delta_e_2000, linear_rgb_to_lab, linear_to_srgb, rgb_to_lab, srgb_to_linear
 from skinimg.errors import SkinImgError
 from skinimg.io import dumps_json, load_image, write_png
 
@@ -104,7 +104,7 @@ def draw_chart(
 def chart_delta_e(rgb, det):
     """Mean/max CIEDE2000 of the patch colours re-measured in ``rgb`` at ``det``'s geometry."""
     redet = ChartDetection(found=True, corners=det.corners, homography=det.homography)
-    from skinimg.calibrate import _sample_cells  # the detector's own sampler
+    from skinimg.calibrate.detect import _sample_cells  # the detector's own sampler
 
     meas, clipped = _sample_cells(rgb, det.homography, 0.2, CalibrationParams())
     _, ref = reference_chart()
@@ -387,7 +387,7 @@ SYNTH_CASES = [("A", 0.5), ("A", 0.7), ("D75", 0.7), ("D75", 1.3), ("F11", 0.7),
 
 @pytest.fixture(scope="module")
 def synth():
-    return pytest.importorskip("skinimg.synth")
+    return pytest.importorskip("skinimg.phantom")
 
 
 @pytest.fixture(scope="module")
@@ -408,7 +408,7 @@ def test_synthetic_phantom_chart_and_skin(synth, skin_d65, illuminant, exposure)
     corrected, corr = calibrate_image(ph.image, params=params)
     assert corr.kind == "chart" and corr.method == "finlayson2015"
     # chart re-measured in the corrected image, on the patches used (clipped ones cannot be fixed)
-    from skinimg.calibrate import _sample_cells
+    from skinimg.calibrate.detect import _sample_cells
 
     meas, _ = _sample_cells(corrected, det.homography, 0.2, params)
     used = np.array(corr.patches_used) - 1
@@ -482,7 +482,7 @@ def test_fallback_none_leaves_the_photo_and_says_so(rgb8):
 
 
 def test_exposure_gain_is_exact_for_a_scaled_chart():
-    from skinimg.calibrate import _exposure_gain
+    from skinimg.calibrate.fit import _exposure_gain
 
     rng = np.random.default_rng(1)
     r = rng.uniform(0.03, 0.8, size=(24, 3))

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from skinimg import colour as C
+from skinimg import color as C
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

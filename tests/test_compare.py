@@ -11,25 +11,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from skinimg import analyze
-from skinimg import compare as C
+from skinimg import session as C
+from skinimg.batch import SERIES_COLUMNS, compare_files
 from skinimg import indices as I
 from skinimg.cli import cli
 from skinimg.errors import SkinImgError
 from skinimg.io import write_png
-from skinimg.register import register, warp_image
-from skinimg.synth import PhantomSpec, relative_pose, render_phantom
-from tests.harness import HAVE_SEGMENT, stand_in_segment
+from skinimg.session import register, warp_image
+from skinimg.phantom import PhantomSpec, relative_pose, render_phantom
+from skinimg.io import load_roi
+from skinimg.session import compare as SC
+from skinimg.session.lighting import _apply_gain
+from skinimg.session.stats import _add_verdicts
 
 SIZE = (360, 480)
 P = C.CompareParams(calibrate="none")
-
-
-@pytest.fixture
-def segmenter(monkeypatch):
-    """The stand-in segmenter while skinimg.segment has not landed (as tests/test_analyze.py does)."""
-    if not HAVE_SEGMENT:
-        monkeypatch.setattr(analyze, "_segment", stand_in_segment)
 
 
 def _spec(**kw):
@@ -118,7 +114,7 @@ def test_brown_skin_pair_shares_one_chromophore_branch_so_exposure_cannot_flip_i
 def test_apply_gain_matches_a_rendered_exposure_change():
     sb = _spec(noise=0.0, jpeg_quality=None)
     b, a = render_phantom(sb), render_phantom(replace(sb, exposure=0.8))
-    fixed = C._apply_gain(a.image, np.full(3, 1.25))
+    fixed = _apply_gain(a.image, np.full(3, 1.25))
     sel = b.mask & (b.linear.max(axis=2) < 0.75)
     assert np.abs(fixed[sel].astype(int) - b.image[sel].astype(int)).max() <= 2
 
@@ -234,17 +230,17 @@ def test_melanin_change_widens_the_haemoglobin_mdc_by_the_measured_crosstalk():
 
 def test_roi_polygon_and_mask(tmp_path):
     (tmp_path / "roi.json").write_text(json.dumps([[10, 10], [110, 10], [110, 60], [10, 60]]))
-    roi = C.load_roi(tmp_path / "roi.json", (100, 200))
+    roi = load_roi(tmp_path / "roi.json", (100, 200))
     assert roi.sum() == 101 * 51 and roi[10, 10] and not roi[5, 5]
     m = np.zeros((100, 200), np.uint8)
     m[20:40, 30:50] = 255
     write_png(tmp_path / "roi.png", m)
-    assert (C.load_roi(tmp_path / "roi.png", (100, 200)) == (m > 0)).all()
+    assert (load_roi(tmp_path / "roi.png", (100, 200)) == (m > 0)).all()
     with pytest.raises(SkinImgError, match="ROI mask is 200x100 pixels but the photo is 300x100"):
-        C.load_roi(tmp_path / "roi.png", (100, 300))
+        load_roi(tmp_path / "roi.png", (100, 300))
     (tmp_path / "bad.json").write_text("[[1, 2]]")
     with pytest.raises(SkinImgError, match="polygon"):
-        C.load_roi(tmp_path / "bad.json", (100, 200))
+        load_roi(tmp_path / "bad.json", (100, 200))
 
 
 def test_roi_restricts_the_joint_mask_and_uses_skin_outside_as_lighting_reference():
@@ -276,7 +272,7 @@ def _forearm(path, seed=71, **kw):
     return path
 
 
-def test_cli_compare_writes_the_contract(tmp_path, segmenter):
+def test_cli_compare_writes_the_contract(tmp_path):
     b = _forearm(tmp_path / "before.png")
     a = _forearm(tmp_path / "after.png", pose=(8.0, -6.0, 3.0, 1.03), exposure=0.9, hemoglobin_scale=0.7,
                  noise_seed=3)
@@ -299,7 +295,7 @@ def test_cli_compare_writes_the_contract(tmp_path, segmenter):
         assert (out / f).stat().st_size > 1000
 
 
-def test_cli_compare_bad_inputs(tmp_path, segmenter):
+def test_cli_compare_bad_inputs(tmp_path):
     b = _forearm(tmp_path / "b.png")
     a = _forearm(tmp_path / "a.png", seed=99, pose=(0.0, 0.0, 30.0, 1.0))
     r = CliRunner().invoke(cli, ["compare", str(b), str(a), "--out", str(tmp_path / "o")])
@@ -315,7 +311,7 @@ def _read(path):
         return list(csv.DictReader(fh))
 
 
-def test_cli_track_layout_and_manifest(tmp_path, segmenter):
+def test_cli_track_layout_and_manifest(tmp_path):
     root = tmp_path / "study"
     for date, hs, pose in (("2026-01-10", 1.0, (0.0, 0.0, 0.0, 1.0)), ("2026-02-10", 0.8, (6.0, -4.0, 2.0, 1.02)),
                            ("2026-03-10", 0.6, (-5.0, 6.0, -3.0, 0.98))):
@@ -327,7 +323,7 @@ def test_cli_track_layout_and_manifest(tmp_path, segmenter):
     assert r.exit_code == 2, r.output
     assert "P2/arm/2026-01-01/img.png vs P2/arm/2026-02-01/img.png: registration failed" in r.output
     rows = _read(out / "series.csv")
-    assert tuple(rows[0]) == C.SERIES_COLUMNS
+    assert tuple(rows[0]) == SERIES_COLUMNS
     p1 = [x for x in rows if x["patient"] == "P1" and x["index"] == "hemoglobin"]
     got = {(x["session"], x["reference"], x["reference_session"]): x for x in p1}
     assert set(got) == {("2026-02-10", "baseline", "2026-01-10"), ("2026-02-10", "previous", "2026-01-10"),
@@ -381,19 +377,19 @@ def test_mdc_tone_band_follows_the_darker_photo(tmp_path):
                                         "after": ita_after}}}
 
     params = replace(P, mdc_path=path, crosstalk_allowance=False)
-    light = C._add_verdicts(doc(25.0, 30.0), params)
+    light = _add_verdicts(doc(25.0, 30.0), params)
     assert light["mdc_source"]["tone_band"] == "default" and light["mdc_source"]["ita_deg"] == 25.0
     assert light["metrics"]["hemoglobin"]["mdc"] == 0.001 and light["metrics"]["hemoglobin"]["verdict"] == "worsened"
-    dark = C._add_verdicts(doc(25.0, 9.0), params)  # the after photo is the darker one: conservative
+    dark = _add_verdicts(doc(25.0, 9.0), params)  # the after photo is the darker one: conservative
     assert dark["mdc_source"]["tone_band"] == "brown_dark"
     assert dark["metrics"]["hemoglobin"]["mdc"] == 0.004 and dark["metrics"]["hemoglobin"]["verdict"] == "no_change"
     assert dark["metrics"]["ita_deg"]["mdc"] == 0.5  # metrics without a band value keep the default
-    over = C._add_verdicts(doc(-20.0, -18.0), replace(params, mdc=(("hemoglobin", 0.0015),)))
+    over = _add_verdicts(doc(-20.0, -18.0), replace(params, mdc=(("hemoglobin", 0.0015),)))
     assert over["metrics"]["hemoglobin"]["mdc"] == 0.0015 and over["metrics"]["hemoglobin"]["verdict"] == "worsened"
     # a table without bands (format 1 as before) still works
     path.write_text(json.dumps({"format": C.MDC_FORMAT, "mdc": {"hemoglobin": 0.001}}))
     assert C.load_mdc_bands(path) == []
-    assert C._add_verdicts(doc(-20.0, -18.0), params)["mdc_source"]["tone_band"] == "default"
+    assert _add_verdicts(doc(-20.0, -18.0), params)["mdc_source"]["tone_band"] == "default"
 
 
 @pytest.mark.parametrize("seed", [61, 62])
@@ -426,13 +422,13 @@ def test_malformed_mdc_sections_are_one_line_errors(tmp_path):
 def test_second_stage_reaches_the_pair_segmentation(monkeypatch, tmp_path):
     # compare segments both photos with the second stage it is given (the one the photos were analysed with)
     seen = []
-    real = analyze._segment
+    real = SC.segment_skin
 
-    def spy(rgb, method, **kw):
-        seen.append((method, kw.get("second_stage", "mlp")))
-        return real(rgb, method, **kw) if HAVE_SEGMENT else stand_in_segment(rgb, method)
+    def spy(rgb, *, method, params, **kw):
+        seen.append((method, params.stage2_model))
+        return real(rgb, method=method, params=params, **kw)
 
-    monkeypatch.setattr(analyze, "_segment", spy)
+    monkeypatch.setattr(SC, "segment_skin", spy)  # what compare segments the two photos with
     b, a = render_phantom(_spec()), render_phantom(_spec(hemoglobin=0.03))
     C.compare_arrays(b.image, a.image, params=C.CompareParams(calibrate="none", second_stage="both"))
     assert seen == [("model", "both"), ("model", "both")]
@@ -440,7 +436,7 @@ def test_second_stage_reaches_the_pair_segmentation(monkeypatch, tmp_path):
     write_png(tmp_path / "b.png", b.image)
     write_png(tmp_path / "a.png", a.image)
     seen.clear()
-    doc = C.compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp",
+    doc = compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp",
                           params=C.CompareParams(calibrate="none", second_stage="both"))
     assert seen == [("model", "both"), ("model", "both")]
     saved = json.loads((tmp_path / "cmp" / "comparison.json").read_text())

@@ -20,15 +20,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from skinimg.cli import cli
 
-from .harness import use_stand_in
 
 EXTS = [".jpg", ".png", ".tif", ".bmp", ".webp"]
 _MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".tif": b"II*\x00", ".bmp": b"BM", ".webp": b"RIFF"}
-
-
-@pytest.fixture(autouse=True)
-def _segmenter(monkeypatch):
-    use_stand_in(monkeypatch)
 
 
 def random_file(kind: str, data: bytes, ext: str, h: int, w: int, seed: int, bits16: bool) -> bytes:

@@ -24,21 +24,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from skinimg import io as sio
+from skinimg.io import write as sio
 from skinimg.cli import cli
 from skinimg.io import write_png
 
 from .badcorpus import make_corpus, skin_like
-from .harness import use_stand_in, snapshot
+from .harness import snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 OK_LIKE = ("ok", "no_skin", "ok-or-error")
-
-
-@pytest.fixture(autouse=True)
-def _segmenter(monkeypatch):
-    """The real skinimg.segment when it is there, else the test stand-in (restored after each test)."""
-    use_stand_in(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +321,8 @@ def test_real_full_disk_and_read_only_folder(small_sets):
 
 
 def _harness_cmd(args) -> list[str]:
-    return [sys.executable, "-m", "tests.harness", *map(str, args)]
+    """The ``skinimg`` command in a subprocess."""
+    return [sys.executable, "-m", "skinimg", *map(str, args)]
 
 
 def _env():
@@ -406,7 +401,7 @@ def test_unreadable_file_is_a_row_not_a_crash():
     """Permissions only bite an unprivileged user: as root, run the command with effective uid `nobody`."""
     import pwd
 
-    from skinimg import analyze, indices  # noqa: F401  (imported while root: the interpreter may live in /root)
+    from skinimg import batch, indices  # noqa: F401  (imported while root: the interpreter may live in /root)
 
     base = Path(tempfile.mkdtemp(prefix="skinimg-perm-"))
     try:

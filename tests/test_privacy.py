@@ -26,17 +26,12 @@ from skinimg.cli import cli
 from skinimg.io import load_npz, safe_output_path, write_png
 
 from .badcorpus import skin_like
-from .harness import SECRET_ARTIST, SECRET_CAMERA, SECRET_MAKERNOTE, exif_photo, use_stand_in
+from .harness import SECRET_ARTIST, SECRET_CAMERA, SECRET_MAKERNOTE, exif_photo
 
 PACKAGE = Path(__file__).resolve().parents[1] / "skinimg"
 #: GPS IFD, Exif IFD, maker note, make, model, artist, date/time, original date, user comment, XMP, IPTC.
 PRIVATE_TAGS = {0x8825, 0x8769, 0x927C, 0x010F, 0x0110, 0x013B, 0x0132, 0x9003, 0x9286, 0x02BC, 0x83BB}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-
-
-@pytest.fixture(autouse=True)
-def _segmenter(monkeypatch):
-    use_stand_in(monkeypatch)
 
 
 def _invoke(args):
@@ -123,7 +118,7 @@ def test_messages_use_paths_relative_to_the_input_root(tmp_path):
 
 
 def test_decoder_messages_never_carry_file_bytes_or_full_paths():
-    from skinimg.io import _reason_text
+    from skinimg.io import reason_text as _reason_text
 
     exc = SyntaxError("not a TIFF file (header b'II*\\x00Jane' not valid)")
     assert _reason_text(exc) == "not a TIFF file (header <bytes> not valid)"
@@ -234,7 +229,7 @@ def test_safe_output_path_keeps_relative_names(tmp_path, good, expected):
 
 def test_outputs_keep_ordinary_permissions(tmp_path, monkeypatch):
     """Atomic writers used to leave mkstemp's 0600: results must follow the umask like other files."""
-    from skinimg import io as sio
+    from skinimg.io import write as sio
 
     monkeypatch.setattr(sio, "_UMASK", 0o022)  # the umask is read once at import
     p = sio.write_bytes(tmp_path / "x.csv", b"a\n")

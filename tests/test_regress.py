@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from skinimg.cli import cli
 from skinimg.errors import SkinImgError
 from skinimg.io import write_csv, write_json
-from skinimg.regress import (
+from skinimg.report import (
     DEFAULT_TOLERANCES,
     Drift,
     Tolerance,

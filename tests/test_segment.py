@@ -16,13 +16,18 @@ import pytest
 from click.testing import CliRunner
 from skimage import color as skcolor
 
+from skinimg import batch as SB
 from skinimg import segment as S
+from skinimg import train as T
+from skinimg.segment import features as SFe
+from skinimg.segment import filters as SF
+from skinimg.segment import stage2 as S2
 from skinimg.cli import cli
 from skinimg.errors import SkinImgError
-from skinimg.io import load_image, load_npz, read_mask, write_png
-from skinimg.synth import LADDER_TONES, SET_EXPOSURE, PhantomSpec, render_phantom
+from skinimg.io import load_image, load_npz, load_roi, read_mask, write_png
+from skinimg.phantom import LADDER_TONES, SET_EXPOSURE, PhantomSpec, render_phantom
 
-UCI = next((p for p in S.UCI_CANDIDATES if p.is_file()), None)
+UCI = next((p for p in T.UCI_CANDIDATES if p.is_file()), None)
 _BACKGROUNDS = ("wall", "wood", "cloth", "blue", "dark", "grey")
 
 
@@ -73,8 +78,8 @@ def test_provenance_records_held_out_metrics():
 
 @pytest.mark.skipif(UCI is None, reason="UCI skin data not available")
 def test_uci_held_out_balanced_accuracy_recomputed():
-    rgb, skin = S.load_uci(UCI)
-    test = S.uci_split(len(rgb), skin, seed=0)
+    rgb, skin = T.load_uci(UCI)
+    test = T.uci_split(len(rgb), skin, seed=0)
     assert test.sum() == pytest.approx(0.2 * len(rgb), abs=2)
     assert abs(skin[test].mean() - skin.mean()) < 1e-3  # stratified
     idx = np.random.default_rng(1).choice(np.flatnonzero(test), 8000, replace=False)
@@ -213,14 +218,14 @@ def test_error_budget_attributes_every_wrong_pixel():
     pred[2, 2:7] = False         # 5 edge pixels missed
     pred[5:8, 5:8] = False       # 9 inner pixels missed (all 3 or more pixels from the edge)
     pred[0, 0:3] = True          # 3 background pixels
-    b = S.error_budget(pred, truth, labels)
+    b = T.error_budget(pred, truth, labels)
     assert b == {"fn_beside_thin": 2, "fn_edge": 5, "fn_inside": 9, "fp_background_thin": 0, "fp_background": 3,
                  "fp_hair_thin": 6, "fp_hair": 0}
     m = S.evaluate_masks(pred, truth)
     assert sum(v for k, v in b.items() if k.startswith("fn")) == m["fn"]
     assert sum(v for k, v in b.items() if k.startswith("fp")) == m["fp"]
     with pytest.raises(SkinImgError):
-        S.error_budget(pred, truth, labels[:5])
+        T.error_budget(pred, truth, labels[:5])
 
 
 # ----------------------------------------------------------------------------- ROI
@@ -229,12 +234,12 @@ def test_error_budget_attributes_every_wrong_pixel():
 def test_roi_polygon_and_png(tmp_path, ladder):
     poly = tmp_path / "roi.json"
     poly.write_text(json.dumps([[10, 20], [109, 20], [109, 79], [10, 79]]))
-    roi = S.load_roi(poly, (240, 320))
+    roi = load_roi(poly, (240, 320))
     assert roi.shape == (240, 320) and roi.sum() == 100 * 60
     assert roi[20, 10] and roi[79, 109] and not roi[80, 109] and not roi[20, 110]
     png = tmp_path / "roi.png"
     write_png(png, roi.astype(np.uint8) * 255)
-    np.testing.assert_array_equal(S.load_roi(png, (240, 320)), roi)
+    np.testing.assert_array_equal(load_roi(png, (240, 320)), roi)
 
     ph = ladder[0]
     full = S.segment_skin(ph.image)
@@ -242,7 +247,7 @@ def test_roi_polygon_and_png(tmp_path, ladder):
     cy, cx = int(ys.mean()), int(xs.mean())
     site = [[cx - 30, cy - 20], [cx + 30, cy - 20], [cx + 30, cy + 20], [cx - 30, cy + 20]]
     poly.write_text(json.dumps(site))
-    roi = S.load_roi(poly, ph.mask.shape)
+    roi = load_roi(poly, ph.mask.shape)
     res = S.segment_skin(ph.image, roi=roi)
     assert res.mask.any() and not (res.mask & ~roi).any()
     np.testing.assert_array_equal(res.mask, full.mask & roi)
@@ -260,16 +265,16 @@ def test_bad_roi_is_a_clear_error(tmp_path, content, reason):
     p = tmp_path / "roi.json"
     p.write_text(content)
     with pytest.raises(SkinImgError, match=reason):
-        S.load_roi(p, (50, 60))
+        load_roi(p, (50, 60))
 
 
 def test_roi_png_size_mismatch(tmp_path):
     p = tmp_path / "roi.png"
     write_png(p, np.full((10, 10), 255, np.uint8))
     with pytest.raises(SkinImgError, match="10x10 pixels but the photo is 60x50"):
-        S.load_roi(p, (50, 60))
+        load_roi(p, (50, 60))
     with pytest.raises(SkinImgError, match="not found"):
-        S.load_roi(tmp_path / "missing.png", (50, 60))
+        load_roi(tmp_path / "missing.png", (50, 60))
 
 
 # ----------------------------------------------------------------------------- model file
@@ -294,8 +299,8 @@ def test_train_segmenter_reproducible(tmp_path, monkeypatch, synthetic_uci):
     uci, skin = synthetic_uci(3000)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(96, 128), n_stage2_extra=2, net=False)
-    p1 = S.train_segmenter(tmp_path / "a", **kw)
-    p2 = S.train_segmenter(tmp_path / "b", **kw)
+    p1 = T.train_segmenter(tmp_path / "a", **kw)
+    p2 = T.train_segmenter(tmp_path / "b", **kw)
     for name in ("skin_lut.npz", "skin_lut.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert p1 == p2 and p1["date"] == "2023-11-14"
@@ -395,8 +400,8 @@ def test_both_keeps_a_pixel_when_the_mean_of_the_two_log_odds_says_skin(ladder):
 def test_both_rescues_a_dark_phantom_the_perceptron_fails():
     # development phantom 200294 (dark skin, grey hair, wood wall): the per-pixel stage keeps the hair and drops
     # the face (F1 0.28), the U-Net does far better (0.77); their mean recovers much of the face (0.60)
-    spec = S.phantom_specs([200294], size=(480, 640))[0]
-    from skinimg.synth import render_phantom
+    spec = T.phantom_specs([200294], size=(480, 640))[0]
+    from skinimg.phantom import render_phantom
 
     ph = render_phantom(spec)
     f = {s: S.evaluate_masks(S.segment_skin(ph.image, params=S.SegmentParams(stage2_model=s)).mask, ph.mask)["f1"]
@@ -416,21 +421,29 @@ def test_both_with_a_model_without_a_network_is_the_perceptron(ladder):
 
 
 def test_check_with_a_model_lacking_a_stage_is_a_one_line_error(tmp_path, monkeypatch, ladder):
-    full = S.load_model()
-    no_net = S.SkinModel(bits=full.bits, prob=full.prob, stage2=full.stage2)
-    monkeypatch.setattr(S, "load_model", lambda path=None: no_net)
+    # the models folder ($SKINIMG_MODELS) holds a colour model trained without the U-Net (--no-net)
+    import shutil
+
+    from skinimg.io import models_dir
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir(), models)
+    arrays = {k: v for k, v in load_npz(models / "skin_lut.npz").items() if not k.startswith("net_")}
+    np.savez(models / "skin_lut.npz", **arrays)
+    monkeypatch.setenv("SKINIMG_MODELS", str(models))
+    assert S.load_model().net is None and S.load_model().stage2 is not None
     write_png(tmp_path / "in" / "tan.png", ladder[3].image)
     with pytest.raises(SkinImgError, match="--check needs both"):
-        S.segment_paths([tmp_path / "in"], tmp_path / "out", check=True, workers=1)
+        SB.segment_paths([tmp_path / "in"], tmp_path / "out", check=True, workers=1)
     r = CliRunner().invoke(cli, ["segment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--check",
                                  "--workers", "1"])
     assert r.exit_code != 0 and "--check needs both" in r.output and "Traceback" not in r.output
     assert len([line for line in r.output.splitlines() if line.strip()]) == 1
     write_png(tmp_path / "truth" / "tan_mask.png", ladder[3].mask.astype(np.uint8) * 255)
     with pytest.raises(SkinImgError, match="--check needs both"):
-        S.evaluate_folders(tmp_path / "in", tmp_path / "truth", check=True)
+        SB.evaluate_folders(tmp_path / "in", tmp_path / "truth", check=True)
     # without --check the same model segments as before
-    assert S.segment_paths([tmp_path / "in"], tmp_path / "out", workers=1)["n_ok"] == 1
+    assert SB.segment_paths([tmp_path / "in"], tmp_path / "out", workers=1)["n_ok"] == 1
     # analyze --check: the same one-line error before any photo, nothing written
     r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "a"), "--check",
                                  "--no-maps", "--workers", "1"])
@@ -442,7 +455,7 @@ def test_check_agreement_at_reduced_working_resolution(ladder):
     # a 960 x 1280 photo is segmented on a 480 x 640 working copy: the agreement is the IoU there
     big = cv2.resize(ladder[3].image, (1280, 960), interpolation=cv2.INTER_CUBIC)
     r = S.segment_skin(big, check=True)
-    work = S._block_mean(big, 2)
+    work = SF._block_mean(big, 2)
     a = S.segment_skin(work).mask
     b = S.segment_skin(work, params=S.SegmentParams(stage2_model="net")).mask
     assert r.agreement == pytest.approx(_iou(a, b), abs=1e-12) and r.agreement > 0.85
@@ -567,7 +580,7 @@ def test_cli_eval_segment(tmp_path, ladder):
         assert t["n_images"] == 1 and t["f1"] == pytest.approx(row["f1"]) and t["iou"] == pytest.approx(row["iou"])
         assert t["worst_image"] == f"set/p{i}.png"
     tcols, trows = _read_csv(out / "eval_segment_tones.csv")
-    assert tcols == list(S.EVAL_TONE_COLUMNS) and [x["tone"] for x in trows] == ["very_light", "dark"]
+    assert tcols == list(SB.EVAL_TONE_COLUMNS) and [x["tone"] for x in trows] == ["very_light", "dark"]
     r = CliRunner().invoke(cli, ["eval-segment", "--images", str(images / "set"), "--masks", str(masks / "set")])
     assert r.exit_code == 0 and "overall (pooled)" in r.stdout and "p0.png" in r.stdout
     assert "by skin tone" in r.stdout and "very_light" in r.stdout
@@ -599,10 +612,10 @@ def test_second_stage_features_on_the_region_crop_equal_the_whole_photo():
     mask = np.zeros(rgb8.shape[:2], bool)
     mask[60:170, 90:220] = ph.mask[60:170, 90:220]
     core = cv2.erode(mask.view(np.uint8), np.ones((9, 9), np.uint8)).view(bool)
-    llr = S._logit(S._gauss(S.load_model().predict(rgb8), 1.0))
-    whole = S._pixel_features(rgb8, llr, None, mask, core)
-    box = S._bbox(mask, S._CROP_MARGIN)
-    crop = S._pixel_features(np.ascontiguousarray(rgb8[box]), np.ascontiguousarray(llr[box]), None,
+    llr = SF._logit(SF._gauss(S.load_model().predict(rgb8), 1.0))
+    whole = SFe._pixel_features(rgb8, llr, None, mask, core)
+    box = SF._bbox(mask, S2._CROP_MARGIN)
+    crop = SFe._pixel_features(np.ascontiguousarray(rgb8[box]), np.ascontiguousarray(llr[box]), None,
                              np.ascontiguousarray(mask[box]), np.ascontiguousarray(core[box]),
                              photo_pixels=mask.size)
     assert whole.shape == crop.shape and whole.shape[1] == len(S.FEATURE_NAMES)
@@ -615,7 +628,7 @@ def test_real_photo_with_hand_drawn_mask_model_beats_rules():
     0.17 (the colour box takes the orange suit and the flag).  Guards against silent regressions."""
     from skimage import data
 
-    from skinimg.synth import astronaut_skin_mask
+    from skinimg.phantom import astronaut_skin_mask
 
     rgb, truth = data.astronaut(), astronaut_skin_mask()
     assert truth.shape == rgb.shape[:2] and 0.02 < truth.mean() < 0.04
@@ -664,13 +677,13 @@ def test_guided_filter_matches_the_window_definition_and_keeps_linear_images():
 
 
 def test_work_factor_and_block_mean():
-    assert [S._work_factor(n * n * 100, 100) for n in range(1, 14)] == [1, 2, 3, 4, 6, 6, 8, 8, 12, 12, 12, 12, 16]
-    assert S._work_factor(3000 * 4000, 320_000) == 8 and S._work_factor(480 * 640, 320_000) == 1
+    assert [SF._work_factor(n * n * 100, 100) for n in range(1, 14)] == [1, 2, 3, 4, 6, 6, 8, 8, 12, 12, 12, 12, 16]
+    assert SF._work_factor(3000 * 4000, 320_000) == 8 and SF._work_factor(480 * 640, 320_000) == 1
     rng = np.random.default_rng(2)
     for k, steps in ((2, 1), (3, 1), (6, 2), (8, 3), (12, 3)):
         a = rng.integers(0, 256, size=(5 * k, 7 * k, 3), dtype=np.uint8)
         exact = a.reshape(5, k, 7, k, 3).mean(axis=(1, 3))
-        got = S._block_mean(a, k)
+        got = SF._block_mean(a, k)
         assert got.shape == (5, 7, 3) and got.dtype == np.uint8
         err = np.abs(got - exact)
         assert err.max() <= 0.5 * steps and err.mean() < 0.4  # each step rounds to the nearest level
@@ -699,11 +712,10 @@ def test_downscaled_second_stage_matches_full_resolution(ladder):
 
 
 def test_second_stage_choices_agree_everywhere():
-    from skinimg import analyze as A
-    from skinimg.pipeline import STAGES
+    from skinimg.batch import analyze as A
+    from skinimg.batch import STAGES
 
-    want = set(S.STAGE2_MODELS)
-    assert set(A.SECOND_STAGES) == want
+    want = set(S.SECOND_STAGES)
     assert set(STAGES["segment"].options["second_stage"].choices) == want
     assert set(STAGES["analyze"].options["second_stage"].choices) == want
     opt = next(p for p in cli.commands["segment"].params if p.name == "second_stage")
@@ -721,7 +733,7 @@ def test_second_stage_choices_agree_everywhere():
 
 
 def test_analyze_check_fills_the_flag_columns_without_changing_the_numbers(tmp_path, ladder):
-    from skinimg import analyze as A
+    from skinimg.batch import analyze as A
 
     write_png(tmp_path / "tan.png", ladder[3].image)
     plain, _ = A.analyze_image(tmp_path / "tan.png", maps=False)

@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from skinimg import store
+from skinimg.batch import store
 from skinimg.errors import SkinImgError
 
 COLS = ["image", "status", "value", "count", "note"]

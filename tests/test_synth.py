@@ -10,15 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from skinimg import colour as C
+from skinimg import color as C
+from skinimg.color import ita_category
 from skinimg.io import load_image, read_mask
-from skinimg.synth import (
+from skinimg.phantom import (
     ILLUMINANTS,
     LABELS,
     LADDER_TONES,
     PhantomSpec,
     illuminant_white,
-    ita_category,
     ita_degrees,
     plan_set,
     relative_pose,
@@ -88,7 +88,8 @@ def test_skin_linear_rgb_is_vectorised_and_table_matches():
     assert rgb.shape == (7, 9, 3) and rgb.dtype == np.float32
     assert skin_linear_rgb(mel[0, 0], hb[0, 0]).shape == (3,)
     np.testing.assert_allclose(skin_linear_rgb(mel[0, 0], hb[0, 0]), rgb[0, 0], rtol=1e-6)
-    from skinimg.synth import DEFAULT_OPTICS, _table_lookup
+    from skinimg.phantom import DEFAULT_OPTICS
+    from skinimg.phantom.optics import _table_lookup
 
     tab = _table_lookup(mel.astype(np.float32), hb.astype(np.float32), "D65", DEFAULT_OPTICS)
     assert np.max(np.abs(tab - rgb)) < 2e-4

@@ -1,13 +1,19 @@
-"""The convolutional second stage (skinimg.unet): the OpenCV runner against a plain NumPy reference, the
+"""The convolutional second stage (skinimg.segment.unet; training skinimg.train.network): the OpenCV runner against a plain NumPy reference, the
 reference against hand-computed operations, the ONNX wire format, weight checks and (with PyTorch) training."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from skinimg import segment as S
-from skinimg import unet as U
+from skinimg import train as T
+from skinimg.segment import filters as SF
+from skinimg.segment import stage2 as S2
+from skinimg.segment import unet as U
+from skinimg.train import network as N
 from skinimg.errors import SkinImgError
 
 
@@ -134,7 +140,7 @@ def test_shipped_model_has_a_network_selected_by_stage2_model():
     info = model.provenance["training"]["net"]
     assert info["weights"] == 81_181
     assert len(info["loss_per_epoch"]) == sum(e for e, _ in info["phases"])
-    from skinimg.synth import PhantomSpec, render_phantom
+    from skinimg.phantom import PhantomSpec, render_phantom
 
     ph = render_phantom(PhantomSpec(melanin=0.3, hemoglobin=0.03, seed=5, size=(240, 320),
                                     distractors=("hair", "lips", "clothing")))
@@ -145,9 +151,9 @@ def test_shipped_model_has_a_network_selected_by_stage2_model():
     assert S.evaluate_masks(net.mask, ph.mask)["f1"] >= 0.95
     # the network's veto is exactly "log-odds < 0" inside the region (then the specular / dark vetoes)
     p = model.predict(ph.image)
-    region, ps = S._region(p, S.SegmentParams())
+    region, ps = S.candidate_region(p, S.SegmentParams())
     z = model.net(U.net_input(ph.image, p, region))
-    box = S._bbox(region, S._NET_MARGIN)
+    box = SF._bbox(region, S2._NET_MARGIN)
     zc = model.net(U.net_input(ph.image[box], p[box], region[box]))
     expect = np.zeros_like(region)
     expect[box] = region[box] & (zc >= 0)
@@ -166,7 +172,7 @@ def test_tiny_crops_use_the_numpy_reference():
     p = rng.random((12, 40)).astype(np.float32)
     mask = np.zeros((12, 40), bool)
     mask[3:9, 5:30] = True
-    box, m, z = S._net_logit(rgb8, p, mask, model.net)
+    box, m, z = S2._net_logit(rgb8, p, mask, model.net)
     ref = U.forward_reference(U.net_input(rgb8[box], p[box], m), model.net.weights)
     np.testing.assert_allclose(z, ref[m], atol=1e-5)
 
@@ -203,12 +209,12 @@ def test_torch_training_is_reproducible_and_matches_the_runner():
     p8 = np.where(truth, 200, 40).astype(np.uint8)
     region = np.ones((n, h, w), bool)
     kw = dict(phases=((2, 3e-3), (1, 1e-3)), width=4, crop=(24, 32), threads=1)
-    w1, info = U.train_unet(image, p8, region, truth, **kw)
-    w2, _ = U.train_unet(image, p8, region, truth, **kw)
+    w1, info = N.train_unet(image, p8, region, truth, **kw)
+    w2, _ = N.train_unet(image, p8, region, truth, **kw)
     assert all(np.array_equal(w1[k], w2[k]) for k in w1)
     assert len(info["loss_per_epoch"]) == 3 and info["loss_per_epoch"][-1] < info["loss_per_epoch"][0]
-    net = U._torch_unet(4)
-    net.load_state_dict({f"{U._TORCH_NAMES[k[:-2]]}.{'weight' if k.endswith('_w') else 'bias'}": torch.from_numpy(v)
+    net = N._torch_unet(4)
+    net.load_state_dict({f"{N._TORCH_NAMES[k[:-2]]}.{'weight' if k.endswith('_w') else 'bias'}": torch.from_numpy(v)
                          for k, v in w1.items()})
     net.eval()
     x = U.net_input(image[0], p8[0] / 255.0, region[0])
@@ -223,8 +229,8 @@ def test_train_segmenter_with_network_is_reproducible(tmp_path, monkeypatch, syn
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     kw = dict(uci=uci, n_train_phantoms=3, n_test_phantoms=2, phantom_size=(64, 96), n_stage2_extra=1,
               n_net_phantoms=8, net_phases=((1, 1e-3),), workers=1)
-    p1 = S.train_segmenter(tmp_path / "a", **kw)
-    S.train_segmenter(tmp_path / "b", **kw)
+    p1 = T.train_segmenter(tmp_path / "a", **kw)
+    T.train_segmenter(tmp_path / "b", **kw)
     for name in ("skin_lut.npz", "skin_lut.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     m = S.load_model(tmp_path / "a" / "skin_lut.npz")
@@ -253,7 +259,7 @@ def test_cli_second_stage_option(tmp_path):
     from skinimg.cli import cli
     from skinimg.io import read_mask
 
-    photo = sorted((S._REPO / "sample_images" / "ladder").glob("*.jpg"))[0]
+    photo = sorted((Path(__file__).resolve().parents[1] / "sample_images" / "ladder").glob("*.jpg"))[0]
     masks = {}
     for stage in ("mlp", "net"):
         out = tmp_path / stage
@@ -291,5 +297,5 @@ def test_train_segmenter_without_torch_fails_at_once_with_one_line(monkeypatch, 
 
     monkeypatch.setattr(builtins, "__import__", no_torch)
     with pytest.raises(SkinImgError, match=r"skinimg\[train\]") as err:
-        S.train_segmenter(tmp_path / "m", uci=tmp_path / "missing.txt")
+        T.train_segmenter(tmp_path / "m", uci=tmp_path / "missing.txt")
     assert "\n" not in str(err.value) and not (tmp_path / "m").exists()

@@ -1,6 +1,6 @@
 """Generate ``skinimg/data/spectra.json`` (run once; the output is committed).
 
-The phantom generator (:mod:`skinimg.synth`) integrates reflectance spectra to
+The phantom generator (:mod:`skinimg.phantom`) integrates reflectance spectra to
 colour at run time without importing colour-science.  This script extracts,
 once, the tables it needs from colour-science (a test-only dependency) and
 resamples them to the wavelength grid of the model, 400-700 nm in 5 nm steps:

@@ -1,0 +1,5 @@
+"""``python -m skinimg``: the ``skinimg`` command."""
+
+from .cli import main
+
+main()

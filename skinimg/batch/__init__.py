@@ -1,0 +1,79 @@
+"""Files in, files out: the per-file loops of every command and the resumable pipeline engine of ``skinimg run``.
+
+The concept packages (:mod:`skinimg.calibrate`, :mod:`skinimg.segment`, :mod:`skinimg.indices`,
+:mod:`skinimg.session`) are pure functions on arrays; this package reads the photos, calls them,
+and writes rows, masks, maps and tables.
+
+Modules: ``analyze`` (:class:`AnalyzeParams`, :func:`analyze_image`, :func:`analyze_paths`), ``segment``
+(:func:`segment_paths`, :func:`evaluate_folders`), ``calibrate`` (:func:`calibrate_file`,
+:func:`calibrate_paths`), ``compare`` (:func:`compare_files`), ``series`` and ``track`` (:func:`track`),
+``pipeline`` (pipeline files and the stage registry), ``run`` (:func:`run_pipeline`), ``executors``
+(process pools, dask), ``store`` (SQLite / CSV / Parquet tables).
+"""
+
+from .analyze import ROW_COLUMNS, ROW_TYPES, TABLE, AnalyzeParams, analyze_image, analyze_paths, segment_photo, write_maps
+from .calibrate import CSV_COLUMNS, calibrate_file, calibrate_paths
+from .compare import MAP_FILES, compare_files
+from .executors import init_worker, limit_blas_threads, make_executor, map_jobs
+from .pipeline import (BATCH_STAGES, IMAGE_STAGES, STAGES, Option, Pipeline, Stage, check_available, load_pipeline,
+                       packaged_pipelines, parse_pipeline, resolve_pipeline)
+from .run import JOB_COLUMNS, TABLES, Plan, file_sha256, make_plan, process_image, run_pipeline
+from .segment import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SEGMENT_COLUMNS, evaluate_folders, segment_paths
+from .series import SessionImage, discover_series, read_manifest
+from .store import SQLITE_NAME, ResultStore, export_csv, export_parquet, infer_types, read_rows, upsert_rows
+from .track import SERIES_COLUMNS, track
+
+__all__ = [
+    "BATCH_STAGES",
+    "CSV_COLUMNS",
+    "EVAL_COLUMNS",
+    "EVAL_TONE_COLUMNS",
+    "IMAGE_STAGES",
+    "JOB_COLUMNS",
+    "MAP_FILES",
+    "ROW_COLUMNS",
+    "ROW_TYPES",
+    "SEGMENT_COLUMNS",
+    "SERIES_COLUMNS",
+    "SQLITE_NAME",
+    "STAGES",
+    "TABLE",
+    "TABLES",
+    "analyze_image",
+    "analyze_paths",
+    "AnalyzeParams",
+    "calibrate_file",
+    "calibrate_paths",
+    "check_available",
+    "compare_files",
+    "discover_series",
+    "evaluate_folders",
+    "export_csv",
+    "export_parquet",
+    "file_sha256",
+    "infer_types",
+    "init_worker",
+    "limit_blas_threads",
+    "load_pipeline",
+    "make_executor",
+    "make_plan",
+    "map_jobs",
+    "Option",
+    "packaged_pipelines",
+    "parse_pipeline",
+    "Pipeline",
+    "Plan",
+    "process_image",
+    "read_manifest",
+    "read_rows",
+    "resolve_pipeline",
+    "ResultStore",
+    "run_pipeline",
+    "segment_paths",
+    "segment_photo",
+    "SessionImage",
+    "Stage",
+    "track",
+    "upsert_rows",
+    "write_maps",
+]

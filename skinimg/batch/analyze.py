@@ -1,0 +1,441 @@
+"""``skinimg analyze``: per-image composition load -> (calibrate) -> segment -> indices -> row.
+
+:func:`analyze_image` is a pure-ish function of one file (it reads the file and
+returns a row and the maps; it writes nothing), so any executor can drive it.
+:func:`analyze_paths` discovers images, runs them (optionally in worker
+processes), writes the per-image maps and the tables, and returns a summary.
+
+Outputs of :func:`analyze_paths` under ``out``:
+
+``indices.csv``            one row per input image, sorted by ``image`` (:data:`ROW_COLUMNS`)
+``results.sqlite``         the same rows, table ``indices``, upserted by ``image``
+``indices.parquet``        the same rows, with ``formats`` containing ``"parquet"``
+``analyze.json``           parameters, their hash, skinimg version, counts
+``maps/<stem>_<index>.tif``  float32 map, NaN off skin (unless ``maps=False``)
+``maps/<stem>_<index>.png``  heatmap over the dimmed photo with a colour bar
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .. import __version__
+from ..calibrate import MODES as CALIBRATION_MODES
+from ..calibrate import calibrate_image, chart_mask
+from ..errors import SkinImgError
+from ..indices import (COLORMAPS, INDEX_NAMES, IndexParams, basis_digest, heatmap_background, load_basis, measure,
+                       render_heatmap, summary_columns)
+from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
+                  map_paths, reason_text, remove_stale_temp_files, write_json, write_png, write_tiff)
+from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, require_both_stages,
+                       segment_skin)
+from .executors import map_jobs
+from .store import SQLITE_NAME, export_csv, export_parquet, require_parquet, upsert_rows
+
+__all__ = [
+    "AnalyzeParams",
+    "ROW_COLUMNS",
+    "ROW_TYPES",
+    "TABLE",
+    "analyze_image",
+    "analyze_paths",
+    "segment_photo",
+    "write_maps",
+]
+
+log = logging.getLogger("skinimg.analyze")
+
+#: SQLite table of the rows.
+TABLE = "indices"
+#: Statuses of a row.
+STATUSES = ("ok", "no_skin", "error")
+
+_HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fraction", "skin_pixels",
+         "segment_method", "chromophore_method", "chromophore_branch_check", "saturated_fraction", "calibration",
+         "calibration_delta_e"]
+_TAIL = ["params_hash", "skinimg_version"]
+#: The segmentation's flag (``AnalyzeParams.check`` or ``second_stage="both"``; empty otherwise), added last.
+_FLAG = ["stage_agreement", "mask_check"]
+#: Every column of ``indices.csv`` / table ``indices``, in order.
+ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG)
+#: SQL type of every column.
+ROW_TYPES = {c: "REAL" for c in ROW_COLUMNS}
+ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method",
+                                      "chromophore_branch_check", "calibration",
+                                      "ita_category", "params_hash", "skinimg_version", "mask_check")})
+ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count")})
+
+
+@dataclass(frozen=True)
+class AnalyzeParams:
+    """Parameters of one analyze run (recorded in ``analyze.json``; hashed into ``params_hash``).
+
+    Attributes
+    ----------
+    segment_method : {"model", "rules"}
+        Passed to :func:`skinimg.segment.segment_skin`.
+    max_pixels : int or None
+        Images declaring more pixels are refused before decoding.
+    indices : IndexParams
+        Parameters of the indices and area measures.
+    calibration : {"none", "auto", "chart"}
+        Colour calibration between loading and segmentation
+        (:func:`skinimg.calibrate.calibrate_image`): ``"none"`` (default) uses the
+        photo as it is; ``"auto"`` corrects with a ColorChecker when one is in the
+        frame, otherwise with ``white`` or the gray-world fallback on non-skin pixels;
+        ``"chart"`` requires a chart (a photo without one is an error row).  The
+        chart's own pixels are always removed from the skin mask, and the
+        correction is saved as ``calibration/<stem>.json`` beside the results.
+    white : (x, y, w, h) or None
+        A white/gray reference region for ``calibration="auto"`` without a chart.
+    heatmap_max_side : int
+        Longer side of the PNG heatmaps (the TIFF maps are always full resolution).
+    second_stage : {"mlp", "net", "both"}
+        Second stage of the ``"model"`` segmentation (:attr:`skinimg.segment.SegmentParams.stage2_model`):
+        ``"both"`` is the most accurate on held-out phantoms and 10-20 ms slower per 12 MP photo.  Hashed only
+        when it is not the default, so the default's ``params_hash`` is unchanged.
+    check : bool
+        Also run the other second stage and fill the columns ``stage_agreement`` and ``mask_check``
+        (``skinimg segment --check``; free with ``second_stage="both"``).  Does not change the mask or the
+        numbers, so it is not hashed.
+    """
+
+    segment_method: str = "model"
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    indices: IndexParams = field(default_factory=IndexParams)
+    calibration: str = "none"
+    white: tuple | None = None
+    heatmap_max_side: int = 2048
+    second_stage: str = "mlp"
+    check: bool = False
+
+    def __post_init__(self):
+        if self.calibration is None:
+            object.__setattr__(self, "calibration", "none")
+        if self.calibration not in CALIBRATION_MODES:
+            raise SkinImgError(f"unknown calibration {self.calibration!r} (use 'auto', 'chart' or 'none')")
+        if self.white is not None:
+            object.__setattr__(self, "white", tuple(int(v) for v in self.white))
+        check_method(self.segment_method)
+        check_second_stage(self.second_stage)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Short SHA-256 of everything that changes the numbers (not output-only settings)."""
+        d = self.to_dict()
+        d.pop("heatmap_max_side")
+        d.pop("max_pixels")
+        d.pop("check")
+        if d["second_stage"] == "mlp":  # the default: hashes as before the option existed
+            d.pop("second_stage")
+        h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
+        h.update(self.indices.hash().encode())
+        h.update(__version__.encode())
+        return h.hexdigest()[:12]
+
+
+def segment_photo(rgb: np.ndarray, params: AnalyzeParams, *, check: bool = False) -> SegmentResult:
+    """The skin mask analyze measures on: :func:`skinimg.segment.segment_skin` with ``params``' segmentation method
+    and second stage (``check`` only for ``method="model"``).  Also the segment stage of :func:`run_pipeline` and
+    the skin excluded by the calibration fallbacks."""
+    return segment_skin(rgb, method=params.segment_method, params=SegmentParams(stage2_model=params.second_stage),
+                        check=check and params.segment_method == "model")
+
+
+def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
+    """Colour calibration between loading and segmentation: ``(rgb, Correction or None)``.
+
+    The gray-world fallback must not look at skin, so the raw photo is segmented
+    first and its skin mask is excluded from the fallback's statistics.
+    """
+    if params.calibration == "none":
+        return rgb, None
+    raw_skin = np.asarray(segment_photo(rgb, params).mask, dtype=bool)
+    return calibrate_image(rgb, mode=params.calibration, white=params.white, skin_mask=raw_skin)
+
+
+def _float_or_nan(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> dict:
+    row = {c: float("nan") for c in ROW_COLUMNS}
+    row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None, mask_check=None,
+               skin_pixels=None, brown_spot_count=None, segment_method=None, chromophore_method=None,
+               chromophore_branch_check=None,
+               calibration=None,
+               ita_category="unknown", params_hash=params_hash, skinimg_version=__version__)
+    return row
+
+
+def _as_item(item_or_path) -> InputImage:
+    if isinstance(item_or_path, InputImage):
+        return item_or_path
+    p = Path(item_or_path)
+    return InputImage(path=p, relpath=p.name)
+
+
+def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str, correction: list | None = None):
+    """(row, maps or None, rgb or None); SkinImgError becomes a status=error row.
+
+    ``correction``, when a list, receives the colour correction used (for the caller to save).
+    """
+    try:
+        rgb, meta = load_image(item.path, max_pixels=params.max_pixels, label=item.relpath)
+        rgb, corr = _calibrate(rgb, params)
+        seg = segment_photo(rgb, params, check=params.check)
+    except SkinImgError as exc:
+        return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
+    mask = np.asarray(seg.mask, dtype=bool)
+    if corr is not None:
+        corr.image = item.relpath
+        if correction is not None:
+            correction.append(corr)
+        if corr.corners is not None:
+            mask = mask & ~chart_mask(mask.shape, corr)
+    return _measure_row(item, rgb, meta, mask, seg.method, params, want_maps, params_hash, corr=corr, seg=seg)
+
+
+def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
+                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None):
+    """The analyze step after loading and segmentation (shared with :mod:`skinimg.batch`).
+
+    ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
+    the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None), ``seg`` the
+    :class:`~skinimg.segment.SegmentResult` (its ``flag_columns`` fill ``stage_agreement`` and ``mask_check``).
+    Returns (row, maps or None, rgb or None) like :func:`_analyze`.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    n_skin = int(np.count_nonzero(mask))
+    base = {
+        "image": item.relpath,
+        "width": meta.width,
+        "height": meta.height,
+        "bit_depth": meta.bit_depth,
+        "skin_fraction": n_skin / float(mask.size),
+        "skin_pixels": n_skin,
+        "segment_method": segment_method,
+        "calibration": corr.kind if corr is not None else "none",
+        "calibration_delta_e": _float_or_nan(corr.delta_e_after.get("mean") if corr is not None else None),
+        "params_hash": params_hash,
+        "skinimg_version": __version__,
+    }
+    flags = seg.flag_columns
+    base.update(stage_agreement=_float_or_nan(flags["stage_agreement"]), mask_check=flags["mask_check"])
+    if n_skin < params.indices.min_skin_pixels:
+        row = _empty_row(item.relpath, "no_skin", f"no skin found ({n_skin} skin pixels)", params_hash)
+        row.update(base)
+        return row, None, None
+    try:
+        stats, maps = measure(rgb, mask, params=params.indices, return_maps=want_maps)
+    except SkinImgError as exc:
+        return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
+    row = {c: float("nan") for c in ROW_COLUMNS}
+    row.update(base)
+    row.update(stats)
+    row["status"] = "ok"
+    row["error"] = None
+    return row, maps, (rgb if want_maps else None)
+
+
+def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bool = True) -> tuple[dict, dict | None]:
+    """Analyze one photograph: load -> (calibrate) -> segment -> indices -> row.
+
+    Parameters
+    ----------
+    item_or_path : InputImage or path-like
+        An :class:`~skinimg.io.InputImage` (its ``relpath`` names the row) or a path
+        (named by its file name).
+    params : AnalyzeParams, optional
+    maps : bool
+        Also return the per-pixel maps.
+
+    Returns
+    -------
+    row : dict
+        Every column of :data:`ROW_COLUMNS`.  ``status`` is ``"ok"``, ``"no_skin"``
+        (fewer than ``params.indices.min_skin_pixels`` skin pixels) or ``"error"``
+        (unreadable / refused file; ``error`` holds the reason).  Never raises
+        :class:`SkinImgError` for a bad file.
+    maps : dict name -> float32 (H, W) map, NaN off skin, or None (not requested / not ok)
+    """
+    params = params or AnalyzeParams()
+    row, m, _ = _analyze(_as_item(item_or_path), params, maps, params.hash())
+    return row, m
+
+
+def write_maps(out: str | os.PathLike, stem: str, rgb: np.ndarray, maps: dict, params: AnalyzeParams) -> None:
+    """``maps/<stem>_<index>.tif`` (float32, NaN off skin) and ``.png`` (heatmap over the dimmed photo) of every index
+    (:func:`skinimg.io.map_paths`); the photo and mask are resized once for the eight heatmaps."""
+    bg = heatmap_background(rgb, np.isfinite(maps[INDEX_NAMES[0]]), max_side=params.heatmap_max_side)
+    for name in INDEX_NAMES:
+        tif, png = map_paths(out, stem, name)
+        write_tiff(tif, maps[name])
+        overlay = render_heatmap(rgb, maps[name], title=name, colormap=COLORMAPS.get(name, cv2.COLORMAP_VIRIDIS),
+                                 max_side=params.heatmap_max_side, background=bg)
+        write_png(png, overlay, compression=1)  # a viewing aid: speed over the last 20 % of size
+
+
+class _OutputFailure(Exception):
+    """An output could not be written (full disk, read-only folder): fatal for the run, not the photo's fault."""
+
+
+def _write(fn, *args):
+    """Call the writer ``fn(*args)``: a file name too long is this photo's error (:class:`SkinImgError`, a row);
+    anything else (full disk, read-only folder) is an :class:`_OutputFailure` that stops the run."""
+    try:
+        return fn(*args)
+    except SkinImgError as exc:
+        if getattr(exc, "errno", None) == errno.ENAMETOOLONG:  # this photo's name, not the disk
+            raise SkinImgError("cannot write its outputs: file name too long") from None
+        raise _OutputFailure(str(exc)) from None
+
+
+def _internal_error(item: InputImage, exc: BaseException) -> str:
+    """The reason of a row for an unexpected exception (a bug or an exotic file must not stop the batch)."""
+    log.debug("internal error on %s", item.relpath, exc_info=True)
+    reason = reason_text(exc, item.path).replace(os.fspath(Path(item.path).parent), ".")
+    return f"internal error: {type(exc).__name__}: {reason}"
+
+
+def _run_one(job) -> dict:
+    """Worker: analyze one image, write its maps, return its row.
+
+    A bad input never raises (it is a status=error row); an output that cannot be
+    written raises :class:`SkinImgError` (the run stops: disk full, read-only folder).
+    """
+    item, params, out, want_maps, params_hash = job
+    try:
+        corrections: list = []
+        row, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections)
+        if corrections:
+            _write(write_json, calibration_path(out, item.stem_rel), corrections[0].to_dict())
+        if want_maps and maps is not None:
+            _write(write_maps, out, item.stem_rel, rgb, maps, params)
+        return row
+    except _OutputFailure as exc:
+        raise SkinImgError(str(exc)) from None
+    except SkinImgError as exc:
+        return _empty_row(item.relpath, "error", exc.reason, params_hash)
+    except MemoryError:
+        return _empty_row(item.relpath, "error", "out of memory (try --max-pixels or fewer --workers)", params_hash)
+    except Exception as exc:  # a bug or an exotic file must not stop the batch; the row says what happened
+        return _empty_row(item.relpath, "error", _internal_error(item, exc), params_hash)
+
+
+def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -> list[InputImage]:
+    """:func:`skinimg.io.discover_images`; none found is a one-line error naming the inputs."""
+    items = discover_images(paths, exclude=exclude)
+    if not items:
+        raise SkinImgError("no image files found", " ".join(os.fspath(p) for p in paths))
+    return items
+
+
+def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
+                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",),
+                  exclude: Sequence[str] = ()) -> dict:
+    """Analyze every image under ``paths`` and write the results under ``out``.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files and folders (scanned recursively, :func:`skinimg.io.discover_images`).
+    out : path-like
+        Output folder (created).
+    params : AnalyzeParams, optional
+    workers : int, optional
+        Worker processes (default: CPU count); 1 runs in this process.  Output is
+        identical whatever the number of workers.
+    maps : bool
+        Write ``maps/<stem>_<index>.tif`` and ``.png`` for every ``ok`` image.
+    formats : iterable of {"csv", "parquet"}
+        ``indices.csv`` and ``results.sqlite`` are always written; ``"parquet"`` adds
+        ``indices.parquet``.
+    exclude : sequence of str
+        Shell-style patterns of relative names to skip in folders (e.g. ``"truth/*"``),
+        see :func:`skinimg.io.discover_images`.
+
+    Returns
+    -------
+    dict
+        ``rows`` (sorted by image), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error``,
+        ``outputs`` (paths written), ``params_hash``, ``elapsed_s``.
+
+    Raises
+    ------
+    SkinImgError
+        No image found, an input path missing, output not writable, Parquet
+        requested without pyarrow, or ``check`` with a colour model lacking one of its two
+        second stages (checked before any image is processed).
+    """
+    t0 = time.perf_counter()
+    params = params or AnalyzeParams()
+    formats = set(formats)
+    unknown = formats - {"csv", "parquet"}
+    if unknown:
+        raise SkinImgError(f"unknown output format(s) {', '.join(sorted(unknown))} (use csv or parquet)")
+    if "parquet" in formats:
+        require_parquet()
+    if params.check and params.segment_method == "model":  # a colour model without both second stages: one line
+        require_both_stages(load_model(), True)
+    items = _discover(paths, exclude)
+    params_hash = params.hash()  # also loads the basis: a missing basis fails before any work
+    out = make_output_folder(out)  # and removes the temporary files of a killed run
+    jobs = [(item, params, os.fspath(out), maps, params_hash) for item in items]
+    rows = map_jobs(_run_one, jobs, workers)
+    for r in rows:
+        log.info("%s: %s%s", r["image"], r["status"], f" ({r['error']})" if r.get("error") else "")
+    rows.sort(key=lambda r: r["image"])
+    outputs = [export_csv(out / "indices.csv", rows, ROW_COLUMNS)]
+    upsert_rows(out / SQLITE_NAME, TABLE, rows, ROW_COLUMNS, key="image", types=ROW_TYPES)
+    outputs.append(out / SQLITE_NAME)
+    if "parquet" in formats:
+        outputs.append(export_parquet(out / "indices.parquet", rows, ROW_COLUMNS, types=ROW_TYPES))
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    basis = load_basis(params.indices.basis_path)
+    meta = {
+        "command": "analyze",
+        "skinimg_version": __version__,
+        "params": params.to_dict(),
+        "params_hash": params_hash,
+        "chromophore_basis": {
+            "path": os.fspath(params.indices.basis_path) if params.indices.basis_path else "models/chromophore_basis.json",
+            "sha256": basis_digest(params.indices.basis_path),
+            "nonlinear_model": basis.model is not None,
+            "provenance": basis.provenance,
+        },
+        "inputs": [os.fspath(p) for p in paths],
+        "n_images": len(rows),
+        "n_ok": counts["ok"],
+        "n_no_skin": counts["no_skin"],
+        "n_error": counts["error"],
+        "maps": bool(maps),
+        "formats": sorted(formats | {"csv", "sqlite"}),
+        "columns": list(ROW_COLUMNS),
+    }
+    outputs.append(write_json(out / "analyze.json", meta))
+    remove_stale_temp_files(out)  # of workers of a killed run that were still dying when this run started
+    return {
+        "rows": rows,
+        "n_images": len(rows),
+        "n_ok": counts["ok"],
+        "n_no_skin": counts["no_skin"],
+        "n_error": counts["error"],
+        "n_check": sum(r.get("mask_check") == "check" for r in rows),
+        "outputs": [Path(p) for p in outputs],
+        "params_hash": params_hash,
+        "elapsed_s": time.perf_counter() - t0,
+    }

@@ -1,0 +1,537 @@
+"""Batch engine of ``skinimg run``: a pipeline over many photos, parallel and resumable.
+
+:func:`run_pipeline` streams the photos found under the inputs through the per-image
+stages of a :class:`~skinimg.batch.Pipeline` (calibrate -> segment -> analyze, the
+same library functions as ``skinimg calibrate`` / ``segment`` / ``analyze``), on a local
+process pool or on a ``dask.distributed`` cluster, then runs the per-batch stages
+(track, report, regress) once.
+
+Design
+------
+Streaming
+    Photos are discovered as paths (no pixels), hashed and submitted one by one with at
+    most ``2 x slots`` jobs in flight; a worker returns only the rows of its photo, so
+    the parent's memory does not grow with the batch.
+Resumable
+    Each photo's result is keyed by the SHA-256 of the file's bytes and :attr:`Plan.job_hash`
+    (every option of the per-image stages, the analyze parameter hash, the chromophore
+    basis digest and the skinimg version).  Table ``jobs`` of ``results.sqlite`` records the
+    key of every finished photo; a rerun skips a photo whose key is unchanged and whose
+    status is ``ok`` or ``no_skin`` (an ``error`` is retried).  A changed photo or a changed
+    option is recomputed and its rows replaced.
+Crash safe
+    The parent is the only writer of ``results.sqlite`` (WAL journal) and commits one
+    transaction per photo (its row in every stage table and its ``jobs`` record), after
+    the worker has written the photo's files (atomic renames).  After ``kill -9`` at any
+    moment, a rerun removes the temporary files of the killed processes
+    (:func:`skinimg.io.remove_stale_temp_files`), redoes the uncommitted photos and gives
+    the same tables, with no partial file and no duplicate row (rows are keyed by image).
+Exports
+    ``indices.csv`` / ``calibrate.csv`` / ``segment.csv`` (and ``.parquet``) are written
+    from SQLite at the end, sorted by image, for the photos of this run's inputs (rows of
+    photos no longer in the inputs are deleted).
+
+Outputs under ``out``
+---------------------
+``results.sqlite``                tables ``indices``, ``calibrate``, ``segment`` (per stage) and ``jobs``
+``indices.csv``                   analyze rows (:data:`skinimg.batch.ROW_COLUMNS`)
+``calibrate.csv``                 calibrate rows (:data:`skinimg.batch.CSV_COLUMNS`)
+``segment.csv``                   ``image, status, error, skin_fraction, method, stage_agreement, mask_check``
+``*.parquet``                     the same tables with ``formats = ["csv", "parquet"]``
+``maps/``, ``masks/``, ``calibration/``, ``calibrated/``   per-image files of the stages
+``report/``                       the HTML report (report stage)
+``run.json``                      the run manifest (:func:`run_pipeline`)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..calibrate import CalibrationParams, calibrate_image, chart_mask
+from ..errors import SkinImgError
+from ..indices import IndexParams, basis_digest
+from ..io import (InputImage, calibrated_path, calibration_path, load_image, make_output_folder,
+                  mask_path, remove_stale_temp_files, safe_output_path, write_json, write_png)
+from ..report import ReportParams, build_report, parse_tolerance, regress
+from ..session import CompareParams
+from .analyze import (ROW_COLUMNS, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error, _measure_row,
+                      _OutputFailure, _write, segment_photo, write_maps)
+from .calibrate import CSV_COLUMNS
+from .executors import make_executor, result_of
+from .pipeline import Pipeline, check_available, load_pipeline
+from .segment import SEGMENT_COLUMNS
+from .store import SQLITE_NAME, ResultStore, export_csv, export_parquet, require_parquet
+from .track import track
+
+__all__ = ["Plan", "make_plan", "process_image", "run_pipeline", "file_sha256", "JOB_COLUMNS", "TABLES"]
+
+log = logging.getLogger("skinimg.batch")
+
+#: Columns of table ``jobs``: one record per finished photo (the resume key).
+JOB_COLUMNS = ("image", "input_sha256", "job_hash", "status", "error")
+
+
+#: stage -> (SQLite table, export file stem, columns, SQL types)
+def _table_spec(stage: str):
+    if stage == "analyze":
+        return "indices", "indices", ROW_COLUMNS, ROW_TYPES
+    if stage == "calibrate":
+        return "calibrate", "calibrate", CSV_COLUMNS, {c: ("TEXT" if c in ("image", "status", "error", "kind", "method")
+                                                           else "REAL") for c in CSV_COLUMNS}
+    if stage == "segment":
+        return "segment", "segment", SEGMENT_COLUMNS, {"image": "TEXT", "status": "TEXT", "error": "TEXT",
+                                                       "skin_fraction": "REAL", "method": "TEXT",
+                                                       "stage_agreement": "REAL", "mask_check": "TEXT"}
+    raise KeyError(stage)
+
+
+TABLES = ("calibrate", "segment", "analyze")
+_JOB_TYPES = {c: "TEXT" for c in JOB_COLUMNS}
+
+
+# ----------------------------------------------------------------------------- plan (what a worker needs)
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker needs to process one photo (picklable, no open files).
+
+    Attributes
+    ----------
+    stages : tuple of str
+        Per-image stages in order (subset of calibrate, segment, analyze).
+    options : dict stage -> dict
+        Resolved options of those stages (:meth:`Pipeline.resolved`).
+    analyze : AnalyzeParams
+        Parameters of the analyze step (segment method, max pixels, index parameters).
+    row_hash : str
+        ``params_hash`` column of the indices rows: :meth:`AnalyzeParams.hash`, combined
+        with the calibrate options when the pipeline calibrates.
+    job_hash : str
+        Hash of every per-image option (the resume key, with the input's SHA-256).
+    """
+
+    stages: tuple
+    options: dict
+    analyze: object
+    row_hash: str
+    job_hash: str
+
+    @property
+    def max_pixels(self) -> int | None:
+        return self.analyze.max_pixels
+
+    def to_dict(self) -> dict:
+        return {"stages": list(self.stages), "options": self.options, "analyze": self.analyze.to_dict(),
+                "row_hash": self.row_hash, "job_hash": self.job_hash}
+
+
+def make_plan(pipeline: Pipeline) -> Plan:
+    """The worker plan of a pipeline's per-image stages (loads the chromophore basis once)."""
+    stages = pipeline.image_stages()
+    opts = {s: dict(pipeline.options[s]) for s in stages}
+    a = pipeline.options.get("analyze", {})
+    seg_method = opts["segment"]["method"] if "segment" in opts else a.get("method", "model")
+    second = opts["segment"]["second_stage"] if "segment" in opts else a.get("second_stage", "mlp")
+    check = opts["segment"]["check"] if "segment" in opts else a.get("check", False)
+    aparams = AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels, second_stage=second,
+                            check=bool(check),
+                            indices=IndexParams(chromophore_method=a.get("chromophores", "basis"),
+                                                branch=a.get("branch", "auto")))
+    ahash = aparams.hash()
+    row_hash = ahash
+    if "calibrate" in opts:
+        numeric = {k: v for k, v in opts["calibrate"].items() if k != "write_images"}
+        row_hash = hashlib.sha256(json.dumps([ahash, numeric], sort_keys=True).encode()).hexdigest()[:12]
+    key = {"stages": list(stages), "options": opts, "analyze": aparams.to_dict(), "analyze_hash": ahash,
+           "basis": basis_digest(aparams.indices.basis_path) if "analyze" in opts else None,
+           "version": __version__}
+    job_hash = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Plan(stages=stages, options=opts, analyze=aparams, row_hash=row_hash, job_hash=job_hash)
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+def _error_row(stage: str, image: str, reason: str, plan: Plan) -> dict:
+    if stage == "analyze":
+        return _empty_row(image, "error", reason, plan.row_hash)
+    _, _, cols, _ = _table_spec(stage)
+    row = {c: None for c in cols}
+    row.update(image=image, status="error", error=reason)
+    return row
+
+
+def _calibrate_stage(rgb: np.ndarray, item: InputImage, plan: Plan, out: Path, tables: dict):
+    """The calibrate stage: (corrected photo, correction, chart pixels to exclude from skin or None)."""
+    o = plan.options["calibrate"]
+    cparams = CalibrationParams(chart=o["chart"], method=o["method"], fallback=o["fallback"])
+    raw_skin = None
+    if not o["require_chart"] and o["fallback"] != "none":  # gray world / white patch must not look at skin
+        raw_skin = np.asarray(segment_photo(rgb, plan.analyze).mask, dtype=bool)
+    rgb, corr = calibrate_image(rgb, mode="auto", require_chart=o["require_chart"], params=cparams,
+                                skin_mask=raw_skin)
+    corr.image = item.relpath
+    corr.image_size = [int(rgb.shape[1]), int(rgb.shape[0])]
+    _write(write_json, calibration_path(out, item.stem_rel), corr.to_dict())
+    if o["write_images"]:
+        _write(write_png, calibrated_path(out, item.stem_rel), rgb)
+    row = {k: None for k in CSV_COLUMNS}
+    row.update(image=item.relpath, status="ok", error="", kind=corr.kind, method=corr.method,
+               delta_e_before_mean=corr.delta_e_before["mean"], delta_e_before_max=corr.delta_e_before["max"],
+               delta_e_after_mean=corr.delta_e_after["mean"], delta_e_after_max=corr.delta_e_after["max"])
+    tables["calibrate"] = row
+    exclude = chart_mask(rgb.shape, corr) if o["exclude_chart"] and corr.kind == "chart" else None
+    return rgb, corr, exclude
+
+
+def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
+    rgb, meta = load_image(item.path, max_pixels=plan.max_pixels, label=item.relpath)
+    exclude = corr = seg = mask = None
+    if "calibrate" in plan.stages:
+        rgb, corr, exclude = _calibrate_stage(rgb, item, plan, out, tables)
+    if "segment" in plan.stages or "analyze" in plan.stages:  # the segment stage's options are plan.analyze's
+        seg = segment_photo(rgb, plan.analyze, check=plan.analyze.check)
+        mask = np.asarray(seg.mask, dtype=bool)
+        if exclude is not None:
+            mask &= ~exclude
+    if "segment" in plan.stages:
+        if plan.options["segment"]["write_masks"]:
+            _write(write_png, mask_path(out, item.stem_rel), mask.astype(np.uint8) * 255)
+        n = int(np.count_nonzero(mask))
+        status = "ok" if n >= plan.analyze.indices.min_skin_pixels else "no_skin"
+        tables["segment"] = {"image": item.relpath, "status": status,
+                             "error": None if status == "ok" else f"no skin found ({n} skin pixels)",
+                             "skin_fraction": n / float(mask.size), "method": seg.method, **seg.flag_columns}
+    if "analyze" in plan.stages:
+        want_maps = bool(plan.options["analyze"]["maps"])
+        row, maps, rgb_out = _measure_row(item, rgb, meta, mask, seg.method, plan.analyze, want_maps, plan.row_hash,
+                                          corr=corr, seg=seg)
+        if want_maps and maps is not None:
+            _write(write_maps, out, item.stem_rel, rgb_out, maps, plan.analyze)
+        tables["analyze"] = row
+
+
+def process_image(item: InputImage, plan: Plan, out: str | os.PathLike) -> dict:
+    """Run the per-image stages of ``plan`` on one photo and write its files under ``out``.
+
+    Parameters
+    ----------
+    item : InputImage
+        The photo (``relpath`` names its rows, ``stem_rel`` its files).
+    plan : Plan
+    out : path-like
+        Output root (per-image files: ``calibration/``, ``calibrated/``, ``masks/``, ``maps/``).
+
+    Returns
+    -------
+    dict
+        ``image``; ``status`` ``"ok"``, ``"no_skin"`` or ``"error"``; ``error`` (reason or None);
+        ``tables``: stage -> row (every per-image stage of the plan has a row; after a failure
+        the remaining stages get ``status=error`` rows with the reason).  A bad photo never
+        raises.
+
+    Raises
+    ------
+    SkinImgError
+        When an output cannot be written (full disk, read-only folder): the run stops.
+    """
+    out = Path(out)
+    tables: dict[str, dict] = {}
+    reason = None
+    try:
+        _process(item, plan, out, tables)
+    except _OutputFailure as exc:
+        raise SkinImgError(str(exc)) from None
+    except SkinImgError as exc:
+        reason = exc.reason
+    except MemoryError:
+        reason = "out of memory (try a smaller pipeline.max_pixels or fewer --workers)"
+    except Exception as exc:  # a bug or an exotic file must not stop the batch; the row says what happened
+        reason = _internal_error(item, exc)
+    if reason is not None:
+        for s in plan.stages:
+            if s not in tables:
+                tables[s] = _error_row(s, item.relpath, reason, plan)
+    status, error = "ok", None
+    for s in plan.stages:
+        r = tables[s]
+        if r["status"] == "error":
+            status, error = "error", r["error"]
+            break
+        if r["status"] == "no_skin" and status == "ok":
+            status, error = "no_skin", r["error"]
+    return {"image": item.relpath, "status": status, "error": error, "tables": tables}
+
+
+def _run_job(job) -> dict:
+    item, plan, out = job
+    return process_image(item, plan, out)
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    for dist in ("numpy", "opencv-python-headless", "opencv-python", "scikit-image", "scikit-learn", "pillow",
+                 "click", "pyarrow", "matplotlib", "dask", "distributed", "tomli"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _outcome(res: dict) -> str:
+    return "failed" if res["status"] != "ok" else "processed"
+
+def _check_batch_stages(pipeline: Pipeline) -> None:
+    """Problems a batch stage would hit at the end, found before any work."""
+    if "regress" in pipeline.stages:
+        exp = Path(pipeline.options["regress"]["expected"])
+        if not exp.is_file():
+            raise SkinImgError("regress: expected file not found (regress.expected is relative to the current "
+                               "folder; create it with `skinimg regress --update`)", os.fspath(exp))
+    if "report" in pipeline.stages:
+        safe_output_path(".", pipeline.options["report"]["out"], what="report.out")
+        if pipeline.options["report"]["salt"] is not None and not pipeline.options["report"]["anonymize"]:
+            raise SkinImgError("report.salt only makes sense with report.anonymize = true", pipeline.source)
+    if "parquet" in pipeline.formats:
+        require_parquet(pipeline.source)
+
+
+def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path) -> dict:
+    o = pipeline.options[stage]
+    root = Path(inputs[0]) if len(inputs) == 1 else None
+    if root is not None and not root.is_dir():
+        root = root.parent
+    if stage == "track":
+        if root is None:
+            raise SkinImgError("stage 'track' needs one INPUT folder (the study root)")
+        if o["root"]:
+            root = root / o["root"]
+        manifest = o["manifest"]
+        if manifest and not Path(manifest).is_absolute():
+            manifest = root / manifest
+        # the pairs are segmented as the per-image stages segment (method and second stage)
+        seg = pipeline.options.get("segment") if "segment" in pipeline.stages else None
+        ana = pipeline.options.get("analyze", {})
+        params = CompareParams(
+            segment_method=(seg or ana).get("method", "model"),
+            second_stage=(seg or ana).get("second_stage", "mlp"))
+        res = track(root, out, manifest=manifest or None, params=params)
+        return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],
+                "failed": [{"pair": p, "error": e} for p, e in res["failed"]], "notes": list(res["notes"])}
+    if stage == "report":
+        dest = safe_output_path(out, o["out"], what="report.out")
+        res = build_report(out, dest, params=ReportParams(title=o["title"], anonymize=o["anonymize"], salt=o["salt"],
+                                                          images=None if root is None else os.fspath(root)))
+        return {"stage": "report", "index": os.fspath(res["index"]), "warnings": len(res["warnings"])}
+    if stage == "regress":
+        tol = dict(parse_tolerance(f"{k}={v}") for k, v in o["tolerances"].items())
+        res = regress(o["expected"], out, tolerances=tol)
+        return {"stage": "regress", "ok": bool(res.ok), "drifts": len(res.drifts), "result": res}
+    raise KeyError(stage)  # pragma: no cover
+
+
+def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | os.PathLike] | str | os.PathLike,
+                 out: str | os.PathLike, *, workers: int | None = None, executor: str = "local",
+                 scheduler: str | None = None, progress: Callable[[dict], None] | None = None) -> dict:
+    """Run a pipeline over every photo under ``inputs``, resumably, writing under ``out``.
+
+    Parameters
+    ----------
+    pipeline : Pipeline, or a path / shipped name (:func:`skinimg.batch.load_pipeline`)
+    inputs : path-like or sequence of path-like
+        Files and folders (scanned recursively, :func:`skinimg.io.discover_images`).
+    out : path-like
+        Output folder (created); an earlier run's results there are reused.
+    workers : int, optional
+        Local executor: worker processes (default: CPU count; 1 runs in this process).
+        Dask without ``scheduler``: workers of the LocalCluster.  Ignored with a scheduler.
+    executor : {"local", "dask"}
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``); workers must see the
+        input and output folders at the same paths.
+    progress : callable, optional
+        Called with a dict per event: ``{"event": "start", "total": n}``, then
+        ``{"event": "image", "image", "outcome": "processed"|"skipped"|"failed", "status",
+        "error"}`` per photo, ``{"event": "stage", "stage": name}`` before a batch stage.
+
+    Returns
+    -------
+    dict
+        ``n_images``; ``processed`` / ``skipped`` (counts of this run); ``failed``: list of
+        ``(image, status, reason)`` of every photo whose result is ``error`` or ``no_skin``
+        (computed now or earlier); ``stages``: results of the batch stages (``regress``
+        has ``ok`` and the :class:`~skinimg.report.RegressResult`); ``outputs``;
+        ``run_json``; ``elapsed_s``.
+
+    Raises
+    ------
+    SkinImgError
+        Invalid pipeline, a stage not available, no photo found, an output not writable,
+        a batch stage failing (checked as early as possible, before any photo is processed).
+    """
+    t0 = time.perf_counter()
+    started = _now()
+    if not isinstance(pipeline, Pipeline):
+        pipeline = load_pipeline(pipeline)
+    check_available(pipeline)
+    _check_batch_stages(pipeline)
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = list(inputs)
+    items = _discover(inputs, pipeline.exclude)
+    out = make_output_folder(out)  # and removes the temporary files of a killed run
+    plan = make_plan(pipeline)
+    emit = progress or (lambda ev: None)
+    specs = {s: _table_spec(s) for s in plan.stages}
+    hashes: dict[str, str | None] = {}
+    processed = skipped = 0
+    store = ResultStore(out / SQLITE_NAME)
+    try:
+        done = {r["image"]: (r["input_sha256"], r["job_hash"]) for r in store.rows("jobs")
+                if r["status"] in ("ok", "no_skin")}
+
+        def jobs():
+            nonlocal skipped
+            for item in items:
+                try:
+                    sha = file_sha256(item.path)
+                except OSError:
+                    sha = None  # the worker reports why it cannot be read
+                hashes[item.relpath] = sha
+                if sha is not None and done.get(item.relpath) == (sha, plan.job_hash):
+                    skipped += 1
+                    emit({"event": "image", "image": item.relpath, "outcome": "skipped", "status": "done",
+                          "error": None})
+                    continue
+                yield item
+
+        def commit(res: dict) -> None:
+            nonlocal processed
+            with store.transaction():
+                for s, (table, _, cols, types) in specs.items():
+                    store.upsert(table, [res["tables"][s]], cols, types=types)
+                store.upsert("jobs", [{"image": res["image"], "input_sha256": hashes.get(res["image"]),
+                                       "job_hash": plan.job_hash, "status": res["status"], "error": res["error"]}],
+                             JOB_COLUMNS, types=_JOB_TYPES)
+            processed += 1
+            emit({"event": "image", "image": res["image"], "outcome": _outcome(res), "status": res["status"],
+                  "error": res["error"]})
+
+        emit({"event": "start", "total": len(items)})
+        ex = make_executor(executor, workers, scheduler, len(items))
+        cancel = True
+        try:
+            limit = getattr(ex, "window", 2 * ex.slots)  # jobs in flight: memory stays flat
+            pending: set = set()
+            for item in jobs():
+                while len(pending) >= limit:
+                    finished, pending = ex.wait_any(pending)
+                    for f in finished:
+                        commit(result_of(f))
+                pending.add(ex.submit(_run_job, (item, plan, os.fspath(out))))
+            while pending:
+                finished, pending = ex.wait_any(pending)
+                for f in finished:
+                    commit(result_of(f))
+            cancel = False
+        finally:
+            ex.close(cancel=cancel)
+
+        current = {i.relpath for i in items}
+        with store.transaction():
+            for table, _, _, _ in specs.values():
+                store.delete_except(table, "image", current)
+            store.delete_except("jobs", "image", current)
+        outputs = [out / SQLITE_NAME]
+        flagged: set[str] = set()
+        for s, (table, stem, cols, types) in specs.items():
+            rows = store.rows(table)
+            flagged.update(r["image"] for r in rows if r.get("mask_check") == "check")
+            outputs.append(export_csv(out / f"{stem}.csv", rows, cols))
+            if "parquet" in pipeline.formats:
+                outputs.append(export_parquet(out / f"{stem}.parquet", rows, cols, types=types))
+        job_rows = store.rows("jobs")
+    finally:
+        store.close()
+    failed = [(r["image"], r["status"], r["error"]) for r in job_rows if r["status"] != "ok"]
+
+    stage_results: dict[str, dict] = {}
+    error = None
+    try:
+        for s in pipeline.batch_stages():
+            emit({"event": "stage", "stage": s})
+            stage_results[s] = _run_batch_stage(s, pipeline, inputs, out)
+    except SkinImgError as exc:
+        error = str(exc)
+        raise
+    finally:
+        manifest = {
+            "command": "run",
+            "skinimg_version": __version__,
+            "dependencies": _versions(),
+            "pipeline": {"name": pipeline.name, "source": pipeline.source, "sha256": pipeline.sha256,
+                         "text": pipeline.text, "resolved": pipeline.resolved()},
+            "parameters": {
+                "plan": plan.to_dict(),
+                "params_hash": plan.row_hash,
+                "executor": executor,
+                "workers": workers,
+                "scheduler": scheduler,
+            },
+            "inputs": [os.fspath(p) for p in inputs],
+            "input_hashes": [{"image": i.relpath, "sha256": hashes.get(i.relpath)} for i in items],
+            "start_time": started,
+            "end_time": _now(),
+            "elapsed_s": round(time.perf_counter() - t0, 3),
+            "counts": {"images": len(items), "processed": processed, "skipped": skipped, "failed": len(failed),
+                       "mask_check": len(flagged)},
+            "failed": [{"image": i, "status": s, "error": e} for i, s, e in failed],
+            "mask_check": sorted(flagged),
+            "stages": {k: {kk: vv for kk, vv in v.items() if kk != "result" or k != "regress"}
+                       for k, v in stage_results.items()},
+            "error": error,
+        }
+        run_json = write_json(out / "run.json", manifest)
+        remove_stale_temp_files(out)  # of workers of a killed run that were still dying when this run started
+    outputs.append(run_json)
+    return {
+        "n_images": len(items),
+        "processed": processed,
+        "skipped": skipped,
+        "failed": failed,
+        "mask_check": sorted(flagged),
+        "stages": stage_results,
+        "outputs": outputs,
+        "run_json": run_json,
+        "plan": plan,
+        "elapsed_s": time.perf_counter() - t0,
+    }

@@ -1,0 +1,208 @@
+"""Segmenting folders of photos (``skinimg segment``) and scoring segmentation on labelled folders (``eval-segment``)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..color import ITA_CATEGORIES
+from ..errors import SkinImgError
+from ..io import (DEFAULT_MAX_PIXELS, find_truth_mask, load_image, load_roi, make_output_folder, mask_path, read_mask,
+                  remove_stale_temp_files, write_csv, write_png)
+from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts,
+                       require_both_stages, segment_skin, true_skin_tone)
+from .analyze import _discover
+from .executors import map_jobs
+
+__all__ = ["SEGMENT_COLUMNS", "EVAL_COLUMNS", "EVAL_TONE_COLUMNS", "segment_paths", "evaluate_folders"]
+
+#: Columns of ``segment.csv`` (the issue's contract, then ``skinimg segment --check``'s two, empty without it).
+SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check")
+#: Columns of the ``eval-segment`` table.
+EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", "pred_fraction", "true_fraction",
+                "pixels", "ita_deg", "tone", "stage_agreement", "mask_check")
+#: Columns of the per-tone table of :func:`evaluate_folders` (``eval_segment_tones.csv``).
+EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "worst_f1", "worst_image")
+
+
+def _segment_one(job) -> dict:
+    item, out, method, roi_path, params, max_pixels, check = job
+    row = {"image": item.relpath, "status": "error", "error": None, "skin_fraction": None, "method": method,
+           "stage_agreement": None, "mask_check": None}
+    try:
+        rgb, _ = load_image(item.path, max_pixels=max_pixels, label=item.relpath)
+        roi = load_roi(roi_path, rgb.shape[:2]) if roi_path is not None else None
+        res = segment_skin(rgb, method=method, roi=roi, params=params, check=check)
+    except SkinImgError as exc:
+        row["error"] = exc.reason
+        return row
+    except MemoryError:
+        row["error"] = "out of memory (try --max-pixels or fewer --workers)"
+        return row
+    write_png(mask_path(out, item.stem_rel), res.mask.view(np.uint8) * np.uint8(255))
+    row.update(status=res.status, error=None if res.status == "ok" else "no skin found",
+               skin_fraction=res.skin_fraction)
+    row.update(res.flag_columns)
+    return row
+
+
+def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, method: str = "model",
+                  roi: str | os.PathLike | None = None, workers: int | None = None,
+                  params: SegmentParams | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, check: bool = False) -> dict:
+    """Segment every photo under ``paths``; write ``out/masks/<rel>/<stem>.png`` and ``out/segment.csv``.
+
+    Masks are 8-bit PNGs, 255 = skin, 0 = not, the size of the upright photo.
+    ``segment.csv`` has the columns :data:`SEGMENT_COLUMNS`; a file that cannot be
+    read (or an ROI that does not fit it) is a ``status="error"`` row with the
+    reason and no mask; a photo without skin is ``status="no_skin"`` (an all-zero
+    mask is written).  ``check=True`` (``method="model"``): each row also gets ``stage_agreement``
+    (:attr:`SegmentResult.agreement`) and ``mask_check`` (``"ok"``, or ``"check"`` below :data:`AGREEMENT_MIN`);
+    both are empty otherwise.
+
+    Returns
+    -------
+    dict
+        ``rows`` (sorted by image), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error``, ``n_check`` (masks flagged
+        by ``check``), ``elapsed_s``.
+
+    Raises
+    ------
+    SkinImgError
+        No image found, missing input path, missing ROI file, unreadable model,
+        output folder not writable (fatal: the run stops).
+    """
+    t0 = time.perf_counter()
+    check_method(method)
+    params = params or SegmentParams()
+    items = _discover(paths)
+    if roi is not None and not Path(roi).is_file():
+        raise SkinImgError("ROI file not found", os.fspath(roi))
+    if method == "model":
+        require_both_stages(load_model(), check)  # a missing model is fatal before any work
+    out = make_output_folder(out)  # and removes the temporary files of a killed run
+    jobs = [(item, os.fspath(out), method, None if roi is None else os.fspath(roi), params, max_pixels, check)
+            for item in items]
+    rows = map_jobs(_segment_one, jobs, workers)
+    rows.sort(key=lambda r: r["image"])
+    write_csv(out / "segment.csv", rows, SEGMENT_COLUMNS)
+    remove_stale_temp_files(out)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "no_skin", "error")}
+    return {"rows": rows, "n_images": len(rows), "n_ok": counts["ok"], "n_no_skin": counts["no_skin"],
+            "n_error": counts["error"], "n_check": sum(r["mask_check"] == "check" for r in rows),
+            "elapsed_s": time.perf_counter() - t0}
+
+
+def _tone_table(rows: list[dict], counts: dict[str, list[int]]) -> list[dict]:
+    """Pixel-pooled metrics per tone (ITA classes lightest first, then "unknown") over ok rows."""
+    out = []
+    for tone in (*ITA_CATEGORIES, "unknown"):
+        sel = [r for r in rows if r["status"] == "ok" and r["tone"] == tone]
+        if not sel:
+            continue
+        worst = min(sel, key=lambda r: r["f1"])
+        m = metrics_from_counts(*counts[tone])
+        out.append({"tone": tone, "n_images": len(sel), "precision": m["precision"], "recall": m["recall"],
+                    "f1": m["f1"], "iou": m["iou"], "worst_f1": worst["f1"], "worst_image": worst["image"]})
+    return out
+
+
+def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, method: str = "model",
+                     params: SegmentParams | None = None, pred_masks: str | os.PathLike | None = None,
+                     check: bool = False) -> dict:
+    """Segment every photo under ``images`` and compare with the true masks under ``masks``.
+
+    The true mask of ``images/<rel>/<stem>.<ext>`` is ``masks/<rel>/<stem>.png`` or
+    ``masks/<rel>/<stem>_mask.png`` (the layout of ``skinimg synth`` truth folders; other formats:
+    :func:`skinimg.io.find_truth_mask`); non-zero = skin.  With ``pred_masks`` the predictions are read from that folder
+    (same naming, e.g. the ``masks/`` of a ``skinimg segment`` run) instead of
+    being computed.  ``check=True`` (computed masks of ``method="model"``): each row also gets
+    ``stage_agreement`` and ``mask_check`` as ``skinimg segment --check`` writes them, so that the flag can be
+    judged against the truth on one's own labelled photos.
+
+    Returns
+    -------
+    dict
+        ``rows`` (one per image, :data:`EVAL_COLUMNS`; images without a true mask or
+        unreadable are ``status="error"``), ``overall`` (pixel-pooled precision,
+        recall, f1, iou over all ok images), ``by_tone`` (the same pooled per skin tone,
+        :data:`EVAL_TONE_COLUMNS`: the ITA class of each photo's true skin, :func:`true_skin_tone`),
+        ``mean_f1`` (mean of per-image F1), ``n_images``, ``n_ok``, ``n_error``, ``method``, and ``check``
+        (None unless checked: ``n_flagged``, ``mean_f1_flagged``, ``mean_f1_not_flagged``, the latter two None
+        when there is no such photo).
+    """
+    images, masks = Path(images), Path(masks)
+    items = [i for i in _discover([images]) if not Path(i.relpath).with_suffix("").name.endswith("_mask")
+             or find_truth_mask(masks, i.stem_rel) is not None]
+    if not items:
+        raise SkinImgError("no image files found", os.fspath(images))
+    if not masks.is_dir():
+        raise SkinImgError("mask folder not found", os.fspath(masks))
+    if method == "model" and pred_masks is None:
+        require_both_stages(load_model(), check)
+    rows, tot, by_tone = [], [0, 0, 0, 0], {}
+    for item in items:
+        row = {c: None for c in EVAL_COLUMNS}
+        row["image"] = item.relpath
+        try:
+            tpath = find_truth_mask(masks, item.stem_rel)
+            if tpath is None:
+                raise SkinImgError(f"no true mask ({item.stem_rel}.png or {item.stem_rel}_mask.png) in the mask folder")
+            truth = read_mask(tpath, label=tpath.relative_to(masks).as_posix())
+            rgb = None
+            if pred_masks is not None:
+                ppath = Path(pred_masks) / f"{item.stem_rel}.png"
+                pred = read_mask(ppath, label=f"{item.stem_rel}.png")
+                try:  # only for the tone: a photo that cannot be read leaves it "unknown"
+                    rgb, _ = load_image(item.path, label=item.relpath)
+                except SkinImgError:
+                    pass
+            else:
+                rgb, _ = load_image(item.path, label=item.relpath)
+                res = segment_skin(rgb, method=method, params=params, check=check)
+                pred = res.mask
+                if res.agreement is not None:
+                    row.update(stage_agreement=res.agreement, mask_check=res.mask_check)
+            if pred.shape != truth.shape:
+                raise SkinImgError(f"true mask is {truth.shape[1]}x{truth.shape[0]} pixels, the photo "
+                                   f"{pred.shape[1]}x{pred.shape[0]}")
+            m = evaluate_masks(pred, truth)
+        except SkinImgError as exc:
+            row.update(status="error", error=exc.reason)
+            rows.append(row)
+            continue
+        ita, tone = true_skin_tone(rgb, truth) if rgb is not None and rgb.shape[:2] == truth.shape else (
+            float("nan"), "unknown")
+        counts = by_tone.setdefault(tone, [0, 0, 0, 0])
+        for k, key in enumerate(("tp", "fp", "fn", "tn")):
+            tot[k] += m[key]
+            counts[k] += m[key]
+        row.update(status="ok", error=None, precision=m["precision"], recall=m["recall"], f1=m["f1"], iou=m["iou"],
+                   pred_fraction=(m["tp"] + m["fp"]) / truth.size, true_fraction=(m["tp"] + m["fn"]) / truth.size,
+                   pixels=int(truth.size), ita_deg=None if math.isnan(ita) else ita, tone=tone)
+        rows.append(row)
+    ok = [r for r in rows if r["status"] == "ok"]
+    overall = dict(metrics_from_counts(*tot)) if ok else None
+    checked = None
+    if any(r["mask_check"] is not None for r in ok):
+        def mean_f1(flag):
+            f = [r["f1"] for r in ok if r["mask_check"] == flag]
+            return float(np.mean(f)) if f else None
+
+        checked = {"n_flagged": sum(r["mask_check"] == "check" for r in ok), "mean_f1_flagged": mean_f1("check"),
+                   "mean_f1_not_flagged": mean_f1("ok")}
+    return {
+        "rows": rows,
+        "overall": overall,
+        "by_tone": _tone_table(rows, by_tone),
+        "mean_f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
+        "n_images": len(rows),
+        "n_ok": len(ok),
+        "n_error": len(rows) - len(ok),
+        "method": "masks" if pred_masks is not None else method,
+        "check": checked,
+    }

@@ -1,0 +1,5 @@
+"""``python -m skinimg.cli``: the ``skinimg`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,115 @@
+"""``skinimg analyze`` (indices of every photo) and ``skinimg calibrate`` (colour correction of every photo)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..batch import CSV_COLUMNS, ROW_COLUMNS, AnalyzeParams, analyze_paths, calibrate_paths
+from ..calibrate import FALLBACKS, REFERENCE_CHARTS, CalibrationParams
+from ..calibrate import METHODS as CORRECTION_METHODS
+from ..indices import BRANCHES, CHROMOPHORE_METHODS, IndexParams
+from .group import EXIT_PARTIAL, cli, is_quiet
+from .options import (calibrate_option, check_needs_model, check_option, echo_json_lines, flag_note, flags_computed,
+                      json_option, max_pixels_option, method_option, out_option, paths_argument, renamed_option,
+                      second_stage_option, white_option, workers_option)
+
+
+@cli.command("analyze")
+@paths_argument
+@out_option()
+@workers_option
+@click.option("--no-maps", "no_maps", is_flag=True, help="Do not write the per-image maps (TIFF + PNG heatmaps).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="Table format besides results.sqlite: indices.csv is always written; parquet adds "
+                   "indices.parquet (needs pyarrow).")
+@json_option("the rows of indices.csv, one JSON object per line,")
+@method_option
+@second_stage_option
+@check_option
+@click.option("--chromophores", type=click.Choice(CHROMOPHORE_METHODS), default="basis", show_default=True,
+              help="Haemoglobin/melanin separation: calibrated basis (models/chromophore_basis.json) or per-image ICA.")
+@click.option("--branch", type=click.Choice(BRANCHES), default="auto", show_default=True,
+              help="Brown/dark skin, where two skins share a colour: choose per photo from brightness (auto), or "
+                   "hold one for a series of the same skin (compare/track share one per pair).")
+@calibrate_option("none")
+@white_option("White/gray region (pixels) for --calibrate auto when no chart is found.")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
+                   "repeatable.")
+@max_pixels_option
+def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
+                calibration, white, exclude, max_pixels):
+    """Measure redness and pigmentation indices of every photo in PATHS.
+
+    Writes OUT/indices.csv (one row per image), the same rows in
+    OUT/results.sqlite (table indices) and, with --format parquet,
+    OUT/indices.parquet; per-image maps in OUT/maps/ (float32 TIFF, NaN off
+    skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json;
+    with --calibrate auto|chart the colour correction of each photo in
+    OUT/calibration/<name>.json.
+    A bad file is a row with status=error and the reason; exit code 2 when
+    any image failed or had no skin.
+    """
+    check_needs_model(check, method)
+    params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
+                           indices=IndexParams(chromophore_method=chromophores, branch=branch),
+                           second_stage=second_stage, check=check)
+    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
+                            exclude=exclude)
+    if as_json:
+        echo_json_lines(summary["rows"], ROW_COLUMNS)
+    for row in summary["rows"]:
+        if row["status"] != "ok":
+            click.echo(f"skinimg: {row['image']}: {row['error']}", err=True)
+        elif row.get("mask_check") == "check" and not is_quiet():
+            click.echo(f"skinimg: {row['image']}: {flag_note(row)}", err=True)
+    n_bad = summary["n_error"] + summary["n_no_skin"]
+    if not is_quiet():
+        flagged = f", {summary['n_check']} to check by eye" if flags_computed(method, check, second_stage) else ""
+        click.echo(f"skinimg: analyzed {summary['n_images']} image(s): {summary['n_ok']} ok, "
+                   f"{summary['n_no_skin']} without skin, {summary['n_error']} failed{flagged}; results in {out}",
+                   err=True)
+    if n_bad:
+        sys.exit(EXIT_PARTIAL)
+
+
+@cli.command("calibrate")
+@paths_argument
+@out_option()
+@click.option("--chart", type=click.Choice(REFERENCE_CHARTS), default="classic24", show_default=True,
+              help="ColorChecker Classic (24 patches) reference values: charts made after / before Nov 2014.")
+@white_option("White/gray region (pixels) used for white balance when no chart is found.")
+@click.option("--require-chart", is_flag=True, help="A photo without a chart is an error (status=error).")
+@renamed_option("--correction", "--method", "correction", type=click.Choice(CORRECTION_METHODS),
+                default="finlayson2015", show_default=True,
+                help="Correction model: root-polynomial degree 2, polynomial (10 terms) or 3x3 matrix.")
+@click.option("--fallback", type=click.Choice(FALLBACKS), default="gray_world", show_default=True,
+              help="Without a chart and without --white: gray world or brightest non-skin pixels, or none (leave "
+                   "the photo as it is).")
+@max_pixels_option
+@json_option("the rows of calibrate.csv, one JSON object per line,")
+def calibrate_cmd(paths, out, chart, white, require_chart, correction, fallback, max_pixels, as_json):
+    """Colour-correct photos with the ColorChecker in the frame (or a fallback).
+
+    Writes OUT/calibrated/<name>.png (corrected, same bit depth, no metadata),
+    OUT/calibration/<name>.json (matrix, method, residuals, chart corners) and
+    OUT/calibrate.csv (one row per image).  Without a chart: --white region,
+    else --fallback (gray world on non-skin pixels by default); one line says which.  Exit code 2 when
+    some files failed.
+    """
+    def progress(row, message):
+        if row["status"] != "ok":
+            click.echo(f"skinimg: {message}", err=True)
+        elif as_json:
+            echo_json_lines([row], CSV_COLUMNS)
+        else:
+            click.echo(message)
+
+    res = calibrate_paths(paths, out, white=white, require_chart=require_chart, max_pixels=max_pixels,
+                          params=CalibrationParams(chart=chart, method=correction, fallback=fallback),
+                          progress=progress)
+    if res["n_error"]:
+        click.echo(f"skinimg: {res['n_error']} of {res['n_images']} file(s) failed", err=True)
+        sys.exit(EXIT_PARTIAL)

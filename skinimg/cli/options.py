@@ -1,0 +1,189 @@
+"""Options shared by the commands, in one place: each name means one thing in every command.
+
+:data:`OPTION_MEANINGS` lists them (the generated CLI reference, ``docs/cli.md``, shows the table).
+Names that meant something else in one command were renamed, the old spelling kept as a hidden,
+deprecated alias that still works and prints one line on stderr (:func:`renamed_option`,
+:data:`RENAMED`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from ..calibrate import MODES as CALIBRATION_MODES
+from ..io import DEFAULT_MAX_PIXELS, dumps_json
+from ..segment import METHODS, SECOND_STAGES
+
+__all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "workers_option", "json_option", "method_option",
+           "second_stage_option", "check_option", "calibrate_option", "white_option", "roi_option", "renamed_option",
+           "echo_json", "echo_json_lines", "check_needs_model", "flags_computed", "flag_note"]
+
+
+#: (option, meaning): what each shared name means, in every command that has it.
+OPTION_MEANINGS = (
+    ("PATHS", "photos: files and folders (folders scanned recursively)"),
+    ("--out", "output folder (created if missing)"),
+    ("--workers", "parallel worker processes (default: number of CPUs)"),
+    ("--max-pixels", "refuse photos with more pixels (read from the header, before decoding)"),
+    ("--json", "the results on stdout as JSON instead of text: one object per line for the per-photo commands "
+               "(info, synth, segment, analyze, calibrate), one document for the others; messages stay on stderr"),
+    ("--method", "skin segmentation method: model or rules"),
+    ("--second-stage", "second stage of --method model: mlp, net or both"),
+    ("--check", "also run the other second stage and flag the masks on which the two disagree"),
+    ("--calibrate", "colour calibration: auto, chart or none.  The default is none for analyze (its auto falls back "
+                    "to a white region or gray world without a chart, which shifts the skin's hue on a coloured "
+                    "backdrop, so calibration is asked for) and auto for compare and track (a chart is used only "
+                    "when it is in both photos, never a fallback; lighting is normalised otherwise)"),
+    ("--white", "white/gray region X,Y,W,H (pixels) for calibration without a chart"),
+    ("--roi", "region of interest: polygon JSON [[x, y], ...] or a mask image"),
+    ("--images / --masks", "folder of photos / folder of their true skin masks (<stem>.png or <stem>_mask.png)"),
+    ("--format", "table format besides results.sqlite: csv or parquet"),
+    ("--size", "photo size HEIGHTxWIDTH (synth)"),
+    ("--preset", "benchmark preset: small or full (bench)"),
+    ("--correction", "colour-correction model of a chart: finlayson2015, cheung2004 or linear3x3 (calibrate)"),
+    ("--image-format", "file format of rendered photos: jpg or png (synth)"),
+)
+#: (command, old spelling, new spelling): hidden deprecated aliases that still work (one line on stderr).
+RENAMED = (
+    ("calibrate", "--method", "--correction"),
+    ("synth", "--format", "--image-format"),
+    ("bench", "--size", "--preset"),
+)
+
+
+def paths_argument(f):
+    return click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))(f)
+
+
+def out_option(required: bool = True, help: str = "Output folder (created if missing)."):
+    return click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=required, help=help)
+
+
+def max_pixels_option(f):
+    return click.option(
+        "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+        help="Refuse images with more pixels than this (checked from the header, before decoding).",
+    )(f)
+
+
+def workers_option(f):
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=None,
+        help="Parallel worker processes (default: number of CPUs).",
+    )(f)
+
+
+def json_option(what: str = "the result as one JSON document"):
+    """``--json``: print the results on stdout as JSON instead of text; ``what`` says their shape."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} on stdout instead of text.")
+
+
+method_option = click.option(
+    "--method", type=click.Choice(METHODS), default="model", show_default=True,
+    help="Skin segmentation: model = trained colour lookup table (Jones & Rehg 2002) + clean-up; rules = YCrCb box "
+         "of Chai & Ngan (1999) + the morphological clean-up (a baseline).")
+
+second_stage_option = click.option(
+    "--second-stage", "second_stage", type=click.Choice(SECOND_STAGES), default="mlp", show_default=True,
+    help="Second stage of --method model: mlp = a per-pixel perceptron; net = a small U-Net; both = the mean of the "
+         "two's log-odds (the most accurate on held-out phantoms, slower; it flags masks as --check does).")
+
+check_option = click.option(
+    "--check", is_flag=True, default=False,
+    help="Also run the other second stage and flag masks on which the two disagree (columns stage_agreement and "
+         "mask_check; check = look at that mask before trusting its numbers). Needs --method model; implied by "
+         "--second-stage both.")
+
+
+def calibrate_option(default: str):
+    """``--calibrate auto|chart|none``.
+
+    The default differs on purpose: ``analyze`` measures a photo as photographed unless asked (``none``), since its
+    ``auto`` falls back to a white region or gray world when there is no chart, which shifts the skin's hue on a
+    coloured backdrop; ``compare`` and ``track`` correct with a chart only when one is in *both* photos (never a
+    fallback) and normalise lighting otherwise, so ``auto`` is safe there.
+    """
+    helps = {
+        "none": "Colour calibration before measuring: auto = ColorChecker if in the frame, else --white or gray world on "
+                "non-skin; chart = a photo without a chart is an error; none = as photographed.",
+        "auto": "Colour calibration of the pair: auto = with the ColorChecker when one is in both photos (never a "
+                "fallback); chart = required in both; none = as photographed.",
+    }
+    return click.option("--calibrate", "calibration", type=click.Choice(CALIBRATION_MODES), default=default,
+                        show_default=True, help=helps[default])
+
+
+def _parse_white(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or parts[2] < 1 or parts[3] < 1 or parts[0] < 0 or parts[1] < 0:
+        raise click.BadParameter(f"expected x,y,w,h (pixels, w and h >= 1), got {value!r}")
+    return tuple(parts)
+
+
+def white_option(help: str):
+    return click.option("--white", callback=_parse_white, metavar="X,Y,W,H", default=None, help=help)
+
+
+def roi_option(help: str):
+    return click.option("--roi", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help)
+
+
+def renamed_option(new: str, old: str, dest: str, **kwargs):
+    """Option ``new`` (stored as ``dest``) with ``old`` kept as a hidden, deprecated alias.
+
+    ``old`` still works: its value is used as ``new``'s and one line on stderr says to use ``new``.  Giving both is a
+    usage error.  ``kwargs`` are those of ``click.option`` for ``new`` (the alias takes the same ``type``).
+    """
+    alias = f"_deprecated_{dest}"
+
+    def decorator(f):
+        @functools.wraps(f)
+        def wrapper(*args, **kw):
+            value = kw.pop(alias)
+            if value is not None:
+                ctx = click.get_current_context()
+                if ctx.get_parameter_source(dest) == ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"{old} is the old name of {new}: give only {new}")
+                click.echo(f"skinimg: {old} is deprecated for `skinimg {ctx.info_name}`; use {new}", err=True)
+                kw[dest] = value
+            return f(*args, **kw)
+
+        wrapper = click.option(old, alias, type=kwargs.get("type"), default=None, hidden=True,
+                               help=f"Deprecated spelling of {new}.")(wrapper)
+        return click.option(new, dest, **kwargs)(wrapper)
+
+    return decorator
+
+
+def echo_json(obj) -> None:
+    """One JSON document on stdout (strict JSON: NaN as null)."""
+    click.echo(dumps_json(obj))
+
+
+def echo_json_lines(rows, columns=None) -> None:
+    """One JSON object per row and line on stdout (``columns``: the keys, in order; default every key)."""
+    for row in rows:
+        click.echo(dumps_json(row if columns is None else {c: row.get(c) for c in columns}, indent=None))
+
+
+def check_needs_model(check: bool, method: str) -> None:
+    if check and method != "model":
+        raise click.UsageError("--check needs --method model (it compares the model's two second stages)")
+
+
+def flags_computed(method: str, check: bool, second_stage: str) -> bool:
+    """Whether the rows carry stage_agreement / mask_check (--check, or --second-stage both, of the model)."""
+    return method == "model" and (check or second_stage == "both")
+
+
+def flag_note(row: dict) -> str:
+    return f"check the mask (the two stages agree {row['stage_agreement']:.2f})"

@@ -1,0 +1,127 @@
+"""``skinimg compare`` (two photos of the same skin) and ``skinimg track`` (every series of a study)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ..batch import compare_files, track
+from ..session import LIGHTING_MODES, CompareParams
+from .group import EXIT_PARTIAL, cli, is_quiet
+from .options import (calibrate_option, echo_json, json_option, max_pixels_option, method_option, out_option,
+                      roi_option, second_stage_option)
+
+log = logging.getLogger("skinimg")
+
+
+def _parse_mdc(ctx, param, values):
+    out = {}
+    for v in values or ():
+        name, sep, num = v.partition("=")
+        try:
+            out[name.strip()] = float(num)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected INDEX=VALUE such as hemoglobin=0.002, got {v!r}")
+    return out
+
+
+
+def _compare_options(f):
+    f = click.option("--mdc", "mdc", multiple=True, callback=_parse_mdc, metavar="INDEX=VALUE",
+                     help="Override the minimal detectable change of an index (index units), e.g. "
+                          "hemoglobin=0.002. Repeatable. Defaults: models/mdc.json, with larger values for "
+                          "brown and dark skin (ITA of the darker photo <= -10 / -30 degrees).")(f)
+    f = click.option("--crosstalk-allowance/--no-crosstalk-allowance", "crosstalk", default=True, show_default=True,
+                     help="Widen the haemoglobin MDC by the melanin cross-talk measured on phantoms "
+                          "(coefficient x |melanin change|, models/mdc.json), so a pigment change is not "
+                          "called a change of redness.")(f)
+    f = calibrate_option("auto")(f)
+    f = click.option("--lighting", type=click.Choice(LIGHTING_MODES), default="auto", show_default=True,
+                     help="Without a chart, normalise AFTER's linear RGB to BEFORE on unchanged pixels "
+                          "(skin outside the ROI, else the background).")(f)
+    f = second_stage_option(f)
+    f = method_option(f)
+    return max_pixels_option(f)
+
+
+def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=True, second_stage="mlp"):
+    return CompareParams(segment_method=method, calibrate=calibration, lighting=lighting, mdc=mdc,
+                         max_pixels=max_pixels, crosstalk_allowance=crosstalk, second_stage=second_stage)
+
+
+@cli.command("compare")
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@out_option()
+@roi_option("Region of interest in BEFORE's pixels: polygon JSON [[x,y],...] or a mask image.")
+@json_option("comparison.json")
+@_compare_options
+def compare_cmd(before, after, out, roi, as_json, method, second_stage, calibration, lighting, mdc, crosstalk,
+                max_pixels):
+    """Compare AFTER with BEFORE (same skin, two sessions).
+
+    Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
+    normalises lighting, and measures every index on the skin common to both
+    (inside --roi). Writes OUT/comparison.json (before, after, change, change %,
+    95 % CI, effect size, MDC and verdict improved / no_change / worsened per
+    index), OUT/pair.png (registered pair) and OUT/delta_hemoglobin.png,
+    OUT/delta_melanin.png (after - before). A failed registration is an error
+    (exit 1): misaligned photos are never compared.
+    """
+    params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage)
+    doc = compare_files(before, after, out, roi=roi, params=params)
+    if as_json:
+        echo_json(doc)
+    elif not is_quiet():
+        reg = doc["registration"]
+        click.echo(f"registration: {reg['method']}, {reg['inliers']} inliers, residual {reg['residual_px']:.2f} px; "
+                   f"lighting: {doc['lighting']['method']}")
+        for name, m in doc["metrics"].items():
+            pct = m["delta_pct"]
+            click.echo(f"{name:26s} {m['before']:10.4g} -> {m['after']:10.4g}  "
+                       f"({'' if pct is None else f'{pct:+.1f} %'})  {m['verdict']}")
+    for w in doc.get("warnings", []):
+        log.info("%s", w)
+
+
+@cli.command("track")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@out_option()
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV with columns patient,site,session,image[,roi] (paths relative to ROOT) instead of "
+                   "the folder layout.")
+@_compare_options
+@json_option("the result as one JSON document (the rows of series.csv, pairs, failures, notes)")
+def track_cmd(root, out, manifest, method, second_stage, calibration, lighting, mdc, crosstalk, max_pixels, as_json):
+    """Compare every patient/site series in ROOT with its baseline and previous session.
+
+    ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
+    YYYY-MM-DD, else ordered by EXIF capture time), or described by --manifest.
+    Writes OUT/series.csv (one row per patient, site, session, reference and
+    index) and OUT/pairs/<patient>/<site>/<ref>__<session>/comparison.json with
+    its maps. A failing pair is an error row (and a line on stderr); the others
+    go on; exit code 2 when any pair failed.
+    """
+    quiet = is_quiet()
+
+    def progress(label, doc, err):
+        if err is not None:
+            click.echo(f"skinimg: {label}: {err}", err=True)
+        elif not quiet and not as_json:
+            click.echo(f"{label}: ok")
+
+    params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage)
+    res = track(root, out, manifest=manifest, params=params, progress=progress)
+    if as_json:
+        echo_json({k: v for k, v in res.items() if k != "outputs"})
+    for n in res["notes"]:
+        log.info("%s", n)
+    if not quiet:
+        click.echo(f"skinimg: {res['n_pairs']} pair(s) compared, {res['n_failed']} failed; results in {out}", err=True)
+    if res["n_failed"]:
+        sys.exit(EXIT_PARTIAL)

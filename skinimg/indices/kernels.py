@@ -1,0 +1,197 @@
+"""Per-pixel kernels: the Dawson/Diffey indices, light smoothing inside the skin, distinct skin colours.
+
+Also the crop rule every per-pixel computation uses (:func:`_crop_box`: the skin's bounding box grown
+by the smoothing kernel, so results equal the uncropped ones) and the input gate of the maps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..color import OD_FLOOR, ita_deg, linear16_luts, linear_to_srgb, rgb_to_lab, rgb_to_optical_density, srgb_to_linear
+from ..errors import ImageArrayError
+from ..io import check_rgb
+from .params import _CHUNK, INDEX_NAMES, IndexParams
+
+__all__ = ["erythema_index", "melanin_index"]
+
+
+def erythema_index(rgb: np.ndarray, *, floor: float = OD_FLOOR) -> np.ndarray:
+    """Erythema index ``100 * log10(R_lin / G_lin)`` (Dawson et al. 1980; Yamamoto et al. 2008).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3), encoded sRGB uint8 / uint16 / float in [0, 1], R, G, B
+
+    Returns
+    -------
+    ndarray, float32, shape (...): dimensionless x100; 0 for grey, > 0 when red
+    exceeds green.  Linear values are floored at ``floor`` before the logarithm.
+    """
+    od = rgb_to_optical_density(rgb, floor)
+    return (np.float32(100.0) * (od[..., 1] - od[..., 0])).astype(np.float32, copy=False)
+
+
+def melanin_index(rgb: np.ndarray, *, floor: float = OD_FLOOR) -> np.ndarray:
+    """Melanin index ``100 * log10(1 / R_lin)`` (Dawson et al. 1980; Diffey et al. 1984).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3), encoded sRGB uint8 / uint16 / float in [0, 1], R, G, B
+
+    Returns
+    -------
+    ndarray, float32, shape (...): dimensionless x100, 0 (R = 1) to ``-100 log10(floor)``.
+    """
+    od = rgb_to_optical_density(rgb, floor)
+    return (np.float32(100.0) * od[..., 0]).astype(np.float32, copy=False)
+
+
+def _prepare(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (:func:`skinimg.io.check_rgb`) and its skin mask (bool, same height and width)."""
+    rgb = check_rgb(rgb)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != rgb.shape[:2]:
+        raise ImageArrayError(f"mask shape {mask.shape} does not match image {rgb.shape[:2]}")
+    return rgb, mask
+
+
+def _crop_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Bounding box of the mask grown by ``pad`` pixels (the whole image when the mask is empty).
+
+    Every per-pixel computation runs on this crop: the skin is often a small part of
+    the photo.  ``pad`` covers the smoothing kernel, so results equal the uncropped ones.
+    """
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0 or h == 0:
+        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
+    return (slice(max(0, y - pad), min(mask.shape[0], y + h + pad)),
+            slice(max(0, x - pad), min(mask.shape[1], x + w + pad)))
+
+
+def _pad(params: IndexParams) -> int:
+    return int(math.ceil(6.5 * params.smoothing_sigma)) + 2
+
+
+def _index_values(px: np.ndarray, floor: float) -> dict:
+    """EI, MI, CIELAB and ITA of an (M, 3) array of encoded colours, in chunks; float32 1-D arrays."""
+    n = len(px)
+    out = {name: np.empty(n, dtype=np.float32) for name in INDEX_NAMES if name not in ("melanin", "hemoglobin")}
+    hundred = np.float32(100.0)
+    for s in range(0, n, _CHUNK):
+        c = px[s : s + _CHUNK]
+        sl = slice(s, s + len(c))
+        od = rgb_to_optical_density(c, floor)
+        np.multiply(od[:, 1] - od[:, 0], hundred, out=out["erythema_index"][sl])
+        np.multiply(od[:, 0], hundred, out=out["melanin_index"][sl])
+        del od
+        lab = rgb_to_lab(c)
+        out["l_star"][sl] = lab[:, 0]
+        out["a_star"][sl] = lab[:, 1]
+        out["b_star"][sl] = lab[:, 2]
+        out["ita_deg"][sl] = ita_deg(lab[:, 0], lab[:, 2])
+    return out
+
+
+def _box_width(sigma: float) -> int:
+    """Odd width b of the box filter with the variance of a Gaussian of ``sigma``:
+    a box of width b has variance (b^2 - 1) / 12 (b = 7 for sigma 2)."""
+    x = math.sqrt(12.0 * sigma * sigma + 1.0)
+    return 2 * int(round((x - 1.0) / 2.0)) + 1
+
+
+def _box(a: np.ndarray, b: int, *, normalize: bool = True, ddepth: int = -1) -> np.ndarray:
+    return cv2.boxFilter(a, ddepth, (b, b), normalize=normalize, borderType=cv2.BORDER_CONSTANT)
+
+
+def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outside: bool = True) -> np.ndarray:
+    """Skin pixels averaged in *linear light* with their skin neighbours.
+
+    Kernel: a box of width ``b = sqrt(12 sigma^2 + 1)`` rounded to odd (the variance of
+    a Gaussian of ``sigma``; 7 x 7 px for sigma 2, a running sum, so its cost does not
+    grow with b), normalised to the mask (``blur(lin * mask) / blur(mask)``: background
+    never leaks into skin values, up to the border).  Averaging happens on linear values: the mean of encoded (gamma)
+    values is darker than the mean light (Jensen's inequality) by an amount that grows
+    with the noise relative to the signal, so it changes with exposure at dark tones.
+
+    Parameters
+    ----------
+    rgb : ndarray (H, W, 3), encoded sRGB uint8 / uint16 / float in [0, 1]
+    mask : ndarray of bool (H, W)
+    keep_outside : bool
+        Pixels outside the mask as they were (default); False leaves them undefined
+        (faster, for callers that read skin pixels only).
+
+    Returns
+    -------
+    ndarray, same shape; uint8 input as the nearest 8-bit code of the averaged light
+    (through 16-bit linear codes, :func:`skinimg.color.linear16_luts`), uint16 as
+    uint16, float as float32.
+    """
+    src = np.ascontiguousarray(rgb)
+    b = _box_width(sigma)
+    m8 = mask.view(np.uint8)
+    den = _box(m8, b, normalize=False, ddepth=cv2.CV_16U)  # skin count under the kernel, <= b^2
+    edge = np.flatnonzero(mask & (den < np.uint16(b * b)))
+    scale = np.float32(b * b) / den.reshape(-1)[edge].astype(np.float32)
+    del den
+    if src.dtype == np.uint8:
+        to_lin, to_u8 = linear16_luts()
+        masked = np.zeros_like(src)
+        cv2.copyTo(src, m8, masked)
+        num = _box(cv2.LUT(masked, to_lin), b)  # code 0 -> linear 0 off the mask
+        del masked
+        flat = num.reshape(-1, 3)
+        flat[edge] = np.clip(np.rint(flat[edge] * scale[:, None]), 0, 65535).astype(np.uint16)
+        sm = to_u8[num]
+    else:
+        lin = srgb_to_linear(src)
+        lin *= mask[..., None]
+        num = _box(lin, b)
+        del lin
+        num.reshape(-1, 3)[edge] *= scale[:, None]
+        enc = linear_to_srgb(np.clip(num, 0.0, 1.0))
+        if src.dtype == np.uint16:
+            sm = np.clip(np.rint(enc * np.float32(65535.0)), 0, 65535).astype(np.uint16)
+        else:
+            sm = enc
+            src = src.astype(np.float32, copy=False)
+    if not keep_outside:
+        return sm
+    out = src.copy()
+    cv2.copyTo(sm, m8, out)
+    return out
+
+
+def _skin_colours(rgb: np.ndarray, mask: np.ndarray):
+    """The skin pixels of ``rgb`` (H, W, 3) under ``mask`` (H, W), compactly.
+
+    uint8: ``(units, weights, pos)``: the distinct colours (M, 3) uint8 in the order of
+    their 24-bit codes ``R | G << 8 | B << 16``, each one's pixel count, and each pixel's
+    colour index.  Other dtypes: ``(pixels (N, 3), None, None)``.
+    """
+    if rgb.dtype != np.uint8 or not mask.any():
+        return rgb.reshape(-1, 3)[mask.ravel()], None, None
+    # 24-bit colour codes of the skin pixels: R | G << 8 | B << 16 (RGBA view, alpha masked off).
+    codes = cv2.cvtColor(rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    codes = codes.view(np.uint32).reshape(mask.shape)[mask]
+    np.bitwise_and(codes, np.uint32(0xFFFFFF), out=codes)
+    # distinct colours (sorted codes) from a 2**24 bool table (a bincount over 2**24 int64 bins
+    # and its nonzero scan cost 4x more), then each pixel's colour index and the counts
+    seen = np.zeros(1 << 24, dtype=bool)
+    seen[codes] = True
+    nz = np.flatnonzero(seen)
+    del seen
+    table = np.empty(1 << 24, dtype=np.int32)
+    table[nz] = np.arange(len(nz), dtype=np.int32)
+    pos = table[codes]
+    del table
+    weights = np.bincount(pos, minlength=len(nz))
+    units = np.empty((len(nz), 3), dtype=np.uint8)
+    units[:, 0] = nz & 0xFF
+    units[:, 1] = (nz >> 8) & 0xFF
+    units[:, 2] = nz >> 16
+    return units, weights, pos

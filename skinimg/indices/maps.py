@@ -1,0 +1,234 @@
+"""Per-pixel maps and the one-pass measurement of a photo's skin: :func:`compute_maps`, :func:`measure`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..color import rgb_to_optical_density
+from .basis import ChromophoreBasis, load_basis
+from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
+from .kernels import _crop_box, _index_values, _pad, _prepare, _skin_colours, _smooth_inside
+from .params import INDEX_NAMES, IndexParams
+from .spots import _detect_spots
+from .stats import summarize_values
+
+__all__ = ["choose_shared_branch", "skin_values", "compute_maps", "measure"]
+
+
+def _resolve_basis(od_skin: np.ndarray | None, params: IndexParams) -> tuple[ChromophoreBasis, str]:
+    basis = load_basis(params.basis_path)
+    if params.chromophore_method == "ica":
+        return estimate_basis_ica(od_skin, basis=basis, random_state=params.ica_random_state,
+                                  max_samples=params.ica_max_samples, max_angle_deg=params.ica_max_angle_deg)
+    return basis, "basis"
+
+
+def choose_shared_branch(images: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                         params: IndexParams | None = None) -> str:
+    """One twin branch ("light" or "dark") for several photos of the same skin.
+
+    Where two skins share a chromaticity (brown and dark skin, see
+    :func:`choose_branch`), the choice rests on brightness, which an exposure change
+    moves; chosen per photo, a retake 20 % brighter can swap the branch and double or
+    halve ``hemoglobin``.  The same patient's site does not jump between the twins
+    (they differ by about 0.2 in melanin volume fraction), so a series is measured on
+    one branch, chosen here from the skin colours of all photos pooled (each photo
+    weighted by its skin pixel count, smoothed as in :func:`skin_values`).  Pass it as
+    ``IndexParams(branch=...)``.
+
+    Parameters
+    ----------
+    images : sequence of (rgb, mask)
+        rgb: (H, W, 3) encoded sRGB uint8 / uint16 / float in [0, 1]; mask: bool (H, W).
+    params : IndexParams, optional
+        ``branch`` other than ``"auto"`` is returned as it is.
+
+    Returns
+    -------
+    str
+        ``"light"`` or ``"dark"`` (``"light"`` when there is no skin or no twin).
+    """
+    params = params or IndexParams()
+    if params.branch != "auto":
+        return params.branch
+    basis = load_basis(params.basis_path)
+    if basis.model is None:
+        return "light"
+    cands, bright, weights = [], [], []
+    for rgb, mask in images:
+        rgb, mask = _prepare(rgb, mask)
+        if not mask.any():
+            continue
+        box = _crop_box(mask, _pad(params))
+        crop, mc = rgb[box], np.ascontiguousarray(mask[box])
+        if params.smoothing_sigma > 0:
+            crop = _smooth_inside(crop, mc, params.smoothing_sigma, keep_outside=False)
+        px, w = _skin_colours(crop, mc)[:2]
+        if w is None:
+            w = np.ones(len(px), dtype=np.int64)
+        od = rgb_to_optical_density(px, params.od_floor).astype(np.float64)
+        cands.append(_candidates(od, basis.model))
+        bright.append(od.mean(axis=1))
+        weights.append(w.astype(np.float64))
+    if not cands:
+        return "light"
+    pooled = [np.concatenate([c[k] for c in cands]) for k in range(6)]
+    return _branch_from(pooled, np.concatenate(bright), np.concatenate(weights))
+
+
+class _Skin:
+    """Index values of the skin pixels, stored compactly.
+
+    For 8-bit input the values are computed once per distinct colour (``weights`` =
+    number of skin pixels of that colour, from a 2**24-bin histogram) and expanded
+    to pixels only when a map is needed; otherwise one value per skin pixel
+    (``weights`` None).  Statistics on either form are identical.
+    """
+
+    def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams):
+        if params.smoothing_sigma > 0 and mask.any():
+            rgb = _smooth_inside(rgb, mask, params.smoothing_sigma, keep_outside=False)
+        self.mask = mask
+        self.n = int(np.count_nonzero(mask))
+        self.info = {"chromophore_method": params.chromophore_method, "chromophore_branch_check": None,
+                     "saturated_fraction": float("nan")}
+        units, self.weights, self._pos = _skin_colours(rgb, mask)
+        if self.weights is not None:
+            sat = int(self.weights[(units == 255).any(axis=1)].sum())
+        else:
+            top = np.iinfo(units.dtype).max if units.dtype.kind == "u" else 1.0
+            sat = int(np.count_nonzero((units >= top).any(axis=1)))
+        if self.n == 0:
+            self.values = {name: np.empty(0, dtype=np.float32) for name in INDEX_NAMES}
+            self.spot_melanin = self.values["melanin"]
+            return
+        self.info["saturated_fraction"] = sat / self.n
+        if params.chromophore_method == "ica":
+            rng = np.random.default_rng(params.ica_random_state)
+            if self.weights is not None:  # sample pixels, i.e. colours in proportion to their counts
+                k = min(self.n, params.ica_max_samples)
+                sub = units[np.sort(rng.choice(len(units), size=k, p=self.weights / self.n))]
+            else:
+                k = min(self.n, params.ica_max_samples)
+                sub = units if k == self.n else units[np.sort(rng.choice(self.n, size=k, replace=False))]
+            basis, used = _resolve_basis(rgb_to_optical_density(sub, params.od_floor), params)
+        else:
+            basis, used = _resolve_basis(None, params)
+        mel, hb, branch, rel, check = _chromophores(units, self.weights, basis, params.od_floor, params.branch)
+        self.info["chromophore_method"] = used if branch is None else f"{used} ({branch} branch)"
+        self.info["chromophore_branch_check"] = check
+        self.values = _index_values(units, params.od_floor)
+        self.values["melanin"], self.values["hemoglobin"] = mel, hb
+        self.spot_melanin = rel
+
+    def pixels(self, name: str) -> np.ndarray:
+        """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
+        v = self.spot_melanin if name == "spot_melanin" else self.values[name]
+        if self.weights is None:
+            return v
+        return v[self._pos]
+
+    def map(self, name: str) -> np.ndarray:
+        return _scatter(self.pixels(name), self.mask)
+
+
+def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> tuple[dict, dict]:
+    """All per-pixel indices on the skin pixels only, as 1-D arrays (row-major order of the mask).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), encoded sRGB uint8 / uint16 / float in [0, 1], R, G, B
+    mask : ndarray of bool, shape (H, W), True on skin
+    params : IndexParams, optional
+
+    Returns
+    -------
+    values : dict name -> ndarray float32, shape (N,), N = mask.sum(), for every name in INDEX_NAMES
+    info : dict
+        ``chromophore_method`` actually used and ``saturated_fraction`` (skin pixels
+        with a channel at the maximum code, or >= 1 for float input).
+
+    Notes
+    -----
+    8-bit input: every index is a function of the pixel's colour, so it is computed
+    once per distinct skin colour and looked up per pixel.  Other input: per pixel,
+    in chunks of 2**20 so temporaries stay small.  Integer input goes through the
+    decoding / OD lookup tables of :mod:`skinimg.color`.
+    """
+    params = params or IndexParams()
+    rgb, mask = _prepare(rgb, mask)
+    box = _crop_box(mask, _pad(params))
+    sk = _Skin(rgb[box], np.ascontiguousarray(mask[box]), params)
+    return {name: sk.pixels(name) for name in INDEX_NAMES}, sk.info
+
+
+def _scatter(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = np.full(mask.shape, np.nan, dtype=np.float32)
+    m[mask] = values
+    return m
+
+
+def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> dict[str, np.ndarray]:
+    """Per-pixel index maps.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), encoded sRGB uint8 [0, 255] / uint16 [0, 65535] /
+        float in [0, 1]; channel order R, G, B
+    mask : ndarray of bool, shape (H, W), True on skin
+    params : IndexParams, optional
+
+    Returns
+    -------
+    dict name -> ndarray float32, shape (H, W)
+        One map per name in :data:`INDEX_NAMES`; ``NaN`` outside the mask.
+        Units: see the module docstring.
+    """
+    params = params or IndexParams()
+    rgb, mask = _prepare(rgb, mask)
+    box = _crop_box(mask, _pad(params))
+    sk = _Skin(rgb[box], np.ascontiguousarray(mask[box]), params)
+    return {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+
+
+def _embed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, int]) -> np.ndarray:
+    if crop.shape == tuple(shape):
+        return crop
+    m = np.full(shape, np.nan, dtype=np.float32)
+    m[box] = crop
+    return m
+
+
+def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None,
+            return_maps: bool = True) -> tuple[dict, dict | None]:
+    """Statistics row (+ maps) in one pass: what ``skinimg analyze`` runs per image.
+
+    Equivalent to ``summarize(compute_maps(rgb, mask), mask)`` but with
+    ``return_maps=False`` only the melanin map is built (for the spots), which keeps
+    peak memory low on large photos.  The row also has ``chromophore_method`` (the
+    method actually used) and ``saturated_fraction``.
+
+    Returns
+    -------
+    row : dict
+    maps : dict name -> float32 (H, W) map (NaN off skin), or None
+    """
+    params = params or IndexParams()
+    rgb, mask = _prepare(rgb, mask)
+    box = _crop_box(mask, _pad(params))
+    mc = np.ascontiguousarray(mask[box])
+    sk = _Skin(rgb[box], mc, params)
+    mel0 = np.zeros(mc.shape, dtype=np.float32)
+    mel0[mc] = sk.pixels("spot_melanin")
+    row = summarize_values(sk.values, weights=sk.weights, params=params)
+    spots = _detect_spots(mel0, mc, params, mask.shape) if sk.n else None
+    row["brown_spot_count"] = spots.count if spots else 0
+    row["brown_spot_area_fraction"] = spots.area_fraction if spots else float("nan")
+    row.update(sk.info)
+    maps = None
+    if return_maps:
+        del mel0
+        maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+    return row, maps

@@ -1,0 +1,56 @@
+"""Skin phantoms: synthetic photographs with known melanin and haemoglobin, from an optical model.
+
+A phantom is a photograph rendered from a *known* skin: every skin pixel has a true
+epidermal melanin volume fraction and a true dermal blood volume fraction, and the
+photo goes through the things that make real measurements hard (illuminant, exposure,
+camera pose, shading, specular highlights, hair, lips, eyes, clothing and skin-coloured
+backgrounds, sensor noise, JPEG).  The truth is returned beside the photo so every
+stage of skinimg (segmentation, indices, calibration, registration, before/after
+statistics) can be tested against ground truth.
+
+Modules: ``optics`` (the two-layer spectral skin model and its colour, with references),
+``spec`` (:class:`PhantomSpec`, :class:`Phantom`, camera pose), ``frame`` and ``scene`` (the
+scene in its canonical frame), ``render`` (camera, :func:`render_phantom`,
+:func:`write_phantom`), ``sets`` (named sets, :func:`write_set`), ``astronaut`` (a real
+photograph's hand-drawn skin mask).  The generator of the truth imports only
+:mod:`skinimg.color` and :mod:`skinimg.io`, never the code it tests.
+"""
+
+from .astronaut import ASTRONAUT_SKIN, astronaut_skin_mask
+from .optics import (DEFAULT_OPTICS, ILLUMINANTS, WAVELENGTHS_NM, SkinOptics, chart_patch_names, illuminant_white,
+                     ita_degrees, reflectance_to_linear_rgb, render_chart_patches, skin_linear_rgb, skin_reflectance)
+from .render import render_phantom, write_phantom
+from .sets import LADDER_TONES, SET_EXPOSURE, SETS, PlannedImage, plan_set, write_set
+from .spec import BACKGROUNDS, DISTRACTORS, LABELS, SITES, Phantom, PhantomSpec, pose_matrix, relative_pose
+
+__all__ = [
+    "ASTRONAUT_SKIN",
+    "astronaut_skin_mask",
+    "WAVELENGTHS_NM",
+    "ILLUMINANTS",
+    "BACKGROUNDS",
+    "DISTRACTORS",
+    "SITES",
+    "LABELS",
+    "SkinOptics",
+    "DEFAULT_OPTICS",
+    "PhantomSpec",
+    "Phantom",
+    "skin_reflectance",
+    "reflectance_to_linear_rgb",
+    "skin_linear_rgb",
+    "render_chart_patches",
+    "illuminant_white",
+    "ita_degrees",
+    "render_phantom",
+    "write_phantom",
+    "pose_matrix",
+    "relative_pose",
+    "chart_patch_names",
+    "SETS",
+    "SET_EXPOSURE",
+    "LADDER_TONES",
+    "PlannedImage",
+    "plan_set",
+    "write_set",
+]

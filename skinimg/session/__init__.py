@@ -1,0 +1,133 @@
+"""Sessions: before/after comparison of two photographs of the same skin.
+
+``skinimg compare BEFORE AFTER`` answers "did it change, by how much, and is that more
+than photo-to-photo noise?"; ``skinimg track`` runs it over a study
+(:func:`skinimg.batch.compare_files`, :func:`skinimg.batch.track`).  Everything here works
+on arrays: modules ``register`` (alignment), ``lighting`` (normalisation), ``stats``
+(statistics, MDC tables, verdicts), ``compare`` (:class:`CompareParams`, :func:`compare_arrays`,
+pictures).
+
+Pipeline of one pair (:func:`compare_arrays`)
+---------------------------------------------
+1. **Calibration** (``calibrate``): ``"auto"`` uses the ColorChecker correction of
+   :func:`skinimg.calibrate.calibrate_image` when a chart is found in *both* photos (one
+   chart only: not used, noted); ``"chart"`` requires a chart in both; ``"none"`` skips it.
+2. **Skin masks**: :func:`skinimg.segment.segment_skin` on each photo (``segment_method``,
+   ``second_stage``), chart area removed (:func:`skinimg.calibrate.chart_mask`).
+3. **Registration** of AFTER onto BEFORE (:mod:`skinimg.session.register`).  A failed or poor
+   registration stops the pair with :class:`~skinimg.errors.SkinImgError`
+   ("registration failed: 12 inliers < 30"); misaligned photos are never compared.
+4. **Lighting normalisation** (``lighting="auto"``), in linear RGB, when no chart
+   correction was applied to both photos: a per-channel gain ``g_c`` multiplies AFTER's
+   linear RGB so that a *reference region that did not change* matches BEFORE.
+   ``g_c = sum B_c / sum A_c`` over the reference pixels of the registered pair (pixels with
+   a 7 x 7 local mean outside 0.1-0.9 linear in either photo excluded, then those whose log ratio
+   is more than 3 robust SDs from the median).  When the three gains agree within 4 %
+   (:data:`ACHROMATIC_TOLERANCE`) their geometric mean is used for all channels: such
+   small differences are estimation noise (JPEG chroma subsampling of a coloured
+   backdrop), and a false colour cast would bias the chromaticity-based indices; a
+   larger difference is a real change of white balance and is corrected per channel.
+   A channel without 2000 usable reference pixels (red of a blue backdrop) gets the
+   achromatic gain of the others.
+   Reference, first usable of:
+
+   * ``skin_outside_roi``: skin of both photos outside the ROI (when an ROI is given);
+   * ``background``: pixels that are skin in neither photo, more than 2 % of the shorter
+     side away from skin (the static scene: backdrop, clothing, chart frame).
+
+   A reference is usable with at least 2000 pixels and a spread (1.4826 x MAD of the log
+   ratio, every channel) below 0.08; otherwise no gain is applied, a warning says so and
+   the verdict of the lighting-dependent metrics (:data:`LIGHTING_DEPENDENT`) is
+   ``unknown`` (a dark backdrop, for instance, gives no usable reference).
+   The whole skin is deliberately **not** the reference: a per-channel gain on the skin
+   itself would cancel the very change being measured (a global fall in blood makes
+   the skin less red; matching the skin's mean colour would undo it).
+   Indices that are exposure-invariant by construction need no normalisation:
+   ``erythema_index`` (log ratio R/G, Dawson 1980) and ``hemoglobin`` (optical-density
+   chromaticity, Tsumura 1999) are unchanged by any common gain (shown in
+   ``tests/test_compare.py``); ``melanin``, ``melanin_index``, ``l_star``, ``a_star``,
+   ``b_star`` and ``ita_deg`` depend on exposure and rely on this step.
+5. **Joint mask**: BEFORE pixels that are skin in BEFORE, whose registered AFTER position
+   and its bilinear neighbours are skin in AFTER, inside the ROI when given.
+6. **Indices**: :func:`skinimg.indices.compute_maps` on each photo in its own frame (no
+   resampling of colours); AFTER's maps are resampled bilinearly into BEFORE's frame.
+   Both photos use one chromophore branch (:func:`skinimg.indices.choose_shared_branch`
+   on their pooled skin colours, reported as ``chromophore_branch``): on brown and dark
+   skin two solutions share a chromaticity, and choosing per photo lets an exposure
+   change swap them between sessions.  :func:`track` keeps the branch of a series' first
+   compared pair for all its other pairs.
+7. **Statistics** per metric over the joint mask (:func:`pair_statistics`): ``before`` and
+   ``after`` means, ``delta = after - before``, ``delta_pct = 100 delta / |before|``,
+   ``ci95``: 95 % percentile interval of ``delta`` by a **block bootstrap over square
+   spatial tiles** (pixels are spatially correlated, tiles roughly independent; Kunsch
+   1989): tile side ``tile_frac`` (5 %) of BEFORE's shorter side, at least 16 px (24 px on a
+   480 x 640 photo, 150 px on 12 MP); ``n_boot`` = 2000 resamples of the tiles with
+   replacement, both photos' sums taken from the same tiles (paired), fixed seed 0.
+   ``effect_size``: Cohen's d, ``delta / sqrt((sd_before^2 + sd_after^2) / 2)`` with the
+   pixel standard deviations over the joint mask (Cohen 1988).
+   Area measures: ``red_area_fraction`` (joint skin with ``hemoglobin`` above
+   ``IndexParams.red_threshold``) and ``brown_spot_area_fraction``
+   (:func:`skinimg.indices.detect_brown_spots` on each melanin map, joint mask).  The
+   spot *count* is reported under ``counts`` without a verdict: on unchanged retakes it
+   varies by up to 40 % (spots split and merge at the threshold) while the spot area does not.
+8. **Verdict** per metric against the minimal detectable change ``mdc`` (index units):
+   ``no_change`` when ``|delta| <= mdc`` or the CI contains 0, otherwise ``worsened`` /
+   ``improved`` by the metric's direction (:data:`DIRECTIONS`).  Default MDCs: see
+   ``models/mdc.json`` (derived by :mod:`skinimg.train.mdc` from phantom retakes,
+   ``MDC = 1.96 sqrt(2) SEM``, Weir 2005); brown and dark skin (the darker photo's mean ITA
+   <= -10 / <= -30 degrees) use the larger MDCs of the table's ``mdc_by_tone`` bands
+   (:func:`load_mdc_bands`; ``mdc_source.tone_band`` in the result); override with
+   ``mdc={"hemoglobin": 0.002}``.
+   ``hemoglobin`` adds a cross-talk allowance, ``coefficient * |delta melanin|`` (the
+   table's ``crosstalk``, measured on phantom pairs whose only true change is melanin;
+   :func:`load_crosstalk`), so a pigment change is not reported as a change of redness
+   (``crosstalk_allowance=False`` turns it off).
+
+Sign convention (:data:`DIRECTIONS`): for ``hemoglobin``, ``erythema_index``,
+``a_star``, ``red_area_fraction`` (redness) and ``melanin``, ``melanin_index``,
+``b_star``, ``brown_spot_area_fraction`` (pigmentation; b* rises
+with tanning, Chardon 1991) a **decrease is improved**; for ``l_star`` and ``ita_deg`` an
+**increase is improved** (lighter = less pigment).
+
+References
+----------
+Kunsch, H. R. (1989). The jackknife and the bootstrap for general stationary observations.
+Annals of Statistics 17(3), 1217-1241. https://doi.org/10.1214/aos/1176347265
+
+Cohen, J. (1988). Statistical Power Analysis for the Behavioral Sciences, 2nd ed. Erlbaum.
+
+Weir, J. P. (2005). Quantifying test-retest reliability using the intraclass correlation
+coefficient and the SEM. Journal of Strength and Conditioning Research 19(1), 231-240.
+https://doi.org/10.1519/15184.1
+"""
+
+from .compare import LIGHTING_MODES, CompareParams, compare_arrays, measure_pair, render_pictures
+from .lighting import ACHROMATIC_TOLERANCE
+from .register import Registration, RegistrationParams, register, to_grey8, warp_image, warp_map
+from .stats import (DEFAULT_MDC_PATH, DIRECTIONS, LIGHTING_DEPENDENT, MDC_FORMAT, METRICS, load_crosstalk, load_mdc,
+                    load_mdc_bands, pair_statistics, verdict)
+
+__all__ = [
+    "METRICS",
+    "DIRECTIONS",
+    "LIGHTING_DEPENDENT",
+    "ACHROMATIC_TOLERANCE",
+    "DEFAULT_MDC_PATH",
+    "MDC_FORMAT",
+    "LIGHTING_MODES",
+    "CompareParams",
+    "load_mdc",
+    "load_mdc_bands",
+    "load_crosstalk",
+    "pair_statistics",
+    "verdict",
+    "measure_pair",
+    "compare_arrays",
+    "render_pictures",
+    "RegistrationParams",
+    "Registration",
+    "register",
+    "warp_image",
+    "warp_map",
+    "to_grey8",
+]

@@ -1,0 +1,344 @@
+"""Comparing two photographs of the same skin: :func:`compare_arrays` (steps 1-8 of :mod:`skinimg.session`).
+
+:class:`CompareParams` holds every setting (recorded in ``comparison.json``); :func:`measure_pair`
+registers, normalises and measures the pair; :func:`compare_arrays` adds MDCs and verdicts;
+:func:`render_pictures` draws ``pair.png`` and the change maps.  Comparing files is
+:func:`skinimg.batch.compare_files`, series of a study :func:`skinimg.batch.track`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import cv2
+import numpy as np
+
+from ..calibrate import MODES as CALIBRATION_MODES
+from ..calibrate import calibrate_image, chart_mask
+from ..errors import SkinImgError
+from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
+from ..io import DEFAULT_MAX_PIXELS, check_rgb, to_uint8
+from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
+from .lighting import _apply_gain, _lighting
+from .register import RegistrationParams, register, warp_image, warp_map
+from .stats import METRICS, _add_verdicts, _tile_ids, load_mdc, pair_statistics
+
+__all__ = ["LIGHTING_MODES", "CompareParams", "measure_pair", "compare_arrays", "render_pictures"]
+
+#: Lighting normalisation of a pair without a chart (``CompareParams.lighting``).
+LIGHTING_MODES = ("auto", "none")
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    """Parameters of a comparison (recorded in ``comparison.json``).
+
+    Attributes
+    ----------
+    segment_method : {"model", "rules"}
+        Passed to the skin segmentation.
+    second_stage : {"mlp", "net", "both"}
+        Second stage of the ``"model"`` segmentation (:attr:`skinimg.batch.AnalyzeParams.second_stage`): use
+        the one the photos were analysed with, so that both commands measure the same skin.
+    calibrate : {"auto", "chart", "none"}
+        Colour-chart correction (see module docstring).
+    lighting : {"auto", "none"}
+        Lighting normalisation by a per-channel gain on an unchanged reference region.
+    indices : IndexParams
+    registration : RegistrationParams
+    tile_frac : float
+        Bootstrap tile side as a fraction of BEFORE's shorter side (at least ``min_tile_px``).
+    min_tile_px : int
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Bootstrap seed.
+    mdc : tuple of (name, value)
+        Overrides of the default MDCs (index units).
+    mdc_path : str or None
+        MDC table (default ``models/mdc.json``).
+    crosstalk_allowance : bool
+        Widen the haemoglobin MDC by the melanin cross-talk measured on phantoms
+        (``crosstalk`` in the MDC table): ``mdc + coefficient * |delta melanin|``.
+    min_joint_pixels : int
+        Fewer joint skin pixels: the pair fails ("too little common skin").
+    max_pixels : int or None
+        Photos declaring more pixels are refused before decoding.
+    map_max_side : int
+        Longer side of each photo in the PNG maps.
+    """
+
+    segment_method: str = "model"
+    calibrate: str = "auto"
+    lighting: str = "auto"
+    indices: IndexParams = field(default_factory=IndexParams)
+    registration: RegistrationParams = field(default_factory=RegistrationParams)
+    tile_frac: float = 0.05
+    min_tile_px: int = 16
+    n_boot: int = 2000
+    seed: int = 0
+    mdc: tuple = ()
+    mdc_path: str | None = None
+    crosstalk_allowance: bool = True
+    min_joint_pixels: int = 500
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    map_max_side: int = 1024
+    second_stage: str = "mlp"
+
+    def __post_init__(self):
+        if self.calibrate not in CALIBRATION_MODES:
+            raise SkinImgError(f"unknown calibration mode {self.calibrate!r} (use auto, chart or none)")
+        if self.lighting not in LIGHTING_MODES:
+            raise SkinImgError(f"unknown lighting normalisation {self.lighting!r} (use auto or none)")
+        check_method(self.segment_method)
+        check_second_stage(self.second_stage)
+        mdc = tuple(sorted((str(k), float(v)) for k, v in dict(self.mdc).items()))
+        for k, v in mdc:
+            if k not in METRICS:
+                raise SkinImgError(f"--mdc: unknown index {k!r} (one of {', '.join(METRICS)})")
+            if not (math.isfinite(v) and v >= 0):
+                raise SkinImgError(f"--mdc: {k} must be a number >= 0, got {v}")
+        object.__setattr__(self, "mdc", mdc)
+        if not (0 < self.tile_frac <= 1) or self.n_boot < 100:
+            raise SkinImgError("tile_frac must be in (0, 1] and n_boot at least 100")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["registration"] = self.registration.to_dict()
+        d["mdc"] = dict(self.mdc)
+        return d
+
+
+# ----------------------------------------------------------------------------- pair pipeline
+
+
+def _segment(rgb: np.ndarray, p: CompareParams) -> np.ndarray:
+    """The skin mask of one photo of the pair (:func:`skinimg.segment.segment_skin` with ``p``'s method and second
+    stage), bool (H, W)."""
+    seg = segment_skin(rgb, method=p.segment_method, params=SegmentParams(stage2_model=p.second_stage))
+    return np.asarray(seg.mask, dtype=bool)
+
+
+def _calibrate_pair(before: np.ndarray, after: np.ndarray, mode: str, notes: list):
+    """(before, after, info, chart corrections or (None, None))."""
+    info = {"mode": mode, "before": "none", "after": "none"}
+    if mode == "none":
+        return before, after, info, (None, None)
+    out, corr = [], []
+    for which, rgb in (("BEFORE", before), ("AFTER", after)):
+        try:
+            c_rgb, c = calibrate_image(rgb, mode="chart")
+        except SkinImgError as exc:
+            if mode == "chart":
+                raise SkinImgError(f"{which}: {exc.reason}") from None
+            notes.append(f"{which}: {exc.reason}")
+            c_rgb, c = None, None
+        out.append(c_rgb)
+        corr.append(c)
+    if corr[0] is not None and corr[1] is not None:
+        info.update(before="chart", after="chart",
+                    delta_e_after={"before": corr[0].delta_e_after, "after": corr[1].delta_e_after})
+        return out[0], out[1], info, (corr[0], corr[1])
+    if corr[0] is not None or corr[1] is not None:
+        notes.append("a colour chart was found in only one photo: chart correction not used")
+    return before, after, info, (corr[0], corr[1])
+
+
+def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
+                 after_mask: np.ndarray | None = None, roi: np.ndarray | None = None,
+                 params: CompareParams | None = None, label: str | None = None) -> tuple[dict, dict]:
+    """Register, normalise and measure a pair; metrics without verdicts.
+
+    Parameters
+    ----------
+    before, after : ndarray, shape (H, W, 3) / (H', W', 3), encoded sRGB uint8 / uint16 / float [0, 1], R, G, B
+    before_mask, after_mask : ndarray of bool, optional
+        Skin masks (default: segmentation of each photo).
+    roi : ndarray of bool, shape (H, W), optional
+        Region of interest in BEFORE's frame.
+    params : CompareParams, optional
+    label : str, optional
+        Names the pair in errors ("before.jpg vs after.jpg").
+
+    Returns
+    -------
+    doc : dict
+        ``registration``, ``calibration``, ``lighting``, ``joint_mask``, ``metrics``
+        (each: before, after, delta, delta_pct, ci95, effect_size), ``statistics``, ``warnings``.
+    pictures : dict
+        ``before`` (BEFORE, calibrated), ``after_registered`` (AFTER in BEFORE's frame,
+        normalised), ``joint`` mask, ``delta_hemoglobin`` / ``delta_melanin`` float32 maps.
+
+    Raises
+    ------
+    SkinImgError
+        Registration failed or poor, too little common skin, chart required and missing.
+    """
+    p = params or CompareParams()
+    notes: list[str] = []
+    before, after = check_rgb(before, what="BEFORE"), check_rgb(after, what="AFTER")
+    try:
+        before, after, cal, corr = _calibrate_pair(before, after, p.calibrate, notes)
+    except SkinImgError as exc:
+        raise SkinImgError(exc.reason, label) from None
+    mask_b = _segment(before, p) if before_mask is None else np.asarray(before_mask, bool)
+    mask_a = _segment(after, p) if after_mask is None else np.asarray(after_mask, bool)
+    chart_b = chart_mask(before.shape, corr[0]) if corr[0] is not None else np.zeros(mask_b.shape, bool)
+    chart_a = chart_mask(after.shape, corr[1]) if corr[1] is not None else np.zeros(mask_a.shape, bool)
+    mask_b, mask_a = mask_b & ~chart_b, mask_a & ~chart_a
+    if mask_b.shape != before.shape[:2] or mask_a.shape != after.shape[:2]:
+        raise SkinImgError("skin mask size differs from its photo", label)
+    if roi is not None and roi.shape != mask_b.shape:
+        raise SkinImgError("ROI size differs from BEFORE", label)
+
+    reg = register(before, after, before_mask=mask_b, after_mask=mask_a, params=p.registration)
+    if not reg.ok:
+        raise SkinImgError(f"registration failed: {reg.reason}", label)
+    hw = mask_b.shape
+    valid = warp_image(np.ones(after.shape[:2], np.uint8), reg, hw, interpolation=cv2.INTER_NEAREST).astype(bool)
+    mask_a_w = warp_image(mask_a, reg, hw)
+    after_w = warp_image(after, reg, hw)
+
+    if cal["before"] == "chart":
+        gain, light = None, {"method": "chart", "gain": [1.0, 1.0, 1.0], "reference_pixels": 0, "spread": None}
+    else:
+        gain, light = _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, chart_b, p.lighting, notes)
+    if gain is not None:
+        after = _apply_gain(after, gain)
+        after_w = _apply_gain(after_w, gain)
+
+    # one chromophore branch for both photos (same skin): an exposure or lighting change must
+    # not swap the twin solution of brown/dark skin between sessions (indices.choose_shared_branch)
+    branch = choose_shared_branch([(before, mask_b), (after, mask_a)], params=p.indices)
+    ip = replace(p.indices, branch=branch)
+    maps_b = compute_maps(before, mask_b, params=ip)
+    maps_a = compute_maps(after, mask_a, params=ip)
+    warped = {name: warp_map(maps_a[name], reg, hw) for name in INDEX_NAMES}
+    del maps_a
+    joint = mask_b & np.isfinite(warped["hemoglobin"]) & np.isfinite(maps_b["hemoglobin"])
+    if roi is not None:
+        joint &= roi
+    n_joint = int(np.count_nonzero(joint))
+    if n_joint < p.min_joint_pixels:
+        raise SkinImgError(f"too little common skin: {n_joint} joint skin pixels < {p.min_joint_pixels}", label)
+
+    tile = max(p.min_tile_px, int(round(p.tile_frac * min(hw))))
+    tiles = _tile_ids(joint, tile)
+    metrics: dict = {}
+    for name in INDEX_NAMES:
+        metrics[name] = pair_statistics(maps_b[name][joint], warped[name][joint], tiles, n_boot=p.n_boot, seed=p.seed)
+    thr = np.float32(p.indices.red_threshold)
+    metrics["red_area_fraction"] = pair_statistics((maps_b["hemoglobin"][joint] > thr).astype(np.float32),
+                                                   (warped["hemoglobin"][joint] > thr).astype(np.float32), tiles,
+                                                   n_boot=p.n_boot, seed=p.seed)
+    spots_b = detect_brown_spots(maps_b["melanin"], joint, params=p.indices)
+    spots_a = detect_brown_spots(warped["melanin"], joint, params=p.indices)
+    sp_b = _spot_pixels(spots_b, hw)[joint].astype(np.float32)
+    sp_a = _spot_pixels(spots_a, hw)[joint].astype(np.float32)
+    metrics["brown_spot_area_fraction"] = pair_statistics(sp_b, sp_a, tiles, n_boot=p.n_boot, seed=p.seed)
+    n_b = int(np.count_nonzero(mask_b if roi is None else mask_b & roi))
+    doc = {
+        "registration": reg.to_dict(),
+        "calibration": cal,
+        "lighting": light,
+        "chromophore_branch": branch,
+        "joint_mask": {"pixels": n_joint, "fraction_of_before_skin": n_joint / n_b if n_b else None,
+                       "roi": roi is not None},
+        "metrics": {name: metrics[name] for name in METRICS},
+        "counts": {"brown_spot_count": {"before": int(spots_b.count), "after": int(spots_a.count)}},
+        "statistics": {
+            "ci95": "percentile block bootstrap over square spatial tiles (paired)",
+            "tile_px": tile, "n_tiles": int(len(np.unique(tiles))), "n_boot": p.n_boot, "seed": p.seed,
+            "effect_size": "Cohen's d: delta / sqrt((sd_before^2 + sd_after^2) / 2), pixel SDs over the joint mask",
+            "delta_pct": "100 * delta / |before|",
+        },
+        "warnings": notes + list(reg.notes),
+    }
+    pics = {"before": before, "after_registered": after_w, "joint": joint,
+            "delta_hemoglobin": np.where(joint, warped["hemoglobin"] - maps_b["hemoglobin"], np.nan).astype(np.float32),
+            "delta_melanin": np.where(joint, warped["melanin"] - maps_b["melanin"], np.nan).astype(np.float32)}
+    return doc, pics
+
+
+def _spot_pixels(spots, shape) -> np.ndarray:
+    lab = spots.labels > 0
+    if lab.shape != tuple(shape):
+        lab = cv2.resize(lab.view(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return lab
+
+
+def compare_arrays(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
+                   after_mask: np.ndarray | None = None, roi: np.ndarray | None = None,
+                   params: CompareParams | None = None, label: str | None = None) -> tuple[dict, dict]:
+    """:func:`measure_pair` plus ``mdc`` and ``verdict`` per metric (see the module docstring).
+
+    Returns ``(doc, pictures)``; ``doc["metrics"][name]`` has ``before``, ``after``,
+    ``delta``, ``delta_pct``, ``ci95``, ``effect_size``, ``mdc``, ``verdict``, ``direction``.
+    """
+    p = params or CompareParams()
+    load_mdc(p.mdc_path)  # a missing table fails before any work
+    doc, pics = measure_pair(before, after, before_mask=before_mask, after_mask=after_mask, roi=roi, params=p,
+                             label=label)
+    return _add_verdicts(doc, p), pics
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def _diverging_lut() -> np.ndarray:
+    """Blue - white - red colour map as an OpenCV user LUT (256 x 1 x 3, BGR)."""
+    t = np.linspace(-1.0, 1.0, 256)
+    r = np.where(t < 0, 1.0 + t * 0.85, 1.0)
+    g = 1.0 - np.abs(t) * 0.85
+    b = np.where(t > 0, 1.0 - t * 0.85, 1.0)
+    lut = np.stack([b, g, r], axis=1)
+    return np.clip(lut * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
+
+
+def _fit(img: np.ndarray, max_side: int, interp=cv2.INTER_AREA) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(1.0, max_side / float(max(h, w)))
+    if s < 1.0:
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interp)
+    return img
+
+
+def _smooth_in(values: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    v = np.where(mask, np.nan_to_num(values, nan=0.0), 0.0).astype(np.float32)
+    m = mask.astype(np.float32)
+    num = cv2.GaussianBlur(v, (0, 0), sigma)
+    den = cv2.GaussianBlur(m, (0, 0), sigma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mask & (den > 1e-3), num / np.maximum(den, 1e-6), np.nan).astype(np.float32)
+
+
+def render_pictures(pics: dict, *, max_side: int = 1024) -> dict[str, np.ndarray]:
+    """The PNG pictures of a comparison: ``pair.png`` and the delta maps (RGB uint8 arrays).
+
+    ``pair.png``: BEFORE and the registered, normalised AFTER side by side, joint skin
+    outlined.  ``delta_hemoglobin.png`` / ``delta_melanin.png``: ``after - before`` over
+    BEFORE (blue = decrease, red = increase, symmetric scale at the 98th percentile of
+    ``|delta|``), smoothed inside the joint mask by a Gaussian of 1 % of the shorter side
+    (display only; statistics use the unsmoothed maps).
+    """
+    b = _fit(to_uint8(pics["before"]), max_side)
+    a = _fit(to_uint8(pics["after_registered"]), max_side)
+    joint = _fit(pics["joint"].view(np.uint8) * 255, max_side, cv2.INTER_NEAREST) > 0
+    contours, _ = cv2.findContours(joint.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    th = max(1, int(round(min(b.shape[:2]) / 300)))
+    b, a = b.copy(), a.copy()
+    for img in (b, a):
+        cv2.drawContours(img, contours, -1, (40, 220, 90), th)
+    gap = np.full((b.shape[0], max(4, b.shape[1] // 100), 3), 255, np.uint8)
+    out = {"pair.png": np.ascontiguousarray(np.concatenate([b, gap, a], axis=1))}
+    sigma = max(1.0, 0.01 * min(pics["joint"].shape))
+    lut = _diverging_lut()
+    for key, title in (("delta_hemoglobin", "hemoglobin change"), ("delta_melanin", "melanin change")):
+        d = _smooth_in(pics[key], pics["joint"], sigma)
+        fin = np.abs(d[np.isfinite(d)])
+        v = float(np.percentile(fin, 98)) if fin.size else 1.0
+        v = v if v > 0 else 1.0
+        out[f"{key}.png"] = render_heatmap(pics["before"], d, vmin=-v, vmax=v, title=title, colormap=lut,
+                                           max_side=max_side)
+    return out

@@ -1,0 +1,228 @@
+"""Change statistics of a pair and their verdicts against the minimal detectable change (MDC).
+
+:func:`pair_statistics` (block bootstrap over spatial tiles, effect size), :func:`verdict`, and the
+MDC table ``models/mdc.json`` (found through :func:`skinimg.io.models_dir` when it is read, so
+``$SKINIMG_MODELS`` is honoured; derived by :mod:`skinimg.train.mdc`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from ..errors import SkinImgError
+from ..indices import INDEX_NAMES
+from ..io import model_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compare import CompareParams
+
+__all__ = ["METRICS", "DIRECTIONS", "LIGHTING_DEPENDENT", "MDC_FILE", "MDC_FORMAT", "DEFAULT_MDC_PATH", "load_mdc",
+           "load_mdc_bands", "load_crosstalk", "pair_statistics", "verdict"]
+
+#: Metrics of ``comparison.json``, in order.
+METRICS = INDEX_NAMES[6:] + INDEX_NAMES[:6] + ("red_area_fraction", "brown_spot_area_fraction")
+#: +1: an increase is ``worsened`` (redness, pigmentation); -1: an increase is ``improved`` (lighter skin).
+DIRECTIONS = {
+    "hemoglobin": 1, "melanin": 1, "erythema_index": 1, "melanin_index": 1, "a_star": 1, "b_star": 1,
+    "l_star": -1, "ita_deg": -1, "red_area_fraction": 1, "brown_spot_area_fraction": 1,
+}
+#: File name of the MDC table in :func:`skinimg.io.models_dir`.
+MDC_FILE = "mdc.json"
+#: Default MDC table (at import; the loaders look it up when called).
+DEFAULT_MDC_PATH = model_file(MDC_FILE)
+MDC_FORMAT = "skinimg-mdc/1"
+#: Metrics that depend on exposure / colour balance (need a chart or lighting normalisation).
+LIGHTING_DEPENDENT = ("melanin", "melanin_index", "l_star", "a_star", "b_star", "ita_deg")
+
+
+# ----------------------------------------------------------------------------- MDC tables
+
+
+def _read_mdc_doc(path: str | os.PathLike | None) -> tuple[dict, Path]:
+    p = Path(path) if path else model_file(MDC_FILE)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SkinImgError(f"cannot read the MDC table ({exc})", p.name) from None
+    if not isinstance(doc, dict) or doc.get("format") != MDC_FORMAT or not isinstance(doc.get("mdc"), dict):
+        raise SkinImgError(f"not an MDC table (format {MDC_FORMAT})", p.name)
+    return doc, p
+
+
+def load_crosstalk(path: str | os.PathLike | None = None) -> dict:
+    """Cross-talk allowances of the MDC table: ``{metric: (other_metric, coefficient)}``.
+
+    ``models/mdc.json`` holds one, measured by ``benchmarks/derive_mdc.py`` on phantom
+    pairs whose only true change is melanin: a haemoglobin change up to
+    ``coefficient * |delta melanin|`` can be cross-talk (see :func:`_add_verdicts`).
+    """
+    return _parse_crosstalk(*_read_mdc_doc(path))
+
+
+def _parse_crosstalk(doc: dict, p: Path) -> dict:
+    out = {}
+    entries = doc.get("crosstalk") or {}
+    if not isinstance(entries, dict):
+        raise SkinImgError("bad cross-talk section in the MDC table (not an object)", p.name)
+    for k, v in entries.items():
+        try:
+            out[str(k)] = (str(v["from"]), float(v["coefficient"]))
+        except (TypeError, KeyError, ValueError):
+            raise SkinImgError(f"bad cross-talk entry for {k!r}", p.name) from None
+    return out
+
+
+def load_mdc(path: str | os.PathLike | None = None) -> dict:
+    """The default minimal detectable changes: ``{metric: value}`` (index units).
+
+    Reads ``models/mdc.json`` (format ``skinimg-mdc/1``, written by ``benchmarks/derive_mdc.py``).
+    """
+    return _parse_mdc(*_read_mdc_doc(path))
+
+
+def _parse_mdc(doc: dict, p: Path) -> dict:
+    out = {}
+    for k, v in doc["mdc"].items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise SkinImgError(f"bad MDC value for {k!r}", p.name) from None
+    return out
+
+
+def load_mdc_bands(path: str | os.PathLike | None = None) -> list[tuple[str, float, dict]]:
+    """Tone bands with their own MDCs: ``[(band, ita_deg_max, {metric: value}), ...]``, darkest bound first.
+
+    ``models/mdc.json`` has two, ``dark`` (ITA <= -30 degrees) and ``brown`` (-30 < ITA <= -10):
+    retakes of such skin spread the chromophore estimates two (brown) to six (dark) times more
+    than lighter skin (see ``benchmarks/derive_mdc.py``).  A table without bands gives ``[]``.
+    """
+    return _parse_mdc_bands(*_read_mdc_doc(path))
+
+
+def _parse_mdc_bands(doc: dict, p: Path) -> list[tuple[str, float, dict]]:
+    out = []
+    for entry in doc.get("mdc_by_tone") or []:
+        try:
+            out.append((str(entry["band"]), float(entry["ita_deg_max"]),
+                        {str(k): float(v) for k, v in entry["mdc"].items()}))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise SkinImgError("bad tone band in the MDC table", p.name) from None
+    return sorted(out, key=lambda b: b[1])
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def _tile_ids(mask: np.ndarray, tile: int) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    nx = (mask.shape[1] + tile - 1) // tile
+    return (ys // tile) * nx + xs // tile
+
+
+def pair_statistics(before: np.ndarray, after: np.ndarray, tiles: np.ndarray, *, n_boot: int = 2000,
+                    seed: int = 0) -> dict:
+    """Change statistics of one metric from paired pixel values.
+
+    Parameters
+    ----------
+    before, after : ndarray, float, shape (N,)
+        Values of the N joint-mask pixels (same order, no NaN).
+    tiles : ndarray of int, shape (N,)
+        Tile id of each pixel (block bootstrap unit).
+    n_boot, seed : int
+
+    Returns
+    -------
+    dict with ``before``, ``after`` (means), ``delta``, ``delta_pct`` (None when
+    ``|before| < 1e-12``), ``ci95`` ([lo, hi], percentile block bootstrap) and
+    ``effect_size`` (Cohen's d with the pooled pixel SD; None when both SDs are 0).
+    """
+    b = np.asarray(before, dtype=np.float64)
+    a = np.asarray(after, dtype=np.float64)
+    mb, ma = float(b.mean()), float(a.mean())
+    delta = ma - mb
+    _, inv = np.unique(tiles, return_inverse=True)
+    k = int(inv.max()) + 1
+    n = np.bincount(inv, minlength=k).astype(np.float64)
+    sb = np.bincount(inv, weights=b, minlength=k)
+    sa = np.bincount(inv, weights=a, minlength=k)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)  # (n_boot, k)
+    nn = counts @ n
+    boot = (counts @ sa - counts @ sb) / nn
+    lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    sd = math.sqrt((float(b.var()) + float(a.var())) / 2.0)
+    return {
+        "before": mb,
+        "after": ma,
+        "delta": delta,
+        "delta_pct": 100.0 * delta / abs(mb) if abs(mb) > 1e-12 else None,
+        "ci95": [lo, hi],
+        "effect_size": delta / sd if sd > 0 else None,
+    }
+
+
+def verdict(name: str, delta: float | None, ci95: Sequence | None, mdc: float | None) -> str:
+    """``improved``, ``no_change`` or ``worsened`` for a change ``delta`` of metric ``name``.
+
+    A change counts when ``|delta| > mdc`` and the 95 % CI (when given) excludes 0; its
+    sign and :data:`DIRECTIONS` give improved / worsened.  ``"unknown"`` without a delta or MDC.
+    """
+    if delta is None or mdc is None or not math.isfinite(delta) or not math.isfinite(mdc):
+        return "unknown"
+    if abs(delta) <= mdc:
+        return "no_change"
+    if ci95 is not None and ci95[0] is not None and ci95[1] is not None and ci95[0] <= 0.0 <= ci95[1]:
+        return "no_change"
+    worse = (delta > 0) == (DIRECTIONS.get(name, 1) > 0)
+    return "worsened" if worse else "improved"
+
+
+# ----------------------------------------------------------------------------- pair pipeline
+
+def _add_verdicts(doc: dict, p: CompareParams) -> dict:
+    """``mdc``, ``verdict`` and ``direction`` for every metric of a :func:`~skinimg.session.measure_pair` document
+    (in place; returned), and ``mdc_source``: the table's defaults, the tone band of the pair's darker photo,
+    the cross-talk allowance and ``p.mdc`` overrides (see :mod:`skinimg.session`, step 8)."""
+    mdc_doc = _read_mdc_doc(p.mdc_path)  # read once: defaults, tone bands, cross-talk
+    table = _parse_mdc(*mdc_doc)
+    # the tone band of the pair: the darker photo's mean ITA (the conservative side)
+    itas = [doc["metrics"].get("ita_deg", {}).get(k) for k in ("before", "after")]
+    itas = [float(v) for v in itas if v is not None and math.isfinite(v)]
+    ita = min(itas) if itas else None
+    band = "default"
+    if ita is not None:
+        for name, ita_max, values in _parse_mdc_bands(*mdc_doc):
+            if ita <= ita_max:
+                table.update(values)
+                band = name
+                break
+    table.update(dict(p.mdc))
+    unnormalised = doc["lighting"]["method"] == "none" and p.lighting == "auto"
+    crosstalk = _parse_crosstalk(*mdc_doc) if p.crosstalk_allowance else {}
+    for name, m in doc["metrics"].items():
+        mdc = table.get(name)
+        if name in crosstalk and mdc is not None:
+            # a change the measured change of the other chromophore could explain is not called
+            other, coef = crosstalk[name]
+            d_other = doc["metrics"].get(other, {}).get("delta")
+            if d_other is not None and math.isfinite(d_other):
+                m["mdc_retake"] = mdc
+                m["crosstalk_allowance"] = coef * abs(d_other)
+                mdc = mdc + m["crosstalk_allowance"]
+        m["mdc"] = mdc
+        m["verdict"] = verdict(name, m.get("delta"), m.get("ci95"), mdc)
+        if unnormalised and name in LIGHTING_DEPENDENT:
+            m["verdict"] = "unknown"
+            m["verdict_note"] = "lighting could not be normalised (no chart, no stable reference region)"
+        m["direction"] = "lower_is_better" if DIRECTIONS.get(name, 1) > 0 else "higher_is_better"
+    doc["mdc_source"] = {"table": os.fspath(p.mdc_path) if p.mdc_path else "models/mdc.json",
+                         "tone_band": band, "ita_deg": ita, "overrides": dict(p.mdc)}
+    return doc

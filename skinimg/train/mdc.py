@@ -1,0 +1,232 @@
+"""Deriving the default minimal detectable changes (``models/mdc.json``) from phantom retakes.
+
+Reproducible: ``python benchmarks/derive_mdc.py`` (about 2 minutes on one core) rewrites
+``models/mdc.json`` byte for byte from the same skinimg version.
+
+Retakes: ``--n`` pairs (default 40) of photos of the *same* phantom skin (no true change),
+each pair with its own person (seed), skin tone (melanin 0.02-0.16: very light to tan;
+the phantoms' mean ITA, shading included, is 30 to -20 degrees), blood (0.01-0.04), site (face / forearm), background, spots
+and red patches; the second shot has a new camera pose (shift +-25 px, rotation +-6
+degrees, scale 0.94-1.06), exposure x0.8-1.2, new sensor noise and an independently drawn
+JPEG quality (none, 95, 90 or 85).  Size 480 x 640.  Each pair goes through the full
+comparison pipeline (:func:`skinimg.session.measure_pair`: registration, lighting
+normalisation, joint mask, maps) with the phantoms' true skin masks (default), or with
+``--masks segmenter`` skinimg's own segmentation.  The committed defaults use the true
+masks: with the segmenter the MDCs came out 10-20 % *smaller* (hemoglobin 0.00063 vs
+0.00078, erythema_index 0.33 vs 0.40), so the defaults are the conservative choice.
+
+Brown and dark skin: ``--n-dark`` more retakes (default 40) of the same design with melanin
+0.16-0.45 (seeds 900+).  All retakes are grouped by the mean ITA of the pair's darker photo into
+the bands of :data:`BANDS` (``dark`` <= -30, ``brown`` -30..-10 degrees); each band stores
+``max(its own MDC, the default)`` per metric under ``mdc_by_tone``, which ``compare`` applies to
+pairs in that band.  The default table ``mdc`` stays the one of the first 40 retakes.
+
+MDC (Weir 2005; Beckerman et al. 2001): with ``d_i = after_i - before_i`` the retake
+differences of a metric, ``SEM = RMS(d) / sqrt(2)`` (RMS rather than SD: a systematic
+retake bias counts as error) and ``MDC95 = 1.96 * sqrt(2) * SEM``, in the metric's units.
+A change smaller than the MDC cannot be told from retake noise with 95 % confidence.
+
+References: Weir, J. P. (2005) J Strength Cond Res 19(1), 231-240,
+https://doi.org/10.1519/15184.1 ; Beckerman, H. et al. (2001) Clinical Rehabilitation
+15(5), 540-549 (smallest real difference), https://doi.org/10.1191/026921501680425261
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..io import model_file
+from ..phantom import BACKGROUNDS, PhantomSpec, render_phantom
+from ..session import LIGHTING_DEPENDENT, MDC_FORMAT, METRICS, CompareParams, measure_pair
+from ..session.stats import MDC_FILE
+
+__all__ = ["BANDS", "retake_specs", "crosstalk_specs", "mdc_table", "main"]
+
+JPEG = (None, 95, 90, 85)
+
+
+#: Melanin range of the second retake set (brown and dark skin; the first covers 0.02-0.16).
+DARK_MELANIN = (0.16, 0.45)
+#: Tone bands with their own MDC table, (name, upper ITA bound), darkest first: a pair belongs to the first band
+#: whose bound its darker photo's mean ITA does not exceed.  Above -10 degrees the retake spread of haemoglobin
+#: matches the default table (MDC 0.00043 at ITA -10..10 against 0.00051); it doubles at -30..-10 and is six
+#: times larger below -30 (measured on the 80 retakes of both sets).
+BANDS = (("dark", -30.0), ("brown", -10.0))
+
+
+def retake_specs(i: int, seed: int = 0, size=(480, 640), melanin=(0.02, 0.16)) -> tuple[PhantomSpec, PhantomSpec]:
+    """The two shots of retake pair ``i`` (deterministic); ``melanin``: range of the skin's melanin."""
+    rng = np.random.default_rng([seed, 6, i])
+    base = dict(melanin=float(rng.uniform(*melanin)), hemoglobin=float(rng.uniform(0.01, 0.04)),
+                seed=1000 + seed * 100 + i, size=size, site=("face", "forearm")[i % 2],
+                background=BACKGROUNDS[i % len(BACKGROUNDS)], spots=int(rng.integers(2, 9)),
+                red_patches=int(rng.integers(0, 4)))
+    pose = (float(rng.uniform(-25, 25)), float(rng.uniform(-25, 25)), float(rng.uniform(-6, 6)),
+            float(rng.uniform(0.94, 1.06)))
+    q_a, q_b = (JPEG[int(k)] for k in rng.integers(0, len(JPEG), 2))
+    exposure = float(rng.uniform(0.8, 1.2))
+    a = PhantomSpec(**base, noise_seed=2 * i + 1, jpeg_quality=q_a)
+    b = PhantomSpec(**base, pose=pose, exposure=exposure, noise_seed=2 * i + 2, jpeg_quality=q_b)
+    return a, b
+
+
+def crosstalk_specs(i: int, seed: int = 0, size=(480, 640)) -> tuple[PhantomSpec, PhantomSpec]:
+    """Pair ``i`` of the cross-talk set: a retake (as :func:`retake_specs`, other seeds) whose second
+    shot also has its melanin scaled by 0.7-1.3 (spots and background together); blood unchanged."""
+    a, b = retake_specs(i + 500, seed, size)
+    rng = np.random.default_rng([seed, 7, i])
+    scale = float(rng.choice([rng.uniform(0.7, 0.9), rng.uniform(1.1, 1.3)]))
+    return a, replace(b, melanin_scale=scale)
+
+
+def measure(sa: PhantomSpec, sb: PhantomSpec, params: CompareParams, masks: str, label: str) -> dict:
+    """Render the two shots and compare them (true skin masks unless ``masks == "segmenter"``)."""
+    pa, pb = render_phantom(sa), render_phantom(sb)
+    truth = masks == "truth"
+    doc, _ = measure_pair(pa.image, pb.image, before_mask=pa.mask if truth else None,
+                          after_mask=pb.mask if truth else None, params=params, label=label)
+    return doc
+
+
+def _pair_record(doc: dict) -> tuple[float, dict, dict]:
+    """(ITA of the darker photo, deltas, before values) of a retake, without the lighting-dependent metrics
+    when lighting could not be normalised (their verdict is then 'unknown')."""
+    normalised = doc["lighting"]["method"] != "none"
+    keep = [m for m in METRICS if normalised or m not in LIGHTING_DEPENDENT]
+    ita = min(doc["metrics"]["ita_deg"]["before"], doc["metrics"]["ita_deg"]["after"])
+    return (float(ita), {m: doc["metrics"][m]["delta"] for m in keep}, {m: doc["metrics"][m]["before"] for m in keep})
+
+
+def mdc_table(diffs: dict, levels: dict) -> tuple[dict, dict]:
+    """MDC95 per metric from retake differences, and the details table."""
+    mdc, table = {}, {}
+    for m in METRICS:
+        d = np.asarray(diffs[m], dtype=np.float64)
+        rms = float(np.sqrt(np.mean(d * d)))
+        sem = rms / math.sqrt(2.0)
+        val = 1.96 * math.sqrt(2.0) * sem
+        level = float(np.mean(np.abs(levels[m])))
+        mdc[m] = float(f"{val:.4g}")
+        table[m] = {"mdc": mdc[m], "n_pairs": int(d.size), "sem": float(f"{sem:.4g}"), "mean_diff": float(f"{d.mean():.4g}"),
+                    "max_abs_diff": float(f"{np.abs(d).max():.4g}"), "mean_level": float(f"{level:.4g}"),
+                    "mdc_pct_of_mean_level": float(f"{100 * val / level:.3g}") if level > 0 else None}
+    return mdc, table
+
+
+def main(argv=None) -> int:
+    """``python benchmarks/derive_mdc.py [--n N] [--n-crosstalk N] [--n-dark N] [--seed S] [--out PATH] [--masks ...]``."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=40, help="retake pairs")
+    ap.add_argument("--n-crosstalk", type=int, default=20, help="pairs with a true melanin change only")
+    ap.add_argument("--n-dark", type=int, default=40, help="retake pairs of brown and dark skin")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=model_file(MDC_FILE))
+    ap.add_argument("--masks", choices=("segmenter", "truth"), default="truth",
+                    help="skin masks of the retakes: the phantoms' true masks (default; measurement "
+                         "variability) or skinimg's segmenter (what a user gets)")
+    args = ap.parse_args(argv)
+    params = CompareParams(calibrate="none")
+    diffs = {m: [] for m in METRICS}
+    levels = {m: [] for m in METRICS}
+    t0 = time.perf_counter()
+    skipped = 0
+    pairs: list = []  # (ITA of the darker photo, {metric: delta}, {metric: before}) of every retake
+    for i in range(args.n):
+        sa, sb = retake_specs(i, args.seed)
+        doc = measure(sa, sb, params, args.masks, f"retake {i}")
+        normalised = doc["lighting"]["method"] != "none"
+        skipped += not normalised
+        for m in METRICS:
+            if not normalised and m in LIGHTING_DEPENDENT:
+                continue  # verdict "unknown" for these in such pairs
+            d = doc["metrics"][m]
+            diffs[m].append(d["delta"])
+            levels[m].append(d["before"])
+        pairs.append(_pair_record(doc))
+        print(f"retake {i:2d}: mel {sa.melanin:.3f} hb {sa.hemoglobin:.3f} residual "
+              f"{doc['registration']['residual_px']:.2f} px, hemoglobin {doc['metrics']['hemoglobin']['delta_pct']:+.2f} %, "
+              f"melanin {doc['metrics']['melanin']['delta_pct']:+.2f} %, lighting {doc['lighting']['method']}", flush=True)
+    # melanin -> haemoglobin cross-talk: pairs whose only true change is melanin
+    ratios = []
+    for i in range(args.n_crosstalk):
+        sa, sb = crosstalk_specs(i, args.seed)
+        doc = measure(sa, sb, params, args.masks, f"cross-talk {i}")
+        d_mel, d_hb = doc["metrics"]["melanin"]["delta"], doc["metrics"]["hemoglobin"]["delta"]
+        if doc["lighting"]["method"] != "none" and abs(d_mel) > 1e-4:
+            ratios.append(abs(d_hb) / abs(d_mel))
+        print(f"cross-talk {i:2d}: melanin x{sb.melanin_scale:.2f}: melanin {d_mel:+.4f}, hemoglobin {d_hb:+.5f}",
+              flush=True)
+    ratios = np.asarray(ratios, dtype=np.float64)
+    coef = float(f"{np.percentile(ratios, 95):.3g}") if ratios.size else 0.0
+    mdc, table = mdc_table(diffs, levels)
+    # brown and dark skin: retakes of the same design, melanin 0.16-0.45
+    for i in range(args.n_dark):
+        sa, sb = retake_specs(i + 900, args.seed, melanin=DARK_MELANIN)
+        doc = measure(sa, sb, params, args.masks, f"dark retake {i}")
+        pairs.append(_pair_record(doc))
+        print(f"dark retake {i:2d}: mel {sa.melanin:.3f} hb {sa.hemoglobin:.3f} hemoglobin "
+              f"{doc['metrics']['hemoglobin']['delta_pct']:+.2f} %, ita {pairs[-1][0]:+.1f}", flush=True)
+    # each band's table: the retakes of both sets whose darker photo falls in the band (the rule compare applies)
+    bands, lower = [], -math.inf
+    for band, ita_max in BANDS:
+        in_band = [p for p in pairs if lower < p[0] <= ita_max]
+        lower = ita_max
+        b_diffs = {m: [p[1][m] for p in in_band if m in p[1]] for m in METRICS}
+        b_levels = {m: [p[2][m] for p in in_band if m in p[2]] for m in METRICS}
+        derived, b_table = mdc_table(b_diffs, b_levels)
+        b_mdc = {m: max(derived[m], mdc[m]) for m in METRICS}  # a band never lowers an MDC
+        for m in METRICS:
+            b_table[m]["mdc_derived"] = b_table[m]["mdc"]
+            b_table[m]["mdc"] = b_mdc[m]
+        bands.append({"band": band, "ita_deg_max": ita_max, "mdc": b_mdc, "details": b_table,
+                      "n_pairs": len(in_band)})
+    doc = {
+        "format": MDC_FORMAT,
+        "mdc": mdc,
+        "details": table,
+        "mdc_by_tone": bands,
+        "mdc_by_tone_rule": "a pair whose darker photo has a mean ITA <= a band's ita_deg_max (the first such band, "
+                            "darkest first) uses that band's MDCs, the table 'mdc' otherwise; each band value is "
+                            "max(derived from the retakes of both sets that fall in the band, default); "
+                            f"second set: {args.n_dark} retakes with melanin {DARK_MELANIN[0]}-{DARK_MELANIN[1]} "
+                            "(seeds 900+)",
+        "crosstalk": {"hemoglobin": {
+            "from": "melanin", "coefficient": coef, "n_pairs": int(ratios.size),
+            "median_ratio": float(f"{np.median(ratios):.3g}") if ratios.size else None,
+            "rule": "hemoglobin verdicts need |delta| > mdc + coefficient * |delta melanin|",
+            "pairs": "retakes (as above, seeds 500+) whose second shot has melanin x0.7-0.9 or x1.1-1.3 and the "
+                     "same blood; coefficient = 95th percentile of |delta hemoglobin| / |delta melanin|"}},
+        "provenance": {
+            "script": "benchmarks/derive_mdc.py",
+            "arguments": {"n": args.n, "n_dark": args.n_dark, "seed": args.seed, "masks": args.masks},
+            "skinimg_version": __version__,
+            "formula": "MDC95 = 1.96 * sqrt(2) * SEM, SEM = RMS(after - before) / sqrt(2) over retakes (Weir 2005)",
+            "retakes": "skinimg.phantom phantoms, same skin: pose (+-25 px, +-6 deg, x0.94-1.06), exposure x0.8-1.2, "
+                       "new noise, JPEG none/95/90/85 drawn independently per shot; melanin 0.02-0.16, "
+                       f"hemoglobin 0.01-0.04, 480x640, skin masks: {args.masks}",
+            "pipeline": "skinimg.session.measure_pair, calibrate=none, lighting=auto",
+            "pairs_without_lighting_reference": skipped,
+            "note": "lighting-dependent metrics use only the pairs whose lighting was normalised "
+                    "(the others get verdict 'unknown')",
+        },
+    }
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    for b in bands:
+        for m in METRICS:
+            t = b["details"][m]
+            print(f"  {b['band']:5s} (ITA <= {b['ita_deg_max']:g}) {m:26s} MDC {t['mdc']:.4g} "
+                  f"(derived {t['mdc_derived']:.4g}, {t['n_pairs']} pairs, {t['mdc_pct_of_mean_level']} % of mean level)")
+    print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
+    print(f"  melanin -> hemoglobin cross-talk allowance: {coef:.3g} x |delta melanin| "
+          f"(median ratio {np.median(ratios) if ratios.size else float('nan'):.3g}, {ratios.size} pairs)")
+    for m in METRICS:
+        print(f"  {m:26s} MDC {mdc[m]:.4g}  ({table[m]['mdc_pct_of_mean_level']} % of mean level {table[m]['mean_level']:.4g})")
+    return 0
