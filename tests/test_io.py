@@ -397,3 +397,79 @@ def test_write_tiff_is_deflate_compressed_lossless_and_readable_by_pillow(tmp_pa
         back = np.array(im)
     assert back.dtype == np.float32
     np.testing.assert_array_equal(back, m)  # bit-exact values; NaN at the same places
+
+
+# ----------------------------------------------------------------------------- the one gate, converter, helpers
+
+
+def test_to_uint8_rounds_16_bit_and_float_and_keeps_8_bit():
+    from skinimg.io import to_uint8
+
+    x16 = np.arange(65536, dtype=np.uint16)
+    got = to_uint8(x16).astype(np.int64)
+    np.testing.assert_array_equal(got, np.floor(np.arange(65536) / 257.0 + 0.5).astype(np.int64))  # round(x/257)
+    assert (to_uint8(np.arange(256, dtype=np.uint16) * 257) == np.arange(256)).all()  # 8-bit levels come back
+    f = np.array([-0.1, 0.0, 0.5 / 255, 1.49 / 255, 0.5, 1.0, 1.7], np.float32)
+    np.testing.assert_array_equal(to_uint8(f), [0, 0, 0, 1, 128, 255, 255])
+    a8 = np.zeros((2, 2, 3), np.uint8)
+    assert to_uint8(a8) is a8
+    with pytest.raises(TypeError, match="int32"):
+        to_uint8(np.zeros(3, np.int32))
+
+
+def test_check_rgb_is_one_gate_with_one_error_type():
+    from skinimg.errors import ImageArrayError
+    from skinimg.io import check_rgb
+
+    ok = np.zeros((2, 3, 3), np.uint16)
+    assert check_rgb(ok) is ok and check_rgb(np.zeros((1, 1, 3), np.float32)).dtype == np.float32
+    for bad, kind in ((np.zeros((4, 4), np.uint8), ValueError), (np.zeros((4, 4, 4), np.uint8), ValueError),
+                      (np.zeros((0, 4, 3), np.uint8), ValueError), (np.zeros((4, 4, 3), np.int32), TypeError)):
+        with pytest.raises(ImageArrayError) as err:
+            check_rgb(bad)
+        assert isinstance(err.value, (kind, SkinImgError)) and "\n" not in str(err.value)
+    with pytest.raises(ImageArrayError, match="BEFORE: .*uint8 or uint16"):
+        check_rgb(np.zeros((2, 2, 3), np.float32), allow_float=False, what="BEFORE")
+
+
+def test_find_truth_mask_one_rule(tmp_path):
+    from skinimg.io import find_truth_mask
+
+    m = tmp_path / "masks"
+    assert find_truth_mask(m, "v/a") is None
+    write_png(m / "v" / "a_mask.bmp", np.zeros((2, 2), np.uint8))
+    assert find_truth_mask(m, "v/a") == m / "v" / "a_mask.bmp"
+    write_png(m / "v" / "a_mask.png", np.zeros((2, 2), np.uint8))  # a PNG wins over other formats
+    assert find_truth_mask(m, "v/a") == m / "v" / "a_mask.png"
+    write_png(m / "v" / "a.png", np.zeros((2, 2), np.uint8))  # the plain name wins over _mask
+    assert find_truth_mask(m, "v/a") == m / "v" / "a.png"
+
+
+def test_make_output_folder_creates_and_cleans(tmp_path):
+    from skinimg.io import make_output_folder
+
+    out = make_output_folder(tmp_path / "a" / "b")
+    assert out.is_dir()
+    stale = out / ".x.csv.999999999.abc.tmp"  # the temporary file of a process that does not exist
+    stale.write_text("partial")
+    assert make_output_folder(out) == out and not stale.exists()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SkinImgError, match="cannot create output folder"):
+        make_output_folder(tmp_path / "file" / "sub")
+
+
+def test_trained_files_follow_skinimg_models_when_read(monkeypatch, tmp_path):
+    """$SKINIMG_MODELS is read when a trained file is looked up, not at import: mdc.json included."""
+    import json
+    import shutil
+
+    from skinimg.io import model_file, models_dir
+    from skinimg.session import load_mdc
+
+    shutil.copytree(models_dir(), tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "mdc.json").read_text())
+    doc["mdc"]["hemoglobin"] = 0.123
+    (tmp_path / "m" / "mdc.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("SKINIMG_MODELS", str(tmp_path / "m"))
+    assert model_file("mdc.json") == tmp_path / "m" / "mdc.json"
+    assert load_mdc()["hemoglobin"] == 0.123

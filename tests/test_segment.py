@@ -189,6 +189,22 @@ def test_evaluate_masks_analytic():
     assert e["f1"] == 1.0 and e["iou"] == 1.0
 
 
+def test_evaluate_masks_empty_masks_are_decided_never_nan():
+    """The one mask metric's empty-mask rule: a ratio with denominator 0 is 1.0 when both masks are empty and 0.0
+    otherwise; the pooled counts follow the same rule."""
+    none, some = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    some[1:3, 1:3] = True
+    both_empty = S.evaluate_masks(none, none)
+    assert [both_empty[k] for k in ("precision", "recall", "f1", "iou")] == [1.0, 1.0, 1.0, 1.0]
+    missed = S.evaluate_masks(none, some)  # real skin, nothing predicted
+    assert [missed[k] for k in ("precision", "recall", "f1", "iou")] == [0.0, 0.0, 0.0, 0.0]
+    invented = S.evaluate_masks(some, none)  # skin predicted on a photo without skin
+    assert [invented[k] for k in ("precision", "recall", "f1", "iou")] == [0.0, 0.0, 0.0, 0.0]
+    assert S.metrics_from_counts(0, 0, 0, 16) == {k: both_empty[k] for k in both_empty}
+    with pytest.raises(SkinImgError, match="differ in size"):
+        S.evaluate_masks(none, np.zeros((3, 4), bool))
+
+
 def test_pooled_tone_metrics_pools_pixels_and_bootstraps_over_photos():
     recs = [("dark", 90, 10, 0, 0), ("dark", 40, 0, 20, 0), ("light", 50, 0, 0, 0), ("other", 1, 1, 0, 0)]
     t = S.pooled_tone_metrics(recs)
