@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SkinImgError
-from ..io import IMAGE_EXTENSIONS, read_header, safe_output_path
+from ..io import IMAGE_EXTENSIONS, is_roi_file, read_header, safe_output_path
 
 __all__ = ["SessionImage", "discover_series", "read_manifest"]
 
@@ -67,7 +67,7 @@ def discover_series(root: str | os.PathLike, notes: list | None = None) -> dict[
             items = []
             for sess in sorted(d for d in sdir.iterdir() if d.is_dir() and not d.name.startswith(".")):
                 imgs = sorted(f for f in sess.iterdir() if f.is_file() and not f.name.startswith(".")
-                              and f.suffix.lower() in IMAGE_EXTENSIONS)
+                              and f.suffix.lower() in IMAGE_EXTENSIONS and not is_roi_file(f.name))
                 if not imgs:
                     continue
                 if len(imgs) > 1:

@@ -9,7 +9,7 @@ the wheel's ``share/skinimg/models``).  Errors are :class:`~skinimg.errors.SkinI
 file and the reason.
 
 Modules: ``image`` (loading), ``discover`` (input lists), ``write`` (atomic writers, output folders),
-``masks`` (masks, ROIs, true masks), ``layout`` (per-image output paths), ``models`` (trained
+``masks`` (masks, true masks), ``roi`` (ROI files and their lookup), ``layout`` (per-image output paths), ``models`` (trained
 files), ``arrays`` (gate and dtype conversion).
 """
 
@@ -17,7 +17,8 @@ from .arrays import check_rgb, to_uint8
 from .discover import IMAGE_EXTENSIONS, InputImage, discover_images, output_stems
 from .image import DEFAULT_MAX_PIXELS, ImageMeta, load_image, read_header, reason_text
 from .layout import calibrated_path, calibration_path, map_paths, mask_path
-from .masks import TRUTH_MASK_NAMES, find_truth_mask, load_roi, read_mask
+from .masks import TRUTH_MASK_NAMES, find_truth_mask, read_mask
+from .roi import REGION_COLOURS, REGION_NAME, ROI_SUFFIXES, Roi, find_roi, is_roi_file, load_roi, read_roi
 from .models import load_npz, model_file, models_dir, read_json_object
 from .write import (atomic_write, dumps_json, make_output_folder, remove_stale_temp_files, safe_output_path,
                     write_bytes, write_csv, write_json, write_png, write_tiff)
@@ -25,6 +26,10 @@ from .write import (atomic_write, dumps_json, make_output_folder, remove_stale_t
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "REGION_COLOURS",
+    "REGION_NAME",
+    "ROI_SUFFIXES",
+    "Roi",
     "TRUTH_MASK_NAMES",
     "ImageMeta",
     "InputImage",
@@ -34,9 +39,11 @@ __all__ = [
     "check_rgb",
     "discover_images",
     "dumps_json",
+    "find_roi",
     "find_truth_mask",
     "load_image",
     "load_npz",
+    "is_roi_file",
     "load_roi",
     "make_output_folder",
     "map_paths",
@@ -47,6 +54,7 @@ __all__ = [
     "read_header",
     "read_json_object",
     "read_mask",
+    "read_roi",
     "reason_text",
     "remove_stale_temp_files",
     "safe_output_path",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import SkinImgError
+from .roi import is_roi_file
 
 __all__ = ["IMAGE_EXTENSIONS", "InputImage", "output_stems", "discover_images"]
 
@@ -71,7 +72,8 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
 
     Folders are scanned (recursively by default) for files with an image
     extension (:data:`IMAGE_EXTENSIONS`, case-insensitive); hidden files and
-    folders are skipped; symbolic links to folders are not followed (no loops).
+    folders and ROI files (``*.roi.png``, :func:`skinimg.io.is_roi_file`) are skipped;
+    symbolic links to folders are not followed (no loops).
     Files given explicitly are always included, whatever their extension, so
     that a bad file is reported rather than silently ignored.  Relative names
     are taken from the folder given (or the file's own folder for a file), and
@@ -97,7 +99,7 @@ def discover_images(paths: Sequence[str | os.PathLike], *, recursive: bool = Tru
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in filenames:
-                    if name.startswith("."):
+                    if name.startswith(".") or is_roi_file(name):  # face.roi.png is face.jpg's ROI, not a photo
                         continue
                     if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                         found.append(Path(dirpath) / name)
