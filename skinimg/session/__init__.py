@@ -5,7 +5,7 @@ than photo-to-photo noise?"; ``skinimg track`` runs it over a study
 (:func:`skinimg.batch.compare_files`, :func:`skinimg.batch.track`).  Everything here works
 on arrays: modules ``register`` (alignment), ``lighting`` (normalisation), ``stats``
 (statistics, MDC tables, verdicts), ``compare`` (:class:`CompareParams`, :func:`compare_arrays`,
-pictures).
+pictures), ``roi`` (regions carried between photos).
 
 Pipeline of one pair (:func:`compare_arrays`)
 ---------------------------------------------
@@ -31,7 +31,9 @@ Pipeline of one pair (:func:`compare_arrays`)
    achromatic gain of the others.
    Reference, first usable of:
 
-   * ``skin_outside_roi``: skin of both photos outside the ROI (when an ROI is given);
+   * ``skin_outside_roi``: skin of both photos outside the ROI (when one ROI is given; named
+     regions are measured on the whole skin's normalisation, so adding them changes no
+     whole-skin number);
    * ``background``: pixels that are skin in neither photo, more than 2 % of the shorter
      side away from skin (the static scene: backdrop, clothing, chart frame).
 
@@ -48,7 +50,10 @@ Pipeline of one pair (:func:`compare_arrays`)
    ``tests/test_compare.py``); ``melanin``, ``melanin_index``, ``l_star``, ``a_star``,
    ``b_star`` and ``ita_deg`` depend on exposure and rely on this step.
 5. **Joint mask**: BEFORE pixels that are skin in BEFORE, whose registered AFTER position
-   and its bilinear neighbours are skin in AFTER, inside the ROI when given.
+   and its bilinear neighbours are skin in AFTER, inside the ROI when given.  Named regions
+   (``regions=``) are measured on the same registration and maps, each on the joint mask
+   inside it, beside the whole common skin; module ``roi`` carries a region drawn on one
+   photo onto another through their homography (:func:`propagate_regions`).
 6. **Indices**: :func:`skinimg.indices.compute_maps` on each photo in its own frame (no
    resampling of colours); AFTER's maps are resampled bilinearly into BEFORE's frame.
    Both photos use one chromophore branch (:func:`skinimg.indices.choose_shared_branch`
@@ -77,7 +82,12 @@ Pipeline of one pair (:func:`compare_arrays`)
    ``MDC = 1.96 sqrt(2) SEM``, Weir 2005); brown and dark skin (the darker photo's mean ITA
    <= -10 / <= -30 degrees) use the larger MDCs of the table's ``mdc_by_tone`` bands
    (:func:`load_mdc_bands`; ``mdc_source.tone_band`` in the result); override with
-   ``mdc={"hemoglobin": 0.002}``.
+   ``mdc={"hemoglobin": 0.002}``.  These MDCs are of the whole skin; a metric measured on a
+   share ``f`` of the common skin (an ROI, a named region) has every MDC multiplied by
+   ``1 / sqrt(f)`` (``mdc_source.area_scale``): its mean averages ``f`` times fewer tiles, so
+   its retake error is about ``1 / sqrt(f)`` times larger (on the split-face phantom series of
+   ``benchmarks/roi_split_face.py`` the retake spread of regions of 20 % of the skin was 2.2
+   times that of the whole skin; ``1 / sqrt(0.2)`` = 2.24).
    ``hemoglobin`` adds a cross-talk allowance, ``coefficient * |delta melanin|`` (the
    table's ``crosstalk``, measured on phantom pairs whose only true change is melanin;
    :func:`load_crosstalk`), so a pigment change is not reported as a change of redness
@@ -104,6 +114,7 @@ https://doi.org/10.1519/15184.1
 from .compare import LIGHTING_MODES, CompareParams, compare_arrays, measure_pair, render_pictures
 from .lighting import ACHROMATIC_TOLERANCE
 from .register import Registration, RegistrationParams, register, to_grey8, warp_image, warp_map
+from .roi import MIN_INSIDE, clip_polygon, map_points, polygon_area, propagate_regions
 from .stats import (DEFAULT_MDC_PATH, DIRECTIONS, LIGHTING_DEPENDENT, MDC_FORMAT, METRICS, load_crosstalk, load_mdc,
                     load_mdc_bands, pair_statistics, verdict)
 
@@ -130,4 +141,9 @@ __all__ = [
     "warp_image",
     "warp_map",
     "to_grey8",
+    "MIN_INSIDE",
+    "map_points",
+    "clip_polygon",
+    "polygon_area",
+    "propagate_regions",
 ]

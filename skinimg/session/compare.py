@@ -18,7 +18,7 @@ from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import calibrate_image, chart_mask
 from ..errors import SkinImgError
 from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
-from ..io import DEFAULT_MAX_PIXELS, check_rgb, to_uint8
+from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
 from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
 from .lighting import _apply_gain, _lighting
 from .register import RegistrationParams, register, warp_image, warp_map
@@ -147,7 +147,8 @@ def _calibrate_pair(before: np.ndarray, after: np.ndarray, mode: str, notes: lis
 
 def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
                  after_mask: np.ndarray | None = None, roi: np.ndarray | None = None,
-                 params: CompareParams | None = None, label: str | None = None) -> tuple[dict, dict]:
+                 params: CompareParams | None = None, label: str | None = None,
+                 regions: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
     """Register, normalise and measure a pair; metrics without verdicts.
 
     Parameters
@@ -156,19 +157,26 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     before_mask, after_mask : ndarray of bool, optional
         Skin masks (default: segmentation of each photo).
     roi : ndarray of bool, shape (H, W), optional
-        Region of interest in BEFORE's frame.
+        Region of interest in BEFORE's frame: every metric is measured inside it.
     params : CompareParams, optional
     label : str, optional
         Names the pair in errors ("before.jpg vs after.jpg").
+    regions : dict str -> ndarray of bool (H, W), optional
+        Named regions in BEFORE's frame (not with ``roi``): ``metrics`` stay over the whole common skin and
+        ``regions[name]`` holds each region's ``pixels`` (its area), ``joint_mask``, ``metrics`` and ``counts``
+        (or ``error`` when it holds too little common skin).  One registration and one lighting normalisation
+        (that of the whole skin: the regions do not change ``metrics``) serve every region.
 
     Returns
     -------
     doc : dict
         ``registration``, ``calibration``, ``lighting``, ``joint_mask``, ``metrics``
-        (each: before, after, delta, delta_pct, ci95, effect_size), ``statistics``, ``warnings``.
+        (each: before, after, delta, delta_pct, ci95, effect_size), ``statistics``, ``warnings``
+        (and ``regions`` when given).
     pictures : dict
         ``before`` (BEFORE, calibrated), ``after_registered`` (AFTER in BEFORE's frame,
-        normalised), ``joint`` mask, ``delta_hemoglobin`` / ``delta_melanin`` float32 maps.
+        normalised), ``joint`` mask, ``delta_hemoglobin`` / ``delta_melanin`` float32 maps,
+        ``regions`` (name -> the region's joint mask, when regions are given).
 
     Raises
     ------
@@ -189,7 +197,9 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     mask_b, mask_a = mask_b & ~chart_b, mask_a & ~chart_a
     if mask_b.shape != before.shape[:2] or mask_a.shape != after.shape[:2]:
         raise SkinImgError("skin mask size differs from its photo", label)
-    if roi is not None and roi.shape != mask_b.shape:
+    if roi is not None and regions is not None:
+        raise ValueError("give roi or regions, not both")
+    if any(m.shape != mask_b.shape for m in ([roi] if roi is not None else list((regions or {}).values()))):
         raise SkinImgError("ROI size differs from BEFORE", label)
 
     reg = register(before, after, before_mask=mask_b, after_mask=mask_a, params=p.registration)
@@ -216,14 +226,57 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     maps_a = compute_maps(after, mask_a, params=ip)
     warped = {name: warp_map(maps_a[name], reg, hw) for name in INDEX_NAMES}
     del maps_a
-    joint = mask_b & np.isfinite(warped["hemoglobin"]) & np.isfinite(maps_b["hemoglobin"])
-    if roi is not None:
-        joint &= roi
+    common = mask_b & np.isfinite(warped["hemoglobin"]) & np.isfinite(maps_b["hemoglobin"])
+    joint = common & roi if roi is not None else common
     n_joint = int(np.count_nonzero(joint))
     if n_joint < p.min_joint_pixels:
         raise SkinImgError(f"too little common skin: {n_joint} joint skin pixels < {p.min_joint_pixels}", label)
-
     tile = max(p.min_tile_px, int(round(p.tile_frac * min(hw))))
+    metrics, counts, n_tiles = _joint_metrics(maps_b, warped, joint, tile, p)
+    n_b = int(np.count_nonzero(mask_b if roi is None else mask_b & roi))
+    doc = {
+        "registration": reg.to_dict(),
+        "calibration": cal,
+        "lighting": light,
+        "chromophore_branch": branch,
+        "joint_mask": {"pixels": n_joint, "fraction_of_before_skin": n_joint / n_b if n_b else None,
+                       "roi": roi is not None, "common_skin_pixels": int(np.count_nonzero(common))},
+        "metrics": metrics,
+        "counts": counts,
+        "statistics": {
+            "ci95": "percentile block bootstrap over square spatial tiles (paired)",
+            "tile_px": tile, "n_tiles": n_tiles, "n_boot": p.n_boot, "seed": p.seed,
+            "effect_size": "Cohen's d: delta / sqrt((sd_before^2 + sd_after^2) / 2), pixel SDs over the joint mask",
+            "delta_pct": "100 * delta / |before|",
+        },
+        "warnings": notes + list(reg.notes),
+    }
+    region_joints = {}
+    if regions is not None:
+        doc["regions"] = {}
+        for name, region in regions.items():
+            rj = common & region
+            n_r, n_rb = int(np.count_nonzero(rj)), int(np.count_nonzero(mask_b & region))
+            entry = {"pixels": int(np.count_nonzero(region)),
+                     "joint_mask": {"pixels": n_r, "fraction_of_before_skin": n_r / n_rb if n_rb else None}}
+            if n_r < p.min_joint_pixels:
+                entry["error"] = (f"too little common skin in region '{name}': {n_r} joint skin pixels < "
+                                  f"{p.min_joint_pixels}")
+            else:
+                entry["metrics"], entry["counts"], _ = _joint_metrics(maps_b, warped, rj, tile, p)
+                region_joints[name] = rj
+            doc["regions"][name] = entry
+    pics = {"before": before, "after_registered": after_w, "joint": joint,
+            "delta_hemoglobin": np.where(joint, warped["hemoglobin"] - maps_b["hemoglobin"], np.nan).astype(np.float32),
+            "delta_melanin": np.where(joint, warped["melanin"] - maps_b["melanin"], np.nan).astype(np.float32)}
+    if regions is not None:
+        pics["regions"] = region_joints
+    return doc, pics
+
+
+def _joint_metrics(maps_b: dict, warped: dict, joint: np.ndarray, tile: int, p: CompareParams):
+    """(metrics, counts, number of tiles) of the registered maps over the ``joint`` mask (steps 6-7)."""
+    hw = joint.shape
     tiles = _tile_ids(joint, tile)
     metrics: dict = {}
     for name in INDEX_NAMES:
@@ -237,28 +290,8 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     sp_b = _spot_pixels(spots_b, hw)[joint].astype(np.float32)
     sp_a = _spot_pixels(spots_a, hw)[joint].astype(np.float32)
     metrics["brown_spot_area_fraction"] = pair_statistics(sp_b, sp_a, tiles, n_boot=p.n_boot, seed=p.seed)
-    n_b = int(np.count_nonzero(mask_b if roi is None else mask_b & roi))
-    doc = {
-        "registration": reg.to_dict(),
-        "calibration": cal,
-        "lighting": light,
-        "chromophore_branch": branch,
-        "joint_mask": {"pixels": n_joint, "fraction_of_before_skin": n_joint / n_b if n_b else None,
-                       "roi": roi is not None},
-        "metrics": {name: metrics[name] for name in METRICS},
-        "counts": {"brown_spot_count": {"before": int(spots_b.count), "after": int(spots_a.count)}},
-        "statistics": {
-            "ci95": "percentile block bootstrap over square spatial tiles (paired)",
-            "tile_px": tile, "n_tiles": int(len(np.unique(tiles))), "n_boot": p.n_boot, "seed": p.seed,
-            "effect_size": "Cohen's d: delta / sqrt((sd_before^2 + sd_after^2) / 2), pixel SDs over the joint mask",
-            "delta_pct": "100 * delta / |before|",
-        },
-        "warnings": notes + list(reg.notes),
-    }
-    pics = {"before": before, "after_registered": after_w, "joint": joint,
-            "delta_hemoglobin": np.where(joint, warped["hemoglobin"] - maps_b["hemoglobin"], np.nan).astype(np.float32),
-            "delta_melanin": np.where(joint, warped["melanin"] - maps_b["melanin"], np.nan).astype(np.float32)}
-    return doc, pics
+    counts = {"brown_spot_count": {"before": int(spots_b.count), "after": int(spots_a.count)}}
+    return {name: metrics[name] for name in METRICS}, counts, int(len(np.unique(tiles)))
 
 
 def _spot_pixels(spots, shape) -> np.ndarray:
@@ -270,17 +303,26 @@ def _spot_pixels(spots, shape) -> np.ndarray:
 
 def compare_arrays(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
                    after_mask: np.ndarray | None = None, roi: np.ndarray | None = None,
-                   params: CompareParams | None = None, label: str | None = None) -> tuple[dict, dict]:
+                   params: CompareParams | None = None, label: str | None = None,
+                   regions: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
     """:func:`measure_pair` plus ``mdc`` and ``verdict`` per metric (see the module docstring).
 
     Returns ``(doc, pictures)``; ``doc["metrics"][name]`` has ``before``, ``after``,
-    ``delta``, ``delta_pct``, ``ci95``, ``effect_size``, ``mdc``, ``verdict``, ``direction``.
+    ``delta``, ``delta_pct``, ``ci95``, ``effect_size``, ``mdc``, ``verdict``, ``direction``;
+    with ``regions``, so has ``doc["regions"][region]["metrics"][name]``.  The MDC of a metric measured on
+    part of the common skin (``roi``, a region) is the whole skin's divided by the square root of that part's
+    share (``mdc_source.area_scale``, see :mod:`skinimg.session`, step 8).
     """
     p = params or CompareParams()
     load_mdc(p.mdc_path)  # a missing table fails before any work
     doc, pics = measure_pair(before, after, before_mask=before_mask, after_mask=after_mask, roi=roi, params=p,
-                             label=label)
-    return _add_verdicts(doc, p), pics
+                             label=label, regions=regions)
+    common = doc["joint_mask"]["common_skin_pixels"]
+    for entry in (doc.get("regions") or {}).values():
+        if "metrics" in entry:
+            entry["mdc_source"] = _add_verdicts({"metrics": entry["metrics"], "lighting": doc["lighting"]}, p,
+                                                entry["joint_mask"]["pixels"] / common)["mdc_source"]
+    return _add_verdicts(doc, p, doc["joint_mask"]["pixels"] / common), pics
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -317,19 +359,24 @@ def render_pictures(pics: dict, *, max_side: int = 1024) -> dict[str, np.ndarray
     """The PNG pictures of a comparison: ``pair.png`` and the delta maps (RGB uint8 arrays).
 
     ``pair.png``: BEFORE and the registered, normalised AFTER side by side, joint skin
-    outlined.  ``delta_hemoglobin.png`` / ``delta_melanin.png``: ``after - before`` over
-    BEFORE (blue = decrease, red = increase, symmetric scale at the 98th percentile of
-    ``|delta|``), smoothed inside the joint mask by a Gaussian of 1 % of the shorter side
+    outlined in green and each named region's joint skin in its colour (:data:`skinimg.io.REGION_COLOURS`, by
+    name order).
+    ``delta_hemoglobin.png`` / ``delta_melanin.png``: ``after - before`` over BEFORE (blue = decrease, red =
+    increase, symmetric scale at the 98th percentile of ``|delta|``), smoothed inside the joint mask by a Gaussian of 1 % of the shorter side
     (display only; statistics use the unsmoothed maps).
     """
     b = _fit(to_uint8(pics["before"]), max_side)
     a = _fit(to_uint8(pics["after_registered"]), max_side)
-    joint = _fit(pics["joint"].view(np.uint8) * 255, max_side, cv2.INTER_NEAREST) > 0
-    contours, _ = cv2.findContours(joint.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     th = max(1, int(round(min(b.shape[:2]) / 300)))
     b, a = b.copy(), a.copy()
-    for img in (b, a):
-        cv2.drawContours(img, contours, -1, (40, 220, 90), th)
+    outlines = [(pics["joint"], (40, 220, 90))]
+    outlines += [(m, REGION_COLOURS[i % len(REGION_COLOURS)])  # colours by name order, as in the report
+                 for i, (_, m) in enumerate(sorted(pics.get("regions", {}).items()))]
+    for mask, colour in outlines:
+        m = _fit(mask.view(np.uint8) * 255, max_side, cv2.INTER_NEAREST) > 0
+        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for img in (b, a):
+            cv2.drawContours(img, contours, -1, colour, th)
     gap = np.full((b.shape[0], max(4, b.shape[1] // 100), 3), 255, np.uint8)
     out = {"pair.png": np.ascontiguousarray(np.concatenate([b, gap, a], axis=1))}
     sigma = max(1.0, 0.01 * min(pics["joint"].shape))

@@ -187,10 +187,15 @@ def verdict(name: str, delta: float | None, ci95: Sequence | None, mdc: float | 
 
 # ----------------------------------------------------------------------------- pair pipeline
 
-def _add_verdicts(doc: dict, p: CompareParams) -> dict:
+def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> dict:
     """``mdc``, ``verdict`` and ``direction`` for every metric of a :func:`~skinimg.session.measure_pair` document
     (in place; returned), and ``mdc_source``: the table's defaults, the tone band of the pair's darker photo,
-    the cross-talk allowance and ``p.mdc`` overrides (see :mod:`skinimg.session`, step 8)."""
+    the cross-talk allowance and ``p.mdc`` overrides (see :mod:`skinimg.session`, step 8).
+
+    ``area_fraction``: the share of the pair's common skin the metrics were measured on (a region of interest).
+    The MDCs are those of the whole skin (retakes of whole faces and forearms); the mean over a fraction ``f`` of
+    it varies between retakes about ``1 / sqrt(f)`` times as much (local errors averaged over ``f`` times fewer
+    tiles), so every MDC is multiplied by ``1 / sqrt(f)`` (``mdc_source.area_scale``)."""
     mdc_doc = _read_mdc_doc(p.mdc_path)  # read once: defaults, tone bands, cross-talk
     table = _parse_mdc(*mdc_doc)
     # the tone band of the pair: the darker photo's mean ITA (the conservative side)
@@ -205,6 +210,8 @@ def _add_verdicts(doc: dict, p: CompareParams) -> dict:
                 band = name
                 break
     table.update(dict(p.mdc))
+    area_scale = 1.0 / math.sqrt(min(1.0, max(float(area_fraction), 1e-6)))
+    table = {k: v * area_scale for k, v in table.items()}
     unnormalised = doc["lighting"]["method"] == "none" and p.lighting == "auto"
     crosstalk = _parse_crosstalk(*mdc_doc) if p.crosstalk_allowance else {}
     for name, m in doc["metrics"].items():
@@ -224,5 +231,6 @@ def _add_verdicts(doc: dict, p: CompareParams) -> dict:
             m["verdict_note"] = "lighting could not be normalised (no chart, no stable reference region)"
         m["direction"] = "lower_is_better" if DIRECTIONS.get(name, 1) > 0 else "higher_is_better"
     doc["mdc_source"] = {"table": os.fspath(p.mdc_path) if p.mdc_path else "models/mdc.json",
-                         "tone_band": band, "ita_deg": ita, "overrides": dict(p.mdc)}
+                         "tone_band": band, "ita_deg": ita, "overrides": dict(p.mdc),
+                         "area_fraction": round(float(area_fraction), 6), "area_scale": round(area_scale, 6)}
     return doc
