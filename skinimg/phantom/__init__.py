@@ -11,7 +11,8 @@ statistics) can be tested against ground truth.
 Modules: ``optics`` (the two-layer spectral skin model and its colour, with references),
 ``spec`` (:class:`PhantomSpec`, :class:`Phantom`, camera pose), ``frame`` and ``scene`` (the
 scene in its canonical frame), ``render`` (camera, :func:`render_phantom`,
-:func:`write_phantom`), ``sets`` (named sets, :func:`write_set`), ``astronaut`` (a real
+:func:`write_phantom`), ``treated`` (:func:`render_treated`: blood changed in one patch only, a
+split-face study), ``sets`` (named sets, :func:`write_set`), ``astronaut`` (a real
 photograph's hand-drawn skin mask).  The generator of the truth imports only
 :mod:`skinimg.color` and :mod:`skinimg.io`, never the code it tests.
 """
@@ -22,8 +23,13 @@ from .optics import (DEFAULT_OPTICS, ILLUMINANTS, WAVELENGTHS_NM, SkinOptics, ch
 from .render import render_phantom, write_phantom
 from .sets import LADDER_TONES, SET_EXPOSURE, SETS, PlannedImage, plan_set, write_set
 from .spec import BACKGROUNDS, DISTRACTORS, LABELS, SITES, Phantom, PhantomSpec, pose_matrix, relative_pose
+from .treated import cheek_patches, patch_in, polygon_mask, render_treated
 
 __all__ = [
+    "render_treated",
+    "cheek_patches",
+    "patch_in",
+    "polygon_mask",
     "ASTRONAUT_SKIN",
     "astronaut_skin_mask",
     "WAVELENGTHS_NM",
