@@ -6,8 +6,8 @@ stage (analyze, compare, batch) stores its rows the same way.
 SQLite (``results.sqlite``)
     WAL journal mode; one writer at a time (callers write from one process, the
     pool workers only return rows); each call is one transaction.  Rows are
-    **upserted** on a key column (``image`` by default): a rerun replaces the row
-    of an image, never duplicates it.  Columns are created on first use from the
+    **upserted** on a key column (``image`` by default) or columns (``image, region``):
+    a rerun replaces the row of an image, never duplicates it.  Columns are created on first use from the
     column list (types from ``types`` or inferred from the values: ``INTEGER``,
     ``REAL``, ``TEXT``) and new columns are added to an existing table.  NaN and
     infinities are stored as NULL.
@@ -94,29 +94,62 @@ def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     return con
 
 
-def _upsert(con: sqlite3.Connection, path: Path, table: str, rows: list, columns: list, key: str,
-            types: Mapping[str, str] | None) -> None:
-    """Create/extend ``table`` and upsert ``rows`` (inside the caller's transaction)."""
-    if key not in columns:
-        raise ValueError(f"key column {key!r} is not in columns")
+def _keys(key: str | Sequence[str]) -> list[str]:
+    return [key] if isinstance(key, str) else list(key)
+
+
+def _create(con: sqlite3.Connection, qt: str, columns: list, keys: list, types: Mapping[str, str]) -> None:
+    if len(keys) == 1:
+        defs = [f"{_ident(c)} {types[c]}" + (" PRIMARY KEY NOT NULL" if c == keys[0] else "") for c in columns]
+    else:  # a composite key (image, region): text parts default to "" so that rows of an older table fit
+        defs = [f"{_ident(c)} {types[c]}" + (" NOT NULL DEFAULT ''" if c in keys else "") for c in columns]
+        defs.append(f"PRIMARY KEY ({', '.join(_ident(k) for k in keys)})")
+    con.execute(f"CREATE TABLE {qt} ({', '.join(defs)})")
+
+
+def _upsert(con: sqlite3.Connection, path: Path, table: str, rows: list, columns: list, key: str | Sequence[str],
+            types: Mapping[str, str] | None, replace_by: str | None = None) -> None:
+    """Create/extend ``table`` and upsert ``rows`` (inside the caller's transaction).
+
+    A table written by an older version with another primary key (``image`` where ``(image, region)`` is asked)
+    is rebuilt with the new key, its rows kept.  ``replace_by``: first delete the stored rows whose value in that
+    column is one of the new rows' (a photo's rows replaced as a whole).
+    """
+    keys = _keys(key)
+    for k in keys:
+        if k not in columns:
+            raise ValueError(f"key column {k!r} is not in columns")
     types = {**infer_types(rows, columns), **(types or {})}
     qt = _ident(table)
-    existing = [r[1] for r in con.execute(f"PRAGMA table_info({qt})")]
+    info = list(con.execute(f"PRAGMA table_info({qt})"))
+    existing = [r[1] for r in info]
     if not existing:
-        defs = ", ".join(
-            f"{_ident(c)} {types[c]}" + (" PRIMARY KEY NOT NULL" if c == key else "") for c in columns
-        )
-        con.execute(f"CREATE TABLE {qt} ({defs})")
+        _create(con, qt, columns, keys, types)
     else:
-        if key not in existing:
-            raise SkinImgError(f"table {table} has no column {key}", os.fspath(path))
+        if keys[0] not in existing:
+            raise SkinImgError(f"table {table} has no column {keys[0]}", os.fspath(path))
+        stored_key = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+        if stored_key != keys:
+            old = _ident(f"{table}__old")
+            con.execute(f"ALTER TABLE {qt} RENAME TO {old}")
+            _create(con, qt, existing + [c for c in columns if c not in existing], keys,
+                    {**{r[1]: r[2] or "REAL" for r in info}, **types})
+            cols = ", ".join(_ident(c) for c in existing)
+            con.execute(f"INSERT INTO {qt} ({cols}) SELECT {cols} FROM {old}")
+            con.execute(f"DROP TABLE {old}")
+            existing = [r[1] for r in con.execute(f"PRAGMA table_info({qt})")]
         for c in columns:
             if c not in existing:
                 con.execute(f"ALTER TABLE {qt} ADD COLUMN {_ident(c)} {types[c]}")
+    if replace_by is not None:
+        con.executemany(f"DELETE FROM {qt} WHERE {_ident(replace_by)}=?",
+                        [(v,) for v in sorted({_value(r.get(replace_by)) for r in rows}, key=str)])
     cols = ", ".join(_ident(c) for c in columns)
     marks = ", ".join("?" for _ in columns)
-    updates = ", ".join(f"{_ident(c)}=excluded.{_ident(c)}" for c in columns if c != key) or f"{_ident(key)}=excluded.{_ident(key)}"
-    sql = f"INSERT INTO {qt} ({cols}) VALUES ({marks}) ON CONFLICT({_ident(key)}) DO UPDATE SET {updates}"
+    conflict = ", ".join(_ident(k) for k in keys)
+    updates = (", ".join(f"{_ident(c)}=excluded.{_ident(c)}" for c in columns if c not in keys)
+               or f"{_ident(keys[0])}=excluded.{_ident(keys[0])}")
+    sql = f"INSERT INTO {qt} ({cols}) VALUES ({marks}) ON CONFLICT({conflict}) DO UPDATE SET {updates}"
     con.executemany(sql, [tuple(_value(r.get(c)) for c in columns) for r in rows])
 
 
@@ -164,11 +197,12 @@ class ResultStore:
                 con.execute("ROLLBACK")
             raise
 
-    def upsert(self, table: str, rows: Iterable[Mapping], columns: Sequence[str], *, key: str = "image",
-               types: Mapping[str, str] | None = None) -> int:
+    def upsert(self, table: str, rows: Iterable[Mapping], columns: Sequence[str], *,
+               key: str | Sequence[str] = "image", types: Mapping[str, str] | None = None,
+               replace_by: str | None = None) -> int:
         """Insert or replace ``rows`` keyed by ``key`` (as :func:`upsert_rows`), inside :meth:`transaction`."""
         rows = list(rows)
-        _upsert(self.con, self.path, table, rows, list(columns), key, types)
+        _upsert(self.con, self.path, table, rows, list(columns), key, types, replace_by)
         return len(rows)
 
     def delete_except(self, table: str, key: str, keep: Iterable[str]) -> int:
@@ -191,7 +225,8 @@ class ResultStore:
 
 
 def upsert_rows(db_path: str | os.PathLike, table: str, rows: Iterable[Mapping], columns: Sequence[str], *,
-                key: str = "image", types: Mapping[str, str] | None = None, timeout: float = 30.0) -> int:
+                key: str | Sequence[str] = "image", types: Mapping[str, str] | None = None, timeout: float = 30.0,
+                replace_by: str | None = None) -> int:
     """Insert or replace rows keyed by ``key`` in ``table`` of the SQLite file ``db_path``.
 
     Parameters
@@ -204,12 +239,16 @@ def upsert_rows(db_path: str | os.PathLike, table: str, rows: Iterable[Mapping],
         Missing keys and NaN are stored as NULL; keys not in ``columns`` are ignored.
     columns : sequence of str
         Column order; must contain ``key``.
-    key : str
-        Primary-key column: a row whose key exists replaces the stored values.
+    key : str or sequence of str
+        Primary-key column(s): a row whose key exists replaces the stored values (``("image", "region")``: a
+        photo's whole skin and its ROI regions).
     types : dict, optional
         SQL type per column (default :func:`infer_types`).
     timeout : float
         Seconds to wait for another writer's lock.
+    replace_by : str, optional
+        First delete every stored row whose value in this column is one of the new rows' (e.g. ``"image"``: a
+        region no longer in a photo's ROI file does not stay behind).
 
     Returns
     -------
@@ -217,10 +256,11 @@ def upsert_rows(db_path: str | os.PathLike, table: str, rows: Iterable[Mapping],
     """
     rows = list(rows)
     columns = list(columns)
-    if key not in columns:
-        raise ValueError(f"key column {key!r} is not in columns")
+    for k in _keys(key):
+        if k not in columns:
+            raise ValueError(f"key column {k!r} is not in columns")
     with ResultStore(db_path, timeout=timeout) as st, st.transaction():
-        st.upsert(table, rows, columns, key=key, types=types)
+        st.upsert(table, rows, columns, key=key, types=types, replace_by=replace_by)
     return len(rows)
 
 
