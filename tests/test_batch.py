@@ -355,7 +355,7 @@ def test_segment_stage_adapter_writes_masks_and_feeds_analyze(tmp_path, monkeypa
     with open(tmp_path / "out" / "segment.csv", newline="") as fh:
         seg = {x["image"]: x for x in csv.DictReader(fh)}
     assert list(next(iter(seg.values()))) == ["image", "status", "error", "skin_fraction", "method", "stage_agreement",
-                                              "mask_check"]
+                                              "mask_check", "roi", "roi_source", "roi_pixels"]
     assert seg["blue.png"]["status"] == "no_skin" and seg["p0/img00.png"]["status"] == "ok"
     from skinimg.io import read_mask
 

@@ -95,4 +95,6 @@ def test_json_of_per_photo_commands_is_one_object_per_line(tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["image"] for x in rows] == ["a.png", "b.png"] and rows[1]["status"] == "no_skin"
-    assert list(rows[0]) == ["image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check"]
+    assert list(rows[0]) == ["image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check",
+                             "roi", "roi_source", "roi_pixels"]
+    assert (rows[0]["roi"], rows[0]["roi_source"], rows[0]["roi_pixels"]) == ("", "none", None)

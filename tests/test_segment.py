@@ -351,7 +351,8 @@ def test_cli_segment_outputs_and_exit_2(photo_tree, tmp_path, ladder):
     r = CliRunner().invoke(cli, ["segment", str(photo_tree), "--out", str(out), "--workers", "1"])
     assert r.exit_code == 2, r.output
     cols, rows = _read_csv(out / "segment.csv")
-    assert cols == ["image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check"]
+    assert cols == ["image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check", "roi",
+                    "roi_source", "roi_pixels"]
     by = {x["image"]: x for x in rows}
     assert all(x["stage_agreement"] == "" and x["mask_check"] == "" for x in rows)  # not asked for (--check)
     assert list(by) == ["blue.png", "broken.jpg", "dark.jpg", "visit/face.png"]

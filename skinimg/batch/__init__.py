@@ -8,15 +8,18 @@ Modules: ``analyze`` (:class:`AnalyzeParams`, :func:`analyze_image`, :func:`anal
 (:func:`segment_paths`, :func:`evaluate_folders`), ``calibrate`` (:func:`calibrate_file`,
 :func:`calibrate_paths`), ``compare`` (:func:`compare_files`), ``series`` and ``track`` (:func:`track`),
 ``pipeline`` (pipeline files and the stage registry), ``run`` (:func:`run_pipeline`), ``executors``
-(process pools, dask), ``store`` (SQLite / CSV / Parquet tables).
+(process pools, dask), ``store`` (SQLite / CSV / Parquet tables), ``roi`` (:class:`RoiLookup`: each photo's
+region of interest, propagated ROI files).
 """
 
-from .analyze import ROW_COLUMNS, ROW_TYPES, TABLE, AnalyzeParams, analyze_image, analyze_paths, segment_photo, write_maps
+from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, TABLE, AnalyzeParams, analyze_image, analyze_paths, photo_status,
+                      segment_photo, write_maps)
 from .calibrate import CSV_COLUMNS, calibrate_file, calibrate_paths
 from .compare import MAP_FILES, compare_files
 from .executors import init_worker, limit_blas_threads, make_executor, map_jobs
-from .pipeline import (BATCH_STAGES, IMAGE_STAGES, STAGES, Option, Pipeline, Stage, check_available, load_pipeline,
-                       packaged_pipelines, parse_pipeline, resolve_pipeline)
+from .pipeline import (BATCH_STAGES, IMAGE_STAGES, ROI_KEYS, STAGES, Option, Pipeline, Stage, check_available,
+                       load_pipeline, packaged_pipelines, parse_pipeline, resolve_pipeline)
+from .roi import ROI_COLUMNS, ROI_FILES, ROI_SOURCES, RoiLookup, RoiRef, fit_roi, roi_columns, write_propagated
 from .run import JOB_COLUMNS, TABLES, Plan, file_sha256, make_plan, process_image, run_pipeline
 from .segment import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SEGMENT_COLUMNS, evaluate_folders, segment_paths
 from .series import SessionImage, discover_series, read_manifest
@@ -31,7 +34,12 @@ __all__ = [
     "IMAGE_STAGES",
     "JOB_COLUMNS",
     "MAP_FILES",
+    "ROI_COLUMNS",
+    "ROI_FILES",
+    "ROI_KEYS",
+    "ROI_SOURCES",
     "ROW_COLUMNS",
+    "ROW_KEY",
     "ROW_TYPES",
     "SEGMENT_COLUMNS",
     "SERIES_COLUMNS",
@@ -51,6 +59,7 @@ __all__ = [
     "export_csv",
     "export_parquet",
     "file_sha256",
+    "fit_roi",
     "infer_types",
     "init_worker",
     "limit_blas_threads",
@@ -62,12 +71,16 @@ __all__ = [
     "packaged_pipelines",
     "parse_pipeline",
     "Pipeline",
+    "photo_status",
     "Plan",
     "process_image",
     "read_manifest",
     "read_rows",
     "resolve_pipeline",
     "ResultStore",
+    "RoiLookup",
+    "RoiRef",
+    "roi_columns",
     "run_pipeline",
     "segment_paths",
     "segment_photo",
@@ -76,4 +89,5 @@ __all__ = [
     "track",
     "upsert_rows",
     "write_maps",
+    "write_propagated",
 ]

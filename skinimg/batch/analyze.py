@@ -7,8 +7,9 @@ processes), writes the per-image maps and the tables, and returns a summary.
 
 Outputs of :func:`analyze_paths` under ``out``:
 
-``indices.csv``            one row per input image, sorted by ``image`` (:data:`ROW_COLUMNS`)
-``results.sqlite``         the same rows, table ``indices``, upserted by ``image``
+``indices.csv``            one row per input image, sorted by ``image`` (:data:`ROW_COLUMNS`); a photo with named
+                           ROI regions has its whole-skin row and one row per region (column ``region``)
+``results.sqlite``         the same rows, table ``indices``, upserted by ``image`` and ``region``
 ``indices.parquet``        the same rows, with ``formats`` containing ``"parquet"``
 ``analyze.json``           parameters, their hash, skinimg version, counts
 ``maps/<stem>_<index>.tif``  float32 map, NaN off skin (unless ``maps=False``)
@@ -41,15 +42,18 @@ from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_ima
 from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, require_both_stages,
                        segment_skin)
 from .executors import map_jobs
+from .roi import ROI_COLUMNS, RoiLookup, RoiRef, fit_roi, roi_columns
 from .store import SQLITE_NAME, export_csv, export_parquet, require_parquet, upsert_rows
 
 __all__ = [
     "AnalyzeParams",
     "ROW_COLUMNS",
+    "ROW_KEY",
     "ROW_TYPES",
     "TABLE",
     "analyze_image",
     "analyze_paths",
+    "photo_status",
     "segment_photo",
     "write_maps",
 ]
@@ -67,14 +71,18 @@ _HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fract
 _TAIL = ["params_hash", "skinimg_version"]
 #: The segmentation's flag (``AnalyzeParams.check`` or ``second_stage="both"``; empty otherwise), added last.
 _FLAG = ["stage_agreement", "mask_check"]
-#: Every column of ``indices.csv`` / table ``indices``, in order.
-ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG)
+#: Every column of ``indices.csv`` / table ``indices``, in order (the ROI's, :data:`skinimg.batch.ROI_COLUMNS`, last).
+ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG + list(ROI_COLUMNS))
+#: The key of a row: a photo's whole skin has ``region`` "", each named region its name.
+ROW_KEY = ("image", "region")
 #: SQL type of every column.
 ROW_TYPES = {c: "REAL" for c in ROW_COLUMNS}
 ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_method", "chromophore_method",
                                       "chromophore_branch_check", "calibration",
-                                      "ita_category", "params_hash", "skinimg_version", "mask_check")})
-ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count")})
+                                      "ita_category", "params_hash", "skinimg_version", "mask_check", "roi", "region",
+                                      "roi_source")})
+ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count",
+                                         "roi_pixels")})
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> 
                chromophore_branch_check=None,
                calibration=None,
                ita_category="unknown", params_hash=params_hash, skinimg_version=__version__)
+    row.update(roi_columns(None))
     return row
 
 
@@ -188,17 +197,19 @@ def _as_item(item_or_path) -> InputImage:
     return InputImage(path=p, relpath=p.name)
 
 
-def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str, correction: list | None = None):
-    """(row, maps or None, rgb or None); SkinImgError becomes a status=error row.
+def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str,
+             correction: list | None = None, roi: RoiRef | None = None):
+    """(rows, maps or None, rgb or None); SkinImgError becomes a status=error row.
 
-    ``correction``, when a list, receives the colour correction used (for the caller to save).
+    ``correction``, when a list, receives the colour correction used (for the caller to save); ``roi`` is the
+    photo's region of interest (:meth:`RoiLookup.resolve`).
     """
     try:
         rgb, meta = load_image(item.path, max_pixels=params.max_pixels, label=item.relpath)
         rgb, corr = _calibrate(rgb, params)
         seg = segment_photo(rgb, params, check=params.check)
     except SkinImgError as exc:
-        return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
+        return [_empty_row(item.relpath, "error", exc.reason, params_hash)], None, None
     mask = np.asarray(seg.mask, dtype=bool)
     if corr is not None:
         corr.image = item.relpath
@@ -206,7 +217,46 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
             correction.append(corr)
         if corr.corners is not None:
             mask = mask & ~chart_mask(mask.shape, corr)
-    return _measure_row(item, rgb, meta, mask, seg.method, params, want_maps, params_hash, corr=corr, seg=seg)
+    return _measure_rows(item, rgb, meta, mask, seg.method, params, want_maps, params_hash, corr=corr, seg=seg,
+                         roi=roi)
+
+
+def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
+                  params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None,
+                  roi: RoiRef | None = None):
+    """:func:`_measure_row` in the photo's region(s) of interest: ``(rows, maps or None, rgb or None)``.
+
+    Without ROI: one row over the skin.  One unnamed region: one row over the skin inside it (its maps).  Named
+    regions: the whole skin's row (and maps), then one row per region, in the file's order.  A bad ROI file is
+    one ``status=error`` row naming it; a region with no skin inside is an error row for that region.
+    """
+    try:
+        fitted, regions = fit_roi(roi, mask.shape) if roi is not None else (None, {})
+    except SkinImgError as exc:
+        row = _empty_row(item.relpath, "error", exc.reason, params_hash)
+        row.update(roi_columns(roi))
+        return [row], None, None
+    if fitted is None:
+        row, maps, out = _measure_row(item, rgb, meta, mask, segment_method, params, want_maps, params_hash,
+                                      corr=corr, seg=seg)
+        return [row], maps, out
+    rows, maps, out = [], None, None
+    if fitted.named:
+        whole, maps, out = _measure_row(item, rgb, meta, mask, segment_method, params, want_maps, params_hash,
+                                        corr=corr, seg=seg)
+        rows.append(whole)
+    for name, region in regions.items():
+        inside = mask & region
+        row, m, o = _measure_row(item, rgb, meta, inside, segment_method, params, want_maps and not fitted.named,
+                                 params_hash, corr=corr, seg=seg)
+        if not inside.any():
+            row = _empty_row(item.relpath, "error", f"ROI {roi.label}: no skin inside "
+                                                    f"{f'region {name!r}' if name else 'the ROI'}", params_hash)
+        row.update(roi_columns(roi, name, int(np.count_nonzero(region))))
+        rows.append(row)
+        if not fitted.named:
+            maps, out = m, o
+    return rows, maps, out
 
 
 def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
@@ -235,6 +285,7 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
     }
     flags = seg.flag_columns
     base.update(stage_agreement=_float_or_nan(flags["stage_agreement"]), mask_check=flags["mask_check"])
+    base.update(roi_columns(None))
     if n_skin < params.indices.min_skin_pixels:
         row = _empty_row(item.relpath, "no_skin", f"no skin found ({n_skin} skin pixels)", params_hash)
         row.update(base)
@@ -273,8 +324,8 @@ def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bo
     maps : dict name -> float32 (H, W) map, NaN off skin, or None (not requested / not ok)
     """
     params = params or AnalyzeParams()
-    row, m, _ = _analyze(_as_item(item_or_path), params, maps, params.hash())
-    return row, m
+    rows, m, _ = _analyze(_as_item(item_or_path), params, maps, params.hash())
+    return rows[0], m
 
 
 def write_maps(out: str | os.PathLike, stem: str, rgb: np.ndarray, maps: dict, params: AnalyzeParams) -> None:
@@ -311,29 +362,41 @@ def _internal_error(item: InputImage, exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {reason}"
 
 
-def _run_one(job) -> dict:
-    """Worker: analyze one image, write its maps, return its row.
+def _run_one(job) -> list[dict]:
+    """Worker: analyze one image, write its maps, return its rows (one, or one per ROI region besides the whole skin).
 
     A bad input never raises (it is a status=error row); an output that cannot be
     written raises :class:`SkinImgError` (the run stops: disk full, read-only folder).
     """
-    item, params, out, want_maps, params_hash = job
+    item, params, out, want_maps, params_hash, roi = job
     try:
         corrections: list = []
-        row, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections)
+        rows, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections, roi)
         if corrections:
             _write(write_json, calibration_path(out, item.stem_rel), corrections[0].to_dict())
         if want_maps and maps is not None:
             _write(write_maps, out, item.stem_rel, rgb, maps, params)
-        return row
+        return rows
     except _OutputFailure as exc:
         raise SkinImgError(str(exc)) from None
     except SkinImgError as exc:
-        return _empty_row(item.relpath, "error", exc.reason, params_hash)
+        reason = exc.reason
     except MemoryError:
-        return _empty_row(item.relpath, "error", "out of memory (try --max-pixels or fewer --workers)", params_hash)
+        reason = "out of memory (try --max-pixels or fewer --workers)"
     except Exception as exc:  # a bug or an exotic file must not stop the batch; the row says what happened
-        return _empty_row(item.relpath, "error", _internal_error(item, exc), params_hash)
+        reason = _internal_error(item, exc)
+    row = _empty_row(item.relpath, "error", reason, params_hash)
+    row.update(roi_columns(roi))
+    return [row]
+
+
+def photo_status(rows: Sequence[dict]) -> tuple[str, str | None]:
+    """A photo's ``(status, error)`` from its rows: the first error, else the first ``no_skin``, else ``ok``."""
+    for status in ("error", "no_skin"):
+        for r in rows:
+            if r["status"] == status:
+                return status, r["error"]
+    return "ok", None
 
 
 def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -> list[InputImage]:
@@ -346,7 +409,7 @@ def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -
 
 def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
                   workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",),
-                  exclude: Sequence[str] = ()) -> dict:
+                  exclude: Sequence[str] = (), roi: RoiLookup | None = None) -> dict:
     """Analyze every image under ``paths`` and write the results under ``out``.
 
     Parameters
@@ -367,12 +430,15 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     exclude : sequence of str
         Shell-style patterns of relative names to skip in folders (e.g. ``"truth/*"``),
         see :func:`skinimg.io.discover_images`.
+    roi : RoiLookup, optional
+        Where each photo's region of interest is found (default: ``<stem>.roi.json`` / ``.roi.png`` beside it,
+        :class:`skinimg.batch.RoiLookup`).
 
     Returns
     -------
     dict
-        ``rows`` (sorted by image), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error``,
-        ``outputs`` (paths written), ``params_hash``, ``elapsed_s``.
+        ``rows`` (sorted by image and region), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error`` (photos, by
+        :func:`photo_status`), ``n_rows``, ``outputs`` (paths written), ``params_hash``, ``elapsed_s``.
 
     Raises
     ------
@@ -392,19 +458,23 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     if params.check and params.segment_method == "model":  # a colour model without both second stages: one line
         require_both_stages(load_model(), True)
     items = _discover(paths, exclude)
+    roi = roi if roi is not None else RoiLookup()
     params_hash = params.hash()  # also loads the basis: a missing basis fails before any work
     out = make_output_folder(out)  # and removes the temporary files of a killed run
-    jobs = [(item, params, os.fspath(out), maps, params_hash) for item in items]
-    rows = map_jobs(_run_one, jobs, workers)
+    jobs = [(item, params, os.fspath(out), maps, params_hash, roi.item(item)) for item in items]
+    per_photo = map_jobs(_run_one, jobs, workers)
+    rows = [r for photo in per_photo for r in photo]
     for r in rows:
-        log.info("%s: %s%s", r["image"], r["status"], f" ({r['error']})" if r.get("error") else "")
-    rows.sort(key=lambda r: r["image"])
+        log.info("%s%s: %s%s", r["image"], f" [{r['region']}]" if r["region"] else "", r["status"],
+                 f" ({r['error']})" if r.get("error") else "")
+    rows.sort(key=lambda r: (r["image"], r["region"]))
     outputs = [export_csv(out / "indices.csv", rows, ROW_COLUMNS)]
-    upsert_rows(out / SQLITE_NAME, TABLE, rows, ROW_COLUMNS, key="image", types=ROW_TYPES)
+    upsert_rows(out / SQLITE_NAME, TABLE, rows, ROW_COLUMNS, key=ROW_KEY, types=ROW_TYPES, replace_by="image")
     outputs.append(out / SQLITE_NAME)
     if "parquet" in formats:
         outputs.append(export_parquet(out / "indices.parquet", rows, ROW_COLUMNS, types=ROW_TYPES))
-    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    statuses = [photo_status(photo)[0] for photo in per_photo]
+    counts = {s: statuses.count(s) for s in STATUSES}
     basis = load_basis(params.indices.basis_path)
     meta = {
         "command": "analyze",
@@ -418,7 +488,10 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             "provenance": basis.provenance,
         },
         "inputs": [os.fspath(p) for p in paths],
-        "n_images": len(rows),
+        "roi": {"files": roi.setting(), "file": None if roi.roi_file is None else os.fspath(roi.roi_file),
+                "photos_with_roi": sum(j[-1].path is not None for j in jobs)},
+        "n_images": len(per_photo),
+        "n_rows": len(rows),
         "n_ok": counts["ok"],
         "n_no_skin": counts["no_skin"],
         "n_error": counts["error"],
@@ -430,7 +503,8 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     remove_stale_temp_files(out)  # of workers of a killed run that were still dying when this run started
     return {
         "rows": rows,
-        "n_images": len(rows),
+        "n_images": len(per_photo),
+        "n_rows": len(rows),
         "n_ok": counts["ok"],
         "n_no_skin": counts["no_skin"],
         "n_error": counts["error"],

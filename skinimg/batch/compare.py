@@ -7,8 +7,9 @@ import os
 import numpy as np
 
 from .. import __version__
-from ..io import load_image, load_roi, make_output_folder, write_json, write_png
+from ..io import load_image, make_output_folder, write_json, write_png
 from ..session import CompareParams, compare_arrays, load_mdc, render_pictures
+from .roi import RoiRef, fit_roi
 
 __all__ = ["MAP_FILES", "compare_files"]
 
@@ -17,7 +18,7 @@ MAP_FILES = ("pair.png", "delta_hemoglobin.png", "delta_melanin.png")
 
 
 def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str | os.PathLike | None, *,
-                  roi: str | os.PathLike | None = None, params: CompareParams | None = None,
+                  roi: str | os.PathLike | RoiRef | None = None, params: CompareParams | None = None,
                   before_label: str | None = None, after_label: str | None = None,
                   before_mask: np.ndarray | None = None, after_mask: np.ndarray | None = None) -> dict:
     """Compare two photo files; write ``out/comparison.json`` and the PNG maps.
@@ -28,8 +29,10 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
         Photos (BEFORE is the reference frame).
     out : path-like or None
         Output folder (created); None writes nothing.
-    roi : path-like, optional
-        :func:`skinimg.io.load_roi` file (polygon JSON or mask image in BEFORE's pixels).
+    roi : path-like or RoiRef, optional
+        ROI file (:func:`skinimg.io.read_roi`: polygon JSON, named regions or mask image) in BEFORE's pixels.
+        One region: every metric is measured inside it.  Named regions: ``metrics`` over the whole common skin
+        and ``regions[name]`` per region (:func:`skinimg.session.measure_pair`).
     params : CompareParams, optional
     before_label, after_label : str, optional
         Names recorded in ``comparison.json`` (default: the paths as given).
@@ -40,7 +43,9 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
         The ``comparison.json`` document: ``before``, ``after``, ``registration`` (ok, method,
         inliers, residual_px, ...), ``metrics`` (per metric: before, after, delta,
         delta_pct, ci95, effect_size, mdc, verdict), ``lighting``, ``calibration``,
-        ``joint_mask``, ``statistics``, ``warnings``, ``params``, ``skinimg_version``, ``maps``.
+        ``joint_mask``, ``statistics``, ``warnings``, ``roi`` (the file or None), ``roi_source`` (``file``,
+        ``propagated`` or ``none``), ``roi_pixels`` (its area in BEFORE's pixels), ``regions`` (named regions),
+        ``params``, ``skinimg_version``, ``maps``.
 
     Raises
     ------
@@ -54,12 +59,19 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
     load_mdc(p.mdc_path)
     rgb_b, _ = load_image(before, max_pixels=p.max_pixels, label=bl)
     rgb_a, _ = load_image(after, max_pixels=p.max_pixels, label=al)
-    roi_mask = load_roi(roi, rgb_b.shape[:2]) if roi is not None else None
-    doc, pics = compare_arrays(rgb_b, rgb_a, before_mask=before_mask, after_mask=after_mask, roi=roi_mask, params=p,
-                               label=pair)
+    ref = roi if isinstance(roi, RoiRef) or roi is None else RoiRef(roi, os.fspath(roi), "file")
+    fitted, regions = fit_roi(ref, rgb_b.shape[:2]) if ref is not None else (None, {})
+    named = fitted is not None and fitted.named
+    doc, pics = compare_arrays(rgb_b, rgb_a, before_mask=before_mask, after_mask=after_mask,
+                               roi=regions[""] if fitted is not None and not named else None, params=p, label=pair,
+                               regions=regions if named else None)
     full = {"before": bl, "after": al}
     full.update(doc)
-    full["roi"] = os.fspath(roi) if roi is not None else None
+    full["roi"] = ref.label if fitted is not None else None
+    full["roi_source"] = ref.source if fitted is not None else "none"
+    full["roi_pixels"] = int(np.count_nonzero(np.logical_or.reduce(list(regions.values())))) if regions else None
+    full["image_sizes"] = {"before": [int(rgb_b.shape[1]), int(rgb_b.shape[0])],
+                           "after": [int(rgb_a.shape[1]), int(rgb_a.shape[0])]}
     full["params"] = p.to_dict()
     full["skinimg_version"] = __version__
     full["maps"] = list(MAP_FILES)

@@ -15,6 +15,10 @@ A pipeline file names the stages to run and their options::
     [analyze]
     maps = false
 
+    [roi]                                # optional: regions of interest (skinimg.batch.RoiLookup)
+    files = "beside"                     # <stem>.roi.json / .roi.png beside each photo; "none"; "dir:<path>"
+    propagate = false                    # carry each series' baseline ROI to later sessions (needs track)
+
 Every stage has a table of options (all optional, defaults in :data:`STAGES`).  Stages are
 either **per image** (``calibrate``, ``segment``, ``analyze``: run in the workers, one
 result per photo, resumable) or **per batch** (``track``, ``report``, ``regress``: run once
@@ -55,7 +59,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Option", "Stage", "STAGES", "IMAGE_STAGES", "BATCH_STAGES", "Pipeline", "load_pipeline",
+__all__ = ["Option", "Stage", "STAGES", "IMAGE_STAGES", "BATCH_STAGES", "ROI_KEYS", "Pipeline", "load_pipeline",
            "parse_pipeline", "resolve_pipeline", "packaged_pipelines", "check_available"]
 
 
@@ -142,6 +146,14 @@ STAGES: dict[str, Stage] = {
 IMAGE_STAGES = tuple(n for n, s in STAGES.items() if s.kind == "image")
 BATCH_STAGES = tuple(n for n, s in STAGES.items() if s.kind == "batch")
 
+#: Keys of the ``[roi]`` table: where each photo's region of interest comes from (not a stage; all stages use it).
+ROI_KEYS: dict[str, Option] = {
+    "files": Option("beside", _STR, None, "ROI files: beside (<stem>.roi.json / .roi.png beside each photo), none, or "
+                                          "dir:<path> (a folder mirroring INPUT, relative to the current folder)"),
+    "propagate": Option(False, _BOOL, None, "carry each series' baseline ROI to its later sessions through their "
+                                            "registration (needs the track stage, which then runs first)"),
+}
+
 #: Keys of the ``[pipeline]`` table.
 PIPELINE_KEYS: dict[str, Option] = {
     "name": Option(None, _STR, None, "pipeline name (default: the file name)"),
@@ -188,6 +200,7 @@ class Pipeline:
     text: str
     sha256: str
     exclude: tuple = ()
+    roi: dict = field(default_factory=lambda: {k: o.default for k, o in ROI_KEYS.items()})
 
     def image_stages(self) -> tuple:
         return tuple(s for s in self.stages if STAGES[s].kind == "image")
@@ -201,6 +214,7 @@ class Pipeline:
                           "formats": list(self.formats), "max_pixels": self.max_pixels,
                           "exclude": list(self.exclude)}}
         d.update({s: dict(self.options[s]) for s in self.stages})
+        d["roi"] = dict(self.roi)
         return d
 
 
@@ -254,8 +268,8 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
     if "pipeline" not in doc:
         raise SkinImgError("missing table [pipeline] (with stages = [...])", source)
     for t in doc:
-        if t != "pipeline" and t not in STAGES:
-            raise SkinImgError(f"unknown table [{t}] (tables: pipeline, {', '.join(STAGES)})", source)
+        if t not in ("pipeline", "roi") and t not in STAGES:
+            raise SkinImgError(f"unknown table [{t}] (tables: pipeline, roi, {', '.join(STAGES)})", source)
     head = _check_keys("pipeline", doc["pipeline"], PIPELINE_KEYS, source)
     stages = head["stages"]
     if not stages:
@@ -289,6 +303,13 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
     track_root = options.get("track", {}).get("root")
     if track_root is not None and (Path(track_root).is_absolute() or ".." in Path(track_root).parts):
         raise SkinImgError(f"track.root must be a folder inside INPUT (relative, no '..'), got {track_root!r}", source)
+    roi = _check_keys("roi", doc.get("roi", {}), ROI_KEYS, source)
+    files = roi["files"]
+    if files not in ("beside", "none") and not (files.startswith("dir:") and files[4:].strip()):
+        raise SkinImgError(f"roi.files must be \"beside\", \"none\" or \"dir:<path>\"; got {files!r}", source)
+    if roi["propagate"] and "track" not in stages:
+        raise SkinImgError("roi.propagate carries ROIs along the series of the track stage: add 'track' to "
+                           "pipeline.stages", source)
     if "regress" in stages and "analyze" not in stages:
         raise SkinImgError("stage 'regress' checks indices.csv: add 'analyze' to pipeline.stages", source)
     if "analyze" in stages and "segment" in stages and "method" in doc.get("analyze", {}):
@@ -302,7 +323,7 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
     return Pipeline(name=name, description=head["description"], stages=tuple(stages), options=options,
                     formats=tuple(sorted(set(formats) | {"csv"}, key=FORMATS.index)),
                     max_pixels=int(head["max_pixels"]), source=source, text=text, exclude=tuple(head["exclude"]),
-                    sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+                    sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), roi=roi)
 
 
 def packaged_pipelines() -> dict[str, Path]:

@@ -66,12 +66,13 @@ from ..io import (InputImage, calibrated_path, calibration_path, load_image, mak
                   mask_path, remove_stale_temp_files, safe_output_path, write_json, write_png)
 from ..report import ReportParams, build_report, parse_tolerance, regress
 from ..session import CompareParams
-from .analyze import (ROW_COLUMNS, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error, _measure_row,
-                      _OutputFailure, _write, segment_photo, write_maps)
+from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error,
+                      _measure_rows, _OutputFailure, _write, photo_status, segment_photo, write_maps)
 from .calibrate import CSV_COLUMNS
 from .executors import make_executor, result_of
 from .pipeline import Pipeline, check_available, load_pipeline
-from .segment import SEGMENT_COLUMNS
+from .roi import RoiLookup, RoiRef, roi_columns
+from .segment import SEGMENT_COLUMNS, roi_union
 from .store import SQLITE_NAME, ResultStore, export_csv, export_parquet, require_parquet
 from .track import track
 
@@ -79,21 +80,22 @@ __all__ = ["Plan", "make_plan", "process_image", "run_pipeline", "file_sha256", 
 
 log = logging.getLogger("skinimg.batch")
 
-#: Columns of table ``jobs``: one record per finished photo (the resume key).
-JOB_COLUMNS = ("image", "input_sha256", "job_hash", "status", "error")
+#: Columns of table ``jobs``: one record per finished photo (the resume key, with the photo's ROI file).
+JOB_COLUMNS = ("image", "input_sha256", "job_hash", "status", "error", "roi_key")
 
 
-#: stage -> (SQLite table, export file stem, columns, SQL types)
+#: stage -> (SQLite table, export file stem, columns, SQL types, key)
 def _table_spec(stage: str):
     if stage == "analyze":
-        return "indices", "indices", ROW_COLUMNS, ROW_TYPES
+        return "indices", "indices", ROW_COLUMNS, ROW_TYPES, ROW_KEY
     if stage == "calibrate":
         return "calibrate", "calibrate", CSV_COLUMNS, {c: ("TEXT" if c in ("image", "status", "error", "kind", "method")
-                                                           else "REAL") for c in CSV_COLUMNS}
+                                                           else "REAL") for c in CSV_COLUMNS}, "image"
     if stage == "segment":
         return "segment", "segment", SEGMENT_COLUMNS, {"image": "TEXT", "status": "TEXT", "error": "TEXT",
                                                        "skin_fraction": "REAL", "method": "TEXT",
-                                                       "stage_agreement": "REAL", "mask_check": "TEXT"}
+                                                       "stage_agreement": "REAL", "mask_check": "TEXT", "roi": "TEXT",
+                                                       "roi_source": "TEXT", "roi_pixels": "INTEGER"}, "image"
     raise KeyError(stage)
 
 
@@ -172,12 +174,12 @@ def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
             h.update(b)
     return h.hexdigest()
 
-def _error_row(stage: str, image: str, reason: str, plan: Plan) -> dict:
+def _error_row(stage: str, image: str, reason: str, plan: Plan, roi: RoiRef | None = None) -> dict:
+    row = {c: None for c in _table_spec(stage)[2]}
     if stage == "analyze":
-        return _empty_row(image, "error", reason, plan.row_hash)
-    _, _, cols, _ = _table_spec(stage)
-    row = {c: None for c in cols}
+        row = _empty_row(image, "error", reason, plan.row_hash)
     row.update(image=image, status="error", error=reason)
+    row.update({k: v for k, v in roi_columns(roi).items() if k in row})
     return row
 
 
@@ -204,7 +206,7 @@ def _calibrate_stage(rgb: np.ndarray, item: InputImage, plan: Plan, out: Path, t
     return rgb, corr, exclude
 
 
-def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
+def _process(item: InputImage, plan: Plan, out: Path, tables: dict, roi: RoiRef | None) -> None:
     rgb, meta = load_image(item.path, max_pixels=plan.max_pixels, label=item.relpath)
     exclude = corr = seg = mask = None
     if "calibrate" in plan.stages:
@@ -214,24 +216,27 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict) -> None:
         mask = np.asarray(seg.mask, dtype=bool)
         if exclude is not None:
             mask &= ~exclude
-    if "segment" in plan.stages:
+    if "segment" in plan.stages:  # the skin inside the ROI (all of its regions), as `skinimg segment` writes it
+        union, roi_cols = roi_union(roi, mask.shape)
+        smask = mask if union is None else mask & union
         if plan.options["segment"]["write_masks"]:
-            _write(write_png, mask_path(out, item.stem_rel), mask.astype(np.uint8) * 255)
-        n = int(np.count_nonzero(mask))
+            _write(write_png, mask_path(out, item.stem_rel), smask.astype(np.uint8) * 255)
+        n = int(np.count_nonzero(smask))
         status = "ok" if n >= plan.analyze.indices.min_skin_pixels else "no_skin"
         tables["segment"] = {"image": item.relpath, "status": status,
                              "error": None if status == "ok" else f"no skin found ({n} skin pixels)",
-                             "skin_fraction": n / float(mask.size), "method": seg.method, **seg.flag_columns}
+                             "skin_fraction": n / float(mask.size), "method": seg.method, **seg.flag_columns,
+                             **roi_cols}
     if "analyze" in plan.stages:
         want_maps = bool(plan.options["analyze"]["maps"])
-        row, maps, rgb_out = _measure_row(item, rgb, meta, mask, seg.method, plan.analyze, want_maps, plan.row_hash,
-                                          corr=corr, seg=seg)
+        rows, maps, rgb_out = _measure_rows(item, rgb, meta, mask, seg.method, plan.analyze, want_maps, plan.row_hash,
+                                            corr=corr, seg=seg, roi=roi)
         if want_maps and maps is not None:
             _write(write_maps, out, item.stem_rel, rgb_out, maps, plan.analyze)
-        tables["analyze"] = row
+        tables["analyze"] = rows
 
 
-def process_image(item: InputImage, plan: Plan, out: str | os.PathLike) -> dict:
+def process_image(item: InputImage, plan: Plan, out: str | os.PathLike, roi: RoiRef | None = None) -> dict:
     """Run the per-image stages of ``plan`` on one photo and write its files under ``out``.
 
     Parameters
@@ -241,14 +246,16 @@ def process_image(item: InputImage, plan: Plan, out: str | os.PathLike) -> dict:
     plan : Plan
     out : path-like
         Output root (per-image files: ``calibration/``, ``calibrated/``, ``masks/``, ``maps/``).
+    roi : RoiRef, optional
+        The photo's region of interest (:meth:`skinimg.batch.RoiLookup.resolve`).
 
     Returns
     -------
     dict
         ``image``; ``status`` ``"ok"``, ``"no_skin"`` or ``"error"``; ``error`` (reason or None);
-        ``tables``: stage -> row (every per-image stage of the plan has a row; after a failure
-        the remaining stages get ``status=error`` rows with the reason).  A bad photo never
-        raises.
+        ``tables``: stage -> row (``analyze``: a list of rows, one per ROI region besides the whole skin; every
+        per-image stage of the plan has rows; after a failure the remaining stages get ``status=error`` rows
+        with the reason).  A bad photo never raises.
 
     Raises
     ------
@@ -259,7 +266,7 @@ def process_image(item: InputImage, plan: Plan, out: str | os.PathLike) -> dict:
     tables: dict[str, dict] = {}
     reason = None
     try:
-        _process(item, plan, out, tables)
+        _process(item, plan, out, tables, roi)
     except _OutputFailure as exc:
         raise SkinImgError(str(exc)) from None
     except SkinImgError as exc:
@@ -271,21 +278,20 @@ def process_image(item: InputImage, plan: Plan, out: str | os.PathLike) -> dict:
     if reason is not None:
         for s in plan.stages:
             if s not in tables:
-                tables[s] = _error_row(s, item.relpath, reason, plan)
-    status, error = "ok", None
-    for s in plan.stages:
-        r = tables[s]
-        if r["status"] == "error":
-            status, error = "error", r["error"]
-            break
-        if r["status"] == "no_skin" and status == "ok":
-            status, error = "no_skin", r["error"]
+                tables[s] = _error_row(s, item.relpath, reason, plan, roi)
+    if isinstance(tables.get("analyze"), dict):
+        tables["analyze"] = [tables["analyze"]]
+    status, error = photo_status([r for s in plan.stages for r in _rows(tables[s])])
     return {"image": item.relpath, "status": status, "error": error, "tables": tables}
 
 
+def _rows(rows) -> list:
+    return rows if isinstance(rows, list) else [rows]
+
+
 def _run_job(job) -> dict:
-    item, plan, out = job
-    return process_image(item, plan, out)
+    item, plan, out, roi = job
+    return process_image(item, plan, out, roi)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -325,7 +331,8 @@ def _check_batch_stages(pipeline: Pipeline) -> None:
         require_parquet(pipeline.source)
 
 
-def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path) -> dict:
+def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path,
+                     rois: RoiLookup | None = None) -> dict:
     o = pipeline.options[stage]
     root = Path(inputs[0]) if len(inputs) == 1 else None
     if root is not None and not root.is_dir():
@@ -335,6 +342,8 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
             raise SkinImgError("stage 'track' needs one INPUT folder (the study root)")
         if o["root"]:
             root = root / o["root"]
+            if rois is not None and rois.roi_dir is not None:  # the mirrored folder mirrors INPUT, not the root
+                rois = RoiLookup(rois.files, rois.roi_dir / o["root"], rois.roi_file, rois.propagated)
         manifest = o["manifest"]
         if manifest and not Path(manifest).is_absolute():
             manifest = root / manifest
@@ -344,9 +353,11 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
         params = CompareParams(
             segment_method=(seg or ana).get("method", "model"),
             second_stage=(seg or ana).get("second_stage", "mlp"))
-        res = track(root, out, manifest=manifest or None, params=params)
+        res = track(root, out, manifest=manifest or None, params=params, rois=rois,
+                    propagate_roi=pipeline.roi["propagate"])
         return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],
-                "failed": [{"pair": p, "error": e} for p, e in res["failed"]], "notes": list(res["notes"])}
+                "failed": [{"pair": p, "error": e} for p, e in res["failed"]], "notes": list(res["notes"]),
+                "rois_propagated": sum(r.path is not None for r in res["rois"].values()), "rois": res["rois"]}
     if stage == "report":
         dest = safe_output_path(out, o["out"], what="report.out")
         res = build_report(out, dest, params=ReportParams(title=o["title"], anonymize=o["anonymize"], salt=o["salt"],
@@ -383,6 +394,12 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
         ``{"event": "image", "image", "outcome": "processed"|"skipped"|"failed", "status",
         "error"}`` per photo, ``{"event": "stage", "stage": name}`` before a batch stage.
 
+    Notes
+    -----
+    Each photo is measured in its region of interest (``pipeline.roi``, :class:`skinimg.batch.RoiLookup`).
+    With ``roi.propagate`` the track stage runs *first*: it carries each series' baseline ROI to the later
+    sessions (``rois/<patient>/<site>/<session>.roi.json``), which the per-image stages then measure in.
+
     Returns
     -------
     dict
@@ -414,9 +431,16 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
     specs = {s: _table_spec(s) for s in plan.stages}
     hashes: dict[str, str | None] = {}
     processed = skipped = 0
+    rois = RoiLookup.parse(pipeline.roi["files"])
+    stage_results: dict[str, dict] = {}
+    if pipeline.roi["propagate"]:  # the per-image stages measure inside the ROIs that track propagates
+        emit({"event": "stage", "stage": "track"})
+        stage_results["track"] = _run_batch_stage("track", pipeline, inputs, out, rois)
+        rois = RoiLookup(rois.files, rois.roi_dir, None, stage_results["track"].pop("rois"))
+    refs = {item.relpath: rois.item(item) for item in items}
     store = ResultStore(out / SQLITE_NAME)
     try:
-        done = {r["image"]: (r["input_sha256"], r["job_hash"]) for r in store.rows("jobs")
+        done = {r["image"]: (r["input_sha256"], r["job_hash"], r.get("roi_key")) for r in store.rows("jobs")
                 if r["status"] in ("ok", "no_skin")}
 
         def jobs():
@@ -427,7 +451,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
                 except OSError:
                     sha = None  # the worker reports why it cannot be read
                 hashes[item.relpath] = sha
-                if sha is not None and done.get(item.relpath) == (sha, plan.job_hash):
+                if sha is not None and done.get(item.relpath) == (sha, plan.job_hash, refs[item.relpath].key()):
                     skipped += 1
                     emit({"event": "image", "image": item.relpath, "outcome": "skipped", "status": "done",
                           "error": None})
@@ -437,10 +461,11 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
         def commit(res: dict) -> None:
             nonlocal processed
             with store.transaction():
-                for s, (table, _, cols, types) in specs.items():
-                    store.upsert(table, [res["tables"][s]], cols, types=types)
+                for s, (table, _, cols, types, key) in specs.items():
+                    store.upsert(table, _rows(res["tables"][s]), cols, types=types, key=key, replace_by="image")
                 store.upsert("jobs", [{"image": res["image"], "input_sha256": hashes.get(res["image"]),
-                                       "job_hash": plan.job_hash, "status": res["status"], "error": res["error"]}],
+                                       "job_hash": plan.job_hash, "status": res["status"], "error": res["error"],
+                                       "roi_key": refs[res["image"]].key()}],
                              JOB_COLUMNS, types=_JOB_TYPES)
             processed += 1
             emit({"event": "image", "image": res["image"], "outcome": _outcome(res), "status": res["status"],
@@ -457,7 +482,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
                     finished, pending = ex.wait_any(pending)
                     for f in finished:
                         commit(result_of(f))
-                pending.add(ex.submit(_run_job, (item, plan, os.fspath(out))))
+                pending.add(ex.submit(_run_job, (item, plan, os.fspath(out), refs[item.relpath])))
             while pending:
                 finished, pending = ex.wait_any(pending)
                 for f in finished:
@@ -468,13 +493,13 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
 
         current = {i.relpath for i in items}
         with store.transaction():
-            for table, _, _, _ in specs.values():
+            for table, *_ in specs.values():
                 store.delete_except(table, "image", current)
             store.delete_except("jobs", "image", current)
         outputs = [out / SQLITE_NAME]
         flagged: set[str] = set()
-        for s, (table, stem, cols, types) in specs.items():
-            rows = store.rows(table)
+        for s, (table, stem, cols, types, _) in specs.items():
+            rows = sorted(store.rows(table), key=lambda r: (r["image"], r.get("region") or ""))
             flagged.update(r["image"] for r in rows if r.get("mask_check") == "check")
             outputs.append(export_csv(out / f"{stem}.csv", rows, cols))
             if "parquet" in pipeline.formats:
@@ -484,12 +509,14 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike, inputs: Sequence[str | 
         store.close()
     failed = [(r["image"], r["status"], r["error"]) for r in job_rows if r["status"] != "ok"]
 
-    stage_results: dict[str, dict] = {}
     error = None
     try:
         for s in pipeline.batch_stages():
+            if s in stage_results:  # track, run first to propagate the ROIs
+                continue
             emit({"event": "stage", "stage": s})
-            stage_results[s] = _run_batch_stage(s, pipeline, inputs, out)
+            stage_results[s] = _run_batch_stage(s, pipeline, inputs, out, rois)
+            stage_results[s].pop("rois", None)
     except SkinImgError as exc:
         error = str(exc)
         raise

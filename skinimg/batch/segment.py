@@ -12,17 +12,20 @@ import numpy as np
 
 from ..color import ITA_CATEGORIES
 from ..errors import SkinImgError
-from ..io import (DEFAULT_MAX_PIXELS, find_truth_mask, load_image, load_roi, make_output_folder, mask_path, read_mask,
+from ..io import (DEFAULT_MAX_PIXELS, find_truth_mask, load_image, make_output_folder, mask_path, read_mask,
                   remove_stale_temp_files, write_csv, write_png)
 from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts,
                        require_both_stages, segment_skin, true_skin_tone)
 from .analyze import _discover
 from .executors import map_jobs
+from .roi import RoiLookup, fit_roi, roi_columns
 
 __all__ = ["SEGMENT_COLUMNS", "EVAL_COLUMNS", "EVAL_TONE_COLUMNS", "segment_paths", "evaluate_folders"]
 
-#: Columns of ``segment.csv`` (the issue's contract, then ``skinimg segment --check``'s two, empty without it).
-SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check")
+#: Columns of ``segment.csv`` (the issue's contract, then ``skinimg segment --check``'s two, empty without it, then
+#: the region of interest the mask was restricted to: its file, ``file`` / ``propagated`` / ``none``, its area).
+SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check", "roi",
+                   "roi_source", "roi_pixels")
 #: Columns of the ``eval-segment`` table.
 EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", "pred_fraction", "true_fraction",
                 "pixels", "ita_deg", "tone", "stage_agreement", "mask_check")
@@ -30,13 +33,24 @@ EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", 
 EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "worst_f1", "worst_image")
 
 
+def roi_union(ref, shape: tuple[int, int]) -> tuple[np.ndarray | None, dict]:
+    """The union of a photo's ROI regions (:func:`skinimg.batch.fit_roi`; None without ROI) and the ROI columns of
+    ``segment.csv``."""
+    _, regions = fit_roi(ref, shape) if ref is not None else (None, {})
+    union = np.logical_or.reduce(list(regions.values())) if regions else None
+    cols = roi_columns(ref, "", None if union is None else int(np.count_nonzero(union)))
+    return union, {k: cols[k] for k in ("roi", "roi_source", "roi_pixels")}
+
+
 def _segment_one(job) -> dict:
-    item, out, method, roi_path, params, max_pixels, check = job
+    item, out, method, roi_ref, params, max_pixels, check = job
     row = {"image": item.relpath, "status": "error", "error": None, "skin_fraction": None, "method": method,
            "stage_agreement": None, "mask_check": None}
+    row.update({k: v for k, v in roi_columns(roi_ref).items() if k != "region"})
     try:
         rgb, _ = load_image(item.path, max_pixels=max_pixels, label=item.relpath)
-        roi = load_roi(roi_path, rgb.shape[:2]) if roi_path is not None else None
+        roi, cols = roi_union(roi_ref, rgb.shape[:2])
+        row.update(cols)
         res = segment_skin(rgb, method=method, roi=roi, params=params, check=check)
     except SkinImgError as exc:
         row["error"] = exc.reason
@@ -52,7 +66,7 @@ def _segment_one(job) -> dict:
 
 
 def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, method: str = "model",
-                  roi: str | os.PathLike | None = None, workers: int | None = None,
+                  roi: str | os.PathLike | RoiLookup | None = None, workers: int | None = None,
                   params: SegmentParams | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, check: bool = False) -> dict:
     """Segment every photo under ``paths``; write ``out/masks/<rel>/<stem>.png`` and ``out/segment.csv``.
 
@@ -62,7 +76,9 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     reason and no mask; a photo without skin is ``status="no_skin"`` (an all-zero
     mask is written).  ``check=True`` (``method="model"``): each row also gets ``stage_agreement``
     (:attr:`SegmentResult.agreement`) and ``mask_check`` (``"ok"``, or ``"check"`` below :data:`AGREEMENT_MIN`);
-    both are empty otherwise.
+    both are empty otherwise.  ``roi``: one ROI file for every photo, or a :class:`RoiLookup` (default: each
+    photo's ``<stem>.roi.json`` / ``.roi.png`` beside it); the mask is the skin inside the union of the ROI's
+    regions (columns ``roi``, ``roi_source``, ``roi_pixels``).
 
     Returns
     -------
@@ -80,13 +96,11 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     check_method(method)
     params = params or SegmentParams()
     items = _discover(paths)
-    if roi is not None and not Path(roi).is_file():
-        raise SkinImgError("ROI file not found", os.fspath(roi))
+    lookup = roi if isinstance(roi, RoiLookup) else RoiLookup.from_options(roi)
     if method == "model":
         require_both_stages(load_model(), check)  # a missing model is fatal before any work
     out = make_output_folder(out)  # and removes the temporary files of a killed run
-    jobs = [(item, os.fspath(out), method, None if roi is None else os.fspath(roi), params, max_pixels, check)
-            for item in items]
+    jobs = [(item, os.fspath(out), method, lookup.item(item), params, max_pixels, check) for item in items]
     rows = map_jobs(_segment_one, jobs, workers)
     rows.sort(key=lambda r: r["image"])
     write_csv(out / "segment.csv", rows, SEGMENT_COLUMNS)

@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from ..batch import CSV_COLUMNS, ROW_COLUMNS, AnalyzeParams, analyze_paths, calibrate_paths
+from ..batch import CSV_COLUMNS, ROW_COLUMNS, AnalyzeParams, RoiLookup, analyze_paths, calibrate_paths
 from ..calibrate import FALLBACKS, REFERENCE_CHARTS, CalibrationParams
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..indices import BRANCHES, CHROMOPHORE_METHODS, IndexParams
 from .group import EXIT_PARTIAL, cli, is_quiet
 from .options import (calibrate_option, check_needs_model, check_option, echo_json_lines, flag_note, flags_computed,
                       json_option, max_pixels_option, method_option, out_option, paths_argument, renamed_option,
-                      second_stage_option, white_option, workers_option)
+                      roi_files_options, roi_option, second_stage_option, white_option, workers_option)
 
 
 @cli.command("analyze")
@@ -38,9 +38,13 @@ from .options import (calibrate_option, check_needs_model, check_option, echo_js
 @click.option("--exclude", multiple=True, metavar="PATTERN",
               help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
                    "repeatable.")
+@roi_option("One region of interest for every photo (all of the same size): polygon JSON [[x, y], ...], named "
+            "regions {\"regions\": {\"name\": [[x, y], ...]}} or a mask PNG. Default: each photo's own "
+            "<stem>.roi.json / .roi.png.")
+@roi_files_options
 @max_pixels_option
 def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
-                calibration, white, exclude, max_pixels):
+                calibration, white, exclude, roi, roi_dir, no_roi_files, max_pixels):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -49,20 +53,25 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
     skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json;
     with --calibrate auto|chart the colour correction of each photo in
     OUT/calibration/<name>.json.
-    A bad file is a row with status=error and the reason; exit code 2 when
-    any image failed or had no skin.
+    A photo is measured inside its region of interest: --roi, else its own
+    <stem>.roi.json / .roi.png (beside it or in --roi-dir); named regions
+    give one row per region (column region) after the whole skin's row;
+    columns roi, region, roi_source and roi_pixels say which was used.
+    A bad file or ROI is a row with status=error and the reason; exit code 2
+    when any image failed or had no skin.
     """
     check_needs_model(check, method)
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores, branch=branch),
                            second_stage=second_stage, check=check)
     summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
-                            exclude=exclude)
+                            exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files))
     if as_json:
         echo_json_lines(summary["rows"], ROW_COLUMNS)
     for row in summary["rows"]:
         if row["status"] != "ok":
-            click.echo(f"skinimg: {row['image']}: {row['error']}", err=True)
+            where = f" [{row['region']}]" if row["region"] else ""
+            click.echo(f"skinimg: {row['image']}{where}: {row['error']}", err=True)
         elif row.get("mask_check") == "check" and not is_quiet():
             click.echo(f"skinimg: {row['image']}: {flag_note(row)}", err=True)
     n_bad = summary["n_error"] + summary["n_no_skin"]

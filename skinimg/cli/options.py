@@ -19,7 +19,9 @@ from ..io import DEFAULT_MAX_PIXELS, dumps_json
 from ..segment import METHODS, SECOND_STAGES
 
 __all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "workers_option", "json_option", "method_option",
-           "second_stage_option", "check_option", "calibrate_option", "white_option", "roi_option", "renamed_option",
+           "second_stage_option", "check_option", "calibrate_option", "white_option", "roi_option", "roi_files_options",
+           "no_roi_files_option",
+           "renamed_option",
            "echo_json", "echo_json_lines", "check_needs_model", "flags_computed", "flag_note"]
 
 
@@ -39,7 +41,11 @@ OPTION_MEANINGS = (
                     "backdrop, so calibration is asked for) and auto for compare and track (a chart is used only "
                     "when it is in both photos, never a fallback; lighting is normalised otherwise)"),
     ("--white", "white/gray region X,Y,W,H (pixels) for calibration without a chart"),
-    ("--roi", "region of interest: polygon JSON [[x, y], ...] or a mask image"),
+    ("--roi", "region of interest: polygon JSON [[x, y], ...], named regions {\"regions\": {...}} or a mask image"),
+    ("--roi-dir", "folder mirroring the photos' folders that holds their ROI files (<stem>.roi.json / .roi.png), "
+                  "instead of beside the photos"),
+    ("--no-roi-files", "ignore the photos' own ROI files (by default <stem>.roi.json / .roi.png beside each photo "
+                       "restricts it)"),
     ("--images / --masks", "folder of photos / folder of their true skin masks (<stem>.png or <stem>_mask.png)"),
     ("--format", "table format besides results.sqlite: csv or parquet"),
     ("--size", "photo size HEIGHTxWIDTH (synth)"),
@@ -135,6 +141,20 @@ def white_option(help: str):
 
 def roi_option(help: str):
     return click.option("--roi", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help)
+
+
+no_roi_files_option = click.option(
+    "--no-roi-files", "no_roi_files", is_flag=True, default=False,
+    help="Ignore the photos' own ROI files (<stem>.roi.json / .roi.png): measure the whole skin.")
+
+
+def roi_files_options(f):
+    """``--roi-dir DIR`` and ``--no-roi-files``: where each photo's own ROI file is looked for
+    (:class:`skinimg.batch.RoiLookup`)."""
+    f = no_roi_files_option(f)
+    return click.option("--roi-dir", "roi_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Look for each photo's ROI file (<stem>.roi.json or .roi.png, at the photo's relative "
+                             "path) in this folder instead of beside the photo.")(f)
 
 
 def renamed_option(new: str, old: str, dest: str, **kwargs):

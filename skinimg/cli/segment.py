@@ -7,38 +7,43 @@ from pathlib import Path
 
 import click
 
-from ..batch import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SEGMENT_COLUMNS, evaluate_folders, segment_paths
+from ..batch import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SEGMENT_COLUMNS, RoiLookup, evaluate_folders, segment_paths
 from ..io import write_csv, write_json
 from ..segment import SegmentParams
 from .group import EXIT_PARTIAL, cli, is_quiet
 from .options import (check_needs_model, check_option, echo_json, echo_json_lines, flag_note, flags_computed,
-                      json_option, max_pixels_option, method_option, out_option, paths_argument, roi_option,
-                      second_stage_option, workers_option)
+                      json_option, max_pixels_option, method_option, out_option, paths_argument, roi_files_options,
+                      roi_option, second_stage_option, workers_option)
 
 
 @cli.command("segment")
 @paths_argument
 @out_option()
 @method_option
-@roi_option("Restrict to a region: polygon JSON [[x, y], ...] in image pixels, or a mask PNG (non-zero = inside, "
-            "same size as the photos).")
+@roi_option("Restrict every photo to a region: polygon JSON [[x, y], ...] in image pixels (or named regions: their "
+            "union), or a mask PNG (non-zero = inside, same size as the photos). Default: each photo's own "
+            "<stem>.roi.json / .roi.png.")
+@roi_files_options
 @second_stage_option
 @check_option
 @workers_option
 @max_pixels_option
 @json_option("the rows of segment.csv, one JSON object per line,")
-def segment_cmd(paths, out, method, roi, second_stage, check, workers, max_pixels, as_json):
+def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, check, workers, max_pixels, as_json):
     """Segment the skin of every photo in PATHS.
 
     Writes OUT/masks/<relative path>/<stem>.png (8-bit, 255 = skin, 0 = not,
     size of the upright photo) and OUT/segment.csv with the columns image,
     status (ok, no_skin, error), error, skin_fraction (skin pixels / all
     pixels of the photo), method, and with --check or --second-stage both
-    stage_agreement (0-1) and mask_check (ok, or check: look at that mask).  A bad file is an error row
-    with the reason; exit code 2 when any file failed.
+    stage_agreement (0-1) and mask_check (ok, or check: look at that mask), then roi, roi_source and
+    roi_pixels: the region of interest the mask is restricted to (--roi, else the photo's own
+    <stem>.roi.json / .roi.png).  A bad file or ROI is an error row with the reason; exit code 2 when
+    any file failed.
     """
     check_needs_model(check, method)
-    summary = segment_paths(paths, out, method=method, roi=roi, workers=workers, max_pixels=max_pixels,
+    rois = RoiLookup.from_options(roi, roi_dir, no_roi_files)
+    summary = segment_paths(paths, out, method=method, roi=rois, workers=workers, max_pixels=max_pixels,
                             params=SegmentParams(stage2_model=second_stage), check=check)
     if as_json:
         echo_json_lines(summary["rows"], SEGMENT_COLUMNS)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from ..batch import compare_files, track
+from ..batch import RoiLookup, compare_files, track
 from ..session import LIGHTING_MODES, CompareParams
 from .group import EXIT_PARTIAL, cli, is_quiet
-from .options import (calibrate_option, echo_json, json_option, max_pixels_option, method_option, out_option,
-                      roi_option, second_stage_option)
+from .options import (calibrate_option, echo_json, json_option, max_pixels_option, method_option,
+                      no_roi_files_option, out_option, roi_files_options, roi_option, second_stage_option)
 
 log = logging.getLogger("skinimg")
 
@@ -58,33 +58,44 @@ def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=Tr
 @click.argument("before", type=click.Path(path_type=Path))
 @click.argument("after", type=click.Path(path_type=Path))
 @out_option()
-@roi_option("Region of interest in BEFORE's pixels: polygon JSON [[x,y],...] or a mask image.")
+@roi_option("Region of interest in BEFORE's pixels: polygon JSON [[x,y],...], named regions or a mask image. "
+            "Default: BEFORE's own <stem>.roi.json / .roi.png beside it.")
+@no_roi_files_option
 @json_option("comparison.json")
 @_compare_options
-def compare_cmd(before, after, out, roi, as_json, method, second_stage, calibration, lighting, mdc, crosstalk,
-                max_pixels):
+def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_stage, calibration, lighting, mdc,
+                crosstalk, max_pixels):
     """Compare AFTER with BEFORE (same skin, two sessions).
 
     Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
     normalises lighting, and measures every index on the skin common to both
-    (inside --roi). Writes OUT/comparison.json (before, after, change, change %,
-    95 % CI, effect size, MDC and verdict improved / no_change / worsened per
-    index), OUT/pair.png (registered pair) and OUT/delta_hemoglobin.png,
-    OUT/delta_melanin.png (after - before). A failed registration is an error
-    (exit 1): misaligned photos are never compared.
+    (inside --roi, else BEFORE's own ROI file; named regions are measured
+    each, beside the whole skin). Writes OUT/comparison.json (before, after,
+    change, change %, 95 % CI, effect size, MDC and verdict improved /
+    no_change / worsened per index; per region under regions), OUT/pair.png
+    (registered pair) and OUT/delta_hemoglobin.png, OUT/delta_melanin.png
+    (after - before). A failed registration is an error (exit 1): misaligned
+    photos are never compared.
     """
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage)
-    doc = compare_files(before, after, out, roi=roi, params=params)
+    ref = RoiLookup.from_options(roi, None, no_roi_files).resolve(before)
+    doc = compare_files(before, after, out, roi=ref if ref.source != "none" else None, params=params)
     if as_json:
         echo_json(doc)
     elif not is_quiet():
         reg = doc["registration"]
         click.echo(f"registration: {reg['method']}, {reg['inliers']} inliers, residual {reg['residual_px']:.2f} px; "
                    f"lighting: {doc['lighting']['method']}")
-        for name, m in doc["metrics"].items():
-            pct = m["delta_pct"]
-            click.echo(f"{name:26s} {m['before']:10.4g} -> {m['after']:10.4g}  "
-                       f"({'' if pct is None else f'{pct:+.1f} %'})  {m['verdict']}")
+        sections = [("", doc["metrics"])] + [(f"region {n}: ", r.get("metrics") or {})
+                                             for n, r in (doc.get("regions") or {}).items()]
+        for prefix, metrics in sections:
+            for name, m in metrics.items():
+                pct = m["delta_pct"]
+                click.echo(f"{prefix + name:26s} {m['before']:10.4g} -> {m['after']:10.4g}  "
+                           f"({'' if pct is None else f'{pct:+.1f} %'})  {m['verdict']}")
+        for n, r in (doc.get("regions") or {}).items():
+            if "error" in r:
+                click.echo(f"region {n}: {r['error']}")
     for w in doc.get("warnings", []):
         log.info("%s", w)
 
@@ -95,17 +106,26 @@ def compare_cmd(before, after, out, roi, as_json, method, second_stage, calibrat
 @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV with columns patient,site,session,image[,roi] (paths relative to ROOT) instead of "
                    "the folder layout.")
+@roi_files_options
+@click.option("--propagate-roi", "propagate_roi", is_flag=True, default=False,
+              help="Carry each series' baseline ROI to the later sessions without their own ROI file, through the "
+                   "registration with the baseline; written to OUT/rois/<patient>/<site>/<session>.roi.json to check.")
 @_compare_options
 @json_option("the result as one JSON document (the rows of series.csv, pairs, failures, notes)")
-def track_cmd(root, out, manifest, method, second_stage, calibration, lighting, mdc, crosstalk, max_pixels, as_json):
+def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method, second_stage, calibration, lighting,
+              mdc, crosstalk, max_pixels, as_json):
     """Compare every patient/site series in ROOT with its baseline and previous session.
 
     ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
     YYYY-MM-DD, else ordered by EXIF capture time), or described by --manifest.
     Writes OUT/series.csv (one row per patient, site, session, reference and
     index) and OUT/pairs/<patient>/<site>/<ref>__<session>/comparison.json with
-    its maps. A failing pair is an error row (and a line on stderr); the others
-    go on; exit code 2 when any pair failed.
+    its maps. A session's own ROI file (<stem>.roi.json / .roi.png beside the
+    photo, in --roi-dir, or the manifest's roi column) is the ROI of the pairs
+    it is the reference of; named regions give rows per region (column region).
+    --propagate-roi carries the baseline's ROI to later sessions; a refused
+    propagation is said, never silent. A failing pair is an error row (and a
+    line on stderr); the others go on; exit code 2 when any pair failed.
     """
     quiet = is_quiet()
 
@@ -116,11 +136,17 @@ def track_cmd(root, out, manifest, method, second_stage, calibration, lighting, 
             click.echo(f"{label}: ok")
 
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage)
-    res = track(root, out, manifest=manifest, params=params, progress=progress)
+    res = track(root, out, manifest=manifest, params=params, progress=progress,
+                rois=RoiLookup.from_options(None, roi_dir, no_roi_files), propagate_roi=propagate_roi)
     if as_json:
-        echo_json({k: v for k, v in res.items() if k != "outputs"})
+        echo_json({k: v for k, v in res.items() if k not in ("outputs", "rois")})
     for n in res["notes"]:
         log.info("%s", n)
+    for ref in res["rois"].values():
+        if ref.error:
+            click.echo(f"skinimg: {ref.error}", err=True)
+        elif not quiet:
+            click.echo(f"skinimg: ROI propagated to {ref.label}: check it", err=True)
     if not quiet:
         click.echo(f"skinimg: {res['n_pairs']} pair(s) compared, {res['n_failed']} failed; results in {out}", err=True)
     if res["n_failed"]:

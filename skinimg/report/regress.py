@@ -310,8 +310,10 @@ def compare_tables(
         if c not in e_cols:
             drifts.append(Drift("extra_column", "*", c, "", "present", ""))
     shared = [c for c in e_cols if c in g_cols and c != key and c not in IGNORED]
-    e_map = {r[key]: r for r in e_rows}
-    g_map = {r[key]: r for r in g_rows}
+    def row_key(r):  # a photo with named ROI regions has one row per region: "image [region]"
+        return r[key] + (f" [{r['region']}]" if r.get("region") else "")
+    e_map = {row_key(r): r for r in e_rows}
+    g_map = {row_key(r): r for r in g_rows}
     n_images = n_values = 0
     for img, er in e_map.items():
         gr = g_map.get(img)
