@@ -18,6 +18,7 @@ from ..errors import SkinImgError
 from ..io import load_image, read_mask, to_uint8, write_bytes
 from .figures import (_fit, _jpeg, _require_matplotlib, _robust, distributions_png, heatmap_png, photo_with_outline,
                       trend_png)
+from .regions import draw_regions, region_legend, region_masks, region_table, regions_trend_png, series_regions
 from .study import (HEATMAPS, ITA_ORDER, LITTLE_SKIN_FRACTION, MAIN_INDICES, POOR_INLIERS,
                     POOR_RESIDUAL_PX, SATURATED_WARN, UNITS, VERDICTS, Anonymizer, ImageEntry, Pair, ReportParams, Series, Study,
                     _find_mask, _find_photo, _map_path, _num, _read_map, load_study)
@@ -178,6 +179,14 @@ class _Builder:
                                                      "(registered common skin, lighting normalised: what the "
                                                      "verdict uses) with the 95 % CI of the change; shaded band: "
                                                      "baseline ± MDC (changes inside it are not detectable).") )
+        names = series_regions(ser)
+        rtrend = regions_trend_png(ser, where)
+        if rtrend:
+            rel = self.save(f"img/{ser.slug}/regions-trend.png", rtrend)
+            parts.append(f"<h3>Trends per region</h3><p>Regions: {region_legend(names)}</p>"
+                         + _img(rel, f"Change of each region against the baseline, {where}",
+                                "Change against the baseline (%) of each region of interest (solid) and of the whole "
+                                "skin (dashed), with the 95 % CI; filled markers: a change beyond the MDC."))
         # shared colour scales per heatmap index
         maps: dict[tuple[str, str], np.ndarray] = {}
         for e in ser.entries:
@@ -244,8 +253,13 @@ class _Builder:
             mask = np.isfinite(maps[(e.image, "hemoglobin")])
         if rgb is not None:
             outlined = photo_with_outline(rgb, mask, side=self.p.display_side)
+            roi_row = e.row if e.row.get("roi") else next(iter(e.regions.values()), {})
+            regions = region_masks(self.s, roi_row, rgb.shape[:2])
+            draw_regions(outlined, regions, series_regions(ser))
             rel = self.save(f"img/{ser.slug}/{key}-photo.jpg", rgb8=outlined)
-            figs.append(_img(rel, f"Photo with skin outline, {alt_base}", "Photo, skin outline in green"))
+            caption = "Photo, skin outline in green" + (f"; ROI ({roi_row.get('roi_source')}) outlined in colour"
+                                                        if regions else "")
+            figs.append(_img(rel, f"Photo with skin outline, {alt_base}", caption))
         else:
             figs.append("<figure><figcaption>photo not available (give --images)</figcaption></figure>")
         for name in HEATMAPS:
@@ -267,6 +281,10 @@ class _Builder:
         vals = "".join(f"<td>{_fmt(row.get(n))}</td>" for n in ("skin_fraction",) + MAIN_INDICES)
         out.append(f"<table><tr>{cells}</tr><tr>{vals}<td class=\"l\">{_e(row.get('ita_category', ''))}</td></tr>"
                    "</table>")
+        if row.get("roi") and not e.regions:
+            out.append(f"<p class=\"muted\">measured inside the ROI {_e(self.anon.text(row['roi']))} "
+                       f"({_e(row.get('roi_source'))}, {_fmt(row.get('roi_pixels'))} px)</p>")
+        out.append(region_table(e, series_regions(ser), _fmt))
         return "".join(out) + "</div>"
 
     def registration_text(self, where: str, label: str, doc: dict) -> tuple[str, str]:
@@ -303,7 +321,17 @@ class _Builder:
             figs.append(_img(rel, f"{caption}{alt_context}", caption))
         if figs:
             out.append("<div class=\"row pairpics\">" + "".join(figs) + "</div>")
-        out.append(self.metrics_table(pair.doc))
+        doc = pair.doc
+        if doc.get("regions"):
+            out.append("<h4>Whole skin</h4>")
+        elif doc.get("roi"):
+            out.append(f"<p class=\"muted\">inside the ROI {_e(self.anon.text(str(doc['roi'])))} "
+                       f"({_e(doc.get('roi_source'))}, {_fmt(doc.get('roi_pixels'))} px)</p>")
+        out.append(self.metrics_table(doc))
+        for name, entry in sorted((doc.get("regions") or {}).items()):
+            out.append(f"<h4>Region {_e(name)} <span class=\"muted\">({_e(pair.doc.get('roi_source'))}, "
+                       f"{_fmt(entry.get('pixels'))} px)</span></h4>")
+            out.append(self.warn(where, f"{label}: {entry['error']}") if "error" in entry else self.metrics_table(entry))
         return "".join(out)
 
     def lighting_text(self, doc: dict) -> str:

@@ -146,11 +146,12 @@ class Anonymizer:
 @dataclass
 class ImageEntry:
     image: str  # path relative to the input root, as in indices.csv
-    row: dict
+    row: dict  # the photo's row of the whole skin (or of its one ROI)
     patient: str
     site: str
     session: str
     stem: str | None = None  # output stem (skinimg.io.output_stems), set by load_study
+    regions: dict = field(default_factory=dict)  # region name -> its row (named ROI regions)
 
     @property
     def stem_rel(self) -> str:
@@ -228,7 +229,7 @@ def _num(v) -> float | None:
 @dataclass
 class Study:
     root: Path
-    rows: list[dict]
+    rows: list[dict]  # one per photo (the whole skin); the rows of named ROI regions are in ImageEntry.regions
     series: list[Series]
     analyze: dict
     run: dict
@@ -260,11 +261,18 @@ def load_study(results: Path, *, images: str | None = None) -> Study:
                 keys.setdefault(img, (r.get("patient", ""), r.get("site", ""), r.get("session", "")))
     groups: dict[tuple[str, str], Series] = {}
     stems = output_stems(r.get("image", "") for r in rows)  # the names analyze gave the maps
+    region_rows = [r for r in rows if r.get("region")]
+    rows = [r for r in rows if not r.get("region")]
+    entries: dict[str, ImageEntry] = {}
     for r in rows:
         img = r.get("image", "")
         patient, site, session = keys.get(img) or study_key(img)
         s = groups.setdefault((patient, site), Series(patient, site))
-        s.entries.append(ImageEntry(img, r, patient, site, session, stems[img]))
+        entries[img] = ImageEntry(img, r, patient, site, session, stems[img])
+        s.entries.append(entries[img])
+    for r in region_rows:
+        if r.get("image", "") in entries:
+            entries[r["image"]].regions[r["region"]] = r
     for f in pair_files:
         patient, site, name = f.relative_to(pairs_dir).parts[:3]
         reference, _, session = name.partition("__")
