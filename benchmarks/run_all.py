@@ -8,7 +8,8 @@
    ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_segment.py`` (segmentation vs decode,
    three framings, 12 / 3 / 0.3 MP), ``bench_calibrate.py`` (chart detection and correction on
    12 MP), ``regress_tolerances.py`` (index movement under harmless perturbations),
-   ``segment_accuracy.py`` (mask F1 per skin tone on 384 held-out phantoms, 95 % intervals, error budget).
+   ``segment_accuracy.py`` (mask F1 per skin tone on 384 held-out phantoms, 95 % intervals, error budget),
+   ``roi_split_face.py`` (an ROI propagated along split-face phantom series: treated, control, whole skin).
 
 Each step's stdout goes to the terminal and to ``<out>/<name>.txt``.  Not run here
 (slow, destructive or needing extra software): ``fuzz_loader.py``, ``fuzz_cli.py``
@@ -40,6 +41,7 @@ def steps(out: Path, size: str) -> list[tuple[str, list[str]]]:
         ("bench_calibrate", [py, str(HERE / "bench_calibrate.py")]),
         ("regress_tolerances", [py, str(HERE / "regress_tolerances.py")]),
         ("segment_accuracy", [py, str(HERE / "segment_accuracy.py")]),
+        ("roi_split_face", [py, str(HERE / "roi_split_face.py")]),
     ]
 
 
