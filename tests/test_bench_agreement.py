@@ -173,15 +173,15 @@ def test_cli_reference_options_are_checked(tmp_path):
 
 
 def test_broken_user_index_is_one_line_and_keeps_the_others(grid):
-    ph, out = grid / "ph", grid / "broken"
+    ph = grid / "ph"
     r = CliRunner().invoke(cli, ["-q", "bench", "--suite", "agreement", "--images", str(ph), "--reference",
-                                 str(ph / "reference.csv"), "--roi-is-skin", "--resamples", "0",
+                                 str(ph / "reference.csv"), "--roi-is-skin", "--resamples", "0", "--json",
                                  "--index", "bad=tests.user_indices:broken",
-                                 "--index", "red=tests.user_indices:mean_red",
-                                 "--out", str(out)])
+                                 "--index", "red=tests.user_indices:mean_red"])
     assert r.exit_code == 2
     assert r.stderr.splitlines() == ["skinimg: index bad failed on 9 image(s): ValueError: this index is broken "
                                      "(first: agreement: grid/m01_h01.jpg)"]
-    lb = _leaderboard(out)
-    assert lb["bad"]["rank"] == "10" and lb["bad"]["true_melanin.icc2"] == ""
-    assert float(lb["red"]["true_melanin.n"]) == 9 and float(lb["hemoglobin"]["true_hemoglobin.icc2"]) > 0.9
+    lb = {row["index"]: row for row in json.loads(r.stdout)["agreement"]["leaderboard"]}
+    assert lb["bad"]["rank"] == 10 and lb["bad"]["references"]["true_melanin"]["icc2"] is None
+    assert lb["red"]["references"]["true_melanin"]["n"] == 9
+    assert lb["hemoglobin"]["references"]["true_hemoglobin"]["icc2"] > 0.9

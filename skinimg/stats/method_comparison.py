@@ -28,24 +28,12 @@ ICC and repeatability: :mod:`skinimg.stats.reliability`.
 
 References
 ----------
-.. [ShroutFleiss1979] Shrout, P. E. and Fleiss, J. L. (1979). Intraclass correlations: uses in
-   assessing rater reliability. Psychological Bulletin 86(2), 420-428.
-   https://doi.org/10.1037/0033-2909.86.2.420
-.. [McGrawWong1996] McGraw, K. O. and Wong, S. P. (1996). Forming inferences about some
-   intraclass correlation coefficients. Psychological Methods 1(1), 30-46.
-   https://doi.org/10.1037/1082-989X.1.1.30
-.. [KooLi2016] Koo, T. K. and Li, M. Y. (2016). A guideline of selecting and reporting
-   intraclass correlation coefficients for reliability research. Journal of Chiropractic
-   Medicine 15(2), 155-163. https://doi.org/10.1016/j.jcm.2016.02.012
+The ICC and repeatability references (Shrout & Fleiss 1979, McGraw & Wong 1996, Koo & Li 2016,
+Weir 2005, Glüer et al. 1995) are in :mod:`skinimg.stats.reliability`.
+
 .. [BlandAltman1986] Bland, J. M. and Altman, D. G. (1986). Statistical methods for assessing
    agreement between two methods of clinical measurement. The Lancet 327(8476), 307-310.
    https://doi.org/10.1016/S0140-6736(86)90837-8
-.. [Weir2005] Weir, J. P. (2005). Quantifying test-retest reliability using the intraclass
-   correlation coefficient and the SEM. Journal of Strength and Conditioning Research 19(1),
-   231-240. https://doi.org/10.1519/15184.1
-.. [Gluer1995] Glüer, C. C., Blake, G., Lu, Y., et al. (1995). Accurate assessment of precision
-   errors: how to measure the reproducibility of bone densitometry techniques. Osteoporosis
-   International 5(4), 262-270. https://doi.org/10.1007/BF01774016
 .. [Efron1987] Efron, B. (1987). Better bootstrap confidence intervals. Journal of the American
    Statistical Association 82(397), 171-185. https://doi.org/10.1080/01621459.1987.10478410
 """
@@ -55,22 +43,13 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+
 import numpy as np
 
-from .reliability import KOO_LI_BANDS, icc, koo_li, repeatability
+from .reliability import icc, koo_li, repeatability
 
-__all__ = [
-    "BOOTSTRAP_RESAMPLES",
-    "KOO_LI_BANDS",
-    "correlation",
-    "linear_calibration",
-    "calibrated_predictions",
-    "icc",
-    "koo_li",
-    "bland_altman",
-    "repeatability",
-    "agreement",
-]
+__all__ = ["BOOTSTRAP_RESAMPLES", "correlation", "linear_calibration", "calibrated_predictions", "bland_altman",
+           "agreement"]
 
 #: Bootstrap resamples of the correlation intervals (BCa).
 BOOTSTRAP_RESAMPLES = 2000
