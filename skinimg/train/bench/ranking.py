@@ -205,8 +205,8 @@ def write_agreement_plots(res: dict, out: str | os.PathLike, plt) -> list[Path]:
                     for v, style in ((ba["bias"], "-"), (ba["lo"], "--"), (ba["hi"], "--")):
                         if math.isfinite(v):
                             ax.axhline(v, color="k", ls=style, lw=0.8)
-                    ax.set_xlabel(f"mean of calibrated {name} and {col}")
-                    ax.set_ylabel("difference")
+                    ax.set_xlabel("mean of the two", fontsize=8)
+                    ax.set_ylabel("calibrated - reference", fontsize=8)
                     ax.set_title(f"{name}: bias {_fmt(ba['bias'], '.3g')}, limits {_fmt(ba['lo'], '.3g')} to "
                                  f"{_fmt(ba['hi'], '.3g')}", fontsize=8)
                 else:
