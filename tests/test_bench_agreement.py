@@ -185,3 +185,17 @@ def test_broken_user_index_is_one_line_and_keeps_the_others(grid):
     assert lb["bad"]["rank"] == 10 and lb["bad"]["references"]["true_melanin"]["icc2"] is None
     assert lb["red"]["references"]["true_melanin"]["n"] == 9
     assert lb["hemoglobin"]["references"]["true_hemoglobin"]["icc2"] > 0.9
+
+
+def test_segmentation_within_the_roi_and_calibration(grid):
+    """Without --roi-is-skin the skin is segmented (as analyze) inside each row's ROI, after calibration."""
+    from skinimg.io import read_mask
+
+    ph = grid / "ph"
+    roi_only = BA.run_agreement(ph, ph / "reference.csv", roi_is_skin=True, n_resamples=0)
+    seg = BA.run_agreement(ph, ph / "reference.csv", method="model", calibration="auto", n_resamples=0)
+    assert seg["method"] == "model" and seg["calibration"] == "auto" and seg["n_measured"] == 9
+    for a, b in zip(roi_only["photos"], seg["photos"]):
+        roi_pixels = int(read_mask(ph / a["roi"]).sum())
+        assert a["skin_pixels"] == roi_pixels and 0 < b["skin_pixels"] <= roi_pixels
+    assert {p["index"] for p in seg["pairs"]} == set(seg["index_names"])
