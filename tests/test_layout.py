@@ -19,22 +19,23 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "skinimg"
 
 #: Packages nothing under the concept packages may import.
-CONCEPT = {"io", "color", "calibrate", "segment", "indices", "session"}
+CONCEPT = {"io", "color", "calibrate", "segment", "indices", "session", "stats"}
 FORBIDDEN_FOR_CONCEPT = {"phantom", "train", "batch", "report", "cli"}
 #: What each package may import (besides the standard library, third-party packages, ``skinimg.errors`` and
 #: ``skinimg.__version__``).
 ALLOWED = {
     "io": set(),
+    "stats": set(),  # pure statistics of 1-D arrays (agreement, reliability): a leaf beside io
     "color": {"io"},
     "calibrate": {"io", "color"},
     "segment": {"io", "color"},
     "indices": {"io", "color"},
-    "session": {"io", "color", "calibrate", "segment", "indices"},
+    "session": {"io", "color", "calibrate", "segment", "indices", "stats"},
     "phantom": {"io", "color"},
     "report": {"io"},
-    "batch": {"io", "color", "calibrate", "segment", "indices", "session", "report"},
-    "train": {"io", "color", "calibrate", "segment", "indices", "session", "phantom", "batch"},
-    "cli": {"io", "color", "calibrate", "segment", "indices", "session", "phantom", "batch", "report", "train"},
+    "batch": {"io", "color", "calibrate", "segment", "indices", "session", "report", "stats"},
+    "train": {"io", "color", "calibrate", "segment", "indices", "session", "phantom", "batch", "stats"},
+    "cli": {"io", "color", "calibrate", "segment", "indices", "session", "phantom", "batch", "report", "train", "stats"},
 }
 TOP_LEVEL = {"__init__", "__main__", "errors"}  # skinimg/<name>.py modules that belong to no subpackage
 MAX_LINES = 600

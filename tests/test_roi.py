@@ -469,3 +469,21 @@ def test_report_regions_render_in_headless_chromium(clinic, tmp_path):
     # the right cheek's colour (dodger blue) is in no other picture of the page: its outlines, legend and trend line
     blue = (np.abs(img - (30, 144, 255)).sum(axis=2) < 60).sum()
     assert blue > 300, blue
+
+
+def test_cli_analyze_named_regions_with_a_user_index(stand_in, tmp_path):
+    """ROIs and user indices together: every region row carries the user index, measured inside that region."""
+    write_png(tmp_path / "in" / "p0.png", _face(seed=0))
+    regions = {"left": [[20, 30], [59, 30], [59, 89], [20, 89]], "right": [[100, 30], [139, 30], [139, 89], [100, 89]]}
+    (tmp_path / "in" / "p0.roi.json").write_text(json.dumps({"regions": regions}))
+    user = Path(__file__).with_name("user_indices.py")
+    r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--workers", "1",
+                                 "--no-maps", "--index", f"astar={user}:a_star"])
+    assert r.exit_code == 0, r.output
+    rows = _read(tmp_path / "o" / "indices.csv")
+    assert [row["region"] for row in rows] == ["", "left", "right"]
+    header = list(rows[0])
+    assert header.index("roi_pixels") < header.index("astar") and header[-1] == "index_errors"
+    for row in rows:
+        assert row["a_star"] and float(row["astar"]) == pytest.approx(float(row["a_star"]), abs=1e-6)
+    assert rows[1]["astar"] != rows[2]["astar"]

@@ -14,6 +14,9 @@ Outputs of :func:`analyze_paths` under ``out``:
 ``analyze.json``           parameters, their hash, skinimg version, counts
 ``maps/<stem>_<index>.tif``  float32 map, NaN off skin (unless ``maps=False``)
 ``maps/<stem>_<index>.png``  heatmap over the dimmed photo with a colour bar
+
+User indices (``indices=``, :mod:`skinimg.indices.user`) add their columns (``NAME``, ``NAME_median``,
+``NAME_p10``, ``NAME_p90``, ``NAME_std``) and ``index_errors`` after :data:`ROW_COLUMNS`, and their maps.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from .. import __version__
 from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import calibrate_image, chart_mask
 from ..errors import SkinImgError
-from ..indices import (COLORMAPS, INDEX_NAMES, IndexParams, basis_digest, heatmap_background, load_basis, measure,
-                       render_heatmap, summary_columns)
+from ..indices import (COLORMAPS, INDEX_NAMES, IndexParams, UserIndexRunner, basis_digest, heatmap_background,
+                       load_basis, load_user_indices, measure, render_heatmap, row_errors, summary_columns,
+                       user_columns)
 from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
                   map_paths, reason_text, remove_stale_temp_files, write_json, write_png, write_tiff)
 from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, require_both_stages,
@@ -198,7 +202,7 @@ def _as_item(item_or_path) -> InputImage:
 
 
 def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str,
-             correction: list | None = None, roi: RoiRef | None = None):
+             correction: list | None = None, roi: RoiRef | None = None, user: UserIndexRunner | None = None):
     """(rows, maps or None, rgb or None); SkinImgError becomes a status=error row.
 
     ``correction``, when a list, receives the colour correction used (for the caller to save); ``roi`` is the
@@ -218,12 +222,12 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_ha
         if corr.corners is not None:
             mask = mask & ~chart_mask(mask.shape, corr)
     return _measure_rows(item, rgb, meta, mask, seg.method, params, want_maps, params_hash, corr=corr, seg=seg,
-                         roi=roi)
+                         roi=roi, user=user)
 
 
 def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
                   params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None,
-                  roi: RoiRef | None = None):
+                  roi: RoiRef | None = None, user: UserIndexRunner | None = None):
     """:func:`_measure_row` in the photo's region(s) of interest: ``(rows, maps or None, rgb or None)``.
 
     Without ROI: one row over the skin.  One unnamed region: one row over the skin inside it (its maps).  Named
@@ -238,17 +242,17 @@ def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, seg
         return [row], None, None
     if fitted is None:
         row, maps, out = _measure_row(item, rgb, meta, mask, segment_method, params, want_maps, params_hash,
-                                      corr=corr, seg=seg)
+                                      corr=corr, seg=seg, user=user)
         return [row], maps, out
     rows, maps, out = [], None, None
     if fitted.named:
         whole, maps, out = _measure_row(item, rgb, meta, mask, segment_method, params, want_maps, params_hash,
-                                        corr=corr, seg=seg)
+                                        corr=corr, seg=seg, user=user)
         rows.append(whole)
     for name, region in regions.items():
         inside = mask & region
         row, m, o = _measure_row(item, rgb, meta, inside, segment_method, params, want_maps and not fitted.named,
-                                 params_hash, corr=corr, seg=seg)
+                                 params_hash, corr=corr, seg=seg, user=user)
         if not inside.any():
             row = _empty_row(item.relpath, "error", f"ROI {roi.label}: no skin inside "
                                                     f"{f'region {name!r}' if name else 'the ROI'}", params_hash)
@@ -260,13 +264,16 @@ def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, seg
 
 
 def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
-                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None):
+                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None,
+                 user: UserIndexRunner | None = None):
     """The analyze step after loading and segmentation (shared with :mod:`skinimg.batch`).
 
     ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
     the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None), ``seg`` the
-    :class:`~skinimg.segment.SegmentResult` (its ``flag_columns`` fill ``stage_agreement`` and ``mask_check``).
-    Returns (row, maps or None, rgb or None) like :func:`_analyze`.
+    :class:`~skinimg.segment.SegmentResult` (its ``flag_columns`` fill ``stage_agreement`` and ``mask_check``),
+    ``user`` the run's user indices: their columns and ``index_errors`` (a failing one leaves only its own columns
+    empty; its reasons also stay under the private key ``_index_errors`` for the run's summary) and map indices'
+    maps.  Returns (row, maps or None, rgb or None) like :func:`_analyze`.
     """
     mask = np.asarray(mask, dtype=bool)
     n_skin = int(np.count_nonzero(mask))
@@ -299,6 +306,12 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
     row.update(stats)
     row["status"] = "ok"
     row["error"] = None
+    if user is not None and user.indices:
+        urow, umaps, errs = user.measure(rgb, mask, want_maps=want_maps)
+        row.update(urow)
+        row["index_errors"], row["_index_errors"] = row_errors(errs), errs
+        if maps is not None:
+            maps.update(umaps)
     return row, maps, (rgb if want_maps else None)
 
 
@@ -330,9 +343,10 @@ def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bo
 
 def write_maps(out: str | os.PathLike, stem: str, rgb: np.ndarray, maps: dict, params: AnalyzeParams) -> None:
     """``maps/<stem>_<index>.tif`` (float32, NaN off skin) and ``.png`` (heatmap over the dimmed photo) of every index
-    (:func:`skinimg.io.map_paths`); the photo and mask are resized once for the eight heatmaps."""
+    (:func:`skinimg.io.map_paths`), the built-ins then any user index in ``maps``; the photo and mask are resized
+    once for all the heatmaps."""
     bg = heatmap_background(rgb, np.isfinite(maps[INDEX_NAMES[0]]), max_side=params.heatmap_max_side)
-    for name in INDEX_NAMES:
+    for name in list(INDEX_NAMES) + [n for n in maps if n not in INDEX_NAMES]:
         tif, png = map_paths(out, stem, name)
         write_tiff(tif, maps[name])
         overlay = render_heatmap(rgb, maps[name], title=name, colormap=COLORMAPS.get(name, cv2.COLORMAP_VIRIDIS),
@@ -368,10 +382,11 @@ def _run_one(job) -> list[dict]:
     A bad input never raises (it is a status=error row); an output that cannot be
     written raises :class:`SkinImgError` (the run stops: disk full, read-only folder).
     """
-    item, params, out, want_maps, params_hash, roi = job
+    item, params, out, want_maps, params_hash, roi, user_job = job
     try:
+        user = _user_runner(user_job, params) if user_job else None
         corrections: list = []
-        rows, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections, roi)
+        rows, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections, roi, user=user)
         if corrections:
             _write(write_json, calibration_path(out, item.stem_rel), corrections[0].to_dict())
         if want_maps and maps is not None:
@@ -399,6 +414,20 @@ def photo_status(rows: Sequence[dict]) -> tuple[str, str | None]:
     return "ok", None
 
 
+_RUNNERS: dict = {}
+
+
+def _user_runner(user_job: tuple, params: AnalyzeParams) -> UserIndexRunner:
+    """This process's :class:`~skinimg.indices.UserIndexRunner` of a run (imported once per process and run; it
+    remembers the indices that timed out in this process).  ``user_job``: (specs, timeout, run id)."""
+    if user_job not in _RUNNERS:
+        specs, timeout, _run_id = user_job
+        _RUNNERS.clear()
+        _RUNNERS[user_job] = UserIndexRunner(load_user_indices(list(specs), reserved=ROW_COLUMNS), timeout=timeout,
+                                             params=params.indices)
+    return _RUNNERS[user_job]
+
+
 def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -> list[InputImage]:
     """:func:`skinimg.io.discover_images`; none found is a one-line error naming the inputs."""
     items = discover_images(paths, exclude=exclude)
@@ -409,7 +438,8 @@ def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -
 
 def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
                   workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",),
-                  exclude: Sequence[str] = (), roi: RoiLookup | None = None) -> dict:
+                  exclude: Sequence[str] = (), roi: RoiLookup | None = None, indices: Sequence = (),
+                  index_timeout: float | None = 60.0) -> dict:
     """Analyze every image under ``paths`` and write the results under ``out``.
 
     Parameters
@@ -433,12 +463,20 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     roi : RoiLookup, optional
         Where each photo's region of interest is found (default: ``<stem>.roi.json`` / ``.roi.png`` beside it,
         :class:`skinimg.batch.RoiLookup`).
+    indices : sequence of :class:`~skinimg.indices.UserIndexSpec`
+        User indices: their columns and ``index_errors`` follow :data:`ROW_COLUMNS`, map indices get maps.
+        Imported here first (a broken one is a :class:`SkinImgError` before any work).  Not part of
+        ``params_hash`` (they change no built-in number); listed in ``analyze.json``.
+    index_timeout : float or None
+        Seconds per user-index call (:class:`~skinimg.indices.UserIndexRunner`).
 
     Returns
     -------
     dict
         ``rows`` (sorted by image and region), ``n_images``, ``n_ok``, ``n_no_skin``, ``n_error`` (photos, by
-        :func:`photo_status`), ``n_rows``, ``outputs`` (paths written), ``params_hash``, ``elapsed_s``.
+        :func:`photo_status`), ``n_rows``, ``outputs`` (paths written), ``params_hash``, ``elapsed_s``,
+        ``columns`` (of the tables), ``index_errors`` (per failing user index: ``n_failed``, ``first_image``,
+        ``first_error``).
 
     Raises
     ------
@@ -457,22 +495,37 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         require_parquet()
     if params.check and params.segment_method == "model":  # a colour model without both second stages: one line
         require_both_stages(load_model(), True)
+    columns, types, user_job, user_labels = list(ROW_COLUMNS), dict(ROW_TYPES), None, []
+    if indices:
+        import uuid
+
+        loaded = load_user_indices(list(indices), reserved=ROW_COLUMNS)  # a broken import fails before any work
+        extra = user_columns([u.name for u in loaded])
+        columns += extra + ["index_errors"]
+        types.update({c: "REAL" for c in extra}, index_errors="TEXT")
+        user_job = (tuple(indices), index_timeout, uuid.uuid4().hex)
+        user_labels = [u.spec.label() for u in loaded]
     items = _discover(paths, exclude)
     roi = roi if roi is not None else RoiLookup()
     params_hash = params.hash()  # also loads the basis: a missing basis fails before any work
     out = make_output_folder(out)  # and removes the temporary files of a killed run
-    jobs = [(item, params, os.fspath(out), maps, params_hash, roi.item(item)) for item in items]
+    jobs = [(item, params, os.fspath(out), maps, params_hash, roi.item(item), user_job) for item in items]
     per_photo = map_jobs(_run_one, jobs, workers)
     rows = [r for photo in per_photo for r in photo]
     for r in rows:
         log.info("%s%s: %s%s", r["image"], f" [{r['region']}]" if r["region"] else "", r["status"],
                  f" ({r['error']})" if r.get("error") else "")
     rows.sort(key=lambda r: (r["image"], r["region"]))
-    outputs = [export_csv(out / "indices.csv", rows, ROW_COLUMNS)]
-    upsert_rows(out / SQLITE_NAME, TABLE, rows, ROW_COLUMNS, key=ROW_KEY, types=ROW_TYPES, replace_by="image")
+    index_errors: dict = {}
+    for r in rows:
+        for name, err in (r.pop("_index_errors", None) or {}).items():
+            d = index_errors.setdefault(name, {"n_failed": 0, "first_image": r["image"], "first_error": err})
+            d["n_failed"] += 1
+    outputs = [export_csv(out / "indices.csv", rows, columns)]
+    upsert_rows(out / SQLITE_NAME, TABLE, rows, columns, key=ROW_KEY, types=types, replace_by="image")
     outputs.append(out / SQLITE_NAME)
     if "parquet" in formats:
-        outputs.append(export_parquet(out / "indices.parquet", rows, ROW_COLUMNS, types=ROW_TYPES))
+        outputs.append(export_parquet(out / "indices.parquet", rows, columns, types=types))
     statuses = [photo_status(photo)[0] for photo in per_photo]
     counts = {s: statuses.count(s) for s in STATUSES}
     basis = load_basis(params.indices.basis_path)
@@ -489,7 +542,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         },
         "inputs": [os.fspath(p) for p in paths],
         "roi": {"files": roi.setting(), "file": None if roi.roi_file is None else os.fspath(roi.roi_file),
-                "photos_with_roi": sum(j[-1].path is not None for j in jobs)},
+                "photos_with_roi": sum(j[5].path is not None for j in jobs)},
         "n_images": len(per_photo),
         "n_rows": len(rows),
         "n_ok": counts["ok"],
@@ -497,8 +550,10 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         "n_error": counts["error"],
         "maps": bool(maps),
         "formats": sorted(formats | {"csv", "sqlite"}),
-        "columns": list(ROW_COLUMNS),
+        "columns": list(columns),
     }
+    if indices:
+        meta.update(user_indices=user_labels, index_timeout_s=index_timeout, index_errors=index_errors)
     outputs.append(write_json(out / "analyze.json", meta))
     remove_stale_temp_files(out)  # of workers of a killed run that were still dying when this run started
     return {
@@ -512,4 +567,6 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         "outputs": [Path(p) for p in outputs],
         "params_hash": params_hash,
         "elapsed_s": time.perf_counter() - t0,
+        "columns": list(columns),
+        "index_errors": index_errors,
     }

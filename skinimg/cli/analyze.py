@@ -6,14 +6,15 @@ import sys
 
 import click
 
-from ..batch import CSV_COLUMNS, ROW_COLUMNS, AnalyzeParams, RoiLookup, analyze_paths, calibrate_paths
+from ..batch import CSV_COLUMNS, AnalyzeParams, RoiLookup, analyze_paths, calibrate_paths
 from ..calibrate import FALLBACKS, REFERENCE_CHARTS, CalibrationParams
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..indices import BRANCHES, CHROMOPHORE_METHODS, IndexParams
 from .group import EXIT_PARTIAL, cli, is_quiet
-from .options import (calibrate_option, check_needs_model, check_option, echo_json_lines, flag_note, flags_computed,
-                      json_option, max_pixels_option, method_option, out_option, paths_argument, renamed_option,
-                      roi_files_options, roi_option, second_stage_option, white_option, workers_option)
+from .options import (calibrate_option, check_needs_model, check_option, echo_index_errors, echo_json_lines, flag_note,
+                      flags_computed, index_option, json_option, max_pixels_option, method_option, out_option,
+                      paths_argument, renamed_option, roi_files_options, roi_option, second_stage_option, user_specs,
+                      white_option, workers_option)
 
 
 @cli.command("analyze")
@@ -43,8 +44,9 @@ from .options import (calibrate_option, check_needs_model, check_option, echo_js
             "<stem>.roi.json / .roi.png.")
 @roi_files_options
 @max_pixels_option
+@index_option
 def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
-                calibration, white, exclude, roi, roi_dir, no_roi_files, max_pixels):
+                calibration, white, exclude, roi, roi_dir, no_roi_files, max_pixels, user_index, index_timeout):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -57,24 +59,30 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
     <stem>.roi.json / .roi.png (beside it or in --roi-dir); named regions
     give one row per region (column region) after the whole skin's row;
     columns roi, region, roi_source and roi_pixels say which was used.
+    --index NAME=module:function adds your own index as columns NAME,
+    NAME_median, NAME_p10, NAME_p90, NAME_std (and its map); one that fails
+    on a photo leaves only its own columns empty and says why in the column
+    index_errors.
     A bad file or ROI is a row with status=error and the reason; exit code 2
-    when any image failed or had no skin.
+    when any image failed or had no skin, or a user index failed.
     """
     check_needs_model(check, method)
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores, branch=branch),
                            second_stage=second_stage, check=check)
     summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
-                            exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files))
+                            exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files),
+                            indices=user_specs(user_index), index_timeout=index_timeout or None)
     if as_json:
-        echo_json_lines(summary["rows"], ROW_COLUMNS)
+        echo_json_lines(summary["rows"], summary["columns"])
     for row in summary["rows"]:
         if row["status"] != "ok":
             where = f" [{row['region']}]" if row["region"] else ""
             click.echo(f"skinimg: {row['image']}{where}: {row['error']}", err=True)
         elif row.get("mask_check") == "check" and not is_quiet():
             click.echo(f"skinimg: {row['image']}: {flag_note(row)}", err=True)
-    n_bad = summary["n_error"] + summary["n_no_skin"]
+    n_bad = summary["n_error"] + summary["n_no_skin"] + len(summary["index_errors"])
+    echo_index_errors(summary["index_errors"], summary["n_ok"])
     if not is_quiet():
         flagged = f", {summary['n_check']} to check by eye" if flags_computed(method, check, second_stage) else ""
         click.echo(f"skinimg: analyzed {summary['n_images']} image(s): {summary['n_ok']} ok, "

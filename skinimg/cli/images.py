@@ -88,9 +88,12 @@ def synth_cmd(out, set_name, n, size, seed, image_format, maps, as_json):
     Photos go to OUT/<set>/..., truth to OUT/truth/<same path>: <stem>_mask.png
     (255 = skin), <stem>.json (melanin_mean, hemoglobin_mean, spec, pose, chart
     geometry) and, with --maps, <stem>_melanin.tif / <stem>_hemoglobin.tif
-    (float32 volume fractions, NaN off skin).  Deterministic: the same options
-    give the same files.  `skinimg synth --set samples --out sample_images`
-    regenerates the committed sample images.
+    (float32 volume fractions, NaN off skin).  Every set but samples also gets
+    OUT/reference.csv (image, its true mask as roi, true_melanin,
+    true_hemoglobin; subject and session for retakes) for `skinimg bench
+    --suite agreement`.  Deterministic: the same options give the same files.
+    `skinimg synth --set samples --out sample_images` regenerates the committed
+    sample images.
     """
     quiet = is_quiet()
 

@@ -20,9 +20,9 @@ from ..segment import METHODS, SECOND_STAGES
 
 __all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "workers_option", "json_option", "method_option",
            "second_stage_option", "check_option", "calibrate_option", "white_option", "roi_option", "roi_files_options",
-           "no_roi_files_option",
-           "renamed_option",
-           "echo_json", "echo_json_lines", "check_needs_model", "flags_computed", "flag_note"]
+           "no_roi_files_option", "renamed_option",
+           "echo_json", "echo_json_lines", "check_needs_model", "flags_computed", "flag_note", "index_option",
+           "user_specs", "echo_index_errors"]
 
 
 #: (option, meaning): what each shared name means, in every command that has it.
@@ -52,6 +52,10 @@ OPTION_MEANINGS = (
     ("--preset", "benchmark preset: small or full (bench)"),
     ("--correction", "colour-correction model of a chart: finlayson2015, cheung2004 or linear3x3 (calibrate)"),
     ("--image-format", "file format of rendered photos: jpg or png (synth)"),
+    ("--index", "your own index NAME=module:function (or file.py:function, or NAME of an installed one), measured "
+                "beside the built-ins (analyze, bench; docs/agreement.md)"),
+    ("--index-timeout", "seconds one user index may take on one photo (analyze, bench)"),
+    ("--seed", "base seed (synth, bench)"),
 )
 #: (command, old spelling, new spelling): hidden deprecated aliases that still work (one line on stderr).
 RENAMED = (
@@ -182,6 +186,33 @@ def renamed_option(new: str, old: str, dest: str, **kwargs):
         return click.option(new, dest, **kwargs)(wrapper)
 
     return decorator
+
+
+def index_option(f):
+    """``--index NAME=module:function`` (repeatable) and ``--index-timeout`` (analyze and bench)."""
+    f = click.option("--index-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+                     help="Seconds one user index may take on one photo (0 = no limit); past it that index is "
+                          "skipped for the rest of the run.")(f)
+    return click.option("--index", "user_index", multiple=True, metavar="NAME=MODULE:FUNCTION",
+                        help="Also measure your own index: a function (rgb, mask) returning a per-pixel map or one "
+                             "number, from a module on the Python path or in the current folder, or "
+                             "path/to/file.py:function; NAME alone: one installed under the entry-point group "
+                             "skinimg.indices. Repeatable. See docs/agreement.md.")(f)
+
+
+def user_specs(values) -> list:
+    """The :class:`~skinimg.indices.UserIndexSpec` of the ``--index`` values (a bad one: one-line error)."""
+    from ..indices import parse_index_option
+
+    return [parse_index_option(v) for v in values]
+
+
+def echo_index_errors(errors: dict, n_images: int | None = None) -> None:
+    """One line on stderr per failing user index."""
+    from ..indices import format_errors
+
+    for line in format_errors(errors, n_images):
+        click.echo(f"skinimg: {line}", err=True)
 
 
 def echo_json(obj) -> None:

@@ -69,7 +69,8 @@ Per-image statistics: see :func:`summarize`.
 Modules: ``params`` (:class:`IndexParams`), ``basis`` (the calibrated chromophore basis),
 ``chromophores`` (inversion, twin branch, ICA), ``kernels`` (per-pixel indices, smoothing),
 ``maps`` (:func:`compute_maps`, :func:`measure`), ``spots`` (brown spots), ``stats`` (per-image
-statistics), ``heatmap`` (display).  Fitting the basis is :mod:`skinimg.train.basis`.
+statistics), ``heatmap`` (display), ``user`` (bring your own index: user functions measured beside the
+built-ins, :class:`UserIndexRunner`; docs/agreement.md).  Fitting the basis is :mod:`skinimg.train.basis`.
 
 References
 ----------
@@ -103,6 +104,8 @@ from .maps import choose_shared_branch, compute_maps, measure, skin_values
 from .params import BRANCHES, CHROMOPHORE_METHODS, INDEX_NAMES, STATS, IndexParams, with_params
 from .spots import SpotResult, detect_brown_spots
 from .stats import summarize, summarize_values, summary_columns
+from .user import (DEFAULT_TIMEOUT, ENTRY_POINT_GROUP, UserIndex, UserIndexRunner, UserIndexSpec, format_errors,
+                   installed_indices, load_user_index, load_user_indices, parse_index_option, row_errors, user_columns)
 
 __all__ = [
     "INDEX_NAMES",
@@ -140,4 +143,16 @@ __all__ = [
     "heatmap_background",
     "robust_range",
     "COLORMAPS",
+    "ENTRY_POINT_GROUP",
+    "DEFAULT_TIMEOUT",
+    "UserIndexSpec",
+    "UserIndex",
+    "UserIndexRunner",
+    "parse_index_option",
+    "installed_indices",
+    "load_user_index",
+    "load_user_indices",
+    "user_columns",
+    "format_errors",
+    "row_errors",
 ]

@@ -21,7 +21,7 @@ from .astronaut import ASTRONAUT_SKIN, astronaut_skin_mask
 from .optics import (DEFAULT_OPTICS, ILLUMINANTS, WAVELENGTHS_NM, SkinOptics, chart_patch_names, illuminant_white,
                      ita_degrees, reflectance_to_linear_rgb, render_chart_patches, skin_linear_rgb, skin_reflectance)
 from .render import render_phantom, write_phantom
-from .sets import LADDER_TONES, SET_EXPOSURE, SETS, PlannedImage, plan_set, write_set
+from .sets import LADDER_TONES, REFERENCE_COLUMNS, SET_EXPOSURE, SETS, PlannedImage, plan_set, write_reference_csv, write_set
 from .spec import BACKGROUNDS, DISTRACTORS, LABELS, SITES, Phantom, PhantomSpec, pose_matrix, relative_pose
 from .treated import cheek_patches, patch_in, polygon_mask, render_treated
 
@@ -59,4 +59,6 @@ __all__ = [
     "PlannedImage",
     "plan_set",
     "write_set",
+    "write_reference_csv",
+    "REFERENCE_COLUMNS",
 ]

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import write_bytes, write_png
+from ..io import write_bytes, write_csv, write_png
 from .astronaut import _astronaut_image, astronaut_skin_mask
 from .render import _encode_image, _skin_reference, render_phantom, write_phantom
 from .spec import SITES, PhantomSpec, _rng
 
-__all__ = ["SETS", "SET_EXPOSURE", "LADDER_TONES", "PlannedImage", "plan_set", "write_set"]
+__all__ = ["SETS", "SET_EXPOSURE", "LADDER_TONES", "REFERENCE_COLUMNS", "PlannedImage", "plan_set", "write_set",
+           "write_reference_csv"]
 
 # ----------------------------------------------------------------------------- image sets
 
@@ -182,7 +183,9 @@ def write_set(
     -----
     Truth files live in a separate ``truth/`` folder with the same relative layout so
     that ``skinimg analyze out_dir/<set>`` sees only photographs.  For "samples" the
-    folder also gets ``real/astronaut.jpg`` and a generated ``README.md``.
+    folder also gets ``real/astronaut.jpg`` and a generated ``README.md``; every other set
+    gets ``reference.csv`` (:func:`write_reference_csv`), its truth as the reference of
+    ``skinimg bench --suite agreement``.
     """
     out = Path(out_dir)
     plan = plan_set(name, n=n, size=size, seed=seed)
@@ -206,6 +209,8 @@ def write_set(
         records.append(rec)
         if progress is not None:
             progress(rec)
+    if name != "samples":
+        write_reference_csv(out, records, name)
     if name == "samples":
         real = out / "real" / "astronaut.jpg"
         write_bytes(real, _encode_image(_astronaut_image(), "jpg", jpeg_quality))
@@ -219,6 +224,31 @@ def write_set(
             progress(rec)
         write_bytes(out / "README.md", _samples_readme(records, size, seed).encode("utf-8"))
     return records
+
+
+#: Columns of the ``reference.csv`` that :func:`write_set` writes beside a set (``subject``, ``session``: retakes only).
+REFERENCE_COLUMNS = ("image", "roi", "subject", "session", "true_melanin", "true_hemoglobin")
+
+
+def write_reference_csv(out_dir: str | os.PathLike, records: list[dict], set_name: str) -> Path:
+    """``out_dir/reference.csv``: a set's truth as the reference readings of ``skinimg bench --suite agreement``.
+
+    One row per photo: ``image`` (relative to ``out_dir``), ``roi`` (its true skin mask,
+    ``truth/<stem>_mask.png``), ``true_melanin`` and ``true_hemoglobin`` (the phantom's mean
+    volume fractions over its true skin mask); for the ``retakes`` set also ``subject``
+    (``retake_001`` ...) and ``session`` (``a``/``b``): two shots of unchanged skin.
+    """
+    rows = []
+    for r in records:
+        if r["truth"] is None:
+            continue
+        row = {"image": r["image"], "roi": r["truth"][: -len(".json")] + "_mask.png",
+               "true_melanin": r["melanin_mean"], "true_hemoglobin": r["hemoglobin_mean"]}
+        if set_name == "retakes":
+            row["subject"], row["session"] = Path(r["image"]).stem.rsplit("_", 1)
+        rows.append(row)
+    cols = [c for c in REFERENCE_COLUMNS if set_name == "retakes" or c not in ("subject", "session")]
+    return write_csv(Path(out_dir) / "reference.csv", rows, cols)
 
 
 def _samples_readme(records: list[dict], size, seed) -> str:

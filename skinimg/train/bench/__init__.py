@@ -1,9 +1,12 @@
-"""Research benchmark of the indices against phantom ground truth: ``skinimg bench``.
+"""Research benchmark of the indices against phantom ground truth and the user's references: ``skinimg bench``.
 
 Part of :mod:`skinimg.train` (the only layer that uses the phantom generator as training or scoring
 data); the library's modules never import it.  Modules: ``params`` (settings and presets),
 ``stats`` (correlations, cross-talk, repeatability), ``suites`` (accuracy, repeatability,
-segmentation, :func:`run_bench`), ``speed`` (timings and memory), ``output`` (tables, plots, files).
+segmentation, :func:`run_bench`), ``speed`` (timings and memory), ``agreement`` (the agreement
+suite: reference CSV, measuring), ``ranking`` (its leaderboard and plots), ``output`` (tables,
+plots, files).  User indices (:mod:`skinimg.indices.user`) run beside the built-ins in the
+accuracy, repeatability and agreement suites.
 
 Skin phantoms (:mod:`skinimg.phantom`) know the true melanin and haemoglobin of every
 pixel, so the indices of :mod:`skinimg.indices` can be scored against the truth.
@@ -29,6 +32,11 @@ Four suites, each a pure function returning a JSON-ready dict (nothing is printe
     Per-stage time of the pipeline on a 12-megapixel JPEG, images per second with 1
     and 2 worker processes, peak memory (``getrusage``), next to baselines measured in
     the same run (OpenCV JPEG decode alone, scikit-image ``rgb2lab``).
+``agreement`` (:func:`run_agreement`; needs the user's photos and a reference CSV)
+    Every index (built-in and user) against every reference column of the CSV (instrument
+    readings, rater grades): Pearson and Spearman with BCa bootstrap intervals, calibration line,
+    ICC(2,1)/ICC(3,1) after cross-validated calibration, Bland-Altman bias and limits, and with
+    repeated photos SEM/MDC95/CV (:mod:`skinimg.stats`); ``leaderboard.csv``/``.md``/``.json``.
 
 :func:`run_bench` runs the chosen suites; :func:`format_markdown` renders the tables;
 :func:`write_outputs` writes ``bench.json``, ``bench.csv`` (:data:`CSV_COLUMNS`) and the
@@ -83,14 +91,26 @@ References
    New Phytologist 11(2), 37-50. https://doi.org/10.1111/j.1469-8137.1912.tb05611.x
 """
 
+from .agreement import Reference, measure_reference, read_reference, run_agreement
+from .ranking import CRITERION, LEADERBOARD_METRICS, leaderboard, leaderboard_markdown, write_leaderboard
 from .output import csv_rows, format_markdown, write_outputs, write_plots
-from .params import CSV_COLUMNS, FACTORS, SIZES, SUITES, TARGETS, UNITS, BenchParams, bench_params
+from .params import ALL_SUITES, CSV_COLUMNS, FACTORS, SIZES, SUITES, TARGETS, UNITS, BenchParams, bench_params
 from .speed import make_speed_jpeg, run_speed
 from .stats import crosstalk, pearson, repeatability_stats, spearman
 from .suites import machine_info, retake_specs, run_accuracy, run_bench, run_repeatability, run_segmentation
 
 __all__ = [
     "SUITES",
+    "ALL_SUITES",
+    "Reference",
+    "read_reference",
+    "measure_reference",
+    "run_agreement",
+    "CRITERION",
+    "LEADERBOARD_METRICS",
+    "leaderboard",
+    "leaderboard_markdown",
+    "write_leaderboard",
     "SIZES",
     "CSV_COLUMNS",
     "TARGETS",

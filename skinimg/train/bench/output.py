@@ -11,9 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from ...color import ITA_CATEGORIES
-from ...indices import INDEX_NAMES
+from ...indices import INDEX_NAMES, format_errors
 from ...io import make_output_folder, write_bytes, write_csv, write_json
-from .params import CSV_COLUMNS, TARGETS, UNITS
+from .ranking import LEADERBOARD_METRICS, leaderboard_markdown, write_agreement_plots, write_leaderboard
+from .params import CSV_COLUMNS, UNITS
 
 __all__ = ["csv_rows", "format_markdown", "write_plots", "write_outputs"]
 
@@ -33,10 +34,11 @@ def csv_rows(res: dict) -> list[dict]:
                 add("accuracy", "correlation", r["index"], "", m, r[m], "", a["n_images"])
             add("accuracy", "crosstalk", r["index"], f"target={r['target']}", "crosstalk", r["crosstalk"], "ratio",
                 a["n_images"])
+    units = res.get("units") or UNITS
     if "repeatability" in res:
         for r in res["repeatability"]["rows"]:
-            for m, unit in (("sem", UNITS[r["index"]]), ("mdc", UNITS[r["index"]]), ("mdc_pct", "%"),
-                            ("cv_pct", "%")):
+            u = units.get(r["index"], "")
+            for m, unit in (("sem", u), ("mdc", u), ("mdc_pct", "%"), ("cv_pct", "%")):
                 add("repeatability", r["factor"], r["index"], r["condition"], m, r[m], unit, r["n_values"])
     if "segmentation" in res:
         sg = res["segmentation"]
@@ -56,6 +58,14 @@ def csv_rows(res: dict) -> list[dict]:
                 "1/s")
         add("speed", "memory", "peak_rss", "", "bytes", sp["peak_rss_bytes"], "B")
         add("speed", "memory", "peak_rss", "", "x_decoded", sp["peak_rss_x_decoded"], "ratio")
+    if "agreement" in res:
+        ag = res["agreement"]
+        for row in ag["leaderboard"]:
+            for col, ms in row["references"].items():
+                for m in LEADERBOARD_METRICS:
+                    if m not in ("n", "icc2_band"):
+                        add("agreement", col, row["index"], f"rank={row['rank']}" if col == ag["rank_by"] else "", m,
+                            ms[m], "", ms["n"])
     return out
 
 
@@ -100,8 +110,9 @@ def format_markdown(res: dict) -> str:
                      "(exposure 0.8-1.2, white balance D50/D65/D75, JPEG 70-95, pose, sensor noise); "
                      "MDC95 = 1.96 sqrt(2) SEM (Weir 2005)")
         idx = {(x["condition"], x["factor"], x["index"]): x for x in r["rows"]}
+        names = res.get("index_names") or INDEX_NAMES
         rows = []
-        for n in INDEX_NAMES:
+        for n in names:
             u, c = idx.get(("uncalibrated", "all", n)), idx.get(("calibrated", "all", n))
             if u is None:
                 continue
@@ -115,7 +126,7 @@ def format_markdown(res: dict) -> str:
         if factors:
             for cond in ("uncalibrated", "calibrated"):
                 rows = [[f"`{n}`"] + [_f(idx[cond, f, n]["mdc"], ".4g") for f in factors]
-                        for n in INDEX_NAMES]
+                        for n in names]
                 parts.append(f"MDC95 by factor, {cond}:")
                 parts.append(_table(["index"] + factors, rows))
         fails = sum(r["calibration_failures"].values())
@@ -143,12 +154,18 @@ def format_markdown(res: dict) -> str:
         parts.append(f"Throughput (decode + calibrate + segment + indices): {thr}. Peak memory of one image: "
                      + (f"{peak / 1e6:.0f} MB ({sp['peak_rss_x_decoded']:.1f} x the decoded image)." if peak
                         else "n/a (needs the resource module of Unix)."))
+    if "agreement" in res:
+        parts.append(leaderboard_markdown(res["agreement"]).rstrip("\n"))
+    if res.get("index_errors"):
+        parts.append("User indices that failed (their values are missing where they failed; every other column is "
+                     "complete):\n" + "\n".join(f"- {line}" for line in format_errors(res["index_errors"])))
     return "\n\n".join(parts) + "\n"
 
 
 def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | None]:
     """``accuracy_scatter.png`` (index vs true chromophore, coloured by tone class) and
-    ``repeatability.png`` (MDC95 per index and factor, uncalibrated vs calibrated).
+    ``repeatability.png`` (MDC95 per index and factor, uncalibrated vs calibrated), and the agreement
+    suite's plots (:func:`skinimg.train.bench.ranking.write_agreement_plots`).
 
     Returns ``(paths written, note)``; the note says why plots were skipped (no
     matplotlib: ``pip install 'skinimg[report]'``).
@@ -171,12 +188,17 @@ def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | No
         plt.close(fig)
         written.append(write_bytes(out / name, buf.getvalue()))
 
+    names = list(res.get("index_names") or INDEX_NAMES)
+    nrow = max(2, math.ceil(len(names) / 4))
+    units = res.get("units") or UNITS
     if "accuracy" in res:
         imgs = res["accuracy"]["images"]
-        names = INDEX_NAMES
-        fig, axes = plt.subplots(2, 4, figsize=(15, 7.5))
+        target = {r["index"]: r["target"] for r in res["accuracy"]["indices"]}
+        fig, axes = plt.subplots(nrow, 4, figsize=(15, 3.75 * nrow))
+        for ax in axes.ravel()[len(names):]:
+            ax.set_visible(False)
         for ax, name in zip(axes.ravel(), names):
-            t = TARGETS[name]
+            t = target[name]
             for tone in tones:
                 sel = [r for r in imgs if r["tone"] == tone]
                 if sel:
@@ -193,30 +215,38 @@ def write_plots(res: dict, out: str | os.PathLike) -> tuple[list[Path], str | No
         idx = {(r["condition"], r["factor"], r["index"]): r["mdc"] for r in rep["rows"]}
         factors = list(rep["factors"])
         x = np.arange(len(factors))
-        fig, axes = plt.subplots(2, 4, figsize=(15, 7))
-        for ax, name in zip(axes.ravel(), INDEX_NAMES):
+        fig, axes = plt.subplots(nrow, 4, figsize=(15, 3.5 * nrow))
+        for ax in axes.ravel()[len(names):]:
+            ax.set_visible(False)
+        for ax, name in zip(axes.ravel(), names):
             for k, cond in enumerate(("uncalibrated", "calibrated")):
                 v = [idx.get((cond, f, name), np.nan) for f in factors]
                 ax.bar(x + (k - 0.5) * 0.38, v, width=0.38, label=cond)
             ax.set_xticks(x, [f.replace("white_balance", "WB") for f in factors], rotation=30, ha="right",
                           fontsize=8)
-            ax.set_title(f"{name} ({UNITS[name]})", fontsize=10)
+            ax.set_title(f"{name} ({units.get(name) or 'user index'})", fontsize=10)
         axes[0, 0].set_ylabel("MDC95")
         axes[1, 0].set_ylabel("MDC95")
         axes[0, 0].legend(fontsize=8)
         fig.suptitle("Retake repeatability: MDC95 = 1.96 sqrt(2) SEM per factor, without and with chart calibration")
         fig.tight_layout()
         save(fig, "repeatability.png")
+    if "agreement" in res:
+        written += write_agreement_plots(res["agreement"], out, plt)
     return written, None
 
 
 def write_outputs(res: dict, out: str | os.PathLike, *, plots: bool = True) -> dict:
-    """Write ``bench.json`` (everything), ``bench.csv`` (:func:`csv_rows`) and the plots under ``out``.
+    """Write ``bench.json`` (everything), ``bench.csv`` (:func:`csv_rows`), with the agreement suite
+    ``leaderboard.csv``/``.md``/``.json`` (:func:`skinimg.train.bench.ranking.write_leaderboard`), and the
+    plots under ``out``.
 
     Returns ``{"outputs": [paths], "note": str or None}``.
     """
     out = make_output_folder(out)
     paths = [write_json(out / "bench.json", res), write_csv(out / "bench.csv", csv_rows(res), CSV_COLUMNS)]
+    if "agreement" in res:
+        paths += write_leaderboard(res["agreement"], out)
     note = None
     if plots:
         more, note = write_plots(res, out)

@@ -6,10 +6,14 @@ from dataclasses import asdict, dataclass, replace
 
 from ...errors import SkinImgError
 
-__all__ = ["SUITES", "SIZES", "CSV_COLUMNS", "TARGETS", "FACTORS", "UNITS", "BenchParams", "bench_params"]
+__all__ = ["SUITES", "ALL_SUITES", "SIZES", "CSV_COLUMNS", "TARGETS", "FACTORS", "UNITS", "BenchParams",
+           "bench_params"]
 
-#: Suites of ``skinimg bench --suite`` ("all" runs them in this order).
+#: The phantom suites of ``skinimg bench --suite`` ("all" runs them in this order).
 SUITES = ("accuracy", "repeatability", "segmentation", "speed")
+#: Every suite: :data:`SUITES`, then ``agreement`` (the user's photos and reference readings,
+#: :mod:`skinimg.train.bench.agreement`), which ``--suite all`` adds when a reference is given.
+ALL_SUITES = SUITES + ("agreement",)
 #: Presets of ``skinimg bench --preset`` (``BenchParams.size``).
 SIZES = ("small", "full")
 #: Columns of ``bench.csv`` (long format: one metric value per row).
@@ -77,6 +81,8 @@ class BenchParams:
         Worker counts of the throughput runs.
     seed : int
         Base seed of everything.
+    bootstrap_resamples : int
+        Resamples of the agreement suite's bootstrap intervals (0 = none).
     """
 
     size: str = "small"
@@ -100,6 +106,7 @@ class BenchParams:
     speed_images: int = 2
     speed_workers: tuple[int, ...] = (1, 2)
     seed: int = 0
+    bootstrap_resamples: int = 2000
 
     def __post_init__(self):
         if self.size not in SIZES:

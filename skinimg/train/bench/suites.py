@@ -15,11 +15,11 @@ import numpy as np
 from ... import __version__
 from ...calibrate import calibrate_image
 from ...errors import SkinImgError
-from ...indices import INDEX_NAMES, measure
+from ...indices import INDEX_NAMES, UserIndexRunner, load_user_indices, measure
 from ...io import discover_images, find_truth_mask, load_image, read_mask
 from ...phantom import BACKGROUNDS, PhantomSpec, astronaut_skin_mask, render_phantom
 from ...segment import evaluate_masks, segment_skin
-from .params import _OTHER, FACTORS, SUITES, TARGETS, BenchParams
+from .params import _OTHER, ALL_SUITES, FACTORS, SUITES, TARGETS, UNITS, BenchParams
 from .speed import run_speed
 from .stats import crosstalk, pearson, repeatability_stats, spearman
 
@@ -34,7 +34,32 @@ def _tone(truth: dict) -> tuple[float, str]:
     return float(ref["ita_deg"]), str(ref["ita_category"])
 
 
-def run_accuracy(params: BenchParams | None = None, *, progress: Callable[[str], None] | None = None) -> dict:
+def _user_target(v: np.ndarray, col: dict, declared: str | None) -> tuple[str, str]:
+    """Target chromophore of a user index: declared (``skinimg_target``), else the one it follows most (|Spearman|)."""
+    if declared:
+        return declared, "declared"
+    sh, sm = abs(spearman(v, col["true_hemoglobin"])), abs(spearman(v, col["true_melanin"]))
+    sh, sm = (sh if math.isfinite(sh) else -1.0), (sm if math.isfinite(sm) else -1.0)
+    return ("hemoglobin" if sh >= sm else "melanin"), "auto"
+
+
+def _collect_errors(into: dict, image: str, errors: dict) -> None:
+    for name, err in errors.items():
+        d = into.setdefault(name, {"n_failed": 0, "first_image": image, "first_error": err})
+        d["n_failed"] += 1
+
+
+def _with_user(row: dict, rgb, mask, user: UserIndexRunner | None, errors: dict, label: str) -> dict:
+    """The built-ins' row with the user indices measured on the same photo and mask."""
+    if user is None:
+        return row
+    urow, _, errs = user.measure(rgb, mask)
+    _collect_errors(errors, label, errs)
+    return {**row, **urow}
+
+
+def run_accuracy(params: BenchParams | None = None, *, progress: Callable[[str], None] | None = None,
+                 user: UserIndexRunner | None = None) -> dict:
     """Accuracy suite: index vs true chromophores on a melanin x haemoglobin phantom grid.
 
     Every phantom (default face scene: shading, highlights, texture, brown spots, red
@@ -49,10 +74,15 @@ def run_accuracy(params: BenchParams | None = None, *, progress: Callable[[str],
         ``spearman_melanin``, ``pearson_melanin``, ``crosstalk`` and the slopes of
         :func:`crosstalk`; ``images``: per-phantom truth (``true_melanin``,
         ``true_hemoglobin``, reference ``ita_deg`` and ``tone``) and measured means;
-        ``ita_range``: reference ITA of the lightest and darkest phantoms; ``n_images``.
+        ``ita_range``: reference ITA of the lightest and darkest phantoms; ``n_images``;
+        ``index_errors``.  User indices (``user``) are measured beside the built-ins on the same
+        photo and mask; their rows say ``target_source``: ``"declared"`` (``skinimg_target``) or
+        ``"auto"`` (the chromophore it follows most).
     """
 
     p = params or BenchParams()
+    names = list(INDEX_NAMES) + (user.names if user else [])
+    errors: dict = {}
     images = []
     k = 0
     for i, mel in enumerate(p.melanin_levels):
@@ -62,27 +92,30 @@ def run_accuracy(params: BenchParams | None = None, *, progress: Callable[[str],
                 k += 1
                 ph = render_phantom(PhantomSpec(melanin=mel, hemoglobin=hb, seed=seed, size=p.image_size))
                 row, _ = measure(ph.image, ph.mask, return_maps=False)
+                row = _with_user(row, ph.image, ph.mask, user, errors, f"accuracy phantom seed {seed}")
                 ita, tone = _tone(ph.truth)
                 rec = {"melanin_level": mel, "hemoglobin_level": hb, "seed": seed,
                        "true_melanin": float(ph.truth["melanin_mean"]),
                        "true_hemoglobin": float(ph.truth["hemoglobin_mean"]),
                        "reference_ita_deg": ita, "tone": tone}
-                rec.update({name: float(row[name]) for name in INDEX_NAMES})
+                rec.update({name: float(row[name]) for name in names})
                 images.append(rec)
         if progress:
             progress(f"accuracy: melanin level {i + 1}/{len(p.melanin_levels)}")
     col = {key: np.array([r[key] for r in images], dtype=np.float64)
            for key in ("true_melanin", "true_hemoglobin", "melanin_level", "hemoglobin_level")}
     rows = []
-    for name in INDEX_NAMES:
+    declared = {u.name: u.chromophore for u in user.indices} if user else {}
+    for name in names:
         v = np.array([r[name] for r in images], dtype=np.float64)
-        t = TARGETS[name]
+        t, source = (TARGETS[name], "built-in") if name in TARGETS else _user_target(v, col, declared.get(name))
         o = _OTHER[t]
         xt = crosstalk(v, target_true=col[f"true_{t}"], other_true=col[f"true_{o}"],
                        target_level=col[f"{t}_level"], other_level=col[f"{o}_level"])
         rows.append({
             "index": name,
             "target": t,
+            "target_source": source,
             "spearman_hemoglobin": spearman(v, col["true_hemoglobin"]),
             "pearson_hemoglobin": pearson(v, col["true_hemoglobin"]),
             "spearman_melanin": spearman(v, col["true_melanin"]),
@@ -91,7 +124,7 @@ def run_accuracy(params: BenchParams | None = None, *, progress: Callable[[str],
         })
     itas = [r["reference_ita_deg"] for r in images]
     return {"status": "ok", "indices": rows, "images": images, "n_images": len(images),
-            "ita_range": [float(max(itas)), float(min(itas))]}
+            "ita_range": [float(max(itas)), float(min(itas))], "index_errors": errors}
 
 
 # ----------------------------------------------------------------------------- repeatability
@@ -130,7 +163,8 @@ def retake_specs(base, factor: str, n: int, params: BenchParams, seed: int) -> l
     return out
 
 
-def run_repeatability(params: BenchParams | None = None, *, progress: Callable[[str], None] | None = None) -> dict:
+def run_repeatability(params: BenchParams | None = None, *, progress: Callable[[str], None] | None = None,
+                      user: UserIndexRunner | None = None) -> dict:
     """Repeatability suite: SEM, MDC95 and CV per index over retakes of unchanged skin.
 
     Every retake is rendered with a ColorChecker in the frame and measured on its true
@@ -144,11 +178,12 @@ def run_repeatability(params: BenchParams | None = None, *, progress: Callable[[
         ``rows``: one dict per (condition, factor, index) with the fields of
         :func:`repeatability_stats`; ``mdc``: ``{condition: {index: MDC95}}`` of factor
         ``"all"`` (the default minimal detectable change); ``calibration_failures``;
-        ``n_retakes``; ``subjects``.
+        ``n_retakes``; ``subjects``; ``index_errors`` (user indices, measured on the same photos).
     """
 
     p = params or BenchParams()
-    names = INDEX_NAMES
+    names = list(INDEX_NAMES) + (user.names if user else [])
+    errors: dict = {}
     values = {(c, f, n): [] for c in ("uncalibrated", "calibrated") for f in p.factors for n in names}
     failures = {f: 0 for f in p.factors}
     for si, (mel, hb) in enumerate(p.subjects):
@@ -159,6 +194,7 @@ def run_repeatability(params: BenchParams | None = None, *, progress: Callable[[
             for spec in retake_specs(base, factor, p.retakes, p, seed * 10 + fi):
                 ph = render_phantom(spec)
                 row, _ = measure(ph.image, ph.mask, return_maps=False)
+                row = _with_user(row, ph.image, ph.mask, user, errors, f"retake of subject {si + 1} ({factor})")
                 for n in names:
                     per["uncalibrated", n].append(float(row[n]))
                 try:
@@ -167,6 +203,7 @@ def run_repeatability(params: BenchParams | None = None, *, progress: Callable[[
                     failures[factor] += 1
                     continue
                 row, _ = measure(cal, ph.mask, return_maps=False)
+                row = _with_user(row, cal, ph.mask, user, errors, f"calibrated retake of subject {si + 1} ({factor})")
                 for n in names:
                     per["calibrated", n].append(float(row[n]))
             for (c, n), v in per.items():
@@ -181,7 +218,8 @@ def run_repeatability(params: BenchParams | None = None, *, progress: Callable[[
         if f == "all":
             mdc.setdefault(c, {})[n] = st["mdc"]
     return {"status": "ok", "rows": rows, "mdc": mdc, "calibration_failures": failures,
-            "n_retakes": p.retakes, "subjects": [list(s) for s in p.subjects], "factors": list(p.factors)}
+            "n_retakes": p.retakes, "subjects": [list(s) for s in p.subjects], "factors": list(p.factors),
+            "index_errors": errors}
 
 
 # ----------------------------------------------------------------------------- segmentation
@@ -287,30 +325,66 @@ def machine_info() -> dict:
 def run_bench(suites: Sequence[str] = SUITES, *, params: BenchParams | None = None,
               images: str | os.PathLike | None = None, masks: str | os.PathLike | None = None,
               workdir: str | os.PathLike | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Run the chosen suites (in :data:`SUITES` order) and return every result.
+              progress: Callable[[str], None] | None = None, indices: Sequence = (),
+              index_timeout: float | None = 60.0, reference: str | os.PathLike | None = None,
+              reference_columns: Sequence[str] | None = None, rank_by: str | None = None, method: str = "model",
+              roi_is_skin: bool = False, calibration: str = "none") -> dict:
+    """Run the chosen suites (in :data:`ALL_SUITES` order) and return every result.
+
+    Parameters
+    ----------
+    indices : sequence of :class:`~skinimg.indices.UserIndexSpec`
+        User indices, measured beside the built-ins in the accuracy, repeatability and agreement
+        suites (imported first: a broken one is a :class:`SkinImgError` before any work).
+    index_timeout : float or None
+        Seconds per user-index call.
+    reference, reference_columns, rank_by, method, roi_is_skin, calibration
+        The agreement suite (:func:`skinimg.train.bench.agreement.run_agreement`); ``images`` is its
+        photo folder (the segmentation suite uses ``images`` only with ``masks``).
 
     Returns
     -------
     dict with ``skinimg_version``, ``params`` (:class:`BenchParams`), ``machine``
-    (:func:`machine_info`), ``suites`` (list run), ``elapsed_s`` (per suite) and one
-    key per suite holding its result dict.
+    (:func:`machine_info`), ``suites`` (list run), ``elapsed_s`` (per suite), one
+    key per suite holding its result dict, ``index_names`` (built-ins, then user indices),
+    ``user_indices`` (their specs), ``units`` and ``index_errors`` (per failing user index:
+    ``n_failed``, ``first_image``, ``first_error``, over every suite).
     """
     p = params or BenchParams()
-    unknown = [s for s in suites if s not in SUITES]
+    unknown = [s for s in suites if s not in ALL_SUITES]
     if unknown:
-        raise SkinImgError(f"unknown suite(s) {', '.join(unknown)} (use {', '.join(SUITES)} or all)")
+        raise SkinImgError(f"unknown suite(s) {', '.join(unknown)} (use {', '.join(ALL_SUITES)} or all)")
+    if "agreement" in suites and (reference is None or images is None):
+        raise SkinImgError("the agreement suite needs --images (the photos) and --reference (the CSV of readings)")
+    user = UserIndexRunner(load_user_indices(list(indices)), timeout=index_timeout) if indices else None
     res: dict = {"skinimg_version": __version__, "params": p.to_dict(), "machine": machine_info(),
-                 "suites": [s for s in SUITES if s in suites], "elapsed_s": {}}
+                 "suites": [s for s in ALL_SUITES if s in suites], "elapsed_s": {},
+                 "index_names": list(INDEX_NAMES) + (user.names if user else []),
+                 "user_indices": [u.spec.label() for u in user.indices] if user else [],
+                 "units": {**UNITS, **(user.units if user else {})}}
     for s in res["suites"]:
         t0 = time.perf_counter()
         if s == "accuracy":
-            res[s] = run_accuracy(p, progress=progress)
+            res[s] = run_accuracy(p, progress=progress, user=user)
         elif s == "repeatability":
-            res[s] = run_repeatability(p, progress=progress)
+            res[s] = run_repeatability(p, progress=progress, user=user)
         elif s == "segmentation":
-            res[s] = run_segmentation(p, images=images, masks=masks, progress=progress)
-        else:
+            res[s] = run_segmentation(p, images=images if masks is not None else None, masks=masks,
+                                      progress=progress)
+        elif s == "speed":
             res[s] = run_speed(p, workdir=workdir, progress=progress)
+        else:
+            from .agreement import run_agreement
+
+            res[s] = run_agreement(images, reference, columns=reference_columns, rank_by=rank_by, method=method,
+                                   roi_is_skin=roi_is_skin, calibration=calibration, user=user, seed=p.seed,
+                                   n_resamples=p.bootstrap_resamples, progress=progress)
         res["elapsed_s"][s] = time.perf_counter() - t0
+    errors: dict = {}
+    for s in res["suites"]:
+        for name, d in (res[s].get("index_errors") or {}).items():
+            e = errors.setdefault(name, {"n_failed": 0, "first_image": f"{s}: {d['first_image']}",
+                                         "first_error": d["first_error"]})
+            e["n_failed"] += d["n_failed"]
+    res["index_errors"] = errors
     return res
