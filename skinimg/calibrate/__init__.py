@@ -56,7 +56,10 @@ from .charts import (FALLBACKS, KINDS, METHODS, MODES, REFERENCE_CHARTS, Calibra
                      chart_mask, reference_chart)
 from .detect import detect_chart
 from .fallback import calibrate_image, gray_world_correction, white_patch_correction, white_region_correction
-from .fit import apply_correction, chart_correction, expand, expansion_terms, fit_correction, identity_correction
+from .fit import apply_correction, expand, expansion_terms, fit_correction, identity_correction
+from .select import chart_correction, choose_model
+from .reference import load_reference
+from .tone import apply_tone_curve, fit_tone_curve
 
 __all__ = [
     "METHODS",
@@ -73,6 +76,10 @@ __all__ = [
     "expand",
     "fit_correction",
     "chart_correction",
+    "choose_model",
+    "fit_tone_curve",
+    "apply_tone_curve",
+    "load_reference",
     "apply_correction",
     "white_region_correction",
     "gray_world_correction",

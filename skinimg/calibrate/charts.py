@@ -24,8 +24,9 @@ from ..io import model_file
 
 __all__ = ["METHODS", "KINDS", "REFERENCE_CHARTS", "FALLBACKS", "MODES", "CalibrationParams", "ChartDetection", "Correction", "reference_chart", "chart_mask"]
 
-#: Correction methods (names as recorded in the JSON).
-METHODS = ("finlayson2015", "cheung2004", "linear3x3")
+#: Correction methods (``CalibrationParams.method``; the model applied is recorded as ``Correction.method``):
+#: ``auto`` chooses per photo by leave-one-patch-out error (:func:`~skinimg.calibrate.chart_correction`).
+METHODS = ("auto", "finlayson2015", "cheung2004", "linear3x3", "tone_grey3x3", "tone_linear3x3", "tone_finlayson2015")
 #: What a :class:`Correction` was derived from.
 KINDS = ("chart", "white_patch", "gray_world", "white_patch_auto", "none")
 
@@ -43,7 +44,9 @@ _ROWS, _COLS = 4, 6
 #: ColorChecker Classic patch side as a fraction of the patch pitch (about 40 mm patches on a
 #: 46 mm pitch; measured 0.88 on the real photo in tests/data).
 _PATCH_SIDE = 0.87
-_SCHEMA = "skinimg.calibration/1"
+_SCHEMA = "skinimg.calibration/2"
+#: Older correction files that :meth:`Correction.from_dict` still reads (version 1 had no tone curve).
+_SCHEMAS_READ = ("skinimg.calibration/1", _SCHEMA)
 
 
 # ----------------------------------------------------------------------------- expansion term names
@@ -125,8 +128,14 @@ class CalibrationParams:
         reference light at another exposure), only that gain is applied (``method`` ``"gain"``):
         it keeps every chromaticity and makes brightness absolute.  0 disables both guards.
     method : str
-        ``"finlayson2015"`` (root-polynomial, default), ``"cheung2004"`` (polynomial) or
-        ``"linear3x3"`` (plain 3x3 matrix).
+        ``"auto"`` (default): the model is chosen per photo by leave-one-patch-out CIEDE2000 among
+        ``gain``, ``linear3x3``, ``finlayson2015`` and the tone-curve models (see
+        :mod:`skinimg.calibrate.select`); or one model: ``"finlayson2015"`` (root-polynomial),
+        ``"cheung2004"`` (polynomial), ``"linear3x3"`` (plain 3x3 matrix), ``"tone_grey3x3"``,
+        ``"tone_linear3x3"``, ``"tone_finlayson2015"`` (a per-channel tone curve fitted on the
+        neutral patches, then a grey-preserving 3x3, a 3x3 or a root-polynomial).  Whatever the
+        method, a correction that makes the skin or neutral patches worse under leave-one-out is not
+        applied (noted).
     degree : int
         Root-polynomial degree for ``finlayson2015`` (1-4; 2 gives 6 terms).
     terms : int
@@ -161,13 +170,22 @@ class CalibrationParams:
         pipelines comparing sessions shot under one light should use ``"none"``.
     max_gain : float
         Fallback gains are limited to ``[1/max_gain, max_gain]``.
+    warn_loo : float
+        Chart-quality warning when the applied fit leaves a leave-one-patch-out mean CIEDE2000 above
+        this (a genuine chart under one light is fitted to about 1-2.5; a printed, faded or different
+        chart, or light that varies across the chart, stays above).
+    warn_grey : float
+        Chart-quality warning when the corrected neutral patches (19-24) stay off-grey: their mean
+        CIELAB chroma distance ``sqrt(da*^2 + db*^2)`` to the reference greys above this (in-sample).
+    reference_source : str or None
+        Where ``reference`` came from (``--reference FILE``: the file and what it held), recorded.
     """
 
     chart: str = "classic24"
     reference: tuple | None = None
     skin_weight: float = 4.0
     keep_below: float = 1.5
-    method: str = "finlayson2015"
+    method: str = "auto"
     degree: int = 2
     terms: int = 10
     sample_fraction: float = 0.5
@@ -180,6 +198,9 @@ class CalibrationParams:
     chart_margin: float = 0.4
     fallback: str = "gray_world"
     max_gain: float = 4.0
+    warn_loo: float = 4.0
+    warn_grey: float = 3.0
+    reference_source: str | None = None
 
     def __post_init__(self):
         if self.chart not in _REFERENCE_FILES:
@@ -265,8 +286,9 @@ class ChartDetection:
     clipped : ndarray (24,) bool or None
         Patches with more than 5 % clipped pixels.
     score : float
-        Mean CIEDE2000 of the best 3x3 fit of the patch colours to the reference (the
-        orientation criterion; lower is better; ``inf`` when not found).
+        Robust colour match of the chosen placement (mean CIEDE2000 of the best 75 % of the patches
+        after a reweighted 3x3 fit, see :func:`~skinimg.calibrate.detect_chart`; the orientation
+        criterion; lower is better; ``inf`` when not found).
     n_detected : int
         Patches found as squares (the others were located by the grid).
     homography : ndarray (3, 3) or None
@@ -314,7 +336,25 @@ class Correction:
         Expansion terms, e.g. ``["R", "G", "B", "(R*G)^(1/2)", "(G*B)^(1/2)", "(R*B)^(1/2)"]``.
     delta_e_before, delta_e_after : dict
         ``{"mean": float, "max": float}`` CIEDE2000 of the chart patches used, before and after
-        correction (``None`` values without a chart).
+        correction (in-sample; ``None`` values without a chart).  Plain (unweighted) means over the
+        used patches: the fit's ``skin_weight`` never enters a reported figure.
+    tone : list of 3 [a, g, o] or None
+        Per-channel tone curve applied before the matrix, ``x = a * m ** g + o`` on linear ``m``
+        (:mod:`skinimg.calibrate.tone`); None for models without one.
+    delta_e_loo : dict
+        ``{"mean", "max"}`` leave-one-patch-out CIEDE2000 of the applied model: each used patch
+        predicted by the model fitted without it (:mod:`skinimg.calibrate.select`); for ``none`` the
+        uncorrected errors.
+    skin_delta_e, neutral_delta_e : dict
+        ``{"before", "after", "loo"}`` mean CIEDE2000 over the used skin patches (1 dark skin,
+        2 light skin) and neutral patches (19-24).
+    models_loo : dict
+        Leave-one-out mean CIEDE2000 of every model compared (``method="auto"``).
+    patch_delta_e_loo : list of 24 float/None or None
+        Per-patch leave-one-out residuals.
+    warning : str or None
+        One-line chart-quality warning (the chart does not match its reference, or the greys stay
+        off-grey), also printed by ``skinimg calibrate``.
     corners : list of 4 [x, y] or None
         Chart corners in image pixels (see :class:`ChartDetection`).
     patch_delta_e_before, patch_delta_e_after : list of 24 float/None or None
@@ -331,7 +371,7 @@ class Correction:
         The image this correction was fitted on (relative path), when known.
     image_size : [width, height] or None
     schema : str
-        ``"skinimg.calibration/1"``.
+        ``"skinimg.calibration/2"`` (version 1 files, without a tone curve, are still read).
     """
 
     kind: str
@@ -349,6 +389,13 @@ class Correction:
     params: dict | None = None
     image: str | None = None
     image_size: list | None = None
+    tone: list | None = None
+    delta_e_loo: dict = field(default_factory=lambda: {"mean": None, "max": None})
+    patch_delta_e_loo: list | None = None
+    skin_delta_e: dict = field(default_factory=lambda: {"before": None, "after": None, "loo": None})
+    neutral_delta_e: dict = field(default_factory=lambda: {"before": None, "after": None, "loo": None})
+    models_loo: dict = field(default_factory=dict)
+    warning: str | None = None
     schema: str = _SCHEMA
 
     def __post_init__(self):
@@ -359,6 +406,10 @@ class Correction:
             raise ValueError(f"matrix must be 3 x {len(self.terms)} (one column per term), got {m.shape}")
         for t in self.terms:
             _parse_term(t)
+        if self.tone is not None:
+            t = np.asarray(self.tone, dtype=np.float64)
+            if t.shape != (3, 3) or not np.isfinite(t).all() or np.any(t[:, 0] <= 0) or np.any(t[:, 1] <= 0):
+                raise ValueError("tone must be 3 rows (a, g, o) with a > 0 and g > 0")
 
     @property
     def matrix_array(self) -> np.ndarray:
@@ -376,9 +427,9 @@ class Correction:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown correction fields {sorted(unknown)}")
-        if d.get("schema", _SCHEMA) != _SCHEMA:
+        if d.get("schema", _SCHEMA) not in _SCHEMAS_READ:
             raise ValueError(f"unsupported correction schema {d.get('schema')!r}")
-        return cls(**{k: v for k, v in d.items()})
+        return cls(**{**{k: v for k, v in d.items()}, "schema": _SCHEMA})
 
 
 # ----------------------------------------------------------------------------- expansions

@@ -17,7 +17,8 @@ from ..errors import SkinImgError
 from ..io import check_rgb, to_uint8
 from .charts import MODES, CalibrationParams, Correction, _max_value
 from .detect import detect_chart
-from .fit import _C3, apply_correction, chart_correction, identity_correction
+from .fit import _C3, apply_correction, identity_correction
+from .select import chart_correction
 
 __all__ = ["white_region_correction", "gray_world_correction", "white_patch_correction", "calibrate_image"]
 

@@ -2,8 +2,10 @@
 
 :func:`fit_correction` fits a matrix from measured to reference linear sRGB on an expansion of the
 measured colours (Cheung et al. 2004 polynomials or Finlayson et al. 2015 root-polynomials);
-:func:`chart_correction` does it for a found chart; :func:`apply_correction` applies one to every
-pixel (sRGB decode -> expansion -> matrix -> clip -> sRGB encode), keeping dtype and shape.
+:func:`apply_correction` applies a correction to every pixel (sRGB decode -> tone curve, when the
+correction has one -> expansion -> matrix -> clip -> sRGB encode), keeping dtype and shape.  Fitting a
+found chart (model choice by leave-one-patch-out error) is :func:`~skinimg.calibrate.chart_correction`
+(:mod:`.select`).
 See :mod:`skinimg.calibrate` for the references.
 """
 
@@ -16,12 +18,10 @@ import numpy as np
 
 from ..color import delta_e_2000, linear_to_srgb, srgb_to_linear
 from ..io import check_rgb
-from ..errors import SkinImgError
-from .charts import (METHODS, CalibrationParams, ChartDetection, Correction, _E, _lab, _parse_term,
-                     _reference_for, _stats, _term_name, reference_chart)
+from .charts import CalibrationParams, Correction, _E, _lab, _parse_term, _stats, _term_name
+from .tone import apply_tone_curve
 
-__all__ = ["expansion_terms", "expand", "fit_correction", "apply_correction", "identity_correction",
-           "chart_correction"]
+__all__ = ["expansion_terms", "expand", "fit_correction", "apply_correction", "identity_correction"]
 
 
 # ----------------------------------------------------------------------------- expansions
@@ -96,7 +96,7 @@ def expansion_terms(method: str = "finlayson2015", *, degree: int = 2, terms: in
         for k in range(1, degree + 1):
             out += [t if k == 1 else _term_name(_E(t), k) for t in _F_DEG[k]]
         return out
-    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    raise ValueError(f"unknown method {method!r}; expected finlayson2015, cheung2004 or linear3x3")
 
 
 def expand(linear: np.ndarray, terms: Sequence[str]) -> np.ndarray:
@@ -223,11 +223,29 @@ def _encode_lut8() -> np.ndarray:
     return np.clip(np.rint(linear_to_srgb(lin.astype(np.float32)) * 255.0), 0, 255).astype(np.uint8)
 
 
+@lru_cache(maxsize=8)
+def _decode_tone_lut(bits: int, tone: tuple) -> np.ndarray:
+    """(2**bits, 3) float32: sRGB decode then the tone curve, per channel, for integer images."""
+    codes = np.arange(2**bits, dtype=np.float64) / (2**bits - 1)
+    lin = srgb_to_linear(np.repeat(codes[:, None], 3, axis=1)).astype(np.float64)
+    return apply_tone_curve(np.asarray(tone), lin).astype(np.float32)
+
+
+def _decode(px: np.ndarray, tone) -> np.ndarray:
+    """Linear float32 (N, 3) of encoded pixels (N, 3), through the tone curve when there is one."""
+    if tone is None:
+        return srgb_to_linear(px)
+    if px.dtype in (np.uint8, np.uint16):
+        lut = _decode_tone_lut(8 if px.dtype == np.uint8 else 16, tuple(map(tuple, np.asarray(tone, dtype=np.float64))))
+        return np.stack([lut[px[:, c], c] for c in range(3)], axis=1)
+    return apply_tone_curve(tone, srgb_to_linear(px))
+
+
 def _apply_linear(lin: np.ndarray, matrix: np.ndarray, terms: Sequence[str]) -> np.ndarray:
     if list(terms) == _C3:
         out = lin @ matrix.T.astype(np.float32)
     else:
-        out = expand(lin, terms) @ matrix.T.astype(np.float32)
+        out = expand(np.maximum(lin, 0.0), terms) @ matrix.T.astype(np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     return out
 
@@ -254,13 +272,14 @@ def apply_correction(rgb: np.ndarray, correction: Correction, *, chunk_pixels: i
         return rgb.copy()
     matrix = correction.matrix_array
     terms = list(correction.terms)
+    tone = correction.tone
     flat = rgb.reshape(-1, 3)
     is_float = np.issubdtype(rgb.dtype, np.floating)
     out = np.empty(flat.shape, dtype=np.float32 if is_float else rgb.dtype)
     lut8 = _encode_lut8() if rgb.dtype == np.uint8 else None
     for start in range(0, flat.shape[0], chunk_pixels):
         sl = slice(start, start + chunk_pixels)
-        lin = _apply_linear(srgb_to_linear(flat[sl]), matrix, terms)
+        lin = _apply_linear(_decode(flat[sl], tone), matrix, terms)
         if lut8 is not None:
             out[sl] = lut8[np.rint(lin * np.float32(65535.0)).astype(np.uint16)]
         elif rgb.dtype == np.uint16:
@@ -288,78 +307,3 @@ def _exposure_gain(measured_linear: np.ndarray, reference_linear: np.ndarray) ->
     r = np.asarray(reference_linear, dtype=np.float64)
     k = float((m * r).sum() / max(float((m * m).sum()), 1e-12))
     return k, delta_e_2000(_lab(np.clip(m * k, 0.0, 1.0)), _lab(r))
-
-
-def chart_correction(detection: ChartDetection, *, params: CalibrationParams | None = None) -> Correction:
-    """Fit the correction of a found chart (clipped patches excluded) and record its geometry.
-
-    Parameters
-    ----------
-    detection : ChartDetection
-        With ``found=True``.
-    params : CalibrationParams, optional
-        ``method``, ``degree``, ``terms``.
-
-    Returns
-    -------
-    Correction
-        ``kind="chart"``; per-patch residual lists have 24 entries, ``None`` for excluded patches.
-        With fewer usable patches than twice the number of terms the fit falls back to
-        ``linear3x3`` (noted).
-
-    Raises
-    ------
-    SkinImgError
-        Fewer than 6 usable (unclipped) patches.
-    """
-    params = params or CalibrationParams()
-    if not detection.found:
-        raise ValueError("chart_correction needs a found chart")
-    names = reference_chart(params.chart)[0]
-    ref = _reference_for(params)
-    use = ~np.asarray(detection.clipped, dtype=bool)
-    notes = []
-    if (~use).any():
-        notes.append("excluded clipped patches: " + ", ".join(f"{i + 1} {names[i]}" for i in np.flatnonzero(~use)))
-    if use.sum() < 6:
-        raise SkinImgError(f"chart found but only {int(use.sum())} patches are not clipped (need 6)")
-    method = params.method
-    n_terms = len(expansion_terms(method, degree=params.degree, terms=params.terms))
-    if use.sum() < 2 * n_terms and method != "linear3x3":
-        notes.append(f"only {int(use.sum())} usable patches for {n_terms} terms: used linear3x3 instead of {method}")
-        method = "linear3x3"
-    w = np.ones(len(use))
-    w[:2] = params.skin_weight
-    corr = fit_correction(detection.patch_rgb[use], ref[use], method=method, degree=params.degree, terms=params.terms,
-                          weights=None if params.skin_weight == 1.0 else w[use])
-    before = [None] * len(use)
-    after = [None] * len(use)
-    for k, i in enumerate(np.flatnonzero(use)):
-        before[i] = corr.patch_delta_e_before[k]
-        after[i] = corr.patch_delta_e_after[k]
-    mean_before = float(np.mean([v for v in before if v is not None]))
-    gain, de_gain = _exposure_gain(detection.patch_rgb[use], ref[use])
-    if mean_before <= params.keep_below:
-        ident = identity_correction(params=params)
-        corr.method, corr.matrix, corr.terms = "none", ident.matrix, ident.terms
-        corr.delta_e_after = dict(corr.delta_e_before)
-        after = list(before)
-        notes.append(f"chart already within {params.keep_below:g} mean CIEDE2000 of its reference "
-                     f"({mean_before:.2f}): photo left as it is")
-    elif params.keep_below > 0 and float(de_gain.mean()) <= params.keep_below:
-        # only the exposure differs: one gain, the same for R, G and B, keeps every chromaticity (and the
-        # skin's hue, which a full fit would shift), and makes the photo's brightness absolute
-        corr.method, corr.matrix, corr.terms = "gain", (gain * np.eye(3)).tolist(), list(_C3)
-        corr.delta_e_after = _stats(de_gain)
-        after = [None] * len(use)
-        for k, i in enumerate(np.flatnonzero(use)):
-            after[i] = float(de_gain[k])
-        notes.append(f"chart within {params.keep_below:g} mean CIEDE2000 of its reference after one exposure gain "
-                     f"x{gain:.4f} ({mean_before:.2f} -> {float(de_gain.mean()):.2f}): only that gain applied")
-    corr.patch_delta_e_before = before
-    corr.patch_delta_e_after = after
-    corr.patches_used = [int(i) + 1 for i in np.flatnonzero(use)]
-    corr.corners = np.asarray(detection.corners, dtype=np.float64).round(3).tolist()
-    corr.notes = notes + [f"chart found ({detection.n_detected} of 24 patches seen as squares; orientation fit dE00 {detection.score:.2f})"]
-    corr.params = params.to_dict()
-    return corr
