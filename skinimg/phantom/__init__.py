@@ -13,11 +13,14 @@ Modules: ``optics`` (the two-layer spectral skin model and its colour, with refe
 scene in its canonical frame), ``render`` (camera, :func:`render_phantom`,
 :func:`write_phantom`), ``treated`` (:func:`render_treated`: blood changed in one patch only, a
 split-face study), ``sets`` (named sets, :func:`write_set`), ``astronaut`` (a real
-photograph's hand-drawn skin mask).  The generator of the truth imports only
+photograph's hand-drawn skin mask), ``chartphoto`` (ColorChecker photos at any angle among clutter,
+with tone curves, for chart detection and fitting).  The generator of the truth imports only
 :mod:`skinimg.color` and :mod:`skinimg.io`, never the code it tests.
 """
 
 from .astronaut import ASTRONAUT_SKIN, astronaut_skin_mask
+from .chartphoto import (CASTS, CLUTTER_KINDS, TONE_CURVES, ChartPhoto, chart_reference_linear, render_chart_photo,
+                         render_clutter_photo, tone_encode)
 from .optics import (DEFAULT_OPTICS, ILLUMINANTS, WAVELENGTHS_NM, SkinOptics, chart_patch_names, illuminant_white,
                      ita_degrees, reflectance_to_linear_rgb, render_chart_patches, skin_linear_rgb, skin_reflectance)
 from .render import render_phantom, write_phantom
@@ -30,6 +33,14 @@ __all__ = [
     "cheek_patches",
     "patch_in",
     "polygon_mask",
+    "ChartPhoto",
+    "render_chart_photo",
+    "render_clutter_photo",
+    "chart_reference_linear",
+    "tone_encode",
+    "CLUTTER_KINDS",
+    "TONE_CURVES",
+    "CASTS",
     "ASTRONAUT_SKIN",
     "astronaut_skin_mask",
     "WAVELENGTHS_NM",
