@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import __version__
 from ..calibrate import MODES as CALIBRATION_MODES
-from ..calibrate import calibrate_image, chart_mask
+from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
 from ..indices import (COLORMAPS, INDEX_NAMES, IndexParams, UserIndexRunner, basis_digest, heatmap_background,
                        load_basis, load_user_indices, measure, render_heatmap, row_errors, summary_columns,
@@ -121,6 +121,10 @@ class AnalyzeParams:
         Also run the other second stage and fill the columns ``stage_agreement`` and ``mask_check``
         (``skinimg segment --check``; free with ``second_stage="both"``).  Does not change the mask or the
         numbers, so it is not hashed.
+    calibrate_params : CalibrationParams or None
+        How a chart is used when calibrating (reference values, correction model: ``--chart``,
+        ``--correction``, ``--reference``); None = the defaults.  Hashed only when given, so the defaults'
+        ``params_hash`` is unchanged.
     """
 
     segment_method: str = "model"
@@ -131,6 +135,7 @@ class AnalyzeParams:
     heatmap_max_side: int = 2048
     second_stage: str = "mlp"
     check: bool = False
+    calibrate_params: CalibrationParams | None = None
 
     def __post_init__(self):
         if self.calibration is None:
@@ -153,6 +158,8 @@ class AnalyzeParams:
         d.pop("check")
         if d["second_stage"] == "mlp":  # the default: hashes as before the option existed
             d.pop("second_stage")
+        if d["calibrate_params"] is None:  # likewise
+            d.pop("calibrate_params")
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
         h.update(self.indices.hash().encode())
         h.update(__version__.encode())
@@ -176,7 +183,8 @@ def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
     if params.calibration == "none":
         return rgb, None
     raw_skin = np.asarray(segment_photo(rgb, params).mask, dtype=bool)
-    return calibrate_image(rgb, mode=params.calibration, white=params.white, skin_mask=raw_skin)
+    return calibrate_image(rgb, mode=params.calibration, white=params.white, skin_mask=raw_skin,
+                           params=params.calibrate_params)
 
 
 def _float_or_nan(v) -> float:

@@ -12,13 +12,39 @@ from ..io import (DEFAULT_MAX_PIXELS, calibrated_path, calibration_path, load_im
                   write_csv, write_json, write_png)
 from .analyze import _discover
 
-__all__ = ["CSV_COLUMNS", "calibrate_file", "calibrate_paths"]
+__all__ = ["CSV_COLUMNS", "CSV_TEXT_COLUMNS", "calibrate_file", "calibrate_paths", "correction_row", "correction_message"]
 
-#: Columns of ``calibrate.csv`` (one row per input image).
+#: Columns of ``calibrate.csv`` (one row per input image).  CIEDE2000 figures are plain (unweighted) means and
+#: maxima over the chart patches used: before correction, after it (in-sample) and leave-one-patch-out (each
+#: patch predicted by the model fitted without it); ``skin_*`` over patches 1-2, ``neutral_*`` over 19-24.
 CSV_COLUMNS = (
     "image", "status", "error", "kind", "method",
     "delta_e_before_mean", "delta_e_before_max", "delta_e_after_mean", "delta_e_after_max",
+    "delta_e_loo_mean", "delta_e_loo_max", "skin_delta_e_before", "skin_delta_e_after", "skin_delta_e_loo",
+    "neutral_delta_e_loo", "warning",
 )
+#: The text columns of :data:`CSV_COLUMNS` (the others are numbers).
+CSV_TEXT_COLUMNS = ("image", "status", "error", "kind", "method", "warning")
+
+
+def correction_row(corr) -> dict:
+    """The :data:`CSV_COLUMNS` values of a :class:`~skinimg.calibrate.Correction` (``status`` ok)."""
+    return {"status": "ok", "error": "", "kind": corr.kind, "method": corr.method,
+            "delta_e_before_mean": corr.delta_e_before["mean"], "delta_e_before_max": corr.delta_e_before["max"],
+            "delta_e_after_mean": corr.delta_e_after["mean"], "delta_e_after_max": corr.delta_e_after["max"],
+            "delta_e_loo_mean": corr.delta_e_loo["mean"], "delta_e_loo_max": corr.delta_e_loo["max"],
+            "skin_delta_e_before": corr.skin_delta_e["before"], "skin_delta_e_after": corr.skin_delta_e["after"],
+            "skin_delta_e_loo": corr.skin_delta_e["loo"], "neutral_delta_e_loo": corr.neutral_delta_e["loo"],
+            "warning": corr.warning or ""}
+
+
+def correction_message(relpath: str, corr) -> str:
+    """The one line ``skinimg calibrate`` prints for a calibrated photo."""
+    if corr.kind != "chart":
+        return f"{relpath}: no chart found; used {corr.kind}"
+    b, a, lo = corr.delta_e_before, corr.delta_e_after, corr.delta_e_loo
+    return (f"{relpath}: chart found; CIEDE2000 mean {b['mean']:.2f} -> {a['mean']:.2f} (leave-one-out {lo['mean']:.2f}), "
+            f"max {b['max']:.2f} -> {a['max']:.2f} ({corr.method}, {len(corr.patches_used)} patches)")
 
 
 def calibrate_file(
@@ -57,7 +83,8 @@ def calibrate_file(
         A bad photo never raises; an output that cannot be written raises :class:`SkinImgError`.
     message : str
         One line for the user: ``"<image>: chart found; ..."``, ``"<image>: no chart found; used
-        gray_world"`` or ``"<image>: <reason>"`` for an error.
+        gray_world"`` or ``"<image>: <reason>"`` for an error.  A chart-quality warning is in
+        ``row["warning"]`` (the command prints it on stderr).
     """
     params = params or CalibrationParams()
     row = {k: None for k in CSV_COLUMNS}
@@ -74,18 +101,8 @@ def calibrate_file(
     # SkinImgError propagates and stops the run.
     write_png(calibrated_path(out_dir, out_stem), corrected)
     write_json(calibration_path(out_dir, out_stem), corr.to_dict())
-    row.update(
-        status="ok", error="", kind=corr.kind, method=corr.method,
-        delta_e_before_mean=corr.delta_e_before["mean"], delta_e_before_max=corr.delta_e_before["max"],
-        delta_e_after_mean=corr.delta_e_after["mean"], delta_e_after_max=corr.delta_e_after["max"],
-    )
-    if corr.kind == "chart":
-        b, a = corr.delta_e_before, corr.delta_e_after
-        msg = (f"{relpath}: chart found; CIEDE2000 mean {b['mean']:.2f} -> {a['mean']:.2f}, "
-               f"max {b['max']:.2f} -> {a['max']:.2f} ({corr.method}, {len(corr.patches_used)} patches)")
-    else:
-        msg = f"{relpath}: no chart found; used {corr.kind}"
-    return row, msg
+    row.update(correction_row(corr))
+    return row, correction_message(relpath, corr)
 
 
 def calibrate_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, white: Sequence[int] | None = None,

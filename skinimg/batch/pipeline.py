@@ -104,7 +104,10 @@ _INT = (int,)
 STAGES: dict[str, Stage] = {
     "calibrate": Stage("calibrate", "image", (), {
         "chart": Option("classic24", _STR, REFERENCE_CHARTS, "ColorChecker reference values"),
-        "method": Option("finlayson2015", _STR, CORRECTION_METHODS, "correction model"),
+        "method": Option("auto", _STR, CORRECTION_METHODS,
+                         "correction model (auto = chosen per photo by leave-one-patch-out error)"),
+        "reference": Option("", _STR, None, "your chart's measured values: JSON/CSV file (skinimg calibrate "
+                                            "--reference), relative to the working folder; empty = --chart's"),
         "require_chart": Option(False, _BOOL, None, "a photo without a chart is an error"),
         "fallback": Option("gray_world", _STR, FALLBACKS, "correction without a chart"),
         "exclude_chart": Option(True, _BOOL, None, "remove the chart's pixels from the skin mask"),

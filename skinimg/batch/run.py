@@ -51,7 +51,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,7 +59,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import __version__
-from ..calibrate import CalibrationParams, calibrate_image, chart_mask
+from ..calibrate import CalibrationParams, calibrate_image, chart_mask, load_reference
 from ..errors import SkinImgError
 from ..indices import IndexParams, basis_digest
 from ..io import (InputImage, calibrated_path, calibration_path, load_image, make_output_folder,
@@ -68,7 +68,7 @@ from ..report import ReportParams, build_report, parse_tolerance, regress
 from ..session import CompareParams
 from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error,
                       _measure_rows, _OutputFailure, _write, photo_status, segment_photo, write_maps)
-from .calibrate import CSV_COLUMNS
+from .calibrate import CSV_COLUMNS, CSV_TEXT_COLUMNS, correction_row
 from .executors import make_executor, result_of
 from .pipeline import Pipeline, check_available, load_pipeline
 from .roi import RoiLookup, RoiRef, roi_columns
@@ -89,8 +89,8 @@ def _table_spec(stage: str):
     if stage == "analyze":
         return "indices", "indices", ROW_COLUMNS, ROW_TYPES, ROW_KEY
     if stage == "calibrate":
-        return "calibrate", "calibrate", CSV_COLUMNS, {c: ("TEXT" if c in ("image", "status", "error", "kind", "method")
-                                                           else "REAL") for c in CSV_COLUMNS}, "image"
+        return "calibrate", "calibrate", CSV_COLUMNS, {c: ("TEXT" if c in CSV_TEXT_COLUMNS else "REAL")
+                                                       for c in CSV_COLUMNS}, "image"
     if stage == "segment":
         return "segment", "segment", SEGMENT_COLUMNS, {"image": "TEXT", "status": "TEXT", "error": "TEXT",
                                                        "skin_fraction": "REAL", "method": "TEXT",
@@ -122,6 +122,8 @@ class Plan:
         with the calibrate options when the pipeline calibrates.
     job_hash : str
         Hash of every per-image option (the resume key, with the input's SHA-256).
+    calibration : CalibrationParams or None
+        The calibrate stage's settings (its ``reference`` file read once, here).
     """
 
     stages: tuple
@@ -129,6 +131,7 @@ class Plan:
     analyze: object
     row_hash: str
     job_hash: str
+    calibration: object = None
 
     @property
     def max_pixels(self) -> int | None:
@@ -153,14 +156,22 @@ def make_plan(pipeline: Pipeline) -> Plan:
                                                 branch=a.get("branch", "auto")))
     ahash = aparams.hash()
     row_hash = ahash
+    cparams = None
     if "calibrate" in opts:
-        numeric = {k: v for k, v in opts["calibrate"].items() if k != "write_images"}
+        c = opts["calibrate"]
+        cparams = CalibrationParams(chart=c["chart"], method=c["method"], fallback=c["fallback"])
+        ref_file = c.pop("reference", "")  # hashed by its values (below), not by its file name
+        if ref_file:
+            values, source = load_reference(ref_file, label=ref_file)
+            cparams = replace(cparams, reference=tuple(map(tuple, values)), reference_source=source)
+            c["reference_values"] = np.round(values, 8).tolist()
+        numeric = {k: v for k, v in c.items() if k != "write_images"}
         row_hash = hashlib.sha256(json.dumps([ahash, numeric], sort_keys=True).encode()).hexdigest()[:12]
     key = {"stages": list(stages), "options": opts, "analyze": aparams.to_dict(), "analyze_hash": ahash,
            "basis": basis_digest(aparams.indices.basis_path) if "analyze" in opts else None,
            "version": __version__}
     job_hash = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Plan(stages=stages, options=opts, analyze=aparams, row_hash=row_hash, job_hash=job_hash)
+    return Plan(stages=stages, options=opts, analyze=aparams, row_hash=row_hash, job_hash=job_hash, calibration=cparams)
 
 
 def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
@@ -186,7 +197,7 @@ def _error_row(stage: str, image: str, reason: str, plan: Plan, roi: RoiRef | No
 def _calibrate_stage(rgb: np.ndarray, item: InputImage, plan: Plan, out: Path, tables: dict):
     """The calibrate stage: (corrected photo, correction, chart pixels to exclude from skin or None)."""
     o = plan.options["calibrate"]
-    cparams = CalibrationParams(chart=o["chart"], method=o["method"], fallback=o["fallback"])
+    cparams = plan.calibration
     raw_skin = None
     if not o["require_chart"] and o["fallback"] != "none":  # gray world / white patch must not look at skin
         raw_skin = np.asarray(segment_photo(rgb, plan.analyze).mask, dtype=bool)
@@ -198,9 +209,7 @@ def _calibrate_stage(rgb: np.ndarray, item: InputImage, plan: Plan, out: Path, t
     if o["write_images"]:
         _write(write_png, calibrated_path(out, item.stem_rel), rgb)
     row = {k: None for k in CSV_COLUMNS}
-    row.update(image=item.relpath, status="ok", error="", kind=corr.kind, method=corr.method,
-               delta_e_before_mean=corr.delta_e_before["mean"], delta_e_before_max=corr.delta_e_before["max"],
-               delta_e_after_mean=corr.delta_e_after["mean"], delta_e_after_max=corr.delta_e_after["max"])
+    row.update(image=item.relpath, **correction_row(corr))
     tables["calibrate"] = row
     exclude = chart_mask(rgb.shape, corr) if o["exclude_chart"] and corr.kind == "chart" else None
     return rgb, corr, exclude

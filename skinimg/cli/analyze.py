@@ -7,14 +7,15 @@ import sys
 import click
 
 from ..batch import CSV_COLUMNS, AnalyzeParams, RoiLookup, analyze_paths, calibrate_paths
-from ..calibrate import FALLBACKS, REFERENCE_CHARTS, CalibrationParams
+from ..calibrate import FALLBACKS, CalibrationParams
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..indices import BRANCHES, CHROMOPHORE_METHODS, IndexParams
 from .group import EXIT_PARTIAL, cli, is_quiet
-from .options import (calibrate_option, check_needs_model, check_option, echo_index_errors, echo_json_lines, flag_note,
-                      flags_computed, index_option, json_option, max_pixels_option, method_option, out_option,
-                      paths_argument, renamed_option, roi_files_options, roi_option, second_stage_option, user_specs,
-                      white_option, workers_option)
+from .options import (calibrate_option, calibration_params, calibration_settings, chart_option, check_needs_model,
+                      check_option, correction_help, echo_index_errors, echo_json_lines, flag_note, flags_computed,
+                      index_option, json_option, max_pixels_option, method_option, out_option, paths_argument,
+                      reference_option, renamed_option, roi_files_options, roi_option, second_stage_option,
+                      user_specs, white_option, workers_option)
 
 
 @cli.command("analyze")
@@ -35,6 +36,7 @@ from .options import (calibrate_option, check_needs_model, check_option, echo_in
               help="Brown/dark skin, where two skins share a colour: choose per photo from brightness (auto), or "
                    "hold one for a series of the same skin (compare/track share one per pair).")
 @calibrate_option("none")
+@calibration_settings
 @white_option("White/gray region (pixels) for --calibrate auto when no chart is found.")
 @click.option("--exclude", multiple=True, metavar="PATTERN",
               help="Skip files in folders whose relative name matches this shell pattern (e.g. 'truth/*'); "
@@ -46,7 +48,8 @@ from .options import (calibrate_option, check_needs_model, check_option, echo_in
 @max_pixels_option
 @index_option
 def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
-                calibration, white, exclude, roi, roi_dir, no_roi_files, max_pixels, user_index, index_timeout):
+                calibration, chart, correction, reference, white, exclude, roi, roi_dir, no_roi_files, max_pixels,
+                user_index, index_timeout):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
@@ -67,9 +70,11 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
     when any image failed or had no skin, or a user index failed.
     """
     check_needs_model(check, method)
+    cal = None if calibration == "none" else calibration_params(chart, correction, reference)
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores, branch=branch),
-                           second_stage=second_stage, check=check)
+                           second_stage=second_stage, check=check,
+                           calibrate_params=None if cal == CalibrationParams() else cal)
     summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
                             exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files),
                             indices=user_specs(user_index), index_timeout=index_timeout or None)
@@ -95,38 +100,42 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
 @cli.command("calibrate")
 @paths_argument
 @out_option()
-@click.option("--chart", type=click.Choice(REFERENCE_CHARTS), default="classic24", show_default=True,
-              help="ColorChecker Classic (24 patches) reference values: charts made after / before Nov 2014.")
+@chart_option
+@reference_option
 @white_option("White/gray region (pixels) used for white balance when no chart is found.")
 @click.option("--require-chart", is_flag=True, help="A photo without a chart is an error (status=error).")
 @renamed_option("--correction", "--method", "correction", type=click.Choice(CORRECTION_METHODS),
-                default="finlayson2015", show_default=True,
-                help="Correction model: root-polynomial degree 2, polynomial (10 terms) or 3x3 matrix.")
+                default="auto", show_default=True, help=correction_help)
 @click.option("--fallback", type=click.Choice(FALLBACKS), default="gray_world", show_default=True,
               help="Without a chart and without --white: gray world or brightest non-skin pixels, or none (leave "
                    "the photo as it is).")
 @max_pixels_option
 @json_option("the rows of calibrate.csv, one JSON object per line,")
-def calibrate_cmd(paths, out, chart, white, require_chart, correction, fallback, max_pixels, as_json):
+def calibrate_cmd(paths, out, chart, reference, white, require_chart, correction, fallback, max_pixels, as_json):
     """Colour-correct photos with the ColorChecker in the frame (or a fallback).
 
     Writes OUT/calibrated/<name>.png (corrected, same bit depth, no metadata),
     OUT/calibration/<name>.json (matrix, method, residuals, chart corners) and
-    OUT/calibrate.csv (one row per image).  Without a chart: --white region,
-    else --fallback (gray world on non-skin pixels by default); one line says which.  Exit code 2 when
-    some files failed.
+    OUT/calibrate.csv (one row per image: CIEDE2000 before, after and
+    leave-one-out).  A chart that does not match its reference after the fit
+    gets a one-line warning on stderr (measured values: --reference).  Without
+    a chart: --white region, else --fallback (gray world on non-skin pixels by
+    default); one line says which.  Exit code 2 when some files failed.
     """
     def progress(row, message):
         if row["status"] != "ok":
             click.echo(f"skinimg: {message}", err=True)
-        elif as_json:
+            return
+        if as_json:
             echo_json_lines([row], CSV_COLUMNS)
         else:
             click.echo(message)
+        if row.get("warning"):
+            click.echo(f"skinimg: {row['image']}: {row['warning']}", err=True)
 
+    params = calibration_params(chart, correction, reference, fallback=fallback)
     res = calibrate_paths(paths, out, white=white, require_chart=require_chart, max_pixels=max_pixels,
-                          params=CalibrationParams(chart=chart, method=correction, fallback=fallback),
-                          progress=progress)
+                          params=params, progress=progress)
     if res["n_error"]:
         click.echo(f"skinimg: {res['n_error']} of {res['n_images']} file(s) failed", err=True)
         sys.exit(EXIT_PARTIAL)

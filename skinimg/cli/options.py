@@ -14,13 +14,16 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from ..calibrate import METHODS as CORRECTION_METHODS
 from ..calibrate import MODES as CALIBRATION_MODES
+from ..calibrate import REFERENCE_CHARTS, CalibrationParams, load_reference
 from ..io import DEFAULT_MAX_PIXELS, dumps_json
 from ..segment import METHODS, SECOND_STAGES
 
 __all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "workers_option", "json_option", "method_option",
            "second_stage_option", "check_option", "calibrate_option", "white_option", "roi_option", "roi_files_options",
-           "no_roi_files_option", "renamed_option",
+           "no_roi_files_option", "renamed_option", "chart_option", "correction_help", "reference_option",
+           "calibration_settings", "calibration_params",
            "echo_json", "echo_json_lines", "check_needs_model", "flags_computed", "flag_note", "index_option",
            "user_specs", "echo_index_errors"]
 
@@ -50,7 +53,11 @@ OPTION_MEANINGS = (
     ("--format", "table format besides results.sqlite: csv or parquet"),
     ("--size", "photo size HEIGHTxWIDTH (synth)"),
     ("--preset", "benchmark preset: small or full (bench)"),
-    ("--correction", "colour-correction model of a chart: finlayson2015, cheung2004 or linear3x3 (calibrate)"),
+    ("--correction", "colour-correction model of a chart: auto (chosen per photo by leave-one-patch-out error), "
+                     "finlayson2015, cheung2004, linear3x3 or a tone-curve model (calibrate, analyze, compare, track)"),
+    ("--chart", "reference values of the ColorChecker Classic: charts made after / before Nov 2014"),
+    ("--reference", "a file (JSON or CSV) with the 24 patches' measured L*a*b* and illuminant, or sRGB: the user's own "
+                    "chart values, used instead of --chart's"),
     ("--image-format", "file format of rendered photos: jpg or png (synth)"),
     ("--index", "your own index NAME=module:function (or file.py:function, or NAME of an installed one), measured "
                 "beside the built-ins (analyze, bench; docs/agreement.md)"),
@@ -125,6 +132,40 @@ def calibrate_option(default: str):
     }
     return click.option("--calibrate", "calibration", type=click.Choice(CALIBRATION_MODES), default=default,
                         show_default=True, help=helps[default])
+
+
+def chart_option(f):
+    return click.option("--chart", type=click.Choice(REFERENCE_CHARTS), default="classic24", show_default=True,
+                        help="ColorChecker Classic (24 patches) reference values: charts made after / before Nov 2014.")(f)
+
+
+correction_help = ("Correction model of a chart: auto = chosen per photo by leave-one-patch-out error among gain, "
+                   "3x3, root-polynomial and tone-curve models; or one model (a tone_* model first fits a tone curve "
+                   "on the grey patches).")
+
+
+def reference_option(f):
+    return click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="Your chart's own values: JSON or CSV of the 24 patches' measured L*a*b* (with the "
+                             "illuminant; D50 if not given) or sRGB. Replaces --chart's published values.")(f)
+
+
+def calibration_settings(f):
+    """``--chart``, ``--correction`` and ``--reference``: how a chart in the photo is used (every command that can
+    calibrate: ``calibrate`` defines its own ``--chart``/``--correction`` to keep its deprecated ``--method``)."""
+    f = reference_option(f)
+    f = click.option("--correction", type=click.Choice(CORRECTION_METHODS), default="auto", show_default=True,
+                     help=correction_help)(f)
+    return chart_option(f)
+
+
+def calibration_params(chart: str = "classic24", correction: str = "auto", reference=None, **kwargs) -> CalibrationParams:
+    """The :class:`~skinimg.calibrate.CalibrationParams` of the shared options (``--reference`` read here: a bad file
+    is a one-line error naming it)."""
+    if reference is not None:
+        values, source = load_reference(reference, label=str(reference))
+        kwargs.update(reference=tuple(map(tuple, values)), reference_source=source)
+    return CalibrationParams(chart=chart, method=correction, **kwargs)
 
 
 def _parse_white(ctx, param, value):

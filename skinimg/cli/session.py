@@ -11,8 +11,10 @@ import click
 from ..batch import RoiLookup, compare_files, track
 from ..session import LIGHTING_MODES, CompareParams
 from .group import EXIT_PARTIAL, cli, is_quiet
-from .options import (calibrate_option, echo_json, json_option, max_pixels_option, method_option,
-                      no_roi_files_option, out_option, roi_files_options, roi_option, second_stage_option)
+from ..calibrate import CalibrationParams
+from .options import (calibrate_option, calibration_params, calibration_settings, echo_json, json_option,
+                      max_pixels_option, method_option, no_roi_files_option, out_option, roi_files_options, roi_option,
+                      second_stage_option)
 
 log = logging.getLogger("skinimg")
 
@@ -40,6 +42,7 @@ def _compare_options(f):
                      help="Widen the haemoglobin MDC by the melanin cross-talk measured on phantoms "
                           "(coefficient x |melanin change|, models/mdc.json), so a pigment change is not "
                           "called a change of redness.")(f)
+    f = calibration_settings(f)
     f = calibrate_option("auto")(f)
     f = click.option("--lighting", type=click.Choice(LIGHTING_MODES), default="auto", show_default=True,
                      help="Without a chart, normalise AFTER's linear RGB to BEFORE on unchanged pixels "
@@ -49,9 +52,12 @@ def _compare_options(f):
     return max_pixels_option(f)
 
 
-def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=True, second_stage="mlp"):
+def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=True, second_stage="mlp", chart="classic24",
+                    correction="auto", reference=None):
+    cal = None if calibration == "none" else calibration_params(chart, correction, reference)
     return CompareParams(segment_method=method, calibrate=calibration, lighting=lighting, mdc=mdc,
-                         max_pixels=max_pixels, crosstalk_allowance=crosstalk, second_stage=second_stage)
+                         max_pixels=max_pixels, crosstalk_allowance=crosstalk, second_stage=second_stage,
+                         calibrate_params=None if cal == CalibrationParams() else cal)
 
 
 @cli.command("compare")
@@ -63,8 +69,8 @@ def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=Tr
 @no_roi_files_option
 @json_option("comparison.json")
 @_compare_options
-def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_stage, calibration, lighting, mdc,
-                crosstalk, max_pixels):
+def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_stage, calibration, chart, correction,
+                reference, lighting, mdc, crosstalk, max_pixels):
     """Compare AFTER with BEFORE (same skin, two sessions).
 
     Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
@@ -77,7 +83,8 @@ def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_s
     (after - before). A failed registration is an error (exit 1): misaligned
     photos are never compared.
     """
-    params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage)
+    params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
+                             reference)
     ref = RoiLookup.from_options(roi, None, no_roi_files).resolve(before)
     doc = compare_files(before, after, out, roi=ref if ref.source != "none" else None, params=params)
     if as_json:
@@ -112,8 +119,8 @@ def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_s
                    "registration with the baseline; written to OUT/rois/<patient>/<site>/<session>.roi.json to check.")
 @_compare_options
 @json_option("the result as one JSON document (the rows of series.csv, pairs, failures, notes)")
-def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method, second_stage, calibration, lighting,
-              mdc, crosstalk, max_pixels, as_json):
+def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method, second_stage, calibration, chart,
+              correction, reference, lighting, mdc, crosstalk, max_pixels, as_json):
     """Compare every patient/site series in ROOT with its baseline and previous session.
 
     ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
@@ -135,7 +142,8 @@ def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method,
         elif not quiet and not as_json:
             click.echo(f"{label}: ok")
 
-    params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage)
+    params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
+                             reference)
     res = track(root, out, manifest=manifest, params=params, progress=progress,
                 rois=RoiLookup.from_options(None, roi_dir, no_roi_files), propagate_roi=propagate_roi)
     if as_json:

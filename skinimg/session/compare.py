@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..calibrate import MODES as CALIBRATION_MODES
-from ..calibrate import calibrate_image, chart_mask
+from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
 from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
 from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
@@ -67,6 +67,8 @@ class CompareParams:
         Photos declaring more pixels are refused before decoding.
     map_max_side : int
         Longer side of each photo in the PNG maps.
+    calibrate_params : CalibrationParams or None
+        How a chart is used (reference values, correction model); None = the defaults.
     """
 
     segment_method: str = "model"
@@ -85,6 +87,7 @@ class CompareParams:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     map_max_side: int = 1024
     second_stage: str = "mlp"
+    calibrate_params: CalibrationParams | None = None
 
     def __post_init__(self):
         if self.calibrate not in CALIBRATION_MODES:
@@ -120,7 +123,7 @@ def _segment(rgb: np.ndarray, p: CompareParams) -> np.ndarray:
     return np.asarray(seg.mask, dtype=bool)
 
 
-def _calibrate_pair(before: np.ndarray, after: np.ndarray, mode: str, notes: list):
+def _calibrate_pair(before: np.ndarray, after: np.ndarray, mode: str, notes: list, params: CalibrationParams | None = None):
     """(before, after, info, chart corrections or (None, None))."""
     info = {"mode": mode, "before": "none", "after": "none"}
     if mode == "none":
@@ -128,7 +131,7 @@ def _calibrate_pair(before: np.ndarray, after: np.ndarray, mode: str, notes: lis
     out, corr = [], []
     for which, rgb in (("BEFORE", before), ("AFTER", after)):
         try:
-            c_rgb, c = calibrate_image(rgb, mode="chart")
+            c_rgb, c = calibrate_image(rgb, mode="chart", params=params)
         except SkinImgError as exc:
             if mode == "chart":
                 raise SkinImgError(f"{which}: {exc.reason}") from None
@@ -187,7 +190,7 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     notes: list[str] = []
     before, after = check_rgb(before, what="BEFORE"), check_rgb(after, what="AFTER")
     try:
-        before, after, cal, corr = _calibrate_pair(before, after, p.calibrate, notes)
+        before, after, cal, corr = _calibrate_pair(before, after, p.calibrate, notes, p.calibrate_params)
     except SkinImgError as exc:
         raise SkinImgError(exc.reason, label) from None
     mask_b = _segment(before, p) if before_mask is None else np.asarray(before_mask, bool)
