@@ -91,15 +91,20 @@ def _neutral_linearised(meas: np.ndarray, ref: np.ndarray) -> np.ndarray | None:
     return out
 
 
+def _inputs(meas: np.ndarray, ref: np.ndarray, use: np.ndarray):
+    """The used patches' (measured, reference) colours, raw and neutral-linearised (when the grey row allows);
+    nothing when fewer than 8 patches are usable."""
+    if int(np.sum(use)) < 8:
+        return []
+    lin = _neutral_linearised(meas, ref)
+    return [(m[use], ref[use]) for m in ((meas,) if lin is None else (meas, lin))]
+
+
 def _cheap_score(meas: np.ndarray, ref: np.ndarray, use: np.ndarray) -> float:
     """First ranking of placements: mean CIE 1976 distance after a 3x3 least-squares fit, the lower of
     the raw and the neutral-linearised colours."""
     best = math.inf
-    lin = _neutral_linearised(meas, ref)
-    for m in (meas,) if lin is None else (meas, lin):
-        mm, rr = m[use], ref[use]
-        if mm.shape[0] < 8:
-            continue
+    for mm, rr in _inputs(meas, ref, use):
         sol, *_ = np.linalg.lstsq(mm, rr, rcond=None)
         best = min(best, float(np.linalg.norm(_lab(np.clip(mm @ sol, 0, 1)) - _lab(rr), axis=1).mean()))
     return best
@@ -112,11 +117,7 @@ def _placement_score(meas: np.ndarray, ref: np.ndarray, use: np.ndarray) -> floa
     chart or a non-linear tone curve still match; tiles, keyboards and other colour grids do not
     (measured: charts <= 10.2, chart-free clutter >= 14.6 on the development renders)."""
     best = math.inf
-    lin = _neutral_linearised(meas, ref)
-    for m in (meas,) if lin is None else (meas, lin):
-        mm, rr = m[use], ref[use]
-        if mm.shape[0] < 8:
-            continue
+    for mm, rr in _inputs(meas, ref, use):
         w = np.ones(len(mm))
         lab_r = _lab(rr)
         for _ in range(3):
