@@ -134,7 +134,7 @@ class CalibrationParams:
         ``"cheung2004"`` (polynomial), ``"linear3x3"`` (plain 3x3 matrix), ``"tone_grey3x3"``,
         ``"tone_linear3x3"``, ``"tone_finlayson2015"`` (a per-channel tone curve fitted on the
         neutral patches, then a grey-preserving 3x3, a 3x3 or a root-polynomial).  Whatever the
-        method, a correction that makes the skin or neutral patches worse under leave-one-out is not
+        method, a correction that makes the skin patches or the greys 20-23 worse under leave-one-out is not
         applied (noted).
     degree : int
         Root-polynomial degree for ``finlayson2015`` (1-4; 2 gives 6 terms).

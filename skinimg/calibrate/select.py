@@ -53,6 +53,10 @@ PREFERENCE = ("finlayson2015", "linear3x3", "tone_grey3x3", "tone_linear3x3", "t
 #: 0-based chart indices of the neutral (19-24) and skin (1 dark skin, 2 light skin) patches.
 NEUTRAL_PATCHES = np.arange(18, 24)
 SKIN_PATCHES = np.array([0, 1])
+#: The greys between white and black (20-23) that the improvement check uses: leaving out the white or the
+#: black patch makes any tone curve extrapolate beyond the range it was fitted on, which says nothing about
+#: colours inside that range, such as skin.
+_INNER_GREYS = np.arange(19, 23)
 _C3 = ["R", "G", "B"]
 #: A model replaces a preferred one only when its LOO mean is lower by more than this too (CIEDE2000): when
 #: every error is tiny, a negligible difference can exceed its standard error.
@@ -240,13 +244,13 @@ def choose_model(measured: np.ndarray, reference: np.ndarray, patch_index: np.nd
     -----
     The chosen model is the first of :data:`PREFERENCE` within one standard error of the lowest LOO
     mean (paired differences).  It is applied only if its LOO mean over the skin patches (1, 2) and over
-    the neutral patches (19-24) are both below their errors without correction; otherwise the next
-    model by LOO mean that passes is used, and if none does, the photo is left as it is.
+    the greys between white and black (20-23) are both below their errors without correction; otherwise
+    the next model by LOO mean that passes is used, and if none does, the photo is left as it is.
     """
     m = np.asarray(measured, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     idx = np.asarray(patch_index)
-    neutral, skin = np.isin(idx, NEUTRAL_PATCHES), np.isin(idx, SKIN_PATCHES)
+    neutral, skin, greys = np.isin(idx, NEUTRAL_PATCHES), np.isin(idx, SKIN_PATCHES), np.isin(idx, _INNER_GREYS)
     before = _delta_e(m, r)
     results = {}
     for name in methods:
@@ -263,16 +267,16 @@ def choose_model(measured: np.ndarray, reference: np.ndarray, patch_index: np.nd
     def helps(k):
         loo = results[k][2]
         return ((not skin.any() or loo[skin].mean() < before[skin].mean())
-                and (not neutral.any() or loo[neutral].mean() < before[neutral].mean()))
+                and (not greys.any() or loo[greys].mean() < before[greys].mean()))
 
     notes = []
     for k in order:
         if helps(k):
             if k != first:
-                notes.append(f"{first} would make the skin or neutral patches worse under leave-one-out; used {k}")
+                notes.append(f"{first} would make the skin or grey patches worse under leave-one-out; used {k}")
             model, ins, loo = results[k]
             return ModelChoice(k, model, before, ins, loo, loo_means, notes)
-    notes.append("no correction makes both the skin and the neutral patches better under leave-one-out "
+    notes.append("no correction makes both the skin and the grey patches better under leave-one-out "
                  f"({first}: skin {results[first][2][skin].mean() if skin.any() else float('nan'):.2f} vs "
                  f"{before[skin].mean() if skin.any() else float('nan'):.2f} uncorrected): photo left as it is")
     return ModelChoice("none", None, before, before, before, loo_means, notes)
@@ -331,7 +335,7 @@ def chart_correction(detection: ChartDetection, *, params: CalibrationParams | N
     -------
     Correction
         ``kind="chart"``; ``method`` the model applied (``"none"`` when the chart already matches or no
-        model makes both the skin and the neutral patches better under leave-one-out; ``"gain"`` when one
+        model makes both the skin patches and the greys 20-23 better under leave-one-out; ``"gain"`` when one
         exposure gain suffices); plain-mean CIEDE2000 before, after (in-sample) and leave-one-out, the
         skin and neutral patches separately; per-patch lists with 24 entries (``None`` for excluded
         patches); ``warning`` when the chart does not match its reference.
