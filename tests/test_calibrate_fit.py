@@ -283,3 +283,30 @@ def test_cli_reference_and_new_columns(tmp_path):
     bad = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "in"), "--out", str(tmp_path / "c"), "--reference",
                                    str(tmp_path / "missing.json")])
     assert bad.exit_code != 0 and "missing.json" in bad.output
+
+
+def test_reference_reaches_analyze_and_pipelines(tmp_path, monkeypatch):
+    """The same calibration settings everywhere: analyze takes --chart/--correction/--reference, a pipeline's
+    calibrate stage takes reference (read once, hashed by its values, a bad file named)."""
+    from skinimg.batch import make_plan, parse_pipeline
+
+    (tmp_path / "ref.json").write_text(json.dumps({"illuminant": "D50", "lab": _lab_d50()}))
+    shot = render_chart_photo(23, size_px=50, rot=200, tilt=30, curve="srgb", illuminant="A", shaded=False,
+                              gradient=0.0, clutter=0, long_side=1024)
+    write_png(tmp_path / "in" / "c.png", shot.image)
+    r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "a"), "--calibrate", "chart",
+                                 "--reference", str(tmp_path / "ref.json"), "--correction", "tone_linear3x3", "--no-maps"])
+    assert r.exit_code in (0, 2), r.output  # 2: a chart-only photo may have no skin
+    saved = json.loads((tmp_path / "a" / "calibration" / "c.json").read_text())
+    assert saved["method"] in ("tone_linear3x3", "none") and saved["params"]["method"] == "tone_linear3x3"
+    assert saved["params"]["reference_source"].endswith("CIELAB (D50), Bradford-adapted to D65")
+    np.testing.assert_allclose(saved["params"]["reference"], REF, atol=1e-6)
+    monkeypatch.chdir(tmp_path)
+    base = '[pipeline]\nstages = ["calibrate", "analyze"]\n'
+    plain = make_plan(parse_pipeline(base))
+    with_ref = make_plan(parse_pipeline(base + '[calibrate]\nreference = "ref.json"\n'))
+    assert plain.calibration.reference is None and with_ref.calibration.reference_source.startswith("ref.json: CIELAB")
+    np.testing.assert_allclose(with_ref.calibration.reference, REF, atol=1e-6)
+    assert with_ref.row_hash != plain.row_hash and with_ref.job_hash != plain.job_hash
+    with pytest.raises(SkinImgError, match="missing.json"):
+        make_plan(parse_pipeline(base + '[calibrate]\nreference = "missing.json"\n'))
