@@ -225,36 +225,56 @@ def _encode(ext: str, array: np.ndarray, params: Sequence[int] = ()) -> bytes:
     return buf.tobytes()
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray, *, compression: int = 6) -> Path:
+def write_png(path: str | os.PathLike, image: np.ndarray, *, compression: int = 6, fast: bool = False) -> Path:
     """Write an RGB (H, W, 3) or single-channel (H, W) uint8/uint16 image as PNG, atomically.
 
     The array is RGB; it is converted to OpenCV's BGR here.  No metadata is written.
     ``compression`` is zlib's level (0-9): 6 by default; 1 writes photographic
-    overlays about 3x faster for files about a quarter larger.
+    overlays about 3x faster for files about a quarter larger.  ``fast`` (for viewing aids such as
+    heatmaps; ``compression`` is then ignored): zlib level 1 with run-length matching and the "up" row
+    filter, measured 2-3x faster than level 1's defaults on heatmap overlays, and no larger
+    (docs/indices.md, "Map files").
     """
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"write_png needs uint8 or uint16, got {image.dtype}")
     arr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
-    return write_bytes(path, _encode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]))
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1 if fast else int(compression)]
+    if fast:
+        params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+            params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    return write_bytes(path, _encode(".png", arr, params))
+
+
+#: Bytes of uncompressed pixels per TIFF strip (Deflate restarts its dictionary at every strip).
+_TIFF_STRIP_BYTES = 1 << 20
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray, *, compress: bool = True) -> Path:
     """Write a single-channel float32 map (NaN allowed) or RGB image as TIFF, atomically.
 
-    ``compress``: lossless Deflate (TIFF compression 8, "Adobe Deflate") with horizontal
-    differencing (predictor 2; OpenCV's default for floats, the floating-point predictor 3,
-    is twice as slow and tifffile needs the optional imagecodecs package to read it).
-    Read by libtiff, Pillow, tifffile, ImageJ/Fiji, GDAL.  An index map of a 12-MP photo
-    with its NaN background shrinks from 48 MB to about 9 MB for about 0.35 s more CPU,
-    which writing the 40 MB saved costs anyway on most disks (each file is flushed).
+    ``compress``: lossless Deflate (TIFF compression 8, "Adobe Deflate"), zlib level 1, no predictor,
+    strips of about 1 MiB.  Read by libtiff, Pillow, tifffile (without the optional imagecodecs),
+    ImageJ/Fiji, GDAL; values come back bit for bit, NaN included.  Chosen by measurement on index
+    maps of real photos (docs/indices.md, "Map files"): OpenCV's defaults (one row per strip, level 6)
+    with horizontal differencing took 3x longer for files 45 % larger; differencing (predictor 2) and
+    the floating-point predictor (3) do not pay on these maps, whose values come from a table per
+    colour rather than a smooth field, and tifffile cannot read predictor 3 without imagecodecs.
     """
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32, copy=False)
-    params = [cv2.IMWRITE_TIFF_COMPRESSION, 8, cv2.IMWRITE_TIFF_PREDICTOR, 2] if compress else []
+    params = []
+    if compress:
+        row_bytes = max(1, array.itemsize * int(np.prod(array.shape[1:])))
+        params = [cv2.IMWRITE_TIFF_COMPRESSION, 8, cv2.IMWRITE_TIFF_PREDICTOR, 1]
+        for name, value in (("IMWRITE_TIFF_COMPRESSION_LEVEL", 1),  # OpenCV >= 4.11; else zlib's default level
+                            ("IMWRITE_TIFF_ROWSPERSTRIP", max(1, _TIFF_STRIP_BYTES // row_bytes))):
+            if hasattr(cv2, name):
+                params += [getattr(cv2, name), int(value)]
     return write_bytes(path, _encode(".tiff", array, params))
 
 
