@@ -1,11 +1,13 @@
 """Colour-mapped heatmaps of index maps over the (dimmed) photograph, with a labelled colour bar.
 
-Drawn with OpenCV only (``cv2.applyColorMap``, rectangles and ``cv2.putText``); no
+Drawn with OpenCV only (``cv2.applyColorMap``: a 256-entry colour table indexed by the 8-bit code of each value,
+at display size; the colour bar is drawn once per size and colour map; ``cv2.putText`` for the labels); no
 matplotlib.  Images are RGB uint8 in and out.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -82,6 +84,33 @@ def heatmap_background(rgb: np.ndarray, mask: np.ndarray, *, max_side: int | Non
     return (h, w, max_side, small, valid)
 
 
+def _colour_bar(h: int, colormap) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The dark side panel with the colour ramp and its frame (read-only; copy it to label it) and
+    ``(top, bottom, bar_x0, bar_w)`` for the tick labels.  Width ~ 1/5 of the height, at least 110 px.  Drawn once
+    per (height, OpenCV colour map number); a colour table given as an array is drawn each time."""
+    if isinstance(colormap, (int, np.integer)):
+        return _cached_colour_bar(h, int(colormap))
+    return _draw_colour_bar(h, colormap)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_colour_bar(h: int, colormap: int):
+    return _draw_colour_bar(h, colormap)
+
+
+def _draw_colour_bar(h: int, colormap):
+    panel_w = max(110, h // 5)
+    panel = np.full((h, panel_w, 3), 24, dtype=np.uint8)
+    top, bottom = int(0.12 * h), int(0.92 * h)
+    bar_x0, bar_w = int(0.1 * panel_w), max(8, int(0.22 * panel_w))
+    ramp = np.linspace(255, 0, max(2, bottom - top)).astype(np.uint8)[:, None]
+    bar = cv2.cvtColor(cv2.applyColorMap(np.repeat(ramp, bar_w, axis=1), colormap), cv2.COLOR_BGR2RGB)
+    panel[top:bottom, bar_x0 : bar_x0 + bar_w] = bar
+    cv2.rectangle(panel, (bar_x0, top), (bar_x0 + bar_w - 1, bottom - 1), (200, 200, 200), 1)
+    panel.setflags(write=False)
+    return panel, (top, bottom, bar_x0, bar_w)
+
+
 def render_heatmap(rgb: np.ndarray | None, values: np.ndarray, *, vmin: float | None = None,
                    vmax: float | None = None, title: str = "", colormap: int = cv2.COLORMAP_VIRIDIS,
                    dim: float = 0.35, max_side: int | None = 2048, background: tuple | None = None) -> np.ndarray:
@@ -139,18 +168,11 @@ def render_heatmap(rgb: np.ndarray | None, values: np.ndarray, *, vmin: float | 
     out = cv2.convertScaleAbs(img, alpha=float(dim))
     cv2.copyTo(coloured, np.ascontiguousarray(valid).view(np.uint8), out)
 
-    # Panel with the colour bar: width ~ 1/5 of the height, at least 110 px.
-    panel_w = max(110, h // 5)
-    panel = np.full((h, panel_w, 3), 24, dtype=np.uint8)
+    panel, (top, bottom, bar_x0, bar_w) = _colour_bar(h, colormap)
+    panel = panel.copy()
     font = cv2.FONT_HERSHEY_SIMPLEX
     fs = max(0.35, h / 1400.0)
     th = max(1, int(round(fs * 1.5)))
-    top, bottom = int(0.12 * h), int(0.92 * h)
-    bar_x0, bar_w = int(0.1 * panel_w), max(8, int(0.22 * panel_w))
-    ramp = np.linspace(255, 0, max(2, bottom - top)).astype(np.uint8)[:, None]
-    bar = cv2.cvtColor(cv2.applyColorMap(np.repeat(ramp, bar_w, axis=1), colormap), cv2.COLOR_BGR2RGB)
-    panel[top:bottom, bar_x0 : bar_x0 + bar_w] = bar
-    cv2.rectangle(panel, (bar_x0, top), (bar_x0 + bar_w - 1, bottom - 1), (200, 200, 200), 1)
     span = vmax - vmin
     for i in range(5):
         f = i / 4.0
