@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -202,18 +202,19 @@ def _embed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, int]) -
 
 
 def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None,
-            return_maps: bool = True) -> tuple[dict, dict | None]:
+            return_maps: bool | Collection[str] = True) -> tuple[dict, dict | None]:
     """Statistics row (+ maps) in one pass: what ``skinimg analyze`` runs per image.
 
     Equivalent to ``summarize(compute_maps(rgb, mask), mask)`` but with
     ``return_maps=False`` only the melanin map is built (for the spots), which keeps
     peak memory low on large photos.  The row also has ``chromophore_method`` (the
-    method actually used) and ``saturated_fraction``.
+    method actually used) and ``saturated_fraction``.  ``return_maps`` may also name the maps to build
+    (a subset of :data:`INDEX_NAMES`; the row is the same).
 
     Returns
     -------
     row : dict
-    maps : dict name -> float32 (H, W) map (NaN off skin), or None
+    maps : dict name -> float32 (H, W) map (NaN off skin), in :data:`INDEX_NAMES` order, or None
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
@@ -230,5 +231,9 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     maps = None
     if return_maps:
         del mel0
-        maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+        wanted = INDEX_NAMES if return_maps is True else set(return_maps)
+        unknown = set(wanted) - set(INDEX_NAMES)
+        if unknown:
+            raise ValueError(f"unknown map name(s) {sorted(unknown)} (maps: {', '.join(INDEX_NAMES)})")
+        maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES if name in wanted}
     return row, maps
