@@ -8,14 +8,21 @@ one thread, and 2 workers reached 1.30x instead of 1.66x the rate of one).
 :func:`map_jobs` runs a list of jobs and returns their results in order (``analyze`` and
 ``segment``); :func:`make_executor` gives the streaming executors of :func:`~skinimg.batch.run_pipeline`
 (``submit``, ``wait_any``, ``close``).
+
+A job may return a :class:`Deferred`: its result after some files are written (the maps of a photo).  In a
+worker process (pool or dask) the files are written at once, before the result goes back.  In this process
+(one worker) a :class:`BackgroundWriter` thread writes them while the next photo is measured: at most one
+photo's files wait, and a job's result (and its row) is ready only once its files are written, so a
+result that is committed or exported never points to a file not yet complete.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as _cf_wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
@@ -24,7 +31,58 @@ import cv2
 
 from ..errors import SkinImgError
 
-__all__ = ["init_worker", "limit_blas_threads", "map_jobs", "make_executor", "result_of"]
+__all__ = ["BackgroundWriter", "Deferred", "finish", "init_worker", "limit_blas_threads", "map_jobs", "make_executor",
+           "result_of"]
+
+
+class Deferred:
+    """A job's result that still has files to write: ``finish()`` writes them and returns the result.
+
+    ``finish`` must not raise for a problem of the photo (it returns an error row instead); it raises only what
+    stops the run (an output that cannot be written).
+    """
+
+    __slots__ = ("finish",)
+
+    def __init__(self, finish: Callable[[], object]):
+        self.finish = finish
+
+
+def finish(result):
+    """``result``, its files written now when it is a :class:`Deferred`."""
+    return result.finish() if isinstance(result, Deferred) else result
+
+
+def _run_now(fn: Callable, arg):
+    """In a worker process: the job and its files, so only a plain result crosses to the parent."""
+    return finish(fn(arg))
+
+
+class BackgroundWriter:
+    """One thread that finishes :class:`Deferred` results while the caller computes the next job.
+
+    :meth:`submit` returns a :class:`~concurrent.futures.Future` of the result.  At most one result is being
+    written: submitting the next waits for the previous one (so memory holds at most two photos' maps), and
+    re-raises its exception at once (an output that cannot be written stops the run before more work).
+    """
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skinimg-writer")
+        self._last: Future | None = None
+
+    def submit(self, result) -> Future:
+        if self._last is not None:
+            self._last.result()
+        if not isinstance(result, Deferred):
+            f: Future = Future()
+            f.set_result(result)
+            return f
+        self._last = self._pool.submit(result.finish)
+        return self._last
+
+    def close(self) -> None:
+        """Wait for the file being written (an interrupted run leaves no partial file: writes are atomic)."""
+        self._pool.shutdown(wait=True)
 
 
 def init_worker() -> None:
@@ -47,22 +105,26 @@ def map_jobs(fn: Callable, jobs: Sequence, workers: int | None = None) -> list:
     """``[fn(job) for job in jobs]``, in worker processes when there are several jobs and workers.
 
     ``workers`` (default: CPU count) processes of the spawn start method, each initialised by
-    :func:`init_worker`; one job or ``workers=1`` runs here, with the BLAS on one thread.  ``fn`` and the jobs must
+    :func:`init_worker`; one job or ``workers=1`` runs here, with the BLAS on one thread, and the files of a
+    :class:`Deferred` result are written by a :class:`BackgroundWriter` meanwhile.  ``fn`` and the jobs must
     be picklable.  Results come back in the order of ``jobs``.  An exception (an output that cannot be written, or
     Ctrl-C) cancels the jobs not yet started and propagates.
     """
     n_workers = min(len(jobs), workers or os.cpu_count() or 1)
     if n_workers <= 1:
         blas = limit_blas_threads(1)
+        writer = BackgroundWriter()
         try:
-            return [fn(j) for j in jobs]
+            futures = [writer.submit(fn(j)) for j in jobs]
+            return [f.result() for f in futures]
         finally:
+            writer.close()
             if blas is not None:
                 blas.restore_original_limits()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=init_worker) as ex:
         try:
-            return list(ex.map(fn, jobs, chunksize=1))
+            return list(ex.map(functools.partial(_run_now, fn), jobs, chunksize=1))
         except BaseException:  # output not writable (or Ctrl-C): do not process the remaining jobs
             ex.shutdown(wait=True, cancel_futures=True)
             raise
@@ -71,30 +133,34 @@ def map_jobs(fn: Callable, jobs: Sequence, workers: int | None = None) -> list:
 # ----------------------------------------------------------------------------- executors
 
 class _InlineExecutor:
-    """``--workers 1``: run each job in this process when submitted (OpenCV single-threaded meanwhile)."""
+    """``--workers 1``: run each job in this process when submitted (OpenCV single-threaded meanwhile); the files
+    of a :class:`Deferred` result are written by a :class:`BackgroundWriter` while the next job runs."""
 
     slots = 1
-    window = 1  # the job already ran: commit it before the next one starts
+    window = 2  # the job already ran; its files may still be written while the next one runs
 
     def __init__(self):
         self._threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         self._blas = limit_blas_threads(1)
+        self._writer = BackgroundWriter()
 
     def submit(self, fn, arg) -> Future:
-        f: Future = Future()
         try:
-            f.set_result(fn(arg))
+            return self._writer.submit(fn(arg))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
+            f: Future = Future()
             f.set_exception(exc)
-        return f
+            return f
 
     def wait_any(self, pending: set) -> tuple[set, set]:
-        return set(pending), set()
+        done, rest = _cf_wait(pending, return_when=FIRST_COMPLETED)
+        return done, rest
 
     def close(self, cancel: bool = False) -> None:
+        self._writer.close()
         cv2.setNumThreads(self._threads)
         if self._blas is not None:
             self._blas.restore_original_limits()
@@ -109,7 +175,7 @@ class _LocalExecutor:
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
 
     def submit(self, fn, arg) -> Future:
-        return self.pool.submit(fn, arg)
+        return self.pool.submit(_run_now, fn, arg)
 
     def wait_any(self, pending: set) -> tuple[set, set]:
         done, rest = _cf_wait(pending, return_when=FIRST_COMPLETED)
@@ -160,7 +226,7 @@ class _DaskExecutor:
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, fn, arg):
-        return self.client.submit(fn, arg, pure=False)
+        return self.client.submit(_run_now, fn, arg, pure=False)
 
     def wait_any(self, pending: set) -> tuple[set, set]:
         with self.client.as_current():
