@@ -67,7 +67,7 @@ def _read_csv(p):
 def test_analyze_image_row_and_maps(tmp_path):
     img, skin = _photo(3)
     write_png(tmp_path / "x.png", img)
-    row, maps = A.analyze_image(tmp_path / "x.png")
+    row, maps = A.analyze_image(tmp_path / "x.png", maps="all")
     assert row["status"] == "ok" and row["error"] is None and row["image"] == "x.png"
     assert (row["width"], row["height"]) == (160, 120)
     assert row["skin_fraction"] == pytest.approx(skin.mean(), abs=1e-9)
@@ -127,8 +127,10 @@ def test_cli_analyze_writes_tables_maps_and_exit_2(inputs, tmp_path):
     assert [x["image"] for x in t] == [x["image"] for x in rows]
     assert t[0]["erythema_index"] == float(rows[0]["erythema_index"])
 
-    # maps: float32 TIFF with NaN off skin, PNG heatmap with a colour-bar panel
-    for name in I.INDEX_NAMES:
+    # maps: float32 TIFF with NaN off skin, PNG heatmap with a colour-bar panel (the default set only)
+    written = sorted(p.name for p in (out / "maps" / "visit").iterdir())
+    assert written == sorted(f"b_{n}.{ext}" for n in A.DEFAULT_MAPS for ext in ("tif", "png"))
+    for name in A.DEFAULT_MAPS:
         tif = cv2.imread(str(out / "maps" / "visit" / f"b_{name}.tif"), cv2.IMREAD_UNCHANGED)
         assert tif.dtype == np.float32 and tif.shape == (120, 160)
         _, skin = _photo(1)

@@ -12,8 +12,8 @@ Modules: ``analyze`` (:class:`AnalyzeParams`, :func:`analyze_image`, :func:`anal
 region of interest, propagated ROI files).
 """
 
-from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, TABLE, AnalyzeParams, analyze_image, analyze_paths, photo_status,
-                      segment_photo, write_maps)
+from .analyze import (DEFAULT_MAPS, MAP_SETS, ROW_COLUMNS, ROW_KEY, ROW_TYPES, TABLE, AnalyzeParams, analyze_image,
+                      analyze_paths, map_names, photo_status, segment_photo, write_maps)
 from .calibrate import CSV_COLUMNS, calibrate_file, calibrate_paths
 from .compare import MAP_FILES, compare_files
 from .executors import init_worker, limit_blas_threads, make_executor, map_jobs
@@ -48,6 +48,9 @@ __all__ = [
     "TABLE",
     "TABLES",
     "analyze_image",
+    "DEFAULT_MAPS",
+    "MAP_SETS",
+    "map_names",
     "analyze_paths",
     "AnalyzeParams",
     "calibrate_file",

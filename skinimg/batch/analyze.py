@@ -11,8 +11,9 @@ Outputs of :func:`analyze_paths` under ``out``:
                            ROI regions has its whole-skin row and one row per region (column ``region``)
 ``results.sqlite``         the same rows, table ``indices``, upserted by ``image`` and ``region``
 ``indices.parquet``        the same rows, with ``formats`` containing ``"parquet"``
-``analyze.json``           parameters, their hash, skinimg version, counts
-``maps/<stem>_<index>.tif``  float32 map, NaN off skin (unless ``maps=False``)
+``analyze.json``           parameters, their hash, skinimg version, counts, the maps written
+``maps/<stem>_<index>.tif``  float32 map, NaN off skin, for the indices of ``maps`` (:data:`DEFAULT_MAPS` unless
+                           asked otherwise, :func:`map_names`)
 ``maps/<stem>_<index>.png``  heatmap over the dimmed photo with a colour bar
 
 User indices (``indices=``, :mod:`skinimg.indices.user`) add their columns (``NAME``, ``NAME_median``,
@@ -31,32 +32,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import cv2
 import numpy as np
 
 from .. import __version__
 from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
-from ..indices import (COLORMAPS, INDEX_NAMES, IndexParams, UserIndexRunner, basis_digest, heatmap_background,
-                       load_basis, load_user_indices, measure, render_heatmap, row_errors, summary_columns,
-                       user_columns)
+from ..indices import (IndexParams, UserIndexRunner, basis_digest, load_basis, load_user_indices, measure, row_errors,
+                       summary_columns, user_columns)
 from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
-                  map_paths, reason_text, remove_stale_temp_files, write_json, write_png, write_tiff)
+                  reason_text, remove_stale_temp_files, write_json)
 from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, require_both_stages,
                        segment_skin)
-from .executors import map_jobs
+from .executors import Deferred, map_jobs
+from .maps import DEFAULT_MAPS, MAP_SETS, map_names, write_maps
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, fit_roi, roi_columns
 from .store import SQLITE_NAME, export_csv, export_parquet, require_parquet, upsert_rows
 
 __all__ = [
     "AnalyzeParams",
+    "DEFAULT_MAPS",
+    "MAP_SETS",
     "ROW_COLUMNS",
     "ROW_KEY",
     "ROW_TYPES",
     "TABLE",
     "analyze_image",
     "analyze_paths",
+    "map_names",
     "photo_status",
     "segment_photo",
     "write_maps",
@@ -87,7 +90,6 @@ ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_metho
                                       "roi_source")})
 ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count",
                                          "roi_pixels")})
-
 
 @dataclass(frozen=True)
 class AnalyzeParams:
@@ -209,7 +211,7 @@ def _as_item(item_or_path) -> InputImage:
     return InputImage(path=p, relpath=p.name)
 
 
-def _analyze(item: InputImage, params: AnalyzeParams, want_maps: bool, params_hash: str,
+def _analyze(item: InputImage, params: AnalyzeParams, want_maps: tuple, params_hash: str,
              correction: list | None = None, roi: RoiRef | None = None, user: UserIndexRunner | None = None):
     """(rows, maps or None, rgb or None); SkinImgError becomes a status=error row.
 
@@ -272,10 +274,11 @@ def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, seg
 
 
 def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
-                 params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None,
+                 params: AnalyzeParams, want_maps: tuple, params_hash: str, *, corr=None, seg=None,
                  user: UserIndexRunner | None = None):
     """The analyze step after loading and segmentation (shared with :mod:`skinimg.batch`).
 
+    ``want_maps`` names the maps to return (:func:`map_names`; empty: none).
     ``rgb`` is the (calibrated) photo, ``meta`` its :class:`~skinimg.io.ImageMeta`, ``mask``
     the (H, W) skin mask, ``corr`` the :class:`~skinimg.calibrate.Correction` applied (or None), ``seg`` the
     :class:`~skinimg.segment.SegmentResult` (its ``flag_columns`` fill ``stage_agreement`` and ``mask_check``),
@@ -306,7 +309,7 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
         row.update(base)
         return row, None, None
     try:
-        stats, maps = measure(rgb, mask, params=params.indices, return_maps=want_maps)
+        stats, maps = measure(rgb, mask, params=params.indices, return_maps=tuple(want_maps or ()))
     except SkinImgError as exc:
         return _empty_row(item.relpath, "error", exc.reason, params_hash), None, None
     row = {c: float("nan") for c in ROW_COLUMNS}
@@ -323,7 +326,7 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
     return row, maps, (rgb if want_maps else None)
 
 
-def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bool = True) -> tuple[dict, dict | None]:
+def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps=True) -> tuple[dict, dict | None]:
     """Analyze one photograph: load -> (calibrate) -> segment -> indices -> row.
 
     Parameters
@@ -332,8 +335,8 @@ def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bo
         An :class:`~skinimg.io.InputImage` (its ``relpath`` names the row) or a path
         (named by its file name).
     params : AnalyzeParams, optional
-    maps : bool
-        Also return the per-pixel maps.
+    maps : bool, str or sequence of str
+        Also return these per-pixel maps (:func:`map_names`: True = :data:`DEFAULT_MAPS`, ``"all"``, names).
 
     Returns
     -------
@@ -345,21 +348,8 @@ def analyze_image(item_or_path, *, params: AnalyzeParams | None = None, maps: bo
     maps : dict name -> float32 (H, W) map, NaN off skin, or None (not requested / not ok)
     """
     params = params or AnalyzeParams()
-    rows, m, _ = _analyze(_as_item(item_or_path), params, maps, params.hash())
+    rows, m, _ = _analyze(_as_item(item_or_path), params, map_names(maps), params.hash())
     return rows[0], m
-
-
-def write_maps(out: str | os.PathLike, stem: str, rgb: np.ndarray, maps: dict, params: AnalyzeParams) -> None:
-    """``maps/<stem>_<index>.tif`` (float32, NaN off skin) and ``.png`` (heatmap over the dimmed photo) of every index
-    (:func:`skinimg.io.map_paths`), the built-ins then any user index in ``maps``; the photo and mask are resized
-    once for all the heatmaps."""
-    bg = heatmap_background(rgb, np.isfinite(maps[INDEX_NAMES[0]]), max_side=params.heatmap_max_side)
-    for name in list(INDEX_NAMES) + [n for n in maps if n not in INDEX_NAMES]:
-        tif, png = map_paths(out, stem, name)
-        write_tiff(tif, maps[name])
-        overlay = render_heatmap(rgb, maps[name], title=name, colormap=COLORMAPS.get(name, cv2.COLORMAP_VIRIDIS),
-                                 max_side=params.heatmap_max_side, background=bg)
-        write_png(png, overlay, compression=1)  # a viewing aid: speed over the last 20 % of size
 
 
 class _OutputFailure(Exception):
@@ -384,22 +374,11 @@ def _internal_error(item: InputImage, exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {reason}"
 
 
-def _run_one(job) -> list[dict]:
-    """Worker: analyze one image, write its maps, return its rows (one, or one per ROI region besides the whole skin).
-
-    A bad input never raises (it is a status=error row); an output that cannot be
-    written raises :class:`SkinImgError` (the run stops: disk full, read-only folder).
-    """
-    item, params, out, want_maps, params_hash, roi, user_job = job
+def _guarded(item: InputImage, params_hash: str, roi: RoiRef | None, fn, *args):
+    """``fn(*args)`` (rows, or a :class:`Deferred` of them); a problem of this photo becomes its error row, an
+    :class:`_OutputFailure` stops the run (:class:`SkinImgError`)."""
     try:
-        user = _user_runner(user_job, params) if user_job else None
-        corrections: list = []
-        rows, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections, roi, user=user)
-        if corrections:
-            _write(write_json, calibration_path(out, item.stem_rel), corrections[0].to_dict())
-        if want_maps and maps is not None:
-            _write(write_maps, out, item.stem_rel, rgb, maps, params)
-        return rows
+        return fn(*args)
     except _OutputFailure as exc:
         raise SkinImgError(str(exc)) from None
     except SkinImgError as exc:
@@ -436,6 +415,37 @@ def _user_runner(user_job: tuple, params: AnalyzeParams) -> UserIndexRunner:
     return _RUNNERS[user_job]
 
 
+def _measure_one(item: InputImage, params: AnalyzeParams, out: str, want_maps: tuple, params_hash: str,
+                 roi: RoiRef | None, user_job: tuple | None):
+    """The rows of one photo, or a :class:`Deferred` of them when its maps are still to write."""
+    user = _user_runner(user_job, params) if user_job else None
+    corrections: list = []
+    rows, maps, rgb = _analyze(item, params, want_maps, params_hash, corrections, roi, user=user)
+    if corrections:
+        _write(write_json, calibration_path(out, item.stem_rel), corrections[0].to_dict())
+    if want_maps and maps is not None:
+        maps_job = (out, item.stem_rel, rgb, maps, params)
+        return Deferred(lambda: _guarded(item, params_hash, roi, _write_then, rows, maps_job))
+    return rows
+
+
+def _write_then(rows: list[dict], maps_job: tuple) -> list[dict]:
+    _write(write_maps, *maps_job)
+    return rows
+
+
+def _run_one(job) -> list[dict] | Deferred:
+    """Worker: analyze one image and return its rows (one, or one per ROI region besides the whole skin), with its
+    maps still to write (a :class:`Deferred`, written by the executor: at once in a worker process, meanwhile on a
+    writer thread in this one).
+
+    A bad input never raises (it is a status=error row); an output that cannot be
+    written raises :class:`SkinImgError` (the run stops: disk full, read-only folder).
+    """
+    item, params, out, want_maps, params_hash, roi, user_job = job
+    return _guarded(item, params_hash, roi, _measure_one, item, params, out, want_maps, params_hash, roi, user_job)
+
+
 def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -> list[InputImage]:
     """:func:`skinimg.io.discover_images`; none found is a one-line error naming the inputs."""
     items = discover_images(paths, exclude=exclude)
@@ -445,7 +455,7 @@ def _discover(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -
 
 
 def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, params: AnalyzeParams | None = None,
-                  workers: int | None = None, maps: bool = True, formats: Iterable[str] = ("csv",),
+                  workers: int | None = None, maps=True, formats: Iterable[str] = ("csv",),
                   exclude: Sequence[str] = (), roi: RoiLookup | None = None, indices: Sequence = (),
                   index_timeout: float | None = 60.0) -> dict:
     """Analyze every image under ``paths`` and write the results under ``out``.
@@ -460,8 +470,10 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     workers : int, optional
         Worker processes (default: CPU count); 1 runs in this process.  Output is
         identical whatever the number of workers.
-    maps : bool
-        Write ``maps/<stem>_<index>.tif`` and ``.png`` for every ``ok`` image.
+    maps : bool, str or sequence of str
+        Which ``maps/<stem>_<index>.tif`` and ``.png`` to write for every ``ok`` image (:func:`map_names`:
+        True = :data:`DEFAULT_MAPS`, ``"all"``, ``"none"``, index names).  With one worker they are written on
+        a thread while the next photo is measured.
     formats : iterable of {"csv", "parquet"}
         ``indices.csv`` and ``results.sqlite`` are always written; ``"parquet"`` adds
         ``indices.parquet``.
@@ -495,6 +507,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     """
     t0 = time.perf_counter()
     params = params or AnalyzeParams()
+    want_maps = map_names(maps)
     formats = set(formats)
     unknown = formats - {"csv", "parquet"}
     if unknown:
@@ -517,7 +530,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     roi = roi if roi is not None else RoiLookup()
     params_hash = params.hash()  # also loads the basis: a missing basis fails before any work
     out = make_output_folder(out)  # and removes the temporary files of a killed run
-    jobs = [(item, params, os.fspath(out), maps, params_hash, roi.item(item), user_job) for item in items]
+    jobs = [(item, params, os.fspath(out), want_maps, params_hash, roi.item(item), user_job) for item in items]
     per_photo = map_jobs(_run_one, jobs, workers)
     rows = [r for photo in per_photo for r in photo]
     for r in rows:
@@ -556,7 +569,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         "n_ok": counts["ok"],
         "n_no_skin": counts["no_skin"],
         "n_error": counts["error"],
-        "maps": bool(maps),
+        "maps": list(want_maps),
         "formats": sorted(formats | {"csv", "sqlite"}),
         "columns": list(columns),
     }

@@ -53,6 +53,7 @@ from ..errors import SkinImgError
 from ..indices import BRANCHES, CHROMOPHORE_METHODS
 from ..segment import METHODS as SEGMENT_METHODS
 from ..segment import SECOND_STAGES
+from .maps import map_names
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -129,7 +130,9 @@ STAGES: dict[str, Stage] = {
         "chromophores": Option("basis", _STR, CHROMOPHORE_METHODS, "haemoglobin/melanin separation"),
         "branch": Option("auto", _STR, BRANCHES,
                          "brown/dark skin twin: per photo (auto) or held for a series"),
-        "maps": Option(True, _BOOL, None, "write maps/<stem>_<index>.tif and .png"),
+        "maps": Option(True, (bool, str, list), None,
+                       "maps/<stem>_<index>.tif and .png to write: true (hemoglobin, melanin, erythema_index), "
+                       "false, \"all\", \"none\" or a list of index names"),
     }, "redness and pigmentation indices (the rows of indices.csv)"),
     "track": Stage("track", "batch", (), {
         "manifest": Option(None, _STR, None, "CSV manifest patient,site,session,image[,roi] (default: folder layout)"),
@@ -313,6 +316,11 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
     if roi["propagate"] and "track" not in stages:
         raise SkinImgError("roi.propagate carries ROIs along the series of the track stage: add 'track' to "
                            "pipeline.stages", source)
+    if "analyze" in stages:
+        try:
+            map_names(options["analyze"]["maps"])
+        except SkinImgError as exc:
+            raise SkinImgError(f"analyze.maps: {exc.reason}", source) from None
     if "regress" in stages and "analyze" not in stages:
         raise SkinImgError("stage 'regress' checks indices.csv: add 'analyze' to pipeline.stages", source)
     if "analyze" in stages and "segment" in stages and "method" in doc.get("analyze", {}):

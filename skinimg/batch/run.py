@@ -67,9 +67,9 @@ from ..io import (InputImage, calibrated_path, calibration_path, load_image, mak
 from ..report import ReportParams, build_report, parse_tolerance, regress
 from ..session import CompareParams
 from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error,
-                      _measure_rows, _OutputFailure, _write, photo_status, segment_photo, write_maps)
+                      _measure_rows, _OutputFailure, _write, map_names, photo_status, segment_photo, write_maps)
 from .calibrate import CSV_COLUMNS, CSV_TEXT_COLUMNS, correction_row
-from .executors import make_executor, result_of
+from .executors import Deferred, finish, make_executor, result_of
 from .pipeline import Pipeline, check_available, load_pipeline
 from .roi import RoiLookup, RoiRef, roi_columns
 from .segment import SEGMENT_COLUMNS, roi_union
@@ -215,7 +215,8 @@ def _calibrate_stage(rgb: np.ndarray, item: InputImage, plan: Plan, out: Path, t
     return rgb, corr, exclude
 
 
-def _process(item: InputImage, plan: Plan, out: Path, tables: dict, roi: RoiRef | None) -> None:
+def _process(item: InputImage, plan: Plan, out: Path, tables: dict, roi: RoiRef | None, later: list) -> None:
+    """The per-image stages; the maps' writing (which sets ``tables["analyze"]``) is appended to ``later``."""
     rgb, meta = load_image(item.path, max_pixels=plan.max_pixels, label=item.relpath)
     exclude = corr = seg = mask = None
     if "calibrate" in plan.stages:
@@ -237,12 +238,16 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict, roi: RoiRef 
                              "skin_fraction": n / float(mask.size), "method": seg.method, **seg.flag_columns,
                              **roi_cols}
     if "analyze" in plan.stages:
-        want_maps = bool(plan.options["analyze"]["maps"])
+        want_maps = map_names(plan.options["analyze"]["maps"])
         rows, maps, rgb_out = _measure_rows(item, rgb, meta, mask, seg.method, plan.analyze, want_maps, plan.row_hash,
                                             corr=corr, seg=seg, roi=roi)
         if want_maps and maps is not None:
-            _write(write_maps, out, item.stem_rel, rgb_out, maps, plan.analyze)
-        tables["analyze"] = rows
+            def write():
+                _write(write_maps, out, item.stem_rel, rgb_out, maps, plan.analyze)
+                tables["analyze"] = rows
+            later.append(write)
+        else:
+            tables["analyze"] = rows
 
 
 def process_image(item: InputImage, plan: Plan, out: str | os.PathLike, roi: RoiRef | None = None) -> dict:
@@ -271,19 +276,25 @@ def process_image(item: InputImage, plan: Plan, out: str | os.PathLike, roi: Roi
     SkinImgError
         When an output cannot be written (full disk, read-only folder): the run stops.
     """
-    out = Path(out)
-    tables: dict[str, dict] = {}
-    reason = None
+    return finish(_process_job(item, plan, Path(out), roi))
+
+
+def _guard(item: InputImage, fn) -> str | None:
+    """Run ``fn()``: None, or the reason of this photo's failure; an output that cannot be written stops the run."""
     try:
-        _process(item, plan, out, tables, roi)
+        fn()
     except _OutputFailure as exc:
         raise SkinImgError(str(exc)) from None
     except SkinImgError as exc:
-        reason = exc.reason
+        return exc.reason
     except MemoryError:
-        reason = "out of memory (try a smaller pipeline.max_pixels or fewer --workers)"
+        return "out of memory (try a smaller pipeline.max_pixels or fewer --workers)"
     except Exception as exc:  # a bug or an exotic file must not stop the batch; the row says what happened
-        reason = _internal_error(item, exc)
+        return _internal_error(item, exc)
+    return None
+
+
+def _result(item: InputImage, plan: Plan, tables: dict, reason: str | None, roi: RoiRef | None) -> dict:
     if reason is not None:
         for s in plan.stages:
             if s not in tables:
@@ -298,9 +309,19 @@ def _rows(rows) -> list:
     return rows if isinstance(rows, list) else [rows]
 
 
-def _run_job(job) -> dict:
+def _process_job(item: InputImage, plan: Plan, out: Path, roi: RoiRef | None) -> dict | Deferred:
+    """:func:`process_image`, with the maps still to write (a :class:`~skinimg.batch.executors.Deferred`)."""
+    tables: dict[str, dict] = {}
+    later: list = []
+    reason = _guard(item, lambda: _process(item, plan, out, tables, roi, later))
+    if reason is None and later:
+        return Deferred(lambda: _result(item, plan, tables, _guard(item, later[0]), roi))
+    return _result(item, plan, tables, reason, roi)
+
+
+def _run_job(job) -> dict | Deferred:
     item, plan, out, roi = job
-    return process_image(item, plan, out, roi)
+    return _process_job(item, plan, Path(out), roi)
 
 
 # ----------------------------------------------------------------------------- the run

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..batch import CSV_COLUMNS, AnalyzeParams, RoiLookup, analyze_paths, calibrate_paths
+from ..batch import CSV_COLUMNS, AnalyzeParams, RoiLookup, analyze_paths, calibrate_paths, map_names
 from ..calibrate import FALLBACKS, CalibrationParams
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..indices import BRANCHES, CHROMOPHORE_METHODS, IndexParams
@@ -22,7 +22,10 @@ from .options import (calibrate_option, calibration_params, calibration_settings
 @paths_argument
 @out_option()
 @workers_option
-@click.option("--no-maps", "no_maps", is_flag=True, help="Do not write the per-image maps (TIFF + PNG heatmaps).")
+@click.option("--maps", "maps", default="default", show_default=True, metavar="all|default|none|LIST",
+              help="Per-image maps to write (float32 TIFF + PNG heatmap): default = hemoglobin, melanin, "
+                   "erythema_index; all = every index; or comma-separated index names.")
+@click.option("--no-maps", "no_maps", is_flag=True, help="Do not write the per-image maps (same as --maps none).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
               help="Table format besides results.sqlite: indices.csv is always written; parquet adds "
                    "indices.parquet (needs pyarrow).")
@@ -47,15 +50,15 @@ from .options import (calibrate_option, calibration_params, calibration_settings
 @roi_files_options
 @max_pixels_option
 @index_option
-def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
+def analyze_cmd(paths, out, workers, maps, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
                 calibration, chart, correction, reference, white, exclude, roi, roi_dir, no_roi_files, max_pixels,
                 user_index, index_timeout):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
     OUT/results.sqlite (table indices) and, with --format parquet,
-    OUT/indices.parquet; per-image maps in OUT/maps/ (float32 TIFF, NaN off
-    skin, and a PNG heatmap) unless --no-maps; parameters in OUT/analyze.json;
+    OUT/indices.parquet; per-image maps of the --maps indices in OUT/maps/
+    (float32 TIFF, NaN off skin, and a PNG heatmap); parameters in OUT/analyze.json;
     with --calibrate auto|chart the colour correction of each photo in
     OUT/calibration/<name>.json.
     A photo is measured inside its region of interest: --roi, else its own
@@ -70,13 +73,15 @@ def analyze_cmd(paths, out, workers, no_maps, fmt, as_json, method, second_stage
     when any image failed or had no skin, or a user index failed.
     """
     check_needs_model(check, method)
+    if no_maps and maps != "default" and map_names(maps):
+        raise click.UsageError("give only one of --no-maps and --maps")
     cal = None if calibration == "none" else calibration_params(chart, correction, reference)
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores, branch=branch),
                            second_stage=second_stage, check=check,
                            calibrate_params=None if cal == CalibrationParams() else cal)
-    summary = analyze_paths(paths, out, params=params, workers=workers, maps=not no_maps, formats=[fmt],
-                            exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files),
+    summary = analyze_paths(paths, out, params=params, workers=workers, maps="none" if no_maps else maps,
+                            formats=[fmt], exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files),
                             indices=user_specs(user_index), index_timeout=index_timeout or None)
     if as_json:
         echo_json_lines(summary["rows"], summary["columns"])
