@@ -155,42 +155,46 @@ def test_write_png_fast_reads_back_equal(tmp_path):
 
 # ----------------------------------------------------------------------------- writing meanwhile
 
-def test_background_writer_overlaps_one_result_and_keeps_order():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_background_writer_overlaps_and_keeps_order(threads):
+    """``threads`` results are written while the caller goes on; one more waits for the oldest."""
     main = threading.get_ident()
-    started, release = threading.Event(), threading.Event()
+    release = threading.Event()
+    started = [threading.Event() for _ in range(threads + 1)]
     seen = []
 
     def job(k):
         def write():
             seen.append((k, threading.get_ident() != main))
-            if k == 0:
-                started.set()
+            started[k].set()
+            if k < threads:
                 release.wait(5)
             return k
         return Deferred(write)
 
-    w = BackgroundWriter()
+    w = BackgroundWriter(threads=threads)
     try:
-        f0 = w.submit(job(0))
-        assert started.wait(5) and not f0.done()  # job 0 is being written while the caller goes on
+        first = [w.submit(job(k)) for k in range(threads)]
+        assert all(e.wait(5) for e in started[:threads]) and not any(f.done() for f in first)  # written meanwhile
         threading.Timer(0.2, release.set).start()
         t = time.perf_counter()
-        f1 = w.submit(job(1))  # waits for job 0: at most one result is written at a time
-        assert time.perf_counter() - t > 0.1 and f0.done()
-        f2 = w.submit({"plain": 2})  # a plain result passes through (after the previous one)
-        assert [f0.result(), f1.result(), f2.result()] == [0, 1, {"plain": 2}]
+        last = w.submit(job(threads))  # waits for the oldest: at most `threads` results are written at a time
+        assert time.perf_counter() - t > 0.1 and first[0].done()
+        plain = w.submit({"plain": 1})  # a plain result passes through
+        assert [f.result() for f in first + [last, plain]] == list(range(threads + 1)) + [{"plain": 1}]
     finally:
         w.close()
-    assert seen == [(0, True), (1, True)]
+    assert sorted(seen) == [(k, True) for k in range(threads + 1)]
 
 
 def test_background_writer_failure_stops_at_the_next_photo():
     def fail():
         raise SkinImgError("cannot write output (No space left on device)", "maps/a_melanin.tif")
 
-    w = BackgroundWriter()
+    w = BackgroundWriter(threads=2)
     try:
         w.submit(Deferred(fail))
+        time.sleep(0.2)  # done before the next photo is measured: re-raised at once, not after two more
         with pytest.raises(SkinImgError, match="No space left"):
             w.submit(Deferred(lambda: 1))
     finally:

@@ -11,8 +11,8 @@ one thread, and 2 workers reached 1.30x instead of 1.66x the rate of one).
 
 A job may return a :class:`Deferred`: its result after some files are written (the maps of a photo).  In a
 worker process (pool or dask) the files are written at once, before the result goes back.  In this process
-(one worker) a :class:`BackgroundWriter` thread writes them while the next photo is measured: at most one
-photo's files wait, and a job's result (and its row) is ready only once its files are written, so a
+(one worker) :class:`BackgroundWriter` threads write them while the next photo is measured: at most two
+photos' files wait, and a job's result (and its row) is ready only once its files are written, so a
 result that is committed or exported never points to a file not yet complete.
 """
 
@@ -59,29 +59,37 @@ def _run_now(fn: Callable, arg):
 
 
 class BackgroundWriter:
-    """One thread that finishes :class:`Deferred` results while the caller computes the next job.
+    """Threads that finish :class:`Deferred` results while the caller computes the next job.
 
-    :meth:`submit` returns a :class:`~concurrent.futures.Future` of the result.  At most one result is being
-    written: submitting the next waits for the previous one (so memory holds at most two photos' maps), and
-    re-raises its exception at once (an output that cannot be written stops the run before more work).
+    :meth:`submit` returns a :class:`~concurrent.futures.Future` of the result.  At most ``threads`` results
+    are being written (default: 2, or 1 on a one-core machine): submitting one more waits for the oldest, and
+    an exception of a finished one is re-raised at once (an output that cannot be written stops the run before
+    more work).  With one worker on two cores, writing a photo's maps takes longer than measuring the next one
+    (docs/indices.md, "Map files"): two writers keep both cores busy, and memory holds at most ``threads + 1``
+    photos' maps.
     """
 
-    def __init__(self):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skinimg-writer")
-        self._last: Future | None = None
+    def __init__(self, threads: int | None = None):
+        self.threads = max(1, threads if threads is not None else min(2, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="skinimg-writer")
+        self._pending: list[Future] = []
 
     def submit(self, result) -> Future:
-        if self._last is not None:
-            self._last.result()
+        failed = next((f for f in self._pending if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            failed.result()
+        while len(self._pending) >= self.threads:
+            self._pending.pop(0).result()
         if not isinstance(result, Deferred):
             f: Future = Future()
             f.set_result(result)
             return f
-        self._last = self._pool.submit(result.finish)
-        return self._last
+        f = self._pool.submit(result.finish)
+        self._pending.append(f)
+        return f
 
     def close(self) -> None:
-        """Wait for the file being written (an interrupted run leaves no partial file: writes are atomic)."""
+        """Wait for the files being written (an interrupted run leaves no partial file: writes are atomic)."""
         self._pool.shutdown(wait=True)
 
 
@@ -137,13 +145,13 @@ class _InlineExecutor:
     of a :class:`Deferred` result are written by a :class:`BackgroundWriter` while the next job runs."""
 
     slots = 1
-    window = 2  # the job already ran; its files may still be written while the next one runs
 
     def __init__(self):
         self._threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         self._blas = limit_blas_threads(1)
         self._writer = BackgroundWriter()
+        self.window = self._writer.threads + 1  # jobs that ran; their files may still be written meanwhile
 
     def submit(self, fn, arg) -> Future:
         try:
