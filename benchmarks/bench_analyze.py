@@ -10,13 +10,19 @@ subprocess pinned to one thread (OMP/OpenBLAS/MKL threads = 1, cv2.setNumThreads
 * analyze     segmentation + indices + statistics on the decoded array, maps off
               (skinimg.batch.analyze with maps=False minus the decode)
 * rgb2lab     scikit-image rgb2lab on the same decoded array (baseline)
+* maps        writing the maps of the default set (erythema index, haemoglobin, melanin) and of all 8
+              indices: float32 TIFF + PNG heatmap each (skinimg.batch.write_maps), one thread
+* per photo   what `skinimg analyze --workers 1` spends per further photo with --maps none / default / all:
+              skinimg.batch.analyze_paths over --stream copies of the photo (decode included; the maps are
+              written on the writer thread while the next copy is measured), divided by the copies
 * peak memory peak RSS (VmHWM, reset after the imports) of a process that decodes +
               analyzes, minus its RSS after the imports (so the decoded image and
               all temporaries count), divided by the decoded image's bytes; tracemalloc's peak of the
               analysis step (NumPy allocations only) is shown too.
 
-Goal (issue 4): analyze <= 3x decode time, peak <= 12x decoded bytes.  Times are the
-median of --repeat runs.
+Goals: analyze <= 3x decode time, peak <= 12x decoded bytes (issue 4); per photo with the default maps
+<= 5x decode, with all maps <= 10x (issue 29).  Every step is timed once per round, the rounds interleaved
+(the decode drifts with the machine's load); times are the medians of --repeat rounds.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from skinimg.io import load_image
 from skinimg.batch import AnalyzeParams
 from skinimg.indices import measure, load_basis
 from skinimg.segment import segment_skin
-mode, path, repeat, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+mode, path, repeat, method, n_stream = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 def _segment(rgb, method):
     return segment_skin(rgb, method=method)
 params = AnalyzeParams()
@@ -51,18 +57,52 @@ def timed(f, n):
         t = time.perf_counter(); out = f(); ts.append(time.perf_counter() - t)
     return statistics.median(ts), out
 if mode == "time":
+    import shutil, tempfile
+    from pathlib import Path
     from skimage.color import rgb2lab
-    res["decode_s"], (rgb, meta) = timed(lambda: load_image(path), repeat)
+    from skinimg.batch import DEFAULT_MAPS, analyze_paths, write_maps
+    from skinimg.indices import INDEX_NAMES
+    tmp = Path(tempfile.mkdtemp())
+    stream = tmp / "stream"
+    stream.mkdir()
+    for k in range(n_stream):
+        shutil.copy(path, stream / f"copy{k:02d}{Path(path).suffix}")
+    rgb, meta = load_image(path)
+    seg = _segment(rgb, method)
     res["decoded_bytes"] = int(rgb.nbytes)
     res["shape"] = list(rgb.shape)
-    res["segment_s"], seg = timed(lambda: _segment(rgb, method), repeat)
     res["skin_fraction"] = float(np.mean(seg.mask))
-    res["indices_stats_s"], _ = timed(lambda: measure(rgb, seg.mask, params=params.indices, return_maps=False), repeat)
+    maps_all = measure(rgb, seg.mask, params=params.indices, return_maps=True)[1]
     def full():
         s = _segment(rgb, method)
         return measure(rgb, s.mask, params=params.indices, return_maps=False)
-    res["analyze_s"], _ = timed(full, repeat)
-    res["rgb2lab_s"], _ = timed(lambda: rgb2lab(rgb), repeat)
+    def per_photo(maps):
+        t = time.perf_counter()
+        analyze_paths([stream], tmp / "out", params=params, workers=1, maps=maps)
+        return (time.perf_counter() - t) / n_stream
+    steps = {
+        "decode_s": lambda: load_image(path),
+        "segment_s": lambda: _segment(rgb, method),
+        "indices_stats_s": lambda: measure(rgb, seg.mask, params=params.indices, return_maps=False),
+        "analyze_s": full,
+        "write_default_s": lambda: write_maps(tmp / "w", "x", rgb, {n: maps_all[n] for n in DEFAULT_MAPS}, params),
+        "write_all_s": lambda: write_maps(tmp / "w", "x", rgb, maps_all, params),
+        "rgb2lab_s": lambda: rgb2lab(rgb),
+    }
+    for k in steps:
+        res[k] = []
+    for m in ("none", "default", "all"):
+        res[f"per_photo_{m}_s"] = []
+    for r in range(repeat):
+        for k, f in steps.items():
+            t = time.perf_counter(); f(); res[k].append(time.perf_counter() - t)
+        for m in ("none", "default", "all"):
+            res[f"per_photo_{m}_s"].append(per_photo(m))
+    res["rounds"] = {k: v for k, v in res.items() if k.endswith("_s")}
+    for k in list(res["rounds"]):
+        res[k] = statistics.median(res[k])
+    res["load"] = os.getloadavg()[0]
+    shutil.rmtree(tmp, ignore_errors=True)
 elif mode == "memory":
     from skimage.color import rgb2lab  # noqa: same imports as the timing run
     def _status(key):
@@ -89,9 +129,9 @@ print(json.dumps(res))
 """
 
 
-def _child(mode: str, path: str, repeat: int, method: str) -> dict:
+def _child(mode: str, path: str, repeat: int, method: str, n_stream: int = 1) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, path, str(repeat), method], env=env,
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, path, str(repeat), method, str(n_stream)], env=env,
                          capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"benchmark child ({mode}) failed:\n{out.stderr}")
@@ -110,14 +150,15 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="3000x4000", help="HxW of the JPEG (default 3000x4000 = 12 MP)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--method", default="model", choices=["rules", "model"])
-    ap.add_argument("--jpeg", help="use this JPEG instead of rendering a phantom")
+    ap.add_argument("--jpeg", help="use this JPEG instead of rendering a phantom (e.g. a real photo)")
+    ap.add_argument("--stream", type=int, default=4, help="copies of the photo in the per-photo rows (default 4)")
     a = ap.parse_args(argv)
     h, w = (int(v) for v in a.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(a.jpeg) if a.jpeg else Path(tmp) / "phantom_12mp.jpg"
         if not a.jpeg:
             make_jpeg(path, (h, w))
-        t = _child("time", str(path), a.repeat, a.method)
+        t = _child("time", str(path), a.repeat, a.method, a.stream)
         mem = _child("memory", str(path), 1, a.method)
     dec = t["decode_s"]
     nbytes = t["decoded_bytes"]
@@ -127,10 +168,16 @@ def main(argv=None) -> int:
         ("segmentation (" + t["segment_method"] + ")", t["segment_s"], t["segment_s"] / dec),
         ("indices + stats (maps off)", t["indices_stats_s"], t["indices_stats_s"] / dec),
         ("analyze = segmentation + indices + stats", t["analyze_s"], t["analyze_s"] / dec),
+        ("write maps, default set (3 TIFF + 3 PNG)", t["write_default_s"], t["write_default_s"] / dec),
+        ("write maps, all (8 TIFF + 8 PNG)", t["write_all_s"], t["write_all_s"] / dec),
+        ("per photo, --maps none (decode included)", t["per_photo_none_s"], t["per_photo_none_s"] / dec),
+        ("per photo, --maps default", t["per_photo_default_s"], t["per_photo_default_s"] / dec),
+        ("per photo, --maps all", t["per_photo_all_s"], t["per_photo_all_s"] / dec),
         ("baseline: skimage rgb2lab", t["rgb2lab_s"], t["rgb2lab_s"] / dec),
     ]
     print(f"image: {t['shape'][0]}x{t['shape'][1]} ({t['shape'][0] * t['shape'][1] / 1e6:.1f} MP), "
-          f"skin fraction {t['skin_fraction']:.2f}, decoded {nbytes / 1e6:.1f} MB, one thread, median of {a.repeat}")
+          f"skin fraction {t['skin_fraction']:.2f}, decoded {nbytes / 1e6:.1f} MB, one thread, median of {a.repeat} "
+          f"interleaved rounds, load average {t['load']:.1f} on {os.cpu_count()} cores")
     print(f"{'step':<44}{'seconds':>10}{'x decode':>10}")
     for name, s, r in rows:
         print(f"{name:<44}{s:>10.3f}{r:>10.2f}")
@@ -141,6 +188,9 @@ def main(argv=None) -> int:
     ok_m = peak <= 12 * nbytes
     print(f"goal analyze <= 3x decode: {'met' if ok_t else 'NOT met'}; peak <= 12x decoded bytes: "
           f"{'met' if ok_m else 'NOT met'}")
+    ok_d, ok_a = t["per_photo_default_s"] <= 5 * dec, t["per_photo_all_s"] <= 10 * dec
+    print(f"goal per photo <= 5x decode with the default maps: {'met' if ok_d else 'NOT met'}; "
+          f"<= 10x with all maps: {'met' if ok_a else 'NOT met'}")
     return 0
 
 

@@ -11,8 +11,8 @@ one thread, and 2 workers reached 1.30x instead of 1.66x the rate of one).
 
 A job may return a :class:`Deferred`: its result after some files are written (the maps of a photo).  In a
 worker process (pool or dask) the files are written at once, before the result goes back.  In this process
-(one worker) :class:`BackgroundWriter` threads write them while the next photo is measured: at most two
-photos' files wait, and a job's result (and its row) is ready only once its files are written, so a
+(one worker) a :class:`BackgroundWriter` thread writes them while the next photo is measured: at most one
+photo's files wait, and a job's result (and its row) is ready only once its files are written, so a
 result that is committed or exported never points to a file not yet complete.
 """
 
@@ -62,15 +62,14 @@ class BackgroundWriter:
     """Threads that finish :class:`Deferred` results while the caller computes the next job.
 
     :meth:`submit` returns a :class:`~concurrent.futures.Future` of the result.  At most ``threads`` results
-    are being written (default: 2, or 1 on a one-core machine): submitting one more waits for the oldest, and
-    an exception of a finished one is re-raised at once (an output that cannot be written stops the run before
-    more work).  With one worker on two cores, writing a photo's maps takes longer than measuring the next one
-    (docs/indices.md, "Map files"): two writers keep both cores busy, and memory holds at most ``threads + 1``
-    photos' maps.
+    (default 1) are being written: submitting one more waits for the oldest, and an exception of a finished one
+    is re-raised at once (an output that cannot be written stops the run before more work).  Memory holds at
+    most ``threads + 1`` photos' maps.  Two writers were slower than one on the project's 2-core machine under
+    load (docs/indices.md, "Map files").
     """
 
-    def __init__(self, threads: int | None = None):
-        self.threads = max(1, threads if threads is not None else min(2, os.cpu_count() or 1))
+    def __init__(self, threads: int = 1):
+        self.threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="skinimg-writer")
         self._pending: list[Future] = []
 
