@@ -77,7 +77,7 @@ def test_no_source_metadata_in_any_output(tmp_path):
         _assert_no_metadata(src / "face.jpg")
 
     res = tmp_path / "res"
-    r = _invoke(["analyze", tmp_path / "clinic", "--out", res, "--workers", "1"])
+    r = _invoke(["analyze", tmp_path / "clinic", "--out", res, "--workers", "1", "--maps", "all"])
     assert r.exit_code == 0, r.stderr
     cal = tmp_path / "cal"
     assert _invoke(["calibrate", tmp_path / "clinic", "--out", cal]).exit_code == 0

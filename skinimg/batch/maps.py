@@ -18,7 +18,7 @@ from ..io import map_paths, write_png, write_tiff
 __all__ = ["DEFAULT_MAPS", "MAP_SETS", "map_names", "write_maps"]
 
 #: Maps written by default: the two chromophores (the report's heatmaps, with a shared colour scale across
-#: sessions) and the erythema index (the redness measure most studies report).  The other indices are linear
+#: sessions) and the erythema index (the redness measure most studies report).  The other indices are simple
 #: functions of the photo's colour (CIELAB, ITA, melanin index) a user can ask for (``--maps all``).
 DEFAULT_MAPS = ("erythema_index", "hemoglobin", "melanin")
 #: Names accepted by :func:`map_names` besides index names.
@@ -72,4 +72,4 @@ def write_maps(out: str | os.PathLike, stem: str, rgb: np.ndarray, maps: dict, p
         write_tiff(tif, values)
         overlay = render_heatmap(rgb, values, title=name, colormap=COLORMAPS.get(name, cv2.COLORMAP_VIRIDIS),
                                  max_side=params.heatmap_max_side, background=bg)
-        write_png(png, overlay, fast=True)  # a viewing aid: speed over the last few % of size
+        write_png(png, overlay, fast=True)  # a viewing aid: the fastest PNG settings measured
