@@ -185,7 +185,7 @@ def test_resume_skips_done_photos_and_redoes_changed_ones(tmp_path):
     # changed per-image options (maps on) change the job hash: everything is redone, maps appear
     fourth = run_pipeline(_pipe(tmp_path, maps=True), src, out, workers=1)
     assert fourth["skipped"] == 0 and fourth["processed"] == 9
-    assert len(list((out / "maps").rglob("*.tif"))) == 5 * len(A.INDEX_NAMES) or (out / "maps").is_dir()
+    assert len(list((out / "maps").rglob("*.tif"))) == 5 * len(A.DEFAULT_MAPS) or (out / "maps").is_dir()
     with sqlite3.connect(out / "results.sqlite") as con:
         for t in ("indices", "jobs"):
             assert con.execute(f"SELECT COUNT(*), COUNT(DISTINCT image) FROM {t}").fetchone() == (9, 9)

@@ -22,20 +22,12 @@ from skinimg.io import write_png, write_tiff
 
 from .badcorpus import skin_like
 from .harness import stand_in_segment
+from .test_batch import _photo  # skin-coloured ellipse the stand-in segmenter finds
 
 
 @pytest.fixture(autouse=True)
 def stand_in_segmenter(monkeypatch):
     monkeypatch.setattr(A, "segment_skin", stand_in_segment)  # what analyze and run segment with (workers=1)
-
-
-def _photo(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = (50, 80, 150)
-    yy, xx = np.mgrid[:h, :w]
-    skin = ((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.42 * w)) ** 2 <= 1
-    img[skin] = skin_like(h, w, seed)[skin]
-    return img
 
 
 def _files(folder):
