@@ -310,19 +310,23 @@ def skin_linear_rgb(melanin, hemoglobin, illuminant: str = "D65", *, optics: Ski
 
 
 @lru_cache(maxsize=16)
-def _skin_table(illuminant: str, optics: SkinOptics) -> np.ndarray:
+def _skin_table(illuminant: str, optics) -> np.ndarray:
     """(N_hb, N_mel, 3) float32 linear RGB on a grid over melanin [0, 0.6] x hemoglobin [0, 0.3].
 
-    Nodes are equally spaced in sqrt(concentration), so the grid is densest near 0.
+    Nodes are equally spaced in sqrt(concentration), so the grid is densest near 0.  ``optics``
+    is a :class:`SkinOptics` or any model with ``linear_rgb(melanin, blood, illuminant)`` (a
+    member of :mod:`skinimg.phantom.ensemble`).
     """
     q = np.linspace(0.0, 1.0, _TABLE_N) ** 2  # square-root spacing: finer where colour changes fastest
     mel = q * _MEL_MAX
     hb = q * _HB_MAX
     mm, hh = np.meshgrid(mel, hb)
-    return np.ascontiguousarray(skin_linear_rgb(mm, hh, illuminant, optics=optics))
+    if isinstance(optics, SkinOptics):
+        return np.ascontiguousarray(skin_linear_rgb(mm, hh, illuminant, optics=optics))
+    return np.ascontiguousarray(optics.linear_rgb(mm, hh, illuminant), dtype=np.float32)
 
 
-def _table_lookup(melanin: np.ndarray, hemoglobin: np.ndarray, illuminant: str, optics: SkinOptics) -> np.ndarray:
+def _table_lookup(melanin: np.ndarray, hemoglobin: np.ndarray, illuminant: str, optics) -> np.ndarray:
     """Bilinear lookup of linear RGB for 2-D concentration maps (float32 (H, W, 3))."""
     table = _skin_table(illuminant, optics)
     mx = np.sqrt(np.clip(melanin, 0, None, dtype=np.float32) * np.float32(1.0 / _MEL_MAX)) * np.float32(_TABLE_N - 1)

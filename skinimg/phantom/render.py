@@ -43,19 +43,24 @@ def _jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _skin_reference(melanin: float, hemoglobin: float) -> dict:
-    rgb = skin_linear_rgb(melanin, hemoglobin, "D65")
+def _skin_reference(melanin: float, hemoglobin: float, optics=DEFAULT_OPTICS) -> dict:
+    rgb = skin_linear_rgb(melanin, hemoglobin, "D65") if optics is DEFAULT_OPTICS else optics.linear_rgb(
+        melanin, hemoglobin, "D65")
     lab = color.linear_rgb_to_lab(rgb)
     ita = float(ita_degrees(lab))
     return {"linear_rgb_d65": rgb.tolist(), "lab_d65": lab.tolist(), "ita_deg": ita, "ita_category": ita_category(ita)}
 
 
-def render_phantom(spec: PhantomSpec) -> Phantom:
+def render_phantom(spec: PhantomSpec, *, optics=None) -> Phantom:
     """Render a phantom photograph and its ground truth.
 
     Parameters
     ----------
     spec : PhantomSpec
+    optics : OpticalMember, optional
+        Skin colour from a member of the ensemble of optical models
+        (:mod:`skinimg.phantom.ensemble`) instead of the phantoms' own two-layer model;
+        ``spec.melanin`` and ``spec.hemoglobin`` are then in that member's units.
 
     Returns
     -------
@@ -77,7 +82,8 @@ def render_phantom(spec: PhantomSpec) -> Phantom:
     black surround), ``patch_centres`` (24x2), ``patch_names`` and ``patch_linear_rgb``
     (24x3, exposure applied).  Deterministic: the same spec gives identical arrays.
     """
-    scene = _Scene(spec)
+    optics = DEFAULT_OPTICS if optics is None else optics
+    scene = _Scene(spec, optics)
     extra = scene.build()
     h, w = spec.size
     m = pose_matrix(spec)
@@ -108,7 +114,8 @@ def render_phantom(spec: PhantomSpec) -> Phantom:
     n_skin = int(mask.sum())
     with np.errstate(invalid="ignore"):
         truth = {
-            "model": "skinimg.phantom two-layer skin (Jacques 2013, Prahl 1999, Farrell 1992)",
+            "model": ("skinimg.phantom two-layer skin (Jacques 2013, Prahl 1999, Farrell 1992)" if optics is DEFAULT_OPTICS
+                      else f"skinimg.phantom.ensemble member {optics.name} ({optics.family})"),
             "melanin_mean": float(np.nanmean(mel)) if n_skin else None,
             "hemoglobin_mean": float(np.nanmean(hb)) if n_skin else None,
             "melanin_median": float(np.nanmedian(mel)) if n_skin else None,
@@ -121,9 +128,10 @@ def render_phantom(spec: PhantomSpec) -> Phantom:
             "pose": list(spec.pose),
             "pose_matrix": m.tolist(),
             "canonical_size": list(_canonical_shape(spec.size)),
-            "skin_reference": _skin_reference(spec.melanin * spec.melanin_scale, spec.hemoglobin * spec.hemoglobin_scale),
+            "skin_reference": _skin_reference(spec.melanin * spec.melanin_scale, spec.hemoglobin * spec.hemoglobin_scale,
+                                              optics),
             "labels": dict(LABELS),
-            "optics": DEFAULT_OPTICS.to_dict(),
+            "optics": optics.to_dict(),
             "spec": spec.to_dict(),
         }
     u = scene.f.u

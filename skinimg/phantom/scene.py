@@ -46,7 +46,8 @@ from .spec import LABELS, PhantomSpec, _rng
 class _Scene:
     """Builds the canonical-frame radiance, truth maps and labels for one spec."""
 
-    def __init__(self, spec: PhantomSpec):
+    def __init__(self, spec: PhantomSpec, optics=DEFAULT_OPTICS):
+        self.optics = optics
         self.spec = spec
         self.f = _Frame(spec)
         self.ill = spec.illuminant
@@ -407,7 +408,7 @@ class _Scene:
     def skin_layer(self, sl) -> np.ndarray:
         spec = self.spec
         tex = np.float32(spec.texture)
-        col = _table_lookup(self.mel[sl], self.hb[sl], self.ill, DEFAULT_OPTICS)
+        col = _table_lookup(self.mel[sl], self.hb[sl], self.ill, self.optics)
         relief = (1 + tex * 0.05 * self.fine[sl]) * (1 - tex * 0.35 * self.pores[sl])
         shade = self.shade[sl] * relief
         ks = np.float32(0.06 * spec.specular) * np.clip(1 + 0.5 * self.mid[sl], 0.2, 2) * np.clip(1 + 0.4 * self.micro[sl], 0, 2)
@@ -416,7 +417,7 @@ class _Scene:
     def lips_layer(self, sl) -> np.ndarray:
         mel = np.full(self.mel[sl].shape, 0.55 * self.spec.melanin, dtype=np.float32)
         hb = (0.13 + 0.02 * self.mid[sl]).astype(np.float32)
-        col = _table_lookup(mel, hb, self.ill, DEFAULT_OPTICS)
+        col = _table_lookup(mel, hb, self.ill, self.optics)
         y = self.f.y[sl[0]]
         line = 1 - 0.6 * np.exp(-(((y - self.lip_line) * np.float32(self.f.u) / np.float32(1.2 * self.thin)) ** 2))
         shade = self.shade[sl] * (1 + 0.06 * self.fine[sl]) * line
