@@ -36,27 +36,38 @@ Per-pixel indices (:data:`INDEX_NAMES`)
     perpendicular to (1, 1, 1) (the *chromaticity*) is free of them.  Tsumura's linear
     model ``OD = o + c_mel a_mel + c_hb a_hb + s (1, 1, 1)`` is kept for the per-image
     ICA method (``chromophore_method="ica"``).  The default (``"basis"``) inverts a
-    calibrated non-linear model of skin colour stored in
-    ``models/chromophore_basis.json`` (fitted on skinimg's spectral two-layer phantom
-    model by ``benchmarks/fit_basis.py``), because surface reflection and diffuse
-    dermal reflectance make real OD far from additive (the linear fit leaves 0.025 OD
-    rms on typical skin and fails at dark tones):
+    non-linear model of skin colour stored in ``models/chromophore_basis.json``: the **central
+    model of an ensemble of optical skin models** (:mod:`skinimg.phantom.ensemble`: diffusion,
+    Monte Carlo, Kubelka-Munk with and without a papillary plexus, modified Beer-Lambert dermis;
+    four melanin spectra; varied scattering, saturation, surface reflection; each calibrated to
+    the same colorimetric anchors), i.e. the mean optical density of the fit members
+    (:mod:`skinimg.train.ensemble`, fitted by ``benchmarks/fit_basis.py``).  Surface reflection and
+    diffuse dermal reflectance make real OD far from additive (the linear fit leaves 0.03 OD rms):
 
-    * haemoglobin from the chromaticity alone (the model's roots, solved by Newton's method
-      once per process on a fine chromaticity grid and interpolated per colour),
+    * haemoglobin from the chromaticity alone (the model's roots, precomputed on a 256 x 256
+      chromaticity grid in ``models/chromophore_tables.npz`` and interpolated per colour),
       hence independent of exposure and shading;
     * where two skins share a chromaticity (lighter skin with more blood, darker skin
-      with less; in the phantom model this happens below about ITA 0 degrees, the
-      brown and dark classes), the pair member is
-      chosen once per image from the brightness of its least-shaded pixels
-      (:func:`choose_branch`);
-    * melanin from the brightness at that haemoglobin (mean OD matched to the model,
-      which assumes a white reflector at 1): accurate at dark tones where chromaticity
-      barely changes with melanin, but -- like the melanin index -- dependent on exposure.
+      with less; for the central model from about ITA 10 degrees down, with high blood
+      lighter), the pair member is chosen once per image from the brightness of its
+      least-shaded pixels (:func:`choose_branch`) and shared by the photos of a comparison;
+    * melanin from the brightness at that haemoglobin (mean OD matched to the model, which
+      assumes a white reflector at 1), after removing the image's **shading** (the low-passed
+      brightness residual at the chromaticity root above its well-lit level,
+      ``IndexParams.shading_sigma``): accurate at dark tones where chromaticity barely changes
+      with melanin, free of the rim of false pigment at shaded borders, but -- like the melanin
+      index -- dependent on exposure;
+    * clipped pixels (a channel at the maximum code) get no haemoglobin or melanin and do not
+      enter their neighbours' smoothing.
 
-    Units: volume fractions of the phantom model (epidermal melanosome fraction,
-    dermal blood fraction); on real photos *model-equivalent* fractions, comparable
-    within one camera and lighting set-up (calibrate for comparisons across set-ups).
+    Units: ensemble volume fractions (epidermal melanosome fraction; dermal blood fraction
+    scaled so that typical skin is 0.0116); on real photos *model-equivalent* fractions,
+    comparable within one camera and lighting set-up (calibrate for comparisons across set-ups).
+    **The magnitude of a change is model-bound**: the ensemble's members read the same colour
+    change as relative changes of blood that differ by up to about 3x (how light travels in
+    the dermis cannot be seen in three colour channels); the central model is in the middle,
+    and ``compare`` reports every fit member's reading (``delta_pct_model_range``,
+    :mod:`skinimg.indices.ensemble`).  See ``docs/indices.md``.
 
 Noise: each skin pixel is averaged in linear light with its skin neighbours (a 7 x 7
 box, the variance of a Gaussian of sigma 2, normalised to the skin mask so the
@@ -66,8 +77,9 @@ distinct skin colour.
 
 Per-image statistics: see :func:`summarize`.
 
-Modules: ``params`` (:class:`IndexParams`), ``basis`` (the calibrated chromophore basis),
-``chromophores`` (inversion, twin branch, ICA), ``kernels`` (per-pixel indices, smoothing),
+Modules: ``params`` (:class:`IndexParams`), ``basis`` (the calibrated chromophore basis and its
+precomputed tables), ``chromophores`` (inversion, twin branch, ICA), ``ensemble`` (the fit members'
+readings for the model range), ``kernels`` (per-pixel indices, smoothing),
 ``maps`` (:func:`compute_maps`, :func:`measure`), ``spots`` (brown spots), ``stats`` (per-image
 statistics), ``heatmap`` (display), ``user`` (bring your own index: user functions measured beside the
 built-ins, :class:`UserIndexRunner`; docs/agreement.md).  Fitting the basis is :mod:`skinimg.train.basis`.
@@ -96,8 +108,11 @@ References
 """
 
 from ..color.ita import ITA_BOUNDS, ITA_CATEGORIES, ita_categories, ita_category, ita_deg
-from .basis import CHROMA_AXES, DEFAULT_BASIS_PATH, ChromophoreBasis, ChromophoreModel, basis_digest, load_basis
-from .chromophores import choose_branch, estimate_basis_ica, separate_chromophores
+from .basis import (CHROMA_AXES, DEFAULT_BASIS_PATH, TABLES_FILE, ChromophoreBasis, ChromophoreModel, basis_digest,
+                    clear_basis_cache, load_basis, load_tables)
+from .chromophores import (CANDIDATE_GRID, choose_branch, compute_candidate_table, estimate_basis_ica, multistart_roots,
+                           separate_chromophores)
+from .ensemble import CONDITIONING_MIN, conditioning, member_maps, member_names, shared_member_branches
 from .heatmap import COLORMAPS, heatmap_background, render_heatmap, robust_range
 from .kernels import erythema_index, melanin_index
 from .maps import choose_shared_branch, compute_maps, measure, skin_values
@@ -122,6 +137,12 @@ __all__ = [
     "DEFAULT_BASIS_PATH",
     "load_basis",
     "basis_digest",
+    "load_tables",
+    "clear_basis_cache",
+    "TABLES_FILE",
+    "CANDIDATE_GRID",
+    "compute_candidate_table",
+    "multistart_roots",
     "separate_chromophores",
     "choose_branch",
     "choose_shared_branch",
@@ -139,6 +160,11 @@ __all__ = [
     "detect_brown_spots",
     "SpotResult",
     "summary_columns",
+    "member_maps",
+    "conditioning",
+    "CONDITIONING_MIN",
+    "member_names",
+    "shared_member_branches",
     "render_heatmap",
     "heatmap_background",
     "robust_range",

@@ -19,13 +19,16 @@ from ..errors import SkinImgError
 from ..io import model_file
 
 __all__ = ["BASIS_FILE", "BASIS_FORMAT", "DEFAULT_BASIS_PATH", "ChromophoreModel", "ChromophoreBasis", "CHROMA_AXES",
-           "load_basis", "basis_digest"]
+           "load_basis", "basis_digest", "TABLES_FILE", "TABLES_FORMAT", "load_tables", "clear_basis_cache"]
 
 #: File name of the calibrated basis in :func:`skinimg.io.models_dir`.
 BASIS_FILE = "chromophore_basis.json"
 #: Default location of the calibrated chromophore basis (at import; the loaders look it up when called).
 DEFAULT_BASIS_PATH = model_file(BASIS_FILE)
 BASIS_FORMAT = "skinimg-chromophore-basis/1"
+#: Precomputed inversion tables of the default basis (written by :mod:`skinimg.train.chromophore`).
+TABLES_FILE = "chromophore_tables.npz"
+TABLES_FORMAT = "skinimg-chromophore-tables/1"
 
 # ----------------------------------------------------------------------------- chromophore basis
 
@@ -49,6 +52,8 @@ class ChromophoreModel:
     melanin_max: float
     hemoglobin_max: float
     table: np.ndarray
+    #: optional precomputed multi-start roots ``(lo, step, light, dark)`` on the 96 x 96 grid (members' tables)
+    inverse: tuple | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -163,3 +168,47 @@ def basis_digest(path: str | Path | None = None) -> str:
 def load_basis(path: str | Path | None = None) -> ChromophoreBasis:
     """Load a chromophore basis JSON (default ``models/chromophore_basis.json``); cached."""
     return _load_basis_cached(_default(path))
+
+
+@lru_cache(maxsize=4)
+def _load_tables_cached(path: str, digest: str) -> dict | None:
+    p = Path(path)
+    if not p.exists():
+        return None
+    try:
+        prov = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SkinImgError(f"cannot read the provenance of the chromophore tables ({exc})", p.with_suffix(".json").name) from None
+    if prov.get("format") != TABLES_FORMAT:
+        raise SkinImgError(f"not chromophore tables (format {prov.get('format')!r}, expected {TABLES_FORMAT})", p.name)
+    if prov.get("basis_sha256") != digest:
+        raise SkinImgError("chromophore tables were made for another basis (run benchmarks/fit_basis.py)", p.name)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise SkinImgError(f"cannot read chromophore tables ({exc})", p.name) from None
+    need = ("central_candidates", "central_lo", "central_step", "member_names", "member_forward", "member_inverse")
+    if any(k not in out for k in need) or out["central_candidates"].ndim != 3 or out["central_candidates"].shape[2] != 6:
+        raise SkinImgError("chromophore tables are malformed", p.name)
+    return out
+
+
+def load_tables(basis_path: str | Path | None = None) -> dict | None:
+    """Precomputed inversion tables of the basis at ``basis_path`` (default basis only); cached.
+
+    Returns the arrays of ``models/chromophore_tables.npz`` (see :mod:`skinimg.train.chromophore`), or
+    None for another basis or when the file is absent (the library then computes the central table
+    itself, with identical results).  Tables made for another basis are an error.
+    """
+    default = model_file(BASIS_FILE)
+    if basis_path is not None and Path(basis_path).resolve() != Path(default).resolve():
+        return None
+    return _load_tables_cached(str(model_file(TABLES_FILE)), basis_digest(basis_path))
+
+
+def clear_basis_cache() -> None:
+    """Forget loaded bases and tables (after a fitting step rewrote the files in the same process)."""
+    _load_basis_cached.cache_clear()
+    _basis_digest_cached.cache_clear()
+    _load_tables_cached.cache_clear()

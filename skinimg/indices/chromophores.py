@@ -12,10 +12,11 @@ from functools import lru_cache
 import numpy as np
 
 from ..color import rgb_to_optical_density
-from .basis import CHROMA_AXES, ChromophoreBasis, ChromophoreModel, load_basis
+from .basis import CHROMA_AXES, ChromophoreBasis, ChromophoreModel, load_basis, load_tables
 from .params import _CHUNK
 
-__all__ = ["separate_chromophores", "choose_branch", "estimate_basis_ica"]
+__all__ = ["separate_chromophores", "choose_branch", "estimate_basis_ica", "CANDIDATE_GRID", "compute_candidate_table",
+           "multistart_roots"]
 
 
 def _model_eval(table: np.ndarray, u: np.ndarray, t: np.ndarray):
@@ -59,14 +60,22 @@ def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iter
     return u, t, np.abs(p - val).max(axis=1)
 
 
-@lru_cache(maxsize=4)
 def _inverse_grid(model: ChromophoreModel, g: int = 96):
     """Both roots ("light" and "dark" branch) of chroma(u, t) = q on a g x g grid of q.
 
     Derived deterministically from the forward table (multi-start Newton): returns
     (lo, step, light (g, g, 2), dark (g, g, 2)) with (u, t) per node; where only one
     root exists both are equal; outside the model's gamut, the closest point found.
+    A model carrying precomputed roots (``model.inverse``, the ensemble members of
+    ``models/chromophore_tables.npz``) returns them.
     """
+    if model.inverse is not None and g == model.inverse[2].shape[0]:
+        return model.inverse
+    return _inverse_grid_computed(model, g)
+
+
+@lru_cache(maxsize=4)
+def _inverse_grid_computed(model: ChromophoreModel, g: int = 96):
     chroma = model.table[..., :2].reshape(-1, 2)
     lo = chroma.min(axis=0) - 0.05 * np.ptp(chroma, axis=0)
     hi = chroma.max(axis=0) + 0.05 * np.ptp(chroma, axis=0)
@@ -114,10 +123,14 @@ def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
     return tuple(out)
 
 
+#: Nodes per axis of the candidate table (a 256 x 256 grid of chromaticity).
+CANDIDATE_GRID = 256
+
+
 @lru_cache(maxsize=4)
-def _candidate_table(model: ChromophoreModel, g: int = 400):
-    """:func:`_solve_candidates` tabulated on a fine g x g grid of chromaticity (built once
-    per process, with :func:`_inverse_grid` about 0.9 s): ``(lo, step, table (g, g, 6) float32)``."""
+def _candidate_table_computed(model: ChromophoreModel, g: int = CANDIDATE_GRID):
+    """:func:`_solve_candidates` tabulated on a fine g x g grid of chromaticity (with :func:`_inverse_grid`
+    about a second): ``(lo, step, table (g, g, 6) float32)``."""
     lo, step, light, _ = _inverse_grid(model)
     hi = lo + step * (light.shape[0] - 1)
     fstep = (hi - lo) / (g - 1)
@@ -127,17 +140,48 @@ def _candidate_table(model: ChromophoreModel, g: int = 400):
     return lo, fstep, np.stack(cols, axis=-1).reshape(g, g, 6).astype(np.float32)
 
 
+def compute_candidate_table(model: ChromophoreModel, g: int = CANDIDATE_GRID):
+    """Light and dark roots of ``model`` on a g x g chromaticity grid, computed (what
+    ``models/chromophore_tables.npz`` stores for the default basis).
+
+    Returns
+    -------
+    lo, step : ndarray float64 (2,)
+        Chromaticity of node (0, 0) and the node spacing.
+    table : ndarray float32 (g, g, 6)
+        ``uL, tL, bL, uD, tD, bD`` per node: melanin and square-root haemoglobin coordinates
+        of the light and dark root and their model brightness (mean OD).
+    """
+    return _candidate_table_computed(model, g)
+
+
+def multistart_roots(model: ChromophoreModel, g: int = 96):
+    """``(lo, step, light (g, g, 2), dark (g, g, 2))``: both roots (u, t) of ``model`` on a g x g grid
+    of chromaticity by multi-start Newton (the start values of every finer solve)."""
+    return _inverse_grid(model, g)
+
+
+@lru_cache(maxsize=4)
+def _candidate_table(model: ChromophoreModel):
+    """The candidate table of ``model``: for the default basis' model, the precomputed
+    ``models/chromophore_tables.npz`` (:func:`skinimg.indices.basis.load_tables`, loaded in
+    milliseconds, equal to the computed table); otherwise :func:`_candidate_table_computed`."""
+    if model is load_basis().model:
+        tables = load_tables()
+        if tables is not None:
+            return tables["central_lo"], tables["central_step"], tables["central_candidates"]
+    return _candidate_table_computed(model)
+
+
 def _candidates(od: np.ndarray, model: ChromophoreModel):
     """Light- and dark-branch solutions (u, t) of the chromaticity of ``od`` (N, 3) and their
     model brightness: ``(uL, tL, bL, uD, tD, bD)`` (equal where there is one root).
 
     Bilinear interpolation in :func:`_candidate_table` (a fine table of the Newton
-    solutions of :func:`_solve_candidates`): a fixed handful of array operations per
-    colour, 4x faster than solving per colour.  On 20 000 model colours over the
-    whole tone range the two agree to 2e-6 (median) in haemoglobin volume fraction;
-    1 % of colours, next to the fold where the two roots meet, differ by more than
-    5e-3 (tested; the inversion error against the truth, in the basis provenance,
-    is unchanged: median 3e-5, 99th percentile 0.049 from twin ambiguity).
+    solutions of :func:`_solve_candidates`, precomputed for the default basis): a fixed
+    handful of float32 array operations per colour, 4x faster than solving per colour.
+    The two agree to about 1e-5 (median) in haemoglobin volume fraction; colours next
+    to the fold where the two roots meet differ more (tested).
     """
     lo, step, table = _candidate_table(model)
     g = table.shape[0]
@@ -169,9 +213,23 @@ def _twin_positions(cands, bright: np.ndarray):
     return two, (bright[two] - bL[two]) / (bD[two] - bL[two])
 
 
+#: A photo is read on the dark branch only when at least this share of its skin has two candidates: skin is one
+#: continuous sheet, so a few twin colours (high-blood patches) in skin that is otherwise single-rooted belong to
+#: the light sheet.  The share depends on chromaticity only, not on exposure.
+_TWIN_SHARE_MIN = 0.2
+
+
+def _twin_share(cands, weights: np.ndarray | None) -> float:
+    two = (cands[5] - cands[2]) > _TWIN_GAP
+    if weights is None:
+        return float(np.count_nonzero(two)) / max(1, len(two))
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w[two].sum() / max(w.sum(), 1e-12))
+
+
 def _branch_from(cands, bright: np.ndarray, weights: np.ndarray | None) -> str:
     two, r = _twin_positions(cands, bright)
-    if two is None:
+    if two is None or _twin_share(cands, weights) < _TWIN_SHARE_MIN:
         return "light"
     if weights is None:
         q = float(np.percentile(r, 10))
@@ -190,7 +248,7 @@ def _branch_shifted(cands, bright: np.ndarray, weights: np.ndarray | None, shift
     if weights is None:
         return _branch_from(cands, bright + np.float32(shift), None)
     two, r = _twin_positions(cands, bright + np.float32(shift))
-    if two is None:
+    if two is None or _twin_share(cands, weights) < _TWIN_SHARE_MIN:
         return "light"
     w = np.asarray(weights, dtype=np.float64)[two]
     return "dark" if w[r <= 0.5].sum() < 0.1 * w.sum() else "light"
@@ -199,7 +257,10 @@ def _branch_shifted(cands, bright: np.ndarray, weights: np.ndarray | None, shift
 def choose_branch(od: np.ndarray, model: ChromophoreModel, weights: np.ndarray | None = None) -> str:
     """Per-image choice between the two skins that share a chromaticity ("light" or "dark").
 
-    Only pixels with two distinct candidates count.  For each, ``r = (b - b_light) /
+    A photo with under a fifth of its skin twin (a property of its chromaticities alone, so of no
+    exposure) is read on the light branch: its few twin colours (high-blood patches) belong to the sheet
+    of the rest.  Otherwise only pixels with two distinct candidates count.  For each,
+    ``r = (b - b_light) /
     (b_dark - b_light)`` places its brightness (mean OD) between the two candidates'
     model brightness (0 = light twin, 1 = dark twin).  Shading only darkens, so the
     least-shaded pixels (the 10th percentile of ``r``, weighted by ``weights``) decide:
@@ -368,8 +429,8 @@ def estimate_basis_ica(od: np.ndarray, *, basis: ChromophoreBasis | None = None,
 
 
 def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: ChromophoreBasis, floor: float,
-                  branch: str = "auto"):
-    """(melanin, hemoglobin, branch, shading-free melanin, branch check) of one image's skin colours (M, 3).
+                  branch: str = "auto", direct: bool = False):
+    """Melanin, haemoglobin and what the shading correction needs, for one image's skin colours (M, 3).
 
     With a calibrated model the twin candidates are computed once (in chunks), the
     branch is chosen from all of them (:func:`choose_branch`), then each colour is finished.
@@ -377,6 +438,15 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
     shifted as by an exposure of x0.8 and x1.25, ``"exposure_sensitive"`` when one of them
     swaps it (this photo's haemoglobin alone is then ambiguous: compare photos on a shared
     branch, or calibrate), ``"held"`` for a given branch and None without a model.
+
+    Returns
+    -------
+    dict with float32 (M,) arrays ``melanin``, ``hemoglobin``, ``root_melanin`` (the shading-free
+    melanin of the chromaticity root, before the brightness step), ``residual`` (observed minus
+    model brightness at the root, OD: exposure + shading) and ``slope`` (d melanin / d brightness at
+    the result), and ``branch``, ``check``; without a model ``residual`` and ``slope`` are None.
+    ``direct``: solve each colour by Newton's method from the model's multi-start roots
+    (:func:`_solve_candidates`) instead of the candidate table (for models used once, the ensemble members).
     """
     n = len(px)
     mel = np.empty(n, dtype=np.float32)
@@ -385,12 +455,14 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
         for s in range(0, n, _CHUNK):
             od = rgb_to_optical_density(px[s : s + _CHUNK], floor)
             mel[s : s + len(od)], hb[s : s + len(od)] = separate_chromophores(od, basis=basis)
-        return mel, hb, None, mel, None
+        return {"melanin": mel, "hemoglobin": hb, "root_melanin": mel, "residual": None, "slope": None,
+                "branch": None, "check": None}
     cands = [np.empty(n, dtype=np.float32) for _ in range(6)]
     bright = np.empty(n, dtype=np.float32)
     for s in range(0, n, _CHUNK):
         od = rgb_to_optical_density(px[s : s + _CHUNK], floor).astype(np.float64)
-        for dst, src in zip(cands, _candidates(od, basis.model)):
+        found = _solve_candidates(od @ CHROMA_AXES.T, basis.model) if direct else _candidates(od, basis.model)
+        for dst, src in zip(cands, found):
             dst[s : s + len(od)] = src
         bright[s : s + len(od)] = od.mean(axis=1)
     if branch == "auto":
@@ -401,10 +473,21 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
         check = "stable" if others == {branch} else "exposure_sensitive"
     else:
         check = "held"
+    slope = np.empty(n, dtype=np.float32)
     for s in range(0, n, _CHUNK):
         sl = slice(s, min(n, s + _CHUNK))
         m, h = _finish([c[sl] for c in cands], bright[sl].astype(np.float64), basis.model, branch)
         mel[sl], hb[sl] = m, h
-    # Shading-free melanin (chromaticity root, before the brightness step), for the spots.
-    rel = (cands[3] if branch == "dark" else cands[0]) * np.float32(basis.model.melanin_max)
-    return mel, hb, branch, rel, check
+        slope[sl] = _melanin_slope(m / basis.model.melanin_max, np.sqrt(np.clip(h, 0, None) / basis.model.hemoglobin_max),
+                                   basis.model)
+    dark = branch == "dark"
+    return {"melanin": mel, "hemoglobin": hb, "branch": branch, "check": check,
+            "root_melanin": (cands[3] if dark else cands[0]) * np.float32(basis.model.melanin_max),
+            "residual": bright - (cands[5] if dark else cands[2]), "slope": slope}
+
+
+def _melanin_slope(u: np.ndarray, t: np.ndarray, model: ChromophoreModel) -> np.ndarray:
+    """d melanin / d brightness (per OD) of ``model`` at (u, t): how much a brightness offset moves melanin."""
+    _, du, _ = _model_eval(model.table[..., 2:], np.asarray(u, np.float64), np.asarray(t, np.float64))
+    # at most 1 melanin per OD (typical skin: 0.3-0.5); beyond the table's gamut the slope is not meaningful
+    return np.clip(model.melanin_max / np.maximum(du[:, 0], 1e-3), 0.0, 1.0).astype(np.float32)

@@ -11,8 +11,8 @@ from .basis import ChromophoreBasis, load_basis
 from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
 from .kernels import _crop_box, _index_values, _pad, _prepare, _skin_colours, _smooth_inside
 from .params import INDEX_NAMES, IndexParams
-from .spots import _detect_spots
-from .stats import summarize_values
+from .spots import _detect_spots, _normalised_blur
+from .stats import _restat, summarize_values
 
 __all__ = ["choose_shared_branch", "skin_values", "compute_maps", "measure"]
 
@@ -63,11 +63,14 @@ def choose_shared_branch(images: Sequence[tuple[np.ndarray, np.ndarray]], *,
             continue
         box = _crop_box(mask, _pad(params))
         crop, mc = rgb[box], np.ascontiguousarray(mask[box])
+        top = np.iinfo(crop.dtype).max if crop.dtype.kind == "u" else 1.0
+        clipped = mc & (crop >= top).any(axis=2)
         if params.smoothing_sigma > 0:
-            crop = _smooth_inside(crop, mc, params.smoothing_sigma, keep_outside=False)
+            crop = _smooth_inside(crop, mc & ~clipped, params.smoothing_sigma, keep_outside=True)
         px, w = _skin_colours(crop, mc)[:2]
         if w is None:
             w = np.ones(len(px), dtype=np.int64)
+        w = np.where((px >= top).any(axis=1), 0, w)  # clipped colours do not vote
         od = rgb_to_optical_density(px, params.od_floor).astype(np.float64)
         cands.append(_candidates(od, basis.model))
         bright.append(od.mean(axis=1))
@@ -87,25 +90,29 @@ class _Skin:
     (``weights`` None).  Statistics on either form are identical.
     """
 
-    def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams):
+    def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams, basis: ChromophoreBasis | None = None,
+                 direct: bool = False, chromophores_only: bool = False):
+        top = np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0
+        clipped = mask & (rgb >= top).any(axis=2)  # clipped colours carry no chromaticity
         if params.smoothing_sigma > 0 and mask.any():
-            rgb = _smooth_inside(rgb, mask, params.smoothing_sigma, keep_outside=False)
+            # average skin with its unclipped skin neighbours; clipped pixels keep their own colour
+            rgb = _smooth_inside(rgb, mask & ~clipped, params.smoothing_sigma, keep_outside=True)
         self.mask = mask
         self.n = int(np.count_nonzero(mask))
         self.info = {"chromophore_method": params.chromophore_method, "chromophore_branch_check": None,
                      "saturated_fraction": float("nan")}
+        self.pixel_values: dict = {}
         units, self.weights, self._pos = _skin_colours(rgb, mask)
-        if self.weights is not None:
-            sat = int(self.weights[(units == 255).any(axis=1)].sum())
-        else:
-            top = np.iinfo(units.dtype).max if units.dtype.kind == "u" else 1.0
-            sat = int(np.count_nonzero((units >= top).any(axis=1)))
+        sat = (units >= top).any(axis=1)
+        n_sat = int(self.weights[sat].sum()) if self.weights is not None else int(np.count_nonzero(sat))
         if self.n == 0:
             self.values = {name: np.empty(0, dtype=np.float32) for name in INDEX_NAMES}
             self.spot_melanin = self.values["melanin"]
             return
-        self.info["saturated_fraction"] = sat / self.n
-        if params.chromophore_method == "ica":
+        self.info["saturated_fraction"] = n_sat / self.n
+        if basis is not None:
+            used = "basis"
+        elif params.chromophore_method == "ica":
             rng = np.random.default_rng(params.ica_random_state)
             if self.weights is not None:  # sample pixels, i.e. colours in proportion to their counts
                 k = min(self.n, params.ica_max_samples)
@@ -116,15 +123,42 @@ class _Skin:
             basis, used = _resolve_basis(rgb_to_optical_density(sub, params.od_floor), params)
         else:
             basis, used = _resolve_basis(None, params)
-        mel, hb, branch, rel, check = _chromophores(units, self.weights, basis, params.od_floor, params.branch)
-        self.info["chromophore_method"] = used if branch is None else f"{used} ({branch} branch)"
-        self.info["chromophore_branch_check"] = check
-        self.values = _index_values(units, params.od_floor)
-        self.values["melanin"], self.values["hemoglobin"] = mel, hb
-        self.spot_melanin = rel
+        wts = None if self.weights is None else np.where(sat, 0, self.weights)
+        ch = _chromophores(units, wts, basis, params.od_floor, params.branch, direct)
+        self.info["chromophore_method"] = used if ch["branch"] is None else f"{used} ({ch['branch']} branch)"
+        self.info["chromophore_branch_check"] = ch["check"]
+        self.values = {} if chromophores_only else _index_values(units, params.od_floor)
+        nan = np.float32(np.nan)
+        self.values["melanin"] = np.where(sat, nan, ch["melanin"])
+        self.values["hemoglobin"] = np.where(sat, nan, ch["hemoglobin"])
+        self.spot_melanin = np.where(sat, nan, ch["root_melanin"])
+        self.chromophores = ch
+        # on the dark branch the chromaticity root cannot resolve melanin, so the brightness residual carries pigment
+        # as well as shading: no correction there
+        if ch["residual"] is not None and params.shading_sigma > 0 and ch["branch"] != "dark":
+            self.pixel_values["melanin"] = self._shading_corrected(ch, sat, params)
+
+    def _shading_corrected(self, ch: dict, sat: np.ndarray, params: IndexParams) -> np.ndarray:
+        """Per-pixel melanin with the low-passed shading removed (see ``IndexParams.shading_sigma``)."""
+        res = np.where(sat, np.float32(0.0), ch["residual"])
+        pix = res if self.weights is None else res[self._pos]
+        ok = ~(sat if self.weights is None else sat[self._pos])
+        field = np.zeros(self.mask.shape, dtype=np.float32)
+        field[self.mask] = pix
+        weight = np.zeros(self.mask.shape, dtype=np.float32)
+        weight[self.mask] = ok
+        sigma = params.shading_sigma * np.sqrt(max(1.0, float(np.count_nonzero(ok))))
+        low = _normalised_blur(field, weight, sigma)[self.mask]
+        level = np.nanpercentile(low[ok], params.shading_percentile) if ok.any() else 0.0
+        shade = np.clip(np.nan_to_num(low - np.float32(level), nan=0.0), 0.0, None).astype(np.float32)
+        mel = self.values["melanin"] if self.weights is None else self.values["melanin"][self._pos]
+        slope = ch["slope"] if self.weights is None else ch["slope"][self._pos]
+        return (mel - shade * slope).astype(np.float32)
 
     def pixels(self, name: str) -> np.ndarray:
         """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
+        if name in self.pixel_values:
+            return self.pixel_values[name]
         v = self.spot_melanin if name == "spot_melanin" else self.values[name]
         if self.weights is None:
             return v
@@ -222,8 +256,13 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     mc = np.ascontiguousarray(mask[box])
     sk = _Skin(rgb[box], mc, params)
     mel0 = np.zeros(mc.shape, dtype=np.float32)
-    mel0[mc] = sk.pixels("spot_melanin")
+    # spots on the chromaticity root (shading-free) on the light sheet; on the dark sheet the root is ill-conditioned
+    # (it made spots of plain brown skin) and the shading-corrected melanin is used
+    dark = getattr(sk, "chromophores", {}).get("branch") == "dark"
+    mel0[mc] = np.nan_to_num(sk.pixels("melanin" if dark else "spot_melanin"), nan=0.0)
     row = summarize_values(sk.values, weights=sk.weights, params=params)
+    if "melanin" in sk.pixel_values:
+        _restat(row, "melanin", sk.pixel_values["melanin"])
     spots = _detect_spots(mel0, mc, params, mask.shape) if sk.n else None
     row["brown_spot_count"] = spots.count if spots else 0
     row["brown_spot_area_fraction"] = spots.area_fraction if spots else float("nan")

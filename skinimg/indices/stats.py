@@ -64,12 +64,11 @@ def _basic_stats(v: np.ndarray, w: np.ndarray | None = None) -> tuple[float, flo
     expanded per-pixel array.
     """
     v = np.asarray(v, dtype=np.float32)
-    if w is None:
-        if v.size and not np.isfinite(v).all():
-            v = v[np.isfinite(v)]
-        n = v.size
-    else:
-        n = int(w.sum())
+    if v.size and not np.isfinite(v).all():
+        keep = np.isfinite(v)
+        v = v[keep]
+        w = None if w is None else w[keep]
+    n = v.size if w is None else int(w.sum())
     nan = float("nan")
     if n == 0:
         return nan, nan, nan, nan, nan
@@ -94,6 +93,15 @@ def _basic_stats(v: np.ndarray, w: np.ndarray | None = None) -> tuple[float, flo
         vlo, vhi = vals[:3], vals[3:]
     pct = vlo * (1 - frac) + vhi * frac
     return mean, float(pct[0]), float(pct[1]), float(pct[2]), math.sqrt(max(var, 0.0)) if n > 1 else 0.0
+
+
+def _restat(row: dict, name: str, values: np.ndarray) -> None:
+    """Replace the statistics of ``name`` in ``row`` by those of per-pixel ``values`` (NaN ignored)."""
+    for s, v in zip(STATS, _basic_stats(values)):
+        row[f"{name}{s}"] = v
+    if f"{name}_variation_pct" in row:
+        mean, std = row[name], row[f"{name}_std"]
+        row[f"{name}_variation_pct"] = 100.0 * std / mean if math.isfinite(mean) and mean > 0 else float("nan")
 
 
 def summarize_values(values: dict, *, weights: np.ndarray | None = None, melanin_map: np.ndarray | None = None,
@@ -156,7 +164,8 @@ def summarize(maps: dict, mask: np.ndarray, *, params: IndexParams | None = None
     * ``red_area_fraction``: fraction of skin with ``hemoglobin > red_threshold``;
     * ``brown_spot_count``, ``brown_spot_area_fraction``: :func:`detect_brown_spots`
       on the ``melanin`` map given (area as a fraction of the skin area; :func:`measure`,
-      which analyze runs, uses the shading-free melanin instead);
+      which analyze runs, uses the shading-free melanin of the chromaticity root on the light branch and the
+      shading-corrected melanin on the dark branch);
     * ``hemoglobin_variation_pct``, ``melanin_variation_pct``: uniformity as the Antera
       3D reports it: relative variation = 100 x std / mean over the skin (%, lower is
       more even); the standard deviation itself is ``X_std``.

@@ -1,19 +1,21 @@
-"""Fitting the chromophore basis (``models/chromophore_basis.json``) from the phantom optical model.
+"""Fitting the chromophore basis (``models/chromophore_basis.json``) from the ensemble of optical models.
 
     python benchmarks/fit_basis.py [--out models/chromophore_basis.json] [--check]
 
-Reproducible and deterministic.  What is fitted, from
-``skinimg.phantom.skin_linear_rgb(melanin, hemoglobin, "D65")`` (the
-exact spectral two-layer skin model of the phantoms; flat, fully lit skin):
+Reproducible and deterministic.  What is fitted, from the **central model** of the ensemble of
+optical skin models (:func:`skinimg.train.ensemble.central_linear_rgb`: the mean optical density of
+the fit members of :mod:`skinimg.phantom.ensemble`, each at the same melanin and the same blood
+relative to its typical skin; flat, fully lit skin, D65):
 
 1. the linear absorbance directions of Tsumura et al. (1999): least squares
    ``OD = offset + melanin a_mel + hemoglobin a_hb`` over typical skin (melanin
-   0.01-0.20, hemoglobin 0.005-0.06, 20 x 20 grid) -- the reference directions of the
+   0.01-0.20, blood 0.4-4 x typical, 20 x 20 grid) -- the reference directions of the
    per-image ICA method;
-2. the non-linear model: the shading-free chromaticity of the model on an 81 x 81
-   table (melanin 0-0.6, hemoglobin 0-0.3 square-spaced, the phantom generator's own
-   domain) and the cubic start polynomial of the inversion
-   (:func:`build_chromophore_model`).
+2. the non-linear model: the shading-free chromaticity and brightness of the central model on
+   an 81 x 81 table (melanin 0-0.6, blood 0-0.15 square-spaced; typical skin is
+   ``CENTRAL_TYPICAL_BLOOD`` = 0.0116) (:func:`build_chromophore_model`);
+3. with it, ``benchmarks/fit_basis.py`` writes the precomputed inversion tables
+   (:mod:`skinimg.train.chromophore`).
 
 ``--check`` re-fits and compares with the committed file instead of writing it, and
 prints the inversion error on random model colours.
@@ -34,7 +36,7 @@ from ..color import OD_FLOOR, optical_density
 from ..indices import CHROMA_AXES, ChromophoreBasis, ChromophoreModel, separate_chromophores
 from ..indices.basis import BASIS_FILE
 from ..io import model_file, write_bytes
-from ..phantom import skin_linear_rgb
+from .ensemble import CENTRAL_TYPICAL_BLOOD, central_linear_rgb
 
 __all__ = ["fit_chromophore_basis", "build_chromophore_model", "fit", "check_inversion", "basis_document",
            "format_basis", "same_document", "main"]
@@ -97,40 +99,43 @@ def build_chromophore_model(forward, *, melanin_max: float = 0.6, hemoglobin_max
 
 
 def fit() -> ChromophoreBasis:
-    """The basis of the phantom optical model: linear directions on typical skin and the 81 x 81 model table."""
+    """The basis of the central ensemble model: linear directions on typical skin and the 81 x 81 model table."""
+    from ..phantom.ensemble import FIT_MEMBERS, MEMBERS
+
     m = np.linspace(0.01, 0.20, 20)
-    h = np.linspace(0.005, 0.06, 20)
+    h = CENTRAL_TYPICAL_BLOOD * np.linspace(0.4, 4.0, 20)
     mm, hh = np.meshgrid(m, h, indexing="ij")
-    lin = skin_linear_rgb(mm, hh, "D65")
+    lin = central_linear_rgb(mm, hh)
     linear = fit_chromophore_basis(mm.ravel(), hh.ravel(), lin.reshape(-1, 3))
-    model = build_chromophore_model(lambda a, b: skin_linear_rgb(a, b, "D65"),
-                                    melanin_max=0.6, hemoglobin_max=0.3, n=81)
+    model = build_chromophore_model(central_linear_rgb, melanin_max=0.6, hemoglobin_max=0.15, n=81)
     prov = {
-        "name": "skinimg phantom optical model, D65",
+        "name": "skinimg ensemble central model, D65",
         "script": "benchmarks/fit_basis.py",
-        # the generator's module name when the committed file was made: this text is part of the basis digest that
-        # every params_hash records, so renaming it would change the committed results with no number changed
-        "source": "skinimg.synth.skin_linear_rgb (two-layer spectral skin model, default SkinOptics, D65)",
+        "source": "skinimg.train.ensemble.central_linear_rgb: mean optical density of the fit members of "
+                  "skinimg.phantom.ensemble (equal weights), blood relative to each member's typical skin",
+        "members": {k: {"family": MEMBERS[k].family, "typical_blood": MEMBERS[k].typical_blood} for k in FIT_MEMBERS},
+        "central_typical_blood": CENTRAL_TYPICAL_BLOOD,
         "optics_sha256": hashlib.sha256(np.asarray(lin, dtype="<f4").tobytes()).hexdigest(),
-        "optics_sha256_of": "skin_linear_rgb on the linear-fit grid, float32 little-endian",
+        "optics_sha256_of": "central_linear_rgb on the linear-fit grid, float32 little-endian",
         "skinimg_version": __version__,
-        "linear_fit_grid": {"melanin": [0.01, 0.20, 20], "hemoglobin": [0.005, 0.06, 20]},
+        "linear_fit_grid": {"melanin": [0.01, 0.20, 20], "hemoglobin": [float(h[0]), float(h[-1]), 20]},
         "linear_fit_rms_residual_od": linear.provenance["rms_residual_od"],
-        "model_table": {"melanin": [0.0, 0.6, 81], "hemoglobin": "0.3 * (j / 80)**2, j = 0..80"},
-        "units": "volume fractions of the phantom model: epidermal melanosome fraction, dermal blood fraction",
+        "model_table": {"melanin": [0.0, 0.6, 81], "hemoglobin": "0.15 * (j / 80)**2, j = 0..80"},
+        "units": "ensemble units: epidermal melanosome volume fraction; dermal blood volume fraction scaled so that "
+                 f"typical skin is {CENTRAL_TYPICAL_BLOOD:.4f} (the geometric mean of the fit members' typical blood)",
     }
     return ChromophoreBasis(linear.melanin_od, linear.hemoglobin_od, linear.offset_od, provenance=prov, model=model)
 
 
 def check_inversion(basis, n: int = 20000, seed: int = 0) -> dict:
-    """Inversion error on noise-free model colours, in groups of one melanin level (an
+    """Inversion error on noise-free colours of the central model, in groups of one melanin level (an
     "image"): 40 levels in [0.01, 0.45] x n/40 random haemoglobin values in [0.002, 0.1]."""
     rng = np.random.default_rng(seed)
     em, eh = [], []
     for m0 in np.linspace(0.01, 0.45, 40):
         m = np.full(n // 40, m0)
         h = rng.uniform(0.002, 0.1, n // 40)
-        od = optical_density(skin_linear_rgb(m, h, "D65"))
+        od = optical_density(central_linear_rgb(m, h))
         mel, hb = separate_chromophores(od, basis=basis)
         em.append(np.abs(mel - m))
         eh.append(np.abs(hb - h))
@@ -177,21 +182,35 @@ def basis_document(basis: ChromophoreBasis) -> dict:
 
 
 def main(argv=None) -> int:
-    """``python benchmarks/fit_basis.py [--out PATH] [--check]``: write (or check) the basis file."""
+    """``python benchmarks/fit_basis.py [--out PATH] [--check]``: write (or check) the basis file and, beside
+    the default basis, the precomputed inversion tables (:mod:`skinimg.train.chromophore`)."""
+    from .chromophore import check_tables, write_tables
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(model_file(BASIS_FILE)))
-    ap.add_argument("--check", action="store_true", help="compare with the existing file instead of writing")
+    ap.add_argument("--check", action="store_true", help="compare with the existing files instead of writing")
     a = ap.parse_args(argv)
     d = basis_document(fit())
     err = {k: v for k, v in d["provenance"]["inversion_check"].items() if k.endswith("_err")}
     text = format_basis(d)
+    default = Path(a.out).resolve() == Path(model_file(BASIS_FILE)).resolve()
     if a.check:
         same = same_document(json.loads(Path(a.out).read_text(encoding="utf-8")), json.loads(text))
         print(json.dumps(err, indent=1))
         print("committed basis is", "up to date" if same else "STALE (re-run without --check)")
-        return 0 if same else 1
+        tables = check_tables() if default and same else None
+        if tables is not None:
+            print("committed inversion tables are", "up to date" if tables else "STALE (re-run without --check)")
+        return 0 if same and tables is not False else 1
     write_bytes(a.out, text.encode("utf-8"))
     os.chmod(a.out, 0o644)
     print(f"wrote {a.out}")
+    if default:
+        from ..indices import clear_basis_cache
+
+        clear_basis_cache()
+        for p in write_tables():
+            os.chmod(p, 0o644)
+            print(f"wrote {p}")
     print(json.dumps(err, indent=1))
     return 0
