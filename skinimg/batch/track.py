@@ -30,16 +30,18 @@ __all__ = ["SERIES_COLUMNS", "track"]
 #: Columns of ``series.csv`` (``skinimg track``), one row per patient, site, session, reference, region and metric.
 SERIES_COLUMNS = ("patient", "site", "session", "reference", "reference_session", "index", "before", "after",
                   "delta", "delta_pct", "ci95_lo", "ci95_hi", "effect_size", "mdc", "verdict", "status", "error",
-                  "image", "reference_image") + ROI_COLUMNS
+                  "image", "reference_image") + ROI_COLUMNS + ("delta_pct_model_lo", "delta_pct_model_hi")
 
 
 def _metric_rows(base: dict, metrics: dict) -> list[dict]:
     rows = []
     for name, m in metrics.items():
         ci = m.get("ci95") or [None, None]
+        rng = m.get("delta_pct_model_range") or [None, None]
         rows.append(dict(base, index=name, before=m["before"], after=m["after"], delta=m["delta"],
                          delta_pct=m["delta_pct"], ci95_lo=ci[0], ci95_hi=ci[1], effect_size=m["effect_size"],
-                         mdc=m["mdc"], verdict=m["verdict"], status="ok", error=None))
+                         mdc=m["mdc"], verdict=m["verdict"], status="ok", error=None,
+                         delta_pct_model_lo=rng[0], delta_pct_model_hi=rng[1]))
     return rows
 
 

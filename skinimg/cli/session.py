@@ -98,8 +98,10 @@ def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_s
         for prefix, metrics in sections:
             for name, m in metrics.items():
                 pct = m["delta_pct"]
+                rng = m.get("delta_pct_model_range")
+                span = f", models {rng[0]:+.1f}..{rng[1]:+.1f} %" if rng else ""
                 click.echo(f"{prefix + name:26s} {m['before']:10.4g} -> {m['after']:10.4g}  "
-                           f"({'' if pct is None else f'{pct:+.1f} %'})  {m['verdict']}")
+                           f"({'' if pct is None else f'{pct:+.1f} %'}{span})  {m['verdict']}")
         for n, r in (doc.get("regions") or {}).items():
             if "error" in r:
                 click.echo(f"region {n}: {r['error']}")

@@ -358,9 +358,13 @@ class _Builder:
             ci = m.get("ci95") or [None, None]
             ci_txt = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "–"
             eff = m.get("effect_size", m.get("cohens_d"))
+            rng = m.get("delta_pct_model_range")
+            pct = _fmt(m.get("delta_pct"))
+            if isinstance(rng, (list, tuple)) and len(rng) == 2:  # the change under every model of the ensemble
+                pct += f" <span class=\"muted\">(models {_fmt(rng[0])} to {_fmt(rng[1])})</span>"
             rows.append(
                 f"<tr><td class=\"l\">{_e(n)}</td><td>{_fmt(m.get('before'))}</td><td>{_fmt(m.get('after'))}</td>"
-                f"<td>{_fmt(m.get('delta'))}</td><td>{_fmt(m.get('delta_pct'))}</td><td>{_e(ci_txt)}</td>"
+                f"<td>{_fmt(m.get('delta'))}</td><td>{pct}</td><td>{_e(ci_txt)}</td>"
                 f"<td>{_fmt(m.get('mdc'))}</td><td>{_fmt(eff)}</td>{_verdict_cell(str(m.get('verdict') or ''))}</tr>"
             )
         rows.append("</table>")

@@ -75,6 +75,16 @@ Pipeline of one pair (:func:`compare_arrays`)
    (:func:`skinimg.indices.detect_brown_spots` on each melanin map, joint mask).  The
    spot *count* is reported under ``counts`` without a verdict: on unchanged retakes it
    varies by up to 40 % (spots split and merge at the threshold) while the spot area does not.
+   **Model range** (``model_range=True``): ``hemoglobin`` and ``melanin`` are also read by every
+   fit member of the ensemble of optical skin models (:func:`skinimg.indices.member_maps`, one
+   twin branch per member shared by both photos); ``delta_pct_by_model`` holds each member's
+   relative change over the same joint mask (and over each named region's, for the region's metrics) and
+   ``delta_pct_model_range`` their [min, max]
+   (:func:`model_span`): the change the photos show under the plausible models of how light
+   travels in skin.  A member takes part only where it can read the skin: its chromaticity map
+   well conditioned there (``conditioning`` >= :data:`skinimg.indices.CONDITIONING_MIN` of its value
+   at typical light skin; next to its fold a member reads a change of any size) and its level at
+   least a quarter of the central's (else its zero lies elsewhere).
 8. **Verdict** per metric against the minimal detectable change ``mdc`` (index units):
    ``no_change`` when ``|delta| <= mdc`` or the CI contains 0, otherwise ``worsened`` /
    ``improved`` by the metric's direction (:data:`DIRECTIONS`).  Default MDCs: see
@@ -90,8 +100,12 @@ Pipeline of one pair (:func:`compare_arrays`)
    times that of the whole skin; ``1 / sqrt(0.2)`` = 2.24).
    ``hemoglobin`` adds a cross-talk allowance, ``coefficient * |delta melanin|`` (the
    table's ``crosstalk``, measured on phantom pairs whose only true change is melanin;
-   :func:`load_crosstalk`), so a pigment change is not reported as a change of redness
-   (``crosstalk_allowance=False`` turns it off).
+   :func:`load_crosstalk`), so a pigment change is not reported as a change of redness, and
+   ``melanin`` likewise ``coefficient * |delta hemoglobin|`` (pairs whose only true change is
+   blood) (``crosstalk_allowance=False`` turns both off).
+   With a model range the change must hold under **every** member: the delta and its CI are
+   scaled to the member reading the smallest relative change (``delta_model_min``), and the
+   verdict is ``no_change`` when the members disagree on the sign.
 
 Sign convention (:data:`DIRECTIONS`): for ``hemoglobin``, ``erythema_index``,
 ``a_star``, ``red_area_fraction`` (redness) and ``melanin``, ``melanin_index``,
@@ -111,7 +125,8 @@ coefficient and the SEM. Journal of Strength and Conditioning Research 19(1), 23
 https://doi.org/10.1519/15184.1
 """
 
-from .compare import LIGHTING_MODES, CompareParams, compare_arrays, measure_pair, render_pictures
+from .compare import (LIGHTING_MODES, MEMBER_LEVEL_MIN, CompareParams, compare_arrays, measure_pair, model_span,
+                      render_pictures)
 from .lighting import ACHROMATIC_TOLERANCE
 from .register import Registration, RegistrationParams, register, to_grey8, warp_image, warp_map
 from .roi import MIN_INSIDE, clip_polygon, map_points, polygon_area, propagate_regions
@@ -135,6 +150,8 @@ __all__ = [
     "measure_pair",
     "compare_arrays",
     "render_pictures",
+    "model_span",
+    "MEMBER_LEVEL_MIN",
     "RegistrationParams",
     "Registration",
     "register",

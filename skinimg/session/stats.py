@@ -225,7 +225,19 @@ def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> di
                 m["crosstalk_allowance"] = coef * abs(d_other)
                 mdc = mdc + m["crosstalk_allowance"]
         m["mdc"] = mdc
-        m["verdict"] = verdict(name, m.get("delta"), m.get("ci95"), mdc)
+        delta, ci = m.get("delta"), m.get("ci95")
+        rng = m.get("delta_pct_model_range")
+        if rng and delta is not None and m.get("delta_pct") and math.isfinite(delta):
+            # called only when the change holds under every member of the ensemble of optical models:
+            # the change and its CI scaled to the member reading the smallest change (no_change when they disagree
+            # on its sign)
+            pct = m["delta_pct"]
+            agree = all(v * pct > 0 for v in rng)
+            scale = min(min(abs(v) for v in rng) / abs(pct), 1.0) if agree else 0.0
+            delta = delta * scale
+            ci = None if ci is None or ci[0] is None else [c * scale for c in ci]
+            m["delta_model_min"] = delta
+        m["verdict"] = verdict(name, delta, ci, mdc)
         if unnormalised and name in LIGHTING_DEPENDENT:
             m["verdict"] = "unknown"
             m["verdict_note"] = "lighting could not be normalised (no chart, no stable reference region)"
