@@ -1,6 +1,19 @@
 """Accuracy of the redness / pigmentation indices against phantom ground truth.
 
-    .venv/bin/python benchmarks/chromophore_accuracy.py [--size 240x320]
+    .venv/bin/python benchmarks/chromophore_accuracy.py [--part ensemble|phantom|all] [--size 240x320]
+        [--jpeg 90] [--members all|held_out|NAME,...] [--json rows.json]
+
+Part ``ensemble`` (the held-out table of docs/indices.md): phantoms of every member of the ensemble
+of optical models (:mod:`skinimg.phantom.ensemble`; fit members, held-out members, the stress member)
+on 6 tones (ITA 60, 48, 35, 20, -10, -45) x 3 blood levels (0.5, 1, 2 x the member's typical blood),
+8-bit JPEG (``--jpeg``), scored by :func:`skinimg.train.chromo_eval.evaluate_member`: the reading of a
+-20 % blood change and of a -20 % melanin change (central model, shared twin branch), whether the
+model range of the fit members covers -20 %, Spearman with the true blood / melanin, the cross-talk
+(Spearman of haemoglobin with the true melanin, beside the truth's own), the change under a pure
+exposure of x0.8 / x1.25; the same for the previous default (the phantom model alone, built in this
+run) as the baseline; then the lesion contrasts on the astronaut photograph.
+
+Part ``phantom`` (sections 1-4 below) on skinimg's own phantoms:
 
 1. Tone grid: 6 melanin levels (0.01-0.45, ITA about +64 to -50 degrees) x 6 haemoglobin
    levels (0.002-0.1), one face phantom each (default scene: shading, highlights,
@@ -28,6 +41,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -41,11 +55,7 @@ M = (0.01, 0.08, 0.16, 0.25, 0.35, 0.45)
 H = (0.002, 0.01, 0.02, 0.04, 0.07, 0.1)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="240x320")
-    a = ap.parse_args(argv)
-    size = tuple(int(v) for v in a.size.split("x"))
+def phantom_part(size) -> None:
     basis = I.IndexParams()
     ica = I.IndexParams(chromophore_method="ica")
     truth_m, truth_h, rows_b, rows_i = [], [], [], []
@@ -159,6 +169,100 @@ def main(argv=None) -> int:
                 over += ch > 1
                 swaps += len(branches) > 1
         print(f"{band:<30}{worst_c:>8.2f}{over:>7d}{swaps:>7d}{', '.join(sorted(methods)):>24}")
+
+
+def _baseline_params(tmp: Path) -> I.IndexParams:
+    """The previous default: the phantom optical model alone (skinimg.phantom.optics), built in this run."""
+    import json
+
+    from skinimg.phantom import skin_linear_rgb
+    from skinimg.train.basis import build_chromophore_model
+
+    model = build_chromophore_model(lambda a, b: skin_linear_rgb(a, b, "D65"), melanin_max=0.6, hemoglobin_max=0.3)
+    base = I.load_basis()
+    path = tmp / "phantom_model_basis.json"
+    path.write_text(json.dumps(dataclasses.replace(base, model=model).to_dict()))
+    return I.IndexParams(basis_path=str(path))
+
+
+def _rng(v) -> str:
+    return f"{min(v):+6.1f}..{max(v):<+6.1f}" if v else "      --      "
+
+
+def ensemble_part(size, jpeg, members, json_out=None) -> None:
+    import json
+    import tempfile
+
+    from skinimg.phantom.ensemble import FIT_MEMBERS, HELD_OUT_MEMBERS, MEMBERS, STRESS_MEMBERS
+    from skinimg.train.chromo_eval import TONES, evaluate_member, lesion_contrast, lesion_photo, summarize_member
+
+    names = {"all": FIT_MEMBERS + HELD_OUT_MEMBERS + STRESS_MEMBERS, "held_out": HELD_OUT_MEMBERS}.get(
+        members, tuple(members.split(",")))
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = _baseline_params(Path(tmp))
+        summaries, base_sums, rows_all = [], [], []
+        for name in names:
+            rows = evaluate_member(name, size=size, jpeg_quality=jpeg)
+            rows_all += rows
+            summaries.append(summarize_member(rows))
+            base_sums.append(summarize_member(evaluate_member(name, size=size, jpeg_quality=jpeg, with_range=False,
+                                                              params=baseline)))
+            print(f"  {name} done", file=sys.stderr, flush=True)
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows_all))
+    tones = list(TONES)
+    head = f"{'member':<14}{'role':<9}" + "".join(f"{t:>16}" for t in tones)
+    for title, sums, key in (
+        ("Reading of a -20 % blood change, central model (min..max over 3 blood levels), %", summaries, "hemoglobin"),
+        ("  baseline: the previous default (phantom model alone)", base_sums, "hemoglobin"),
+        ("Erythema index change for the same -20 % blood change, %", summaries, "erythema_index"),
+        ("Reading of a -20 % melanin change, central model, %", summaries, "melanin"),
+        ("  baseline: the previous default", base_sums, "melanin"),
+        ("Exposure x0.8 / x1.25, largest |change| of haemoglobin (shared branch), %", summaries, "exposure"),
+    ):
+        print(f"\n{title} ({size[0]}x{size[1]}, JPEG {jpeg})\n{head}")
+        for s in sums:
+            line = f"{s['member']:<14}{s['role']:<9}"
+            for t in tones:
+                v = s["tones"][t].get(key)
+                line += f"{('   max ' + format(max(v), '5.2f')) if key == 'exposure' else _rng(v):>16}"
+            print(line)
+    print("\nModel range of the fit members: share of cells where [min, max] holds the true -20 % (+-1)")
+    print(f"{'member':<14}{'role':<9}{'haemoglobin':>12}{'melanin':>10}   per tone (haemoglobin range, min..max of lo / hi)")
+    for s in summaries:
+        per = "  ".join(f"{t[:5]} {min(lo for lo, _ in s['tones'][t]['hemoglobin_range']):+.0f}/"
+                        f"{max(hi for _, hi in s['tones'][t]['hemoglobin_range']):+.0f}"
+                        if s["tones"][t].get("hemoglobin_range") else f"{t[:5]} none" for t in tones)
+        print(f"{s['member']:<14}{s['role']:<9}{100 * s['coverage']['hemoglobin']:>11.0f}%"
+              f"{100 * s['coverage']['melanin']:>9.0f}%   {per}")
+    print("\nRank correlations over the 18 cells (Spearman): haemoglobin with true blood, with true melanin (cross-talk;"
+          " the truth's own in brackets), melanin with true melanin")
+    for s, b in zip(summaries, base_sums):
+        print(f"{s['member']:<14}{s['role']:<9} blood {s['spearman_blood']:5.2f} (baseline {b['spearman_blood']:5.2f})"
+              f"  cross-talk {s['crosstalk']:+5.2f} (baseline {b['crosstalk']:+5.2f}; truth {s['truth_crosstalk']:+5.2f})"
+              f"  melanin {s['spearman_melanin']:5.2f}")
+    print("\nLesions on the astronaut photograph (public domain), JPEG 90: share rising inside / median contrast (IQR)")
+    for member in ("km2_eupheo", "mbll_j98", "mc_j13"):
+        rgb, mask, lesions = lesion_photo(member)
+        res = lesion_contrast(rgb, mask, lesions)
+        for kind, d in res.items():
+            print(f"  {member:<11}{kind:<8}" + "  ".join(f"{k} {v['rises']:.0%}/{v['median_contrast']:+.1f}"
+                                                         for k, v in d.items()))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("ensemble", "phantom", "all"), default="ensemble")
+    ap.add_argument("--size", default="240x320")
+    ap.add_argument("--jpeg", type=int, default=90)
+    ap.add_argument("--members", default="all")
+    ap.add_argument("--json", default=None, help="also write the ensemble rows to this JSON file")
+    a = ap.parse_args(argv)
+    size = tuple(int(v) for v in a.size.split("x"))
+    if a.part in ("ensemble", "all"):
+        ensemble_part(size, a.jpeg, a.members, a.json)
+    if a.part in ("phantom", "all"):
+        phantom_part(size)
     return 0
 
 
