@@ -134,9 +134,11 @@ class _Skin:
         self.spot_melanin = np.where(sat, nan, ch["root_melanin"])
         self.chromophores = ch
         # on the dark branch the chromaticity root cannot resolve melanin, so the brightness residual carries pigment
-        # as well as shading: no correction there
-        if ch["residual"] is not None and params.shading_sigma > 0 and ch["branch"] != "dark":
-            self.pixel_values["melanin"] = self._shading_corrected(ch, sat, params)
+        # as well as shading: no correction of the melanin map there (its large-scale pigment would go with the
+        # shading); the corrected values still serve the brown spots, which only look at local excess
+        if ch["residual"] is not None and params.shading_sigma > 0:
+            corrected = self._shading_corrected(ch, sat, params)
+            self.pixel_values["dark_spot_melanin" if ch["branch"] == "dark" else "melanin"] = corrected
 
     def _shading_corrected(self, ch: dict, sat: np.ndarray, params: IndexParams) -> np.ndarray:
         """Per-pixel melanin with the low-passed shading removed (see ``IndexParams.shading_sigma``)."""
@@ -258,8 +260,8 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     mel0 = np.zeros(mc.shape, dtype=np.float32)
     # spots on the chromaticity root (shading-free) on the light sheet; on the dark sheet the root is ill-conditioned
     # (it made spots of plain brown skin) and the shading-corrected melanin is used
-    dark = getattr(sk, "chromophores", {}).get("branch") == "dark"
-    mel0[mc] = np.nan_to_num(sk.pixels("melanin" if dark else "spot_melanin"), nan=0.0)
+    dark = "dark_spot_melanin" in sk.pixel_values
+    mel0[mc] = np.nan_to_num(sk.pixels("dark_spot_melanin" if dark else "spot_melanin"), nan=0.0)
     row = summarize_values(sk.values, weights=sk.weights, params=params)
     if "melanin" in sk.pixel_values:
         _restat(row, "melanin", sk.pixel_values["melanin"])
