@@ -38,11 +38,13 @@ def test_accuracy_separated_hemoglobin_beats_erythema_index(small_run):
     acc = {r["index"]: r for r in res["accuracy"]["indices"]}
     assert set(acc) == set(INDEX_NAMES)
     hb, ei, mel = acc["hemoglobin"], acc["erythema_index"], acc["melanin"]
-    assert hb["spearman_hemoglobin"] > 0.9 and hb["pearson_hemoglobin"] > 0.9
+    # the basis inverts the ensemble's central model (these phantoms are one member): ranks hold, magnitudes are
+    # read at about 0.55 times (docs/indices.md)
+    assert hb["spearman_hemoglobin"] > 0.85 and hb["pearson_hemoglobin"] > 0.8
     assert mel["spearman_melanin"] > 0.9
     # the classic index moves with melanin nearly as much as with blood; the separated one does not
     assert abs(ei["crosstalk"]) > 0.3
-    assert abs(hb["crosstalk"]) < abs(ei["crosstalk"]) / 5
+    assert abs(hb["crosstalk"]) < abs(ei["crosstalk"]) / 2.5  # /5 with a basis fitted on these phantoms alone
     assert abs(hb["spearman_melanin"]) < 0.3
     # the grid spans the full tone range
     assert {r["tone"] for r in res["accuracy"]["images"]} <= set(ITA_CATEGORIES)
