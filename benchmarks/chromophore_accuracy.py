@@ -1,7 +1,7 @@
 """Accuracy of the redness / pigmentation indices against phantom ground truth.
 
-    .venv/bin/python benchmarks/chromophore_accuracy.py [--part ensemble|phantom|all] [--size 240x320]
-        [--jpeg 90] [--members all|held_out|NAME,...] [--json rows.json]
+    .venv/bin/python benchmarks/chromophore_accuracy.py [--part ensemble|bound|lesions|exposure|phantom|all]
+        [--size 240x320] [--jpeg 90] [--members all|held_out|NAME,...] [--json rows.json]
 
 Part ``ensemble`` (the held-out table of docs/indices.md): phantoms of every member of the ensemble
 of optical models (:mod:`skinimg.phantom.ensemble`; fit members, held-out members, the stress member)
@@ -11,7 +11,19 @@ on 6 tones (ITA 60, 48, 35, 20, -10, -45) x 3 blood levels (0.5, 1, 2 x the memb
 model range of the fit members covers -20 %, Spearman with the true blood / melanin, the cross-talk
 (Spearman of haemoglobin with the true melanin, beside the truth's own), the change under a pure
 exposure of x0.8 / x1.25; the same for the previous default (the phantom model alone, built in this
-run) as the baseline; then the lesion contrasts on the astronaut photograph.
+run) as the baseline; then parts ``bound`` and ``lesions``.
+
+Part ``bound`` (a minute): the best worst-case reading of a -20 % blood change that *any* smooth index of
+chromaticity can reach on the held-out members and on all 13 plausible members, per tone
+(:func:`skinimg.train.chromo_bound.best_reading`), beside the central model's reading of the same colours,
+and each member's ``d ln(OD_blood) / d ln(blood)``.
+
+Part ``lesions``: red papules and pigmented macules of every held-out member rendered into the astronaut
+photograph, 5 draws of 8 + 8 lesions each (:func:`skinimg.train.chromo_eval.lesion_summary`).
+
+Part ``exposure`` (about 20 minutes): pure exposure x0.8 / x1.25 on 480 x 640 JPEG (``--jpeg``) phantoms of
+every member x 6 tones x 3 scenes (branch shared by the pair), largest change of the per-image haemoglobin,
+beside the same pair without JPEG and a retake that differs only in sensor noise (the floor).
 
 Part ``phantom`` (sections 1-4 below) on skinimg's own phantoms:
 
@@ -194,7 +206,7 @@ def ensemble_part(size, jpeg, members, json_out=None) -> None:
     import tempfile
 
     from skinimg.phantom.ensemble import FIT_MEMBERS, HELD_OUT_MEMBERS, MEMBERS, STRESS_MEMBERS
-    from skinimg.train.chromo_eval import TONES, evaluate_member, lesion_contrast, lesion_photo, summarize_member
+    from skinimg.train.chromo_eval import TONES, evaluate_member, summarize_member
 
     names = {"all": FIT_MEMBERS + HELD_OUT_MEMBERS + STRESS_MEMBERS, "held_out": HELD_OUT_MEMBERS}.get(
         members, tuple(members.split(",")))
@@ -241,18 +253,86 @@ def ensemble_part(size, jpeg, members, json_out=None) -> None:
         print(f"{s['member']:<14}{s['role']:<9} blood {s['spearman_blood']:5.2f} (baseline {b['spearman_blood']:5.2f})"
               f"  cross-talk {s['crosstalk']:+5.2f} (baseline {b['crosstalk']:+5.2f}; truth {s['truth_crosstalk']:+5.2f})"
               f"  melanin {s['spearman_melanin']:5.2f}")
-    print("\nLesions on the astronaut photograph (public domain), JPEG 90: share rising inside / median contrast (IQR)")
-    for member in ("km2_eupheo", "mbll_j98", "mc_j13"):
-        rgb, mask, lesions = lesion_photo(member)
-        res = lesion_contrast(rgb, mask, lesions)
-        for kind, d in res.items():
-            print(f"  {member:<11}{kind:<8}" + "  ".join(f"{k} {v['rises']:.0%}/{v['median_contrast']:+.1f}"
+
+
+def bound_part() -> None:
+    from skinimg.phantom.ensemble import FIT_MEMBERS, HELD_OUT_MEMBERS, MEMBERS
+    from skinimg.train.chromo_bound import best_reading, blood_exponent, member_od
+    from skinimg.train.chromo_eval import TONES
+    from skinimg.train.ensemble import tone_melanin
+
+    print("\nHow the blood part of optical density grows with blood, p = d ln(OD_G(b) - OD_G(0)) / d ln b "
+          "(typical blood; 0.5 = square root, 1 = Beer-Lambert)")
+    print(f"{'member':<14}{'family':<11}" + "".join(f"{t:>13}" for t in TONES))
+    for name, m in MEMBERS.items():
+        print(f"{name:<14}{m.family:<11}" + "".join(f"{blood_exponent(m, tone_melanin(m, ita), m.typical_blood):>13.2f}"
+                                                    for ita in TONES.values()))
+    for title, names in (("held-out members", HELD_OUT_MEMBERS), ("all 13 plausible members", FIT_MEMBERS + HELD_OUT_MEMBERS)):
+        print(f"\nBest worst-case reading of a -20 % blood change by ANY smooth index of chromaticity, {title}; "
+              "the colour of mc_j13's skin (typical blood) at each tone; the central model reads the same colours")
+        print(f"{'tone':<14}{'best possible':>16}{'step ratio':>12}{'central':>16}   members outside the colour")
+        for tone, ita in TONES.items():
+            b = best_reading(names, ita)
+            if len(b["readings"]) < 3:  # two members are always read exactly by some index
+                print(f"{tone:<14}{'--':>16}{'':>12}{'':>16}   {', '.join(b['outside'])} (too few members share it)")
+                continue
+            reads = []
+            for k, (mel, rel) in b["states"].items():
+                m = MEMBERS[k]
+                od = np.stack([member_od(m, mel, rel * m.typical_blood), member_od(m, mel, 0.8 * rel * m.typical_blood)])
+                hb = I.separate_chromophores(od)[1]
+                reads.append(100.0 * (hb[1] / hb[0] - 1.0))
+            print(f"{tone:<14}{b['lo']:>+8.1f}..{b['hi']:<+6.1f}{b['step_ratio']:>12.2f}{min(reads):>+8.1f}..{max(reads):<+6.1f}"
+                  f"   {', '.join(b['outside']) or '-'}")
+
+
+def lesions_part() -> None:
+    from skinimg.phantom.ensemble import HELD_OUT_MEMBERS
+    from skinimg.train.chromo_eval import lesion_summary
+
+    print("\nLesions on the astronaut photograph (public domain), JPEG 90, 5 draws of 8 papules + 8 macules: share "
+          "rising inside / median contrast (IQR of the skin around)")
+    for member in HELD_OUT_MEMBERS:
+        for kind, d in lesion_summary(member).items():
+            print(f"  {member:<11}{kind:<8}" + "  ".join(f"{k} {v['rises']:.0%}/{v['median_contrast']:+.2f}"
                                                          for k, v in d.items()))
+
+
+def exposure_part(jpeg, seeds=(7, 8, 9)) -> None:
+    from skinimg.phantom.ensemble import MEMBERS
+    from skinimg.train.chromo_eval import TONES
+    from skinimg.train.ensemble import tone_melanin
+
+    def change(a, b):
+        branch = I.choose_shared_branch([(a.image, a.mask), (b.image, b.mask)])
+        p = I.IndexParams(branch=branch)
+        ra = I.measure(a.image, a.mask, params=p, return_maps=False)[0]
+        rb = I.measure(b.image, b.mask, params=p, return_maps=False)[0]
+        return abs(100.0 * (rb["hemoglobin"] / ra["hemoglobin"] - 1.0))
+
+    print(f"\nExposure x0.8 / x1.25, 480 x 640, JPEG {jpeg}, branch shared: largest |change| of haemoglobin over "
+          f"{len(seeds)} scenes, % (no JPEG; sensor-noise retake)")
+    print(f"{'member':<14}" + "".join(f"{t:>22}" for t in TONES))
+    for name, m in MEMBERS.items():
+        line = f"{name:<14}"
+        for ita in TONES.values():
+            ex, raw, floor = [], [], []
+            for seed in seeds:
+                spec = PhantomSpec(melanin=tone_melanin(m, ita), hemoglobin=m.typical_blood, seed=seed, size=(480, 640),
+                                   jpeg_quality=jpeg)
+                a = render_phantom(spec, optics=m)
+                ex += [change(a, render_phantom(dataclasses.replace(spec, exposure=g), optics=m)) for g in (0.8, 1.25)]
+                a0 = render_phantom(dataclasses.replace(spec, jpeg_quality=None), optics=m)
+                raw += [change(a0, render_phantom(dataclasses.replace(spec, exposure=g, jpeg_quality=None), optics=m))
+                        for g in (0.8, 1.25)]
+                floor.append(change(a, render_phantom(dataclasses.replace(spec, noise_seed=seed + 90), optics=m)))
+            line += f"{max(ex):>8.2f} ({max(raw):4.2f}; {max(floor):4.2f})"
+        print(line, flush=True)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("ensemble", "phantom", "all"), default="ensemble")
+    ap.add_argument("--part", choices=("ensemble", "bound", "lesions", "exposure", "phantom", "all"), default="ensemble")
     ap.add_argument("--size", default="240x320")
     ap.add_argument("--jpeg", type=int, default=90)
     ap.add_argument("--members", default="all")
@@ -261,6 +341,12 @@ def main(argv=None) -> int:
     size = tuple(int(v) for v in a.size.split("x"))
     if a.part in ("ensemble", "all"):
         ensemble_part(size, a.jpeg, a.members, a.json)
+    if a.part in ("ensemble", "bound", "all"):
+        bound_part()
+    if a.part in ("ensemble", "lesions", "all"):
+        lesions_part()
+    if a.part in ("exposure", "all"):
+        exposure_part(a.jpeg)
     if a.part in ("phantom", "all"):
         phantom_part(size)
     return 0

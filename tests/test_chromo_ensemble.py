@@ -18,7 +18,7 @@ from skinimg import indices as I
 from skinimg.phantom import PhantomSpec, render_phantom, skin_linear_rgb
 from skinimg.phantom.ensemble import FIT_MEMBERS, HELD_OUT_MEMBERS, MEMBERS, member
 from skinimg.train import ensemble as TE
-from skinimg.train.chromo_eval import lesion_contrast, lesion_photo
+from skinimg.train.chromo_eval import lesion_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +77,33 @@ def test_held_out_members_were_not_used_to_fit_the_basis():
     assert set(prov["members"]) == set(FIT_MEMBERS)
     assert not set(HELD_OUT_MEMBERS) & set(prov["members"])
     assert {MEMBERS[k].family for k in HELD_OUT_MEMBERS} - {MEMBERS[k].family for k in FIT_MEMBERS} == {"mc"}
+
+
+def test_no_index_of_chromaticity_can_read_every_held_out_member_within_4_points():
+    """The target of issue 26 (-20 % blood reads -20 +- 4 % on every held-out member) is out of reach of any index
+    that is a smooth function of chromaticity: at one colour the held-out members' skins move by steps whose
+    lengths differ almost three-fold for the same -20 % (p = d ln OD_blood / d ln blood is 0.5 in a diffusion dermis,
+    1.0 in a Beer-Lambert one), and the best gradient (a linear programme) still reads one of them outside
+    -24..-16 %.  The central model reads the same colours within 1.5 points of that optimum over all 13 members."""
+    from skinimg.train.chromo_bound import best_reading, blood_exponent, member_od
+
+    for ita in (48.0, 20.0):
+        b = best_reading(HELD_OUT_MEMBERS, ita)
+        assert len(b["readings"]) >= 4, b["outside"]
+        assert b["hi"] > -16.0 and b["lo"] < -24.0, (ita, b["lo"], b["hi"])
+        assert b["step_ratio"] > 2.5
+        assert b["exponents"]["diff_j13"] == pytest.approx(0.5, abs=0.05)
+        assert b["exponents"]["mbll_j98"] == pytest.approx(1.0, abs=0.05)
+    b = best_reading(FIT_MEMBERS + HELD_OUT_MEMBERS, 48.0)
+    central = []
+    for k, (mel, rel) in b["states"].items():
+        m = MEMBERS[k]
+        od = np.stack([member_od(m, mel, rel * m.typical_blood), member_od(m, mel, 0.8 * rel * m.typical_blood)])
+        hb = I.separate_chromophores(od)[1]
+        central.append(100.0 * (hb[1] / hb[0] - 1.0))
+    worst_best = max(b["hi"] + 20.0, -20.0 - b["lo"])
+    assert max(abs(c + 20.0) for c in central) <= worst_best + 1.5
+    assert blood_exponent(MEMBERS["mc_j13"], 0.05, MEMBERS["mc_j13"].typical_blood) < 0.65
 
 
 # ----------------------------------------------------------------------------- precomputed tables
@@ -235,18 +262,18 @@ def test_melanin_does_not_rise_at_shaded_borders(name):
 # ----------------------------------------------------------------------------- real photograph
 
 
-def test_red_papules_on_a_real_photo_rise_in_hemoglobin_not_melanin():
-    """Papules (blood x2.5) and macules (melanin x2.5) of the held-out member closest to issue 26's independent
-    model, rendered into the public-domain astronaut portrait (JPEG 90): haemoglobin rises in every papule,
-    by about as many IQRs of the surrounding skin as the erythema index (3.4 against 3.7; the ratio is 0.87-1.11
-    over three held-out members, docs/indices.md); melanin does not rise in them but does in every macule, where
+@pytest.mark.parametrize("name", ["mbll_j98", "mc_j13"])
+def test_red_papules_on_a_real_photo_rise_in_hemoglobin_not_melanin(name):
+    """Papules (blood x2.5) and macules (melanin x2.5 + 0.03) of two held-out members (the one closest to issue 26's
+    independent model, and the Monte Carlo dermis) rendered into the public-domain astronaut portrait (JPEG 90),
+    three draws of 8 + 8 lesions: haemoglobin rises in every papule, with a median contrast at least the erythema
+    index's (issue 26 asks for that on real lesions); melanin does not rise in papules but does in macules, where
     haemoglobin rises far less than the erythema index (which reads pigment as redness)."""
-    rgb, mask, lesions = lesion_photo("mbll_j98")
-    res = lesion_contrast(rgb, mask, lesions)
+    res = lesion_summary(name, seeds=range(3))
     pap, mac = res["papule"], res["macule"]
-    assert pap["hemoglobin"]["n"] >= 6 and mac["melanin"]["n"] >= 4
+    assert pap["hemoglobin"]["n"] == 24 and mac["melanin"]["n"] == 24
     assert pap["hemoglobin"]["rises"] == 1.0
-    assert pap["hemoglobin"]["median_contrast"] >= 0.85 * pap["erythema_index"]["median_contrast"]
+    assert pap["hemoglobin"]["median_contrast"] >= pap["erythema_index"]["median_contrast"]
     assert pap["melanin"]["median_contrast"] < 0.5
-    assert mac["melanin"]["rises"] == 1.0 and mac["melanin"]["median_contrast"] > 0.5
+    assert mac["melanin"]["rises"] >= 0.9 and mac["melanin"]["median_contrast"] > 0.5
     assert mac["hemoglobin"]["median_contrast"] < 0.5 * mac["erythema_index"]["median_contrast"]

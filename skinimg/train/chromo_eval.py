@@ -31,7 +31,8 @@ from ..phantom.ensemble import MEMBERS
 from ..session import MEMBER_LEVEL_MIN, model_span
 from .ensemble import tone_melanin
 
-__all__ = ["TONES", "LEVELS", "evaluate_member", "summarize_member", "lesion_photo", "lesion_contrast"]
+__all__ = ["TONES", "LEVELS", "evaluate_member", "summarize_member", "lesion_photo", "lesion_contrast",
+           "lesion_summary"]
 
 #: Target ITA (degrees) of each tone class (Del Bino and Bernerd 2013 classes).
 TONES = {"very_light": 60.0, "light": 48.0, "intermediate": 35.0, "tan": 20.0, "brown": -10.0, "dark": -45.0}
@@ -175,7 +176,7 @@ def lesion_contrast(rgb: np.ndarray, mask: np.ndarray, lesions, *, params: Index
                     names=("hemoglobin", "erythema_index", "a_star", "melanin", "melanin_index")) -> dict:
     """Per lesion kind and index: share of lesions whose median inside (distance < 0.8 r) exceeds the median
     of the surrounding skin (2.2 r to 4 r, other lesions excluded), and the median contrast
-    ``(median inside - median around) / IQR around``."""
+    ``(median inside - median around) / IQR around`` (``contrasts``: every lesion's, in drawing order)."""
     maps = compute_maps(rgb, mask, params=params)
     yy, xx = np.mgrid[0:mask.shape[0], 0:mask.shape[1]]
     near = np.zeros(mask.shape, bool)
@@ -191,5 +192,19 @@ def lesion_contrast(rgb: np.ndarray, mask: np.ndarray, lesions, *, params: Index
             q1, q3 = np.nanpercentile(v[ring], [25, 75])
             c = (np.nanmedian(v[inside]) - np.nanmedian(v[ring])) / max(q3 - q1, 1e-9)
             per.setdefault(kind, {}).setdefault(nm, []).append(float(c))
-    return {kind: {nm: {"rises": float(np.mean(np.asarray(v) > 0)), "median_contrast": float(np.median(v)), "n": len(v)}
-                   for nm, v in d.items()} for kind, d in per.items()}
+    return {kind: {nm: {"rises": float(np.mean(np.asarray(v) > 0)), "median_contrast": float(np.median(v)), "n": len(v),
+                        "contrasts": v} for nm, v in d.items()} for kind, d in per.items()}
+
+
+def lesion_summary(member: str, seeds=range(5), **kw) -> dict:
+    """:func:`lesion_contrast` pooled over several lesion draws (``seeds`` of :func:`lesion_photo`): one draw
+    has 8 lesions of each kind, too few for a stable median (the haemoglobin / erythema index ratio of
+    single draws spans 0.9-1.2 on the same member).  Same layout as :func:`lesion_contrast`."""
+    pooled: dict = {}
+    for seed in seeds:
+        rgb, mask, lesions = lesion_photo(member, seed=seed)
+        for kind, d in lesion_contrast(rgb, mask, lesions, **kw).items():
+            for nm, v in d.items():
+                pooled.setdefault(kind, {}).setdefault(nm, []).extend(v["contrasts"])
+    return {kind: {nm: {"rises": float(np.mean(np.asarray(v) > 0)), "median_contrast": float(np.median(v)), "n": len(v),
+                        "contrasts": v} for nm, v in d.items()} for kind, d in pooled.items()}
