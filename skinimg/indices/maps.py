@@ -169,6 +169,12 @@ class _Skin:
     def map(self, name: str) -> np.ndarray:
         return _scatter(self.pixels(name), self.mask)
 
+    def spot_field(self) -> np.ndarray:
+        """Per-pixel melanin the brown spots are found on: the shading-free chromaticity root on the light sheet;
+        on the dark sheet, where the root is ill-conditioned (it made spots of plain brown skin), the
+        shading-corrected melanin."""
+        return self.pixels("dark_spot_melanin" if "dark_spot_melanin" in self.pixel_values else "spot_melanin")
+
 
 def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> tuple[dict, dict]:
     """All per-pixel indices on the skin pixels only, as 1-D arrays (row-major order of the mask).
@@ -206,7 +212,8 @@ def _scatter(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return m
 
 
-def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> dict[str, np.ndarray]:
+def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None,
+                 spot_map: bool = False) -> dict[str, np.ndarray]:
     """Per-pixel index maps.
 
     Parameters
@@ -215,18 +222,24 @@ def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | Non
         float in [0, 1]; channel order R, G, B
     mask : ndarray of bool, shape (H, W), True on skin
     params : IndexParams, optional
+    spot_map : bool
+        Also return ``"spot_melanin"``: the melanin field :func:`measure` finds brown spots on (shading-free on
+        the light sheet), so that a comparison counts the spots ``analyze`` would.
 
     Returns
     -------
     dict name -> ndarray float32, shape (H, W)
-        One map per name in :data:`INDEX_NAMES`; ``NaN`` outside the mask.
+        One map per name in :data:`INDEX_NAMES` (and ``spot_melanin``); ``NaN`` outside the mask.
         Units: see the module docstring.
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
     box = _crop_box(mask, _pad(params))
     sk = _Skin(rgb[box], np.ascontiguousarray(mask[box]), params)
-    return {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+    maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+    if spot_map:
+        maps["spot_melanin"] = _embed(_scatter(sk.spot_field(), sk.mask), box, mask.shape)
+    return maps
 
 
 def _embed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, int]) -> np.ndarray:
@@ -258,10 +271,8 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
     mc = np.ascontiguousarray(mask[box])
     sk = _Skin(rgb[box], mc, params)
     mel0 = np.zeros(mc.shape, dtype=np.float32)
-    # spots on the chromaticity root (shading-free) on the light sheet; on the dark sheet the root is ill-conditioned
-    # (it made spots of plain brown skin) and the shading-corrected melanin is used
-    dark = "dark_spot_melanin" in sk.pixel_values
-    mel0[mc] = np.nan_to_num(sk.pixels("dark_spot_melanin" if dark else "spot_melanin"), nan=0.0)
+    if sk.n:
+        mel0[mc] = np.nan_to_num(sk.spot_field(), nan=0.0)
     row = summarize_values(sk.values, weights=sk.weights, params=params)
     if "melanin" in sk.pixel_values:
         _restat(row, "melanin", sk.pixel_values["melanin"])

@@ -72,7 +72,8 @@ Pipeline of one pair (:func:`compare_arrays`)
    pixel standard deviations over the joint mask (Cohen 1988).
    Area measures: ``red_area_fraction`` (joint skin with ``hemoglobin`` above
    ``IndexParams.red_threshold``) and ``brown_spot_area_fraction``
-   (:func:`skinimg.indices.detect_brown_spots` on each melanin map, joint mask).  The
+   (:func:`skinimg.indices.detect_brown_spots` on each photo's ``spot_melanin`` map, the field ``analyze``
+   finds spots on: shading-free on the light sheet; joint mask).  The
    spot *count* is reported under ``counts`` without a verdict: on unchanged retakes it
    varies by up to 40 % (spots split and merge at the threshold) while the spot area does not.
    **Model range** (``model_range=True``): ``hemoglobin`` and ``melanin`` are also read by every

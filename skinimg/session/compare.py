@@ -235,9 +235,9 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     # not swap the twin solution of brown/dark skin between sessions (indices.choose_shared_branch)
     branch = choose_shared_branch([(before, mask_b), (after, mask_a)], params=p.indices)
     ip = replace(p.indices, branch=branch)
-    maps_b = compute_maps(before, mask_b, params=ip)
-    maps_a = compute_maps(after, mask_a, params=ip)
-    warped = {name: warp_map(maps_a[name], reg, hw) for name in INDEX_NAMES}
+    maps_b = compute_maps(before, mask_b, params=ip, spot_map=True)
+    maps_a = compute_maps(after, mask_a, params=ip, spot_map=True)
+    warped = {name: warp_map(maps_a[name], reg, hw) for name in maps_a}
     del maps_a
     common = mask_b & np.isfinite(warped["hemoglobin"]) & np.isfinite(maps_b["hemoglobin"])
     joint = common & roi if roi is not None else common
@@ -351,8 +351,10 @@ def _joint_metrics(maps_b: dict, warped: dict, joint: np.ndarray, tile: int, p: 
     metrics["red_area_fraction"] = pair_statistics((maps_b["hemoglobin"][joint] > thr).astype(np.float32),
                                                    (warped["hemoglobin"][joint] > thr).astype(np.float32), tiles,
                                                    n_boot=p.n_boot, seed=p.seed)
-    spots_b = detect_brown_spots(maps_b["melanin"], joint, params=p.indices)
-    spots_a = detect_brown_spots(warped["melanin"], joint, params=p.indices)
+    # the field analyze finds spots on (shading-free on the light sheet): a shading change between the photos
+    # must not make or unmake spots
+    spots_b = detect_brown_spots(maps_b["spot_melanin"], joint, params=p.indices)
+    spots_a = detect_brown_spots(warped["spot_melanin"], joint, params=p.indices)
     sp_b = _spot_pixels(spots_b, hw)[joint].astype(np.float32)
     sp_a = _spot_pixels(spots_a, hw)[joint].astype(np.float32)
     metrics["brown_spot_area_fraction"] = pair_statistics(sp_b, sp_a, tiles, n_boot=p.n_boot, seed=p.seed)
