@@ -184,14 +184,34 @@ def test_hemoglobin_change_agrees_with_truth_within_the_model_range(scale, pose,
     assert doc["registration"]["ok"] and doc["registration"]["residual_px"] < 2.0
 
 
-@pytest.mark.parametrize("seed,site,background", [(41, "face", "wall"), (42, "forearm", "cloth"),
-                                                  (43, "forearm", "blue")])
-def test_retakes_without_change_are_no_change_for_every_index(seed, site, background):
-    sb = _spec(seed=seed, site=site, background=background, melanin=0.05 + 0.03 * (seed % 3))
-    doc, _, _, _ = _pair(sb, replace(sb, pose=(-9.0, 7.0, -3.0, 1.03), exposure=1.1, noise_seed=seed + 7))
+@pytest.mark.parametrize("seed,site,background,shading,optics", [
+    (41, "face", "wall", 1.15, None), (42, "forearm", "cloth", 0.85, None), (43, "forearm", "blue", 1.0, None),
+    (44, "face", "wall", 0.85, "mc_j13"), (45, "face", "cloth", 1.15, "mbll_j98")])
+def test_retakes_without_change_are_no_change_for_every_index(seed, site, background, shading, optics):
+    """Unchanged skin retaken with a new pose, exposure x1.1, new noise and the light falling at another angle
+    (shading strength x0.85 / x1.15, which moves L* by about 1 and the brightness-based indices with it; the
+    MDCs of models/mdc.json are derived on retakes with such changes): no_change for every index.  Under two
+    held-out optical models the chromophores, the erythema index, the red area and the brown-spot area stay
+    no_change too; the brightness-based indices sit at the edge of their 95 % MDC there (b* 1.00 x, ITA 1.02 x
+    in these two pairs; 94-100 % no_change over 72 such retakes, docs/comparison.md)."""
+    from skinimg.phantom.ensemble import MEMBERS
+    from skinimg.train.ensemble import tone_melanin
+
+    member = MEMBERS[optics] if optics else None
+    mel = 0.05 + 0.03 * (seed % 3) if member is None else tone_melanin(member, 40.0)
+    sb = _spec(seed=seed, site=site, background=background, melanin=mel,
+               hemoglobin=0.025 if member is None else 1.5 * member.typical_blood)
+    sa = replace(sb, pose=(-9.0, 7.0, -3.0, 1.03), exposure=1.1, shading=shading, noise_seed=seed + 7)
+    b, a = render_phantom(sb, optics=member), render_phantom(sa, optics=member)
+    doc, _ = C.compare_arrays(b.image, a.image, before_mask=b.mask, after_mask=a.mask, params=P)
     verdicts = {k: m["verdict"] for k, m in doc["metrics"].items()}
     assert set(verdicts) == set(C.METRICS)
+    if member is not None:
+        verdicts = {k: v for k, v in verdicts.items() if k in ("hemoglobin", "melanin", "erythema_index",
+                                                              "red_area_fraction", "brown_spot_area_fraction")}
     assert all(v == "no_change" for v in verdicts.values()), verdicts
+    if shading != 1.0:  # the shading change is real: with the MDC of retakes without one (0.17), L* would be called
+        assert abs(doc["metrics"]["l_star"]["delta"]) > 0.2
 
 
 def test_a_15_percent_increase_is_worsened_and_mdc_override():
