@@ -4,7 +4,8 @@
 
 1. ``skinimg bench --suite all --preset full --out bench-results`` (accuracy, repeatability,
    segmentation, speed: bench.json, bench.csv, plots, Markdown tables);
-2. the quick scripts of ``benchmarks/``: ``chromophore_accuracy.py`` (basis vs ICA, exposure),
+2. the quick scripts of ``benchmarks/``: ``chromophore_accuracy.py --part phantom`` (basis vs ICA, exposure) and
+   ``--part bound`` (the best any colour index can read on the ensemble of optical models),
    ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_segment.py`` (segmentation vs decode,
    three framings, 12 / 3 / 0.3 MP), ``bench_calibrate.py`` (chart detection and correction on
    12 MP), ``regress_tolerances.py`` (index movement under harmless perturbations),
@@ -35,7 +36,8 @@ def steps(out: Path, size: str) -> list[tuple[str, list[str]]]:
     py = sys.executable
     return [
         ("skinimg_bench", [py, "-m", "skinimg", "bench", "--suite", "all", "--preset", size, "--out", str(out)]),
-        ("chromophore_accuracy", [py, str(HERE / "chromophore_accuracy.py")]),
+        ("chromophore_accuracy", [py, str(HERE / "chromophore_accuracy.py"), "--part", "phantom"]),
+        ("chromophore_bound", [py, str(HERE / "chromophore_accuracy.py"), "--part", "bound"]),
         ("bench_analyze", [py, str(HERE / "bench_analyze.py")]),
         ("bench_segment", [py, str(HERE / "bench_segment.py"), "--repeat", "5"]),
         ("bench_calibrate", [py, str(HERE / "bench_calibrate.py")]),
