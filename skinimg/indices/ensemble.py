@@ -131,10 +131,11 @@ def member_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None
 
     Returns
     -------
-    dict member name -> {"hemoglobin": float32 (H, W), "melanin": float32 (H, W), "conditioning": float},
-    maps NaN off skin; haemoglobin in central units (member blood x central typical / member typical);
-    ``conditioning``: the median over the skin of the member's |det| at its roots relative to its typical
-    light skin (below :data:`CONDITIONING_MIN` the member cannot resolve a change of this skin).
+    dict member name -> {"hemoglobin": float32 (H, W), "melanin": float32 (H, W), "conditioning_map": float32
+    (H, W), "conditioning": float}, maps NaN off skin; haemoglobin in central units (member blood x central
+    typical / member typical); ``conditioning_map``: the member's |det| of its chromaticity Jacobian at each
+    pixel's roots relative to its typical light skin, ``conditioning`` its median over the skin (below
+    :data:`CONDITIONING_MIN` the member cannot resolve a change of that skin: next to its fold).
     """
     params = params or IndexParams()
     rgb, mask = _prepare(rgb, mask)
@@ -143,30 +144,26 @@ def member_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None
     out = {}
     for name, basis, scale, ref in _load():
         sk = _skin(rgb[box], mc, params, basis, (branches or {}).get(name, "auto"))
-        maps = {"conditioning": _median_conditioning(sk, basis.model, ref)}
-        for key in ("hemoglobin", "melanin"):
+        cond = _conditioning_pixels(sk, basis.model, ref)
+        maps = {"conditioning": float(np.nanmedian(cond)) if cond.size and np.isfinite(cond).any() else float("nan")}
+        for key, values in (("hemoglobin", None), ("melanin", None), ("conditioning_map", cond)):
             full = np.full(mask.shape, np.nan, dtype=np.float32)
             crop = np.full(mc.shape, np.nan, dtype=np.float32)
             if sk.n:
-                crop[mc] = sk.pixels(key) * (np.float32(scale) if key == "hemoglobin" else np.float32(1.0))
+                crop[mc] = values if values is not None else (
+                    sk.pixels(key) * (np.float32(scale) if key == "hemoglobin" else np.float32(1.0)))
             full[box] = crop
             maps[key] = full
         out[name] = maps
     return out
 
 
-def _median_conditioning(sk, model: ChromophoreModel, ref: float) -> float:
-    """Weighted median over the skin of the member's |det| at its roots, relative to ``ref``."""
+def _conditioning_pixels(sk, model: ChromophoreModel, ref: float) -> np.ndarray:
+    """Per skin pixel (mask order), the member's |det| at its roots relative to ``ref``; float32 (N,)."""
     if not sk.n:
-        return float("nan")
+        return np.empty(0, dtype=np.float32)
     ch = sk.chromophores
     u = ch["root_melanin"] / np.float32(model.melanin_max)
     t = np.sqrt(np.clip(ch["hemoglobin"], 0.0, None) / np.float32(model.hemoglobin_max))
-    d = conditioning(model, u, t) / max(ref, 1e-12)
-    w = np.ones(len(d)) if sk.weights is None else sk.weights.astype(np.float64)
-    ok = np.isfinite(d) & (w > 0)
-    if not ok.any():
-        return float("nan")
-    order = np.argsort(d[ok])
-    cw = np.cumsum(w[ok][order])
-    return float(d[ok][order][int(np.searchsorted(cw, 0.5 * cw[-1]))])
+    d = (conditioning(model, u, t) / max(ref, 1e-12)).astype(np.float32)
+    return d if sk.weights is None else d[sk._pos]

@@ -304,21 +304,31 @@ def _member_reads(before, after, mask_b, mask_a, reg, hw, p: CompareParams) -> d
     branches = shared_member_branches([(before, mask_b), (after, mask_a)], params=p.indices)
     mb = member_maps(before, mask_b, params=p.indices, branches=branches)
     ma = member_maps(after, mask_a, params=p.indices, branches=branches)
-    warped = {k: {n: warp_map(ma[k][n], reg, hw) for n in ("hemoglobin", "melanin")} for k in ma}
+    warped = {k: {n: warp_map(ma[k][n], reg, hw) for n in ("hemoglobin", "melanin", "conditioning_map")} for k in ma}
     return {"before": mb, "after": warped, "branches": branches,
             "conditioning": {k: min(mb[k]["conditioning"], ma[k]["conditioning"]) for k in mb}}
+
+
+def _joint_conditioning(reads: dict, k: str, joint: np.ndarray) -> float:
+    """Member ``k``'s conditioning on the skin of ``joint``: the smaller of the two photos' medians there."""
+    vals = []
+    for cond in (reads["before"][k]["conditioning_map"][joint], reads["after"][k]["conditioning_map"][joint]):
+        cond = cond[np.isfinite(cond)]
+        vals.append(float(np.median(cond)) if cond.size else float("nan"))
+    return min(vals)
 
 
 def _add_model_range(reads: dict, joint: np.ndarray, metrics: dict) -> None:
     """Each member's relative change of ``hemoglobin`` and ``melanin`` over ``joint``: ``delta_pct_by_model`` and
     ``delta_pct_model_range`` [min, max] added to ``metrics`` (in place).  A member takes part only where it can
-    read the skin: conditioned (not next to its fold) and reading at least :data:`MEMBER_LEVEL_MIN` of the
-    central level."""
+    read the skin of ``joint``: conditioned there (not next to its fold) and reading at least
+    :data:`MEMBER_LEVEL_MIN` of the central level."""
+    cond = {k: _joint_conditioning(reads, k, joint) for k in reads["before"]}
     for name in ("hemoglobin", "melanin"):
         by = {}
         central = abs(metrics[name]["before"])
         for k, mb in reads["before"].items():
-            if not reads["conditioning"][k] >= CONDITIONING_MIN:  # next to its fold: cannot resolve a change here
+            if not cond[k] >= CONDITIONING_MIN:  # next to its fold on this skin: cannot resolve a change here
                 by[k] = None
                 continue
             b, a = mb[name][joint], reads["after"][k][name][joint]
