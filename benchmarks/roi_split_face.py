@@ -128,6 +128,7 @@ def main(argv=None) -> int:
             for name, m in [("whole", doc["metrics"])] + [(n, r.get("metrics")) for n, r in doc["regions"].items()]:
                 hbm = (m or {}).get("hemoglobin", {})
                 row[f"{name}_pct"], row[f"{name}_verdict"] = hbm.get("delta_pct"), hbm.get("verdict")
+                row[f"{name}_range"] = hbm.get("delta_pct_model_range")  # the change under every fit optical model
             row["true_treated_pct"] = true_change(b, c, "treated")
             row["true_control_pct"] = true_change(b, c, "control")
             row["true_whole_pct"] = true_change(b, c, None)
@@ -162,6 +163,11 @@ def main(argv=None) -> int:
     print(f"\ntreated region: {tr.mean():+.1f} % (range {tr.min():+.1f} to {tr.max():+.1f}); within -30 +- 5: "
           f"{int((np.abs(tr + 30) <= 5).sum())}/{len(tr)}; verdict improved: "
           f"{sum(r['treated_verdict'] == 'improved' for r in pairs)}/{len(pairs)}")
+    rng = [r["treated_range"] for r in pairs if r.get("treated_range")]
+    if rng:  # the size of a change is model-bound (docs/indices.md): does the range over the optical models hold it?
+        print(f"treated region, model range: low end {min(lo for lo, _ in rng):+.1f} to {max(lo for lo, _ in rng):+.1f} %, "
+              f"high end {min(hi for _, hi in rng):+.1f} to {max(hi for _, hi in rng):+.1f} %; holds -30 within 3 points: "
+              f"{sum(lo - 3 <= -30 <= hi + 3 for lo, hi in rng)}/{len(rng)}")
     print(f"control region no_change: {sum(r['control_verdict'] == 'no_change' for r in pairs)}/{len(pairs)}; "
           f"whole skin {np.mean([r['whole_pct'] for r in pairs]):+.1f} % (true "
           f"{np.mean([r['true_whole_pct'] for r in pairs]):+.1f} %)")
