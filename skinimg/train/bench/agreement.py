@@ -40,7 +40,7 @@ import csv
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -50,7 +50,7 @@ from ...batch import AnalyzeParams, segment_photo
 from ...calibrate import calibrate_image, chart_mask
 from ...color import ITA_CATEGORIES
 from ...errors import SkinImgError
-from ...indices import INDEX_NAMES, IndexParams, UserIndexRunner, measure
+from ...indices import INDEX_NAMES, IndexParams, UserIndexRunner, choose_shared_branch, measure
 from ...io import DEFAULT_MAX_PIXELS, load_image, load_roi
 from ...stats import BOOTSTRAP_RESAMPLES, bland_altman, correlation
 from ...stats import agreement as agreement_stats
@@ -239,8 +239,10 @@ def measure_reference(ref: Reference, images: str | os.PathLike, *, method: str 
     -------
     rows : list of dict
         Per measured row: ``image``, ``roi``, ``subject``, ``session``, ``line``, the
-        reference ``values``, ``skin_pixels``, ``ita_category`` (of the mean ITA), one value
-        per index (built-ins then user indices) and ``index_errors`` ({name: reason}).
+        reference ``values``, ``skin_pixels``, ``ita_category`` (of the mean ITA), ``chromophore_method``
+        (the twin branch read), one value per index (built-ins then user indices) and ``index_errors``
+        ({name: reason}).  With a ``subject`` column (and ``branch="auto"``), the rows of one subject are
+        measured on one twin branch, chosen from all of them (:func:`skinimg.indices.choose_shared_branch`).
     skipped : dict
         ``missing_images``, ``unreadable``, ``no_skin``: lists of ``{"image", "line",
         "reason"}``.
@@ -257,42 +259,51 @@ def measure_reference(ref: Reference, images: str | os.PathLike, *, method: str 
     by_image: dict = {}
     for r in ref.rows:
         by_image.setdefault(r["image"], []).append(r)
+
+    def photo(image: str):
+        """(rgb, skin mask or None) of ``image``, as analyze prepares it; SkinImgError when unreadable."""
+        rgb, _meta = load_image(_resolve(images_dir, image), max_pixels=max_pixels, label=image)
+        corr = None
+        if calibration != "none":  # as analyze: the fallbacks must not look at skin
+            raw = np.asarray(segment_photo(rgb, aparams).mask, dtype=bool)
+            rgb, corr = calibrate_image(rgb, mode=calibration, skin_mask=raw)
+        skin = None if roi_is_skin else np.asarray(segment_photo(rgb, aparams).mask, dtype=bool)
+        if corr is not None and corr.corners is not None:
+            chart = chart_mask(rgb.shape[:2], corr)
+            skin = ~chart if skin is None else skin & ~chart
+        return rgb, skin
+
+    def row_mask(rgb, skin, r):
+        roi = load_roi(_resolve(images_dir, r["roi"]), rgb.shape[:2], label=r["roi"]) if r["roi"] else None
+        return roi if skin is None else (skin if roi is None else skin & roi)
+
     out = []
     for k, (image, rows) in enumerate(by_image.items()):
-        path = _resolve(images_dir, image)
-        if not path.is_file():
+        if not _resolve(images_dir, image).is_file():
             skipped["missing_images"] += [{"image": image, "line": r["line"], "reason": "image not found"}
                                           for r in rows]
             continue
         try:
-            rgb, _meta = load_image(path, max_pixels=max_pixels, label=image)
-            corr = None
-            if calibration != "none":  # as analyze: the fallbacks must not look at skin
-                raw = np.asarray(segment_photo(rgb, aparams).mask, dtype=bool)
-                rgb, corr = calibrate_image(rgb, mode=calibration, skin_mask=raw)
-            skin = None if roi_is_skin else np.asarray(segment_photo(rgb, aparams).mask, dtype=bool)
-            if corr is not None and corr.corners is not None:
-                chart = chart_mask(rgb.shape[:2], corr)
-                skin = ~chart if skin is None else skin & ~chart
+            rgb, skin = photo(image)
         except SkinImgError as exc:
             skipped["unreadable"] += [{"image": image, "line": r["line"], "reason": exc.reason} for r in rows]
             continue
         for r in rows:
             try:
-                roi = load_roi(_resolve(images_dir, r["roi"]), rgb.shape[:2], label=r["roi"]) if r["roi"] else None
+                mask = row_mask(rgb, skin, r)
             except SkinImgError as exc:
                 skipped["unreadable"].append({"image": image, "line": r["line"], "reason": f"ROI: {exc.reason}"})
                 continue
-            mask = roi if skin is None else (skin if roi is None else skin & roi)
             n_skin = int(np.count_nonzero(mask))
             if n_skin < params.min_skin_pixels:
-                where = "ROI" if roi is not None else "photo"
+                where = "ROI" if r["roi"] else "photo"
                 skipped["no_skin"].append({"image": image, "line": r["line"],
                                            "reason": f"no skin in the {where} ({n_skin} skin pixels)"})
                 continue
             row, _ = measure(rgb, mask, params=params, return_maps=False)
             rec = {key: r[key] for key in ("image", "roi", "subject", "session", "line")}
-            rec.update(values=dict(r["values"]), skin_pixels=n_skin, ita_category=row["ita_category"])
+            rec.update(values=dict(r["values"]), skin_pixels=n_skin, ita_category=row["ita_category"],
+                       chromophore_method=row["chromophore_method"])
             rec.update({n: float(row[n]) for n in INDEX_NAMES})
             rec["index_errors"] = {}
             if user is not None:
@@ -302,7 +313,35 @@ def measure_reference(ref: Reference, images: str | os.PathLike, *, method: str 
             out.append(rec)
         if progress:
             progress(f"agreement: image {k + 1}/{len(by_image)}")
+    if ref.has_subject and params.branch == "auto":
+        _share_subject_branches(out, photo, row_mask, params)
     return out, skipped
+
+
+def _share_subject_branches(out: list[dict], photo, row_mask, params: IndexParams) -> None:
+    """Measure every subject's rows on one twin branch, chosen from all its rows pooled
+    (:func:`skinimg.indices.choose_shared_branch`), as ``compare`` and ``track`` do for photos of the same skin:
+    a subject's rows are the same skin, and brown skin photographed twice can otherwise swap its haemoglobin twin
+    between the shots.  Rows already read on that branch keep their values; the others are re-measured (in place).
+    ``photo(image)`` and ``row_mask(rgb, skin, row)`` prepare a row as the first pass did."""
+    by_subject: dict = {}
+    for rec in out:
+        by_subject.setdefault(rec["subject"], []).append(rec)
+    for recs in by_subject.values():
+        if len(recs) < 2:
+            continue
+        loaded = []
+        for rec in recs:
+            rgb, skin = photo(rec["image"])
+            loaded.append((rgb, row_mask(rgb, skin, rec)))
+        branch = choose_shared_branch(loaded, params=params)
+        shared = replace(params, branch=branch)
+        for rec, (rgb, mask) in zip(recs, loaded):
+            method = rec["chromophore_method"]
+            if "branch)" not in method or method.endswith(f"({branch} branch)"):
+                continue  # no twin (nothing to share) or already on the shared branch
+            row, _ = measure(rgb, mask, params=shared, return_maps=False)
+            rec.update({n: float(row[n]) for n in INDEX_NAMES}, chromophore_method=row["chromophore_method"])
 
 
 # ----------------------------------------------------------------------------- statistics
