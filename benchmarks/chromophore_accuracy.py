@@ -19,7 +19,7 @@ chromaticity can reach on the held-out members and on all 13 plausible members, 
 and each member's ``d ln(OD_blood) / d ln(blood)``.
 
 Part ``lesions``: red papules and pigmented macules of every held-out member rendered into the astronaut
-photograph, 5 draws of 8 + 8 lesions each (:func:`skinimg.train.chromo_eval.lesion_summary`).
+photograph, 5 draws of 8 papules + up to 8 macules each (:func:`skinimg.train.chromo_eval.lesion_summary`).
 
 Part ``exposure`` (about 20 minutes): pure exposure x0.8 / x1.25 on 480 x 640 JPEG (``--jpeg``) phantoms of
 every member x 6 tones x 3 scenes (branch shared by the pair), largest change of the per-image haemoglobin,
@@ -290,7 +290,7 @@ def lesions_part() -> None:
     from skinimg.phantom.ensemble import HELD_OUT_MEMBERS
     from skinimg.train.chromo_eval import lesion_summary
 
-    print("\nLesions on the astronaut photograph (public domain), JPEG 90, 5 draws of 8 papules + 8 macules: share "
+    print("\nLesions on the astronaut photograph (public domain), JPEG 90, 5 draws of 8 papules + up to 8 macules: share "
           "rising inside / median contrast (IQR of the skin around)")
     for member in HELD_OUT_MEMBERS:
         for kind, d in lesion_summary(member).items():

@@ -141,6 +141,8 @@ def lesion_photo(member: str = "km2_eupheo", *, n_papules: int = 8, n_macules: i
                  jpeg_quality: int | None = 90):
     """The astronaut portrait with red papules (blood x2.5) and pigmented macules (melanin x2.5 + 0.03) of
     ``member``'s optical-density change, super-Gaussian profiles of radius 4 / 3 px, on the face skin.
+    ``n_papules`` / ``n_macules`` are upper bounds: lesions keep 4.5 radii apart, and beside 8 papules the face
+    has room for only 2-5 macules (4000 random tries per kind).
 
     Returns ``(rgb uint8 (512, 512, 3), skin mask (512, 512), lesions [(kind, y, x, radius)])``.
     """
