@@ -28,7 +28,7 @@ from ..errors import SkinImgError
 from .basis import TABLES_FILE, ChromophoreModel, load_basis, load_tables
 from .chromophores import _branch_from, _model_eval, _solve_candidates
 from .basis import CHROMA_AXES
-from .kernels import _crop_box, _pad, _prepare, _skin_colours, _smooth_inside
+from .kernels import _crop_box, _pad, _pooled_skin_od, _prepare
 from .params import IndexParams
 
 __all__ = ["member_names", "member_maps", "shared_member_branches", "conditioning", "CONDITIONING_MIN"]
@@ -88,23 +88,7 @@ def shared_member_branches(images: Sequence[tuple[np.ndarray, np.ndarray]], *,
     :func:`skinimg.indices.choose_shared_branch` does for the central model)."""
     params = params or IndexParams()
     out = {}
-    prepared = []
-    for rgb, mask in images:
-        rgb, mask = _prepare(rgb, mask)
-        if not mask.any():
-            continue
-        box = _crop_box(mask, _pad(params))
-        crop, mc = rgb[box], np.ascontiguousarray(mask[box])
-        top = np.iinfo(crop.dtype).max if crop.dtype.kind == "u" else 1.0
-        clipped = mc & (crop >= top).any(axis=2)
-        if params.smoothing_sigma > 0:
-            crop = _smooth_inside(crop, mc & ~clipped, params.smoothing_sigma, keep_outside=True)
-        px, w = _skin_colours(crop, mc)[:2]
-        w = np.ones(len(px), dtype=np.int64) if w is None else w
-        w = np.where((px >= top).any(axis=1), 0, w)
-        from ..color import rgb_to_optical_density
-
-        prepared.append((rgb_to_optical_density(px, params.od_floor).astype(np.float64), w.astype(np.float64)))
+    prepared = _pooled_skin_od(images, params)
     for name, basis, _, _ in _load():
         if not prepared:
             out[name] = "light"

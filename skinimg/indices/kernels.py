@@ -195,3 +195,28 @@ def _skin_colours(rgb: np.ndarray, mask: np.ndarray):
     units[:, 1] = (nz >> 8) & 0xFF
     units[:, 2] = nz >> 16
     return units, weights, pos
+
+
+def _pooled_skin_od(images, params: IndexParams) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The skin colours of several photos of the same skin as optical density, for a pooled twin-branch choice.
+
+    Per photo with skin (``images``: (rgb, mask) pairs as :func:`_prepare` takes them): smoothed as the
+    measurement smooths (clipped pixels out of their neighbours' smoothing), then ``(od (N, 3) float64,
+    weights (N,) float64)``: the distinct colours (8-bit) or pixels and their pixel counts, clipped colours
+    weighted 0 (they carry no chromaticity)."""
+    out = []
+    for rgb, mask in images:
+        rgb, mask = _prepare(rgb, mask)
+        if not mask.any():
+            continue
+        box = _crop_box(mask, _pad(params))
+        crop, mc = rgb[box], np.ascontiguousarray(mask[box])
+        top = np.iinfo(crop.dtype).max if crop.dtype.kind == "u" else 1.0
+        clipped = mc & (crop >= top).any(axis=2)
+        if params.smoothing_sigma > 0:
+            crop = _smooth_inside(crop, mc & ~clipped, params.smoothing_sigma, keep_outside=True)
+        px, w = _skin_colours(crop, mc)[:2]
+        w = np.ones(len(px), dtype=np.int64) if w is None else w
+        w = np.where((px >= top).any(axis=1), 0, w)
+        out.append((rgb_to_optical_density(px, params.od_floor).astype(np.float64), w.astype(np.float64)))
+    return out

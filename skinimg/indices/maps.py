@@ -9,7 +9,7 @@ import numpy as np
 from ..color import rgb_to_optical_density
 from .basis import ChromophoreBasis, load_basis
 from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
-from .kernels import _crop_box, _index_values, _pad, _prepare, _skin_colours, _smooth_inside
+from .kernels import _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours, _smooth_inside
 from .params import INDEX_NAMES, IndexParams
 from .spots import _detect_spots, _normalised_blur
 from .stats import _restat, summarize_values
@@ -56,29 +56,13 @@ def choose_shared_branch(images: Sequence[tuple[np.ndarray, np.ndarray]], *,
     basis = load_basis(params.basis_path)
     if basis.model is None:
         return "light"
-    cands, bright, weights = [], [], []
-    for rgb, mask in images:
-        rgb, mask = _prepare(rgb, mask)
-        if not mask.any():
-            continue
-        box = _crop_box(mask, _pad(params))
-        crop, mc = rgb[box], np.ascontiguousarray(mask[box])
-        top = np.iinfo(crop.dtype).max if crop.dtype.kind == "u" else 1.0
-        clipped = mc & (crop >= top).any(axis=2)
-        if params.smoothing_sigma > 0:
-            crop = _smooth_inside(crop, mc & ~clipped, params.smoothing_sigma, keep_outside=True)
-        px, w = _skin_colours(crop, mc)[:2]
-        if w is None:
-            w = np.ones(len(px), dtype=np.int64)
-        w = np.where((px >= top).any(axis=1), 0, w)  # clipped colours do not vote
-        od = rgb_to_optical_density(px, params.od_floor).astype(np.float64)
-        cands.append(_candidates(od, basis.model))
-        bright.append(od.mean(axis=1))
-        weights.append(w.astype(np.float64))
-    if not cands:
+    prepared = _pooled_skin_od(images, params)
+    if not prepared:
         return "light"
+    cands = [_candidates(od, basis.model) for od, _ in prepared]
     pooled = [np.concatenate([c[k] for c in cands]) for k in range(6)]
-    return _branch_from(pooled, np.concatenate(bright), np.concatenate(weights))
+    return _branch_from(pooled, np.concatenate([od.mean(axis=1) for od, _ in prepared]),
+                        np.concatenate([w for _, w in prepared]))
 
 
 class _Skin:
