@@ -163,6 +163,23 @@ def mdc_table(diffs: dict, levels: dict) -> tuple[dict, dict]:
     return mdc, table
 
 
+def _crosstalk_ratios(specs, source: str, target: str, floor: float, params: CompareParams, args,
+                      label: str) -> np.ndarray:
+    """``|delta target| / |delta source|`` of the ``args.n_crosstalk`` pairs of ``specs`` (whose only true change
+    is in ``source``), printing each pair; pairs without lighting normalisation or with ``|delta source| <=
+    floor`` take no part."""
+    ratios = []
+    for i in range(args.n_crosstalk):
+        sa, sb = specs(i, args.seed)
+        doc = measure(sa, sb, params, args.masks, f"{label} {i}", retake_optics(i, args.optics))
+        d_src, d_tgt = doc["metrics"][source]["delta"], doc["metrics"][target]["delta"]
+        if doc["lighting"]["method"] != "none" and abs(d_src) > floor:
+            ratios.append(abs(d_tgt) / abs(d_src))
+        scale = sb.melanin_scale if source == "melanin" else sb.hemoglobin_scale
+        print(f"{label} {i:2d}: {source} x{scale:.2f}: {source} {d_src:+.5f}, {target} {d_tgt:+.5f}", flush=True)
+    return np.asarray(ratios, dtype=np.float64)
+
+
 def main(argv=None) -> int:
     """``python benchmarks/derive_mdc.py [--n N] [--n-crosstalk N] [--n-dark N] [--seed S] [--out PATH] [--masks ...]``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -200,29 +217,11 @@ def main(argv=None) -> int:
               f"{doc['registration']['residual_px']:.2f} px, hemoglobin {doc['metrics']['hemoglobin']['delta_pct']:+.2f} %, "
               f"melanin {doc['metrics']['melanin']['delta_pct']:+.2f} %, lighting {doc['lighting']['method']}", flush=True)
     # melanin -> haemoglobin cross-talk: pairs whose only true change is melanin
-    ratios = []
-    for i in range(args.n_crosstalk):
-        sa, sb = crosstalk_specs(i, args.seed)
-        doc = measure(sa, sb, params, args.masks, f"cross-talk {i}", retake_optics(i, args.optics))
-        d_mel, d_hb = doc["metrics"]["melanin"]["delta"], doc["metrics"]["hemoglobin"]["delta"]
-        if doc["lighting"]["method"] != "none" and abs(d_mel) > 1e-4:
-            ratios.append(abs(d_hb) / abs(d_mel))
-        print(f"cross-talk {i:2d}: melanin x{sb.melanin_scale:.2f}: melanin {d_mel:+.4f}, hemoglobin {d_hb:+.5f}",
-              flush=True)
-    ratios = np.asarray(ratios, dtype=np.float64)
+    ratios = _crosstalk_ratios(crosstalk_specs, "melanin", "hemoglobin", 1e-4, params, args, "cross-talk")
     coef = float(f"{np.percentile(ratios, 95):.3g}") if ratios.size else 0.0
     # haemoglobin -> melanin: pairs whose only true change is blood (the central ensemble model reads part of a
     # blood change of the phantoms' own optics as pigment)
-    back = []
-    for i in range(args.n_crosstalk):
-        sa, sb = blood_crosstalk_specs(i, args.seed)
-        doc = measure(sa, sb, params, args.masks, f"blood cross-talk {i}", retake_optics(i, args.optics))
-        d_mel, d_hb = doc["metrics"]["melanin"]["delta"], doc["metrics"]["hemoglobin"]["delta"]
-        if doc["lighting"]["method"] != "none" and abs(d_hb) > 1e-5:
-            back.append(abs(d_mel) / abs(d_hb))
-        print(f"blood cross-talk {i:2d}: blood x{sb.hemoglobin_scale:.2f}: hemoglobin {d_hb:+.5f}, melanin {d_mel:+.4f}",
-              flush=True)
-    back = np.asarray(back, dtype=np.float64)
+    back = _crosstalk_ratios(blood_crosstalk_specs, "hemoglobin", "melanin", 1e-5, params, args, "blood cross-talk")
     coef_back = float(f"{np.percentile(back, 95):.3g}") if back.size else 0.0
     mdc, table = mdc_table(diffs, levels)
     # brown and dark skin: retakes of the same design, melanin 0.16-0.45
