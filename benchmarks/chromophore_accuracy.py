@@ -257,7 +257,7 @@ def ensemble_part(size, jpeg, members, json_out=None) -> None:
 
 def bound_part() -> None:
     from skinimg.phantom.ensemble import FIT_MEMBERS, HELD_OUT_MEMBERS, MEMBERS
-    from skinimg.train.chromo_bound import best_reading, blood_exponent, member_od
+    from skinimg.train.chromo_bound import best_reading, blood_exponent, central_readings
     from skinimg.train.chromo_eval import TONES
     from skinimg.train.ensemble import tone_melanin
 
@@ -276,12 +276,7 @@ def bound_part() -> None:
             if len(b["readings"]) < 3:  # two members are always read exactly by some index
                 print(f"{tone:<14}{'--':>16}{'':>12}{'':>16}   {', '.join(b['outside'])} (too few members share it)")
                 continue
-            reads = []
-            for k, (mel, rel) in b["states"].items():
-                m = MEMBERS[k]
-                od = np.stack([member_od(m, mel, rel * m.typical_blood), member_od(m, mel, 0.8 * rel * m.typical_blood)])
-                hb = I.separate_chromophores(od)[1]
-                reads.append(100.0 * (hb[1] / hb[0] - 1.0))
+            reads = list(central_readings(b["states"]).values())
             print(f"{tone:<14}{b['lo']:>+8.1f}..{b['hi']:<+6.1f}{b['step_ratio']:>12.2f}{min(reads):>+8.1f}..{max(reads):<+6.1f}"
                   f"   {', '.join(b['outside']) or '-'}")
 

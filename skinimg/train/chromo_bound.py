@@ -36,12 +36,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..indices import CHROMA_AXES
+from ..indices import CHROMA_AXES, separate_chromophores
 from ..phantom.ensemble import MEMBERS, OpticalMember, member_reflectance
 from ..phantom.optics import WAVELENGTHS_NM, reflectance_to_linear_rgb
 from .ensemble import tone_melanin
 
-__all__ = ["member_od", "blood_exponent", "state_at", "best_reading"]
+__all__ = ["member_od", "blood_exponent", "state_at", "best_reading", "central_readings"]
 
 
 @lru_cache(maxsize=4)
@@ -126,3 +126,16 @@ def best_reading(names, ita: float, *, reference: str = "mc_j13", level: float =
             "readings": {k: float(100.0 * (math.exp(v) - 1.0)) for k, v in zip(used, d @ g)},
             "states": states, "step_ratio": float(norms.max() / norms.min()), "exponents": exps,
             "outside": outside}
+
+
+def central_readings(states: dict, change: float = 0.8) -> dict:
+    """skinimg's own reading (the central model, :func:`skinimg.indices.separate_chromophores`) of a ``change``
+    of blood at each member's state (``best_reading(...)["states"]``: member -> (melanin, blood / typical)):
+    member -> relative change of ``hemoglobin``, %."""
+    out = {}
+    for name, (mel, rel) in states.items():
+        m = MEMBERS[name]
+        od = np.stack([member_od(m, mel, rel * m.typical_blood), member_od(m, mel, change * rel * m.typical_blood)])
+        hb = separate_chromophores(od)[1]
+        out[name] = float(100.0 * (hb[1] / hb[0] - 1.0))
+    return out
