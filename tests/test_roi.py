@@ -228,8 +228,10 @@ def test_track_propagates_the_baseline_roi_of_a_split_face_study(tmp_path):
     truth = _split_face_study(tmp_path / "study")
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["track", str(tmp_path / "study"), "--out", str(out), "--propagate-roi"])
-    assert r.exit_code == 2, r.output  # the unrelated photo's pairs fail
-    assert "S1/face/2026-02-01: ROI not propagated from 2026-01-01: the registration with the baseline failed" in r.stderr
+    assert r.exit_code == 2, r.output  # the pair whose reference is the unrelated photo fails (its ROI is missing)
+    # the unrelated photo cannot be aligned (issue 23: compared by region statistics): nothing is propagated to it
+    assert ("S1/face/2026-02-01: ROI not propagated from 2026-01-01: the pair could not be pixel-aligned (compared by "
+            "region statistics); draw this session's ROI") in r.stderr
     assert "ROI propagated to rois/S1/face/2026-03-01.roi.json: check it" in r.stderr
     for date in ("2026-03-01", "2026-04-01"):
         roi = read_roi(out / "rois" / "S1" / "face" / f"{date}.roi.json")
@@ -239,7 +241,9 @@ def test_track_propagates_the_baseline_roi_of_a_split_face_study(tmp_path):
             assert (got[name] & true).sum() / (got[name] | true).sum() >= 0.9, (date, name)
     assert not (out / "rois" / "S1" / "face" / "2026-02-01.roi.json").exists()
     rows = _read(out / "series.csv")
-    assert list(rows[0])[-6:-2] == list(ROI_COLUMNS)  # then the model range, delta_pct_model_lo / _hi
+    header = list(rows[0])  # the ROI columns follow reference_image, then the model range, then registration
+    assert header[header.index("reference_image") + 1:] == list(ROI_COLUMNS) + ["delta_pct_model_lo",
+                                                                                "delta_pct_model_hi", "registration"]
     hb = {(x["session"], x["reference"], x["region"]): x for x in rows if x["index"] in ("hemoglobin", "")}
     for date in ("2026-03-01", "2026-04-01"):
         t, c, w = (hb[(date, "baseline", k)] for k in ("treated", "control", ""))
@@ -253,6 +257,10 @@ def test_track_propagates_the_baseline_roi_of_a_split_face_study(tmp_path):
     assert later["verdict"] == "no_change"
     bad = hb[("2026-03-01", "previous", "")]  # its reference has no ROI: an error, never the whole skin silently
     assert bad["status"] == "error" and "ROI not propagated" in bad["error"] and bad["roi_source"] == "propagated"
+    # the unaligned pair: the whole skin by region statistics; the regions cannot be carried, so error rows
+    other = {k[2]: v for k, v in hb.items() if k[:2] == ("2026-02-01", "baseline")}
+    assert other[""]["status"] == "ok" and other[""]["registration"] == "none (region statistics)"
+    assert all(other[k]["status"] == "error" and "not pixel-aligned" in other[k]["error"] for k in ("treated", "control"))
     meta = json.loads((out / "track.json").read_text())
     assert meta["roi"]["propagated"] == ["rois/S1/face/2026-03-01.roi.json", "rois/S1/face/2026-04-01.roi.json"]
     doc = json.loads((out / "pairs" / "S1" / "face" / "2026-01-01__2026-03-01" / "comparison.json").read_text())

@@ -20,7 +20,8 @@ MAP_FILES = ("pair.png", "delta_hemoglobin.png", "delta_melanin.png")
 def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str | os.PathLike | None, *,
                   roi: str | os.PathLike | RoiRef | None = None, params: CompareParams | None = None,
                   before_label: str | None = None, after_label: str | None = None,
-                  before_mask: np.ndarray | None = None, after_mask: np.ndarray | None = None) -> dict:
+                  before_mask: np.ndarray | None = None, after_mask: np.ndarray | None = None,
+                  after_roi: str | os.PathLike | RoiRef | None = None) -> dict:
     """Compare two photo files; write ``out/comparison.json`` and the PNG maps.
 
     Parameters
@@ -33,6 +34,9 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
         ROI file (:func:`skinimg.io.read_roi`: polygon JSON, named regions or mask image) in BEFORE's pixels.
         One region: every metric is measured inside it.  Named regions: ``metrics`` over the whole common skin
         and ``regions[name]`` per region (:func:`skinimg.session.measure_pair`).
+    after_roi : path-like or RoiRef, optional
+        AFTER's own ROI file (AFTER's pixels; the same region names), used only when the pair cannot be
+        pixel-aligned: BEFORE's ROI cannot be carried into AFTER then (:func:`skinimg.session.measure_unaligned`).
     params : CompareParams, optional
     before_label, after_label : str, optional
         Names recorded in ``comparison.json`` (default: the paths as given).
@@ -45,12 +49,15 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
         delta_pct, ci95, effect_size, mdc, verdict), ``lighting``, ``calibration``,
         ``joint_mask``, ``statistics``, ``warnings``, ``roi`` (the file or None), ``roi_source`` (``file``,
         ``propagated`` or ``none``), ``roi_pixels`` (its area in BEFORE's pixels), ``regions`` (named regions),
-        ``params``, ``skinimg_version``, ``maps``.
+        ``after_roi`` (AFTER's own ROI file or None), ``params``, ``skinimg_version``, ``maps`` (the PNG files
+        written: all of :data:`MAP_FILES` for an aligned pair, ``pair.png`` for one compared without alignment).
 
     Raises
     ------
     SkinImgError
-        Unreadable photo or ROI, registration failure, too little common skin, output not writable.
+        Unreadable photo or ROI, too little (common) skin, BEFORE's ROI without AFTER's when the pair cannot be
+        aligned, output not writable.  A pair that cannot be aligned is compared by region statistics
+        (``registration.ok`` False), not refused.
     """
     p = params or CompareParams()
     bl = before_label or os.fspath(before)
@@ -62,19 +69,26 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
     ref = roi if isinstance(roi, RoiRef) or roi is None else RoiRef(roi, os.fspath(roi), "file")
     fitted, regions = fit_roi(ref, rgb_b.shape[:2]) if ref is not None else (None, {})
     named = fitted is not None and fitted.named
+    aref = after_roi if isinstance(after_roi, RoiRef) or after_roi is None else RoiRef(after_roi, os.fspath(after_roi),
+                                                                                     "file")
+    a_fitted, a_regions = fit_roi(aref, rgb_a.shape[:2]) if aref is not None and fitted is not None else (None, {})
+    a_named = a_fitted is not None and a_fitted.named
     doc, pics = compare_arrays(rgb_b, rgb_a, before_mask=before_mask, after_mask=after_mask,
                                roi=regions[""] if fitted is not None and not named else None, params=p, label=pair,
-                               regions=regions if named else None)
+                               regions=regions if named else None,
+                               after_roi=a_regions[""] if a_fitted is not None and not a_named else None,
+                               after_regions=a_regions if a_named else None)
     full = {"before": bl, "after": al}
     full.update(doc)
     full["roi"] = ref.label if fitted is not None else None
     full["roi_source"] = ref.source if fitted is not None else "none"
+    full["after_roi"] = aref.label if a_fitted is not None else None
     full["roi_pixels"] = int(np.count_nonzero(np.logical_or.reduce(list(regions.values())))) if regions else None
     full["image_sizes"] = {"before": [int(rgb_b.shape[1]), int(rgb_b.shape[0])],
                            "after": [int(rgb_a.shape[1]), int(rgb_a.shape[0])]}
     full["params"] = p.to_dict()
     full["skinimg_version"] = __version__
-    full["maps"] = list(MAP_FILES)
+    full["maps"] = list(MAP_FILES) if doc["registration"]["ok"] else ["pair.png"]
     if out is not None:
         out = make_output_folder(out)
         for name, img in render_pictures(pics, max_side=p.map_max_side).items():

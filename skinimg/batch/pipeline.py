@@ -53,6 +53,7 @@ from ..errors import SkinImgError
 from ..indices import BRANCHES, CHROMOPHORE_METHODS
 from ..segment import METHODS as SEGMENT_METHODS
 from ..segment import SECOND_STAGES
+from ..session import REGISTRATION_MODES
 from .maps import map_names
 
 if sys.version_info >= (3, 11):
@@ -137,6 +138,9 @@ STAGES: dict[str, Stage] = {
     "track": Stage("track", "batch", (), {
         "manifest": Option(None, _STR, None, "CSV manifest patient,site,session,image[,roi] (default: folder layout)"),
         "root": Option(None, _STR, None, "study folder inside INPUT (relative; default: INPUT itself)"),
+        "registration": Option("auto", _STR, REGISTRATION_MODES,
+                               "alignment of each pair: auto (features, ECC, else region statistics), features, ecc, "
+                               "none"),
     }, "series of sessions per patient/site compared with baseline and previous (skinimg.batch.track)"),
     "report": Stage("report", "batch", (("matplotlib", "report"),), {
         "title": Option("skinimg report", _STR, None, "title of every page"),

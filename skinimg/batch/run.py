@@ -382,11 +382,12 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
         ana = pipeline.options.get("analyze", {})
         params = CompareParams(
             segment_method=(seg or ana).get("method", "model"),
-            second_stage=(seg or ana).get("second_stage", "mlp"))
+            second_stage=(seg or ana).get("second_stage", "mlp"), registration_mode=o["registration"])
         res = track(root, out, manifest=manifest or None, params=params, rois=rois,
                     propagate_roi=pipeline.roi["propagate"])
         return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],
-                "failed": [{"pair": p, "error": e} for p, e in res["failed"]], "notes": list(res["notes"]),
+                "n_unaligned": res["n_unaligned"], "failed": [{"pair": p, "error": e} for p, e in res["failed"]],
+                "notes": list(res["notes"]), "warnings": res["warnings"],
                 "rois_propagated": sum(r.path is not None for r in res["rois"].values()), "rois": res["rois"]}
     if stage == "report":
         dest = safe_output_path(out, o["out"], what="report.out")

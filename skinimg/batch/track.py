@@ -5,8 +5,16 @@ the photo or in a mirrored folder) is the ROI of the pairs in which that session
 ``propagate_roi`` a series' baseline ROI is carried to every later session without its own file through that
 pair's registration (:func:`skinimg.session.propagate_regions`) and written to
 ``rois/<patient>/<site>/<session>.roi.json`` for a person to check; a session's own file always wins.  When the
-registration failed or the region would leave the photo, nothing is propagated: the note says why, and the pairs
-that would need that ROI are error rows.
+pair could not be compared or the region would leave the photo, nothing is propagated: the note says why, and the pairs
+that would need that ROI are error rows.  An ECC alignment of the registration chain carries a homography like the
+features step and propagates the same way; a pair compared without pixel alignment (``registration.ok`` false)
+never propagates.
+
+Pairs that cannot be pixel-aligned (:func:`skinimg.session.register_chain`) are compared by region statistics of
+each photo's own skin, inside each photo's own ROI when the BEFORE session has one (AFTER's own file, or the ROI
+propagated to it from the baseline); they keep their rows, trends and verdicts, and ``series.csv``'s
+``registration`` column says how every pair was aligned.  The pairs' warnings are collected with identical ones
+collapsed into one entry with a count (``track.json`` ``warnings``).
 """
 
 from __future__ import annotations
@@ -19,18 +27,21 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SkinImgError
-from ..io import make_output_folder, read_roi, safe_output_path, write_csv, write_json
-from ..session import CompareParams, load_mdc, propagate_regions
+from ..io import collapse_messages, make_output_folder, read_roi, safe_output_path, write_csv, write_json
+from ..session import NO_ALIGNMENT, CompareParams, load_mdc, propagate_regions
 from .compare import compare_files
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, roi_columns, write_propagated
 from .series import SessionImage, discover_series, read_manifest
 
 __all__ = ["SERIES_COLUMNS", "track"]
 
-#: Columns of ``series.csv`` (``skinimg track``), one row per patient, site, session, reference, region and metric.
+#: Columns of ``series.csv`` (``skinimg track``), one row per patient, site, session, reference, region and metric;
+#: ``registration``: how the pair was aligned (its ``registration.method``; ``"none (region statistics)"`` for a pair
+#: compared without pixel alignment, empty for a pair that failed).
 SERIES_COLUMNS = ("patient", "site", "session", "reference", "reference_session", "index", "before", "after",
                   "delta", "delta_pct", "ci95_lo", "ci95_hi", "effect_size", "mdc", "verdict", "status", "error",
-                  "image", "reference_image") + ROI_COLUMNS + ("delta_pct_model_lo", "delta_pct_model_hi")
+                  "image", "reference_image") + ROI_COLUMNS + ("delta_pct_model_lo", "delta_pct_model_hi",
+                                                              "registration")
 
 
 def _metric_rows(base: dict, metrics: dict) -> list[dict]:
@@ -49,6 +60,7 @@ def _series_rows(base: dict, doc: dict | None, error: str | None, ref: RoiRef) -
     """The ``series.csv`` rows of one pair: the whole skin (or the one ROI), then each named region."""
     if doc is None:
         return [dict(base, index=None, status="error", error=error, **roi_columns(ref))]
+    base = dict(base, registration=doc["registration"]["method"])
     regions = doc.get("regions")
     cols = roi_columns(None) if regions is not None or not doc.get("roi") else roi_columns(ref, "", doc["roi_pixels"])
     rows = _metric_rows(dict(base, **cols), doc["metrics"])
@@ -82,6 +94,9 @@ def _propagate(out: Path, patient: str, site: str, base: SessionImage, cur: Sess
         why = f"{what}: the registration with the baseline failed ({err})"
         return RoiRef(None, label, "propagated", why), why
     reg = doc["registration"]
+    if reg.get("method") == NO_ALIGNMENT:
+        why = f"{what}: the pair could not be pixel-aligned (compared by region statistics); draw this session's ROI"
+        return RoiRef(None, label, "propagated", why), why
     if not reg.get("ok") or reg.get("homography") is None:
         why = f"{what}: registration not trusted ({reg.get('reason') or reg.get('method')})"
         return RoiRef(None, label, "propagated", why), why
@@ -130,7 +145,9 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
     dict
         ``rows`` (series.csv rows), ``n_pairs``, ``n_failed``, ``failed`` (list of
         ``(pair, reason)``), ``notes``, ``outputs``, ``rois`` (photo path -> the propagated
-        :class:`RoiRef`, with ``error`` where propagation was refused).
+        :class:`RoiRef`, with ``error`` where propagation was refused), ``n_unaligned`` (pairs compared without
+        pixel alignment), ``alignment`` (pair label -> ``registration.method``), ``warnings`` (the pairs' warnings,
+        identical ones collapsed: ``[{"message", "count", "sources"}]``, :func:`skinimg.io.collapse_messages`).
     """
     p = params or CompareParams()
     load_mdc(p.mdc_path)
@@ -142,6 +159,8 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
     rows: list[dict] = []
     failed: list[tuple[str, str]] = []
     propagated: dict[str, RoiRef] = {}
+    alignment: dict[str, str] = {}
+    warnings: list[tuple[str, str]] = []
     n_pairs = 0
     for (patient, site), items in series.items():
         if len(items) < 2:
@@ -160,11 +179,14 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
                     n_pairs += 1
                     label = f"{ref.label} vs {cur.label}"
                     folder = safe_output_path(out, f"pairs/{patient}/{site}/{ref.session}__{cur.session}")
-                    roi = refs[ref.session]
+                    roi, after_roi = refs[ref.session], refs[cur.session]
                     try:
                         doc = compare_files(ref.path, cur.path, folder, roi=roi if roi.source != "none" else None,
-                                            params=sp, before_label=ref.label, after_label=cur.label)
+                                            params=sp, before_label=ref.label, after_label=cur.label,
+                                            after_roi=after_roi if after_roi.path is not None else None)
                         done[key] = (doc, None)
+                        alignment[label] = doc["registration"]["method"]
+                        warnings.extend((label, w) for w in doc.get("warnings", []))
                         if sp.indices.branch == "auto" and doc.get("chromophore_branch"):
                             sp = replace(sp, indices=replace(sp.indices, branch=doc["chromophore_branch"]))
                     except SkinImgError as exc:
@@ -184,13 +206,17 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
                         "reference_session": ref.session, "image": cur.label, "reference_image": ref.label}
                 rows.extend(_series_rows(base, doc, err, refs[ref.session]))
     outputs = [write_csv(out / "series.csv", rows, SERIES_COLUMNS)]
+    collapsed = collapse_messages(warnings)
+    n_unaligned = sum(1 for m in alignment.values() if m == NO_ALIGNMENT)
     meta = {"command": "track", "skinimg_version": __version__, "root": os.fspath(root),
             "manifest": os.fspath(manifest) if manifest is not None else None, "params": p.to_dict(),
             "roi": {"files": rois.setting(), "propagate": bool(propagate_roi),
                     "propagated": sorted(r.label for r in propagated.values() if r.path is not None),
                     "not_propagated": sorted(r.error for r in propagated.values() if r.error)},
-            "n_series": len(series), "n_pairs": n_pairs, "n_failed": len(failed),
-            "failed": [{"pair": a, "error": b} for a, b in failed], "notes": notes}
+            "n_series": len(series), "n_pairs": n_pairs, "n_failed": len(failed), "n_unaligned": n_unaligned,
+            "failed": [{"pair": a, "error": b} for a, b in failed], "alignment": alignment, "warnings": collapsed,
+            "notes": notes}
     outputs.append(write_json(out / "track.json", meta))
     return {"rows": rows, "n_pairs": n_pairs, "n_failed": len(failed), "failed": failed, "notes": notes,
-            "outputs": outputs, "rois": propagated}
+            "outputs": outputs, "rois": propagated, "n_unaligned": n_unaligned, "alignment": alignment,
+            "warnings": collapsed}

@@ -10,6 +10,7 @@ import click
 
 from ..batch import run_pipeline
 from ..errors import SkinImgError
+from ..io import format_collapsed
 from ..report import ReportParams, build_report, format_drift_table, parse_tolerance, regress, update_expected
 from .group import EXIT_FATAL, EXIT_PARTIAL, cli, is_quiet
 from .options import echo_json, json_option, out_option, workers_option
@@ -122,7 +123,10 @@ def run_cmd(pipeline, input_path, out, workers, executor, scheduler, run_quiet, 
             click.echo(f"skinimg: {len(flagged)} skin mask(s) to check by eye (mask_check = check): {names}", err=True)
         trk = res["stages"].get("track")
         if trk:
-            click.echo(f"skinimg: track: {trk['n_pairs']} pair(s) compared, {trk['n_failed']} failed", err=True)
+            for group in trk.get("warnings", []):
+                click.echo(f"skinimg: track: warning: {format_collapsed(group)}", err=True)
+            click.echo(f"skinimg: track: {trk['n_pairs']} pair(s) compared ({trk.get('n_unaligned', 0)} without pixel "
+                       f"alignment), {trk['n_failed']} failed", err=True)
         rep = res["stages"].get("report")
         if rep:
             click.echo(f"skinimg: report: {rep['index']}", err=True)

@@ -49,6 +49,8 @@ OPTION_MEANINGS = (
                   "instead of beside the photos"),
     ("--no-roi-files", "ignore the photos' own ROI files (by default <stem>.roi.json / .roi.png beside each photo "
                        "restricts it)"),
+    ("--registration", "how AFTER is aligned onto BEFORE (compare, track): auto (features, then ECC, then none), "
+                       "features, ecc, or none (region statistics of each photo's own skin, no pixel alignment)"),
     ("--images / --masks", "folder of photos / folder of their true skin masks (<stem>.png or <stem>_mask.png)"),
     ("--format", "table format besides results.sqlite: csv or parquet"),
     ("--size", "photo size HEIGHTxWIDTH (synth)"),

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..batch import RoiLookup, compare_files, track
-from ..session import LIGHTING_MODES, CompareParams
+from ..io import format_collapsed
+from ..session import LIGHTING_MODES, NO_ALIGNMENT, REGISTRATION_MODES, CompareParams
 from .group import EXIT_PARTIAL, cli, is_quiet
 from ..calibrate import CalibrationParams
 from .options import (calibrate_option, calibration_params, calibration_settings, echo_json, json_option,
@@ -47,17 +48,34 @@ def _compare_options(f):
     f = click.option("--lighting", type=click.Choice(LIGHTING_MODES), default="auto", show_default=True,
                      help="Without a chart, normalise AFTER's linear RGB to BEFORE on unchanged pixels "
                           "(skin outside the ROI, else the background).")(f)
+    f = click.option("--registration", "registration", type=click.Choice(REGISTRATION_MODES), default="auto",
+                     show_default=True,
+                     help="How AFTER is aligned onto BEFORE: auto = ORB features, then intensity-based ECC from several "
+                          "starts (each result checked, a different site is rejected), then no alignment; features / "
+                          "ecc = that step only; none = no pixel alignment. Pairs that are not aligned are compared "
+                          "by region statistics of each photo's own skin (registration.ok false, a warning).")(f)
     f = second_stage_option(f)
     f = method_option(f)
     return max_pixels_option(f)
 
 
 def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=True, second_stage="mlp", chart="classic24",
-                    correction="auto", reference=None):
+                    correction="auto", reference=None, registration="auto"):
     cal = None if calibration == "none" else calibration_params(chart, correction, reference)
     return CompareParams(segment_method=method, calibrate=calibration, lighting=lighting, mdc=mdc,
                          max_pixels=max_pixels, crosstalk_allowance=crosstalk, second_stage=second_stage,
-                         calibrate_params=None if cal == CalibrationParams() else cal)
+                         calibrate_params=None if cal == CalibrationParams() else cal, registration_mode=registration)
+
+
+def _registration_line(reg: dict) -> str:
+    """How the pair was aligned, one line (features: inliers and residual; ECC: its acceptance correlations)."""
+    if not reg.get("ok"):
+        return f"registration: {NO_ALIGNMENT}: not pixel-aligned, each photo's own skin compared"
+    res = reg.get("residual_px")
+    checks = reg.get("checks") or {}
+    how = f"{reg.get('inliers', 0)} inliers, residual {res:.2f} px" if res is not None else (
+        f"correlation {checks.get('cc', float('nan')):.3f}, dark details {checks.get('detail_ncc', float('nan')):.3f}")
+    return f"registration: {reg['method']}, {how}"
 
 
 @cli.command("compare")
@@ -66,33 +84,38 @@ def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=Tr
 @out_option()
 @roi_option("Region of interest in BEFORE's pixels: polygon JSON [[x,y],...], named regions or a mask image. "
             "Default: BEFORE's own <stem>.roi.json / .roi.png beside it.")
+@click.option("--after-roi", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="AFTER's own region of interest (AFTER's pixels, the same region names), used only when the pair "
+                   "cannot be aligned. Default: AFTER's own <stem>.roi.json / .roi.png beside it.")
 @no_roi_files_option
 @json_option("comparison.json")
 @_compare_options
-def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_stage, calibration, chart, correction,
-                reference, lighting, mdc, crosstalk, max_pixels):
+def compare_cmd(before, after, out, roi, after_roi, no_roi_files, as_json, method, second_stage, calibration, chart,
+                correction, reference, lighting, mdc, crosstalk, registration, max_pixels):
     """Compare AFTER with BEFORE (same skin, two sessions).
 
-    Registers AFTER onto BEFORE (ORB + RANSAC homography, ECC refinement),
-    normalises lighting, and measures every index on the skin common to both
-    (inside --roi, else BEFORE's own ROI file; named regions are measured
-    each, beside the whole skin). Writes OUT/comparison.json (before, after,
-    change, change %, 95 % CI, effect size, MDC and verdict improved /
-    no_change / worsened per index; per region under regions), OUT/pair.png
-    (registered pair) and OUT/delta_hemoglobin.png, OUT/delta_melanin.png
-    (after - before). A failed registration is an error (exit 1): misaligned
-    photos are never compared.
+    Aligns AFTER onto BEFORE (--registration: ORB features, else ECC from
+    several starts, each result checked), normalises lighting, and measures
+    every index on the skin common to both (inside --roi, else BEFORE's own
+    ROI file; named regions are measured each, beside the whole skin). Writes
+    OUT/comparison.json (before, after, change, change %, 95 % CI, effect size,
+    MDC and verdict improved / no_change / worsened per index; per region under
+    regions; how the pair was aligned), OUT/pair.png (registered pair) and
+    OUT/delta_hemoglobin.png, OUT/delta_melanin.png (after - before). A pair
+    that cannot be aligned is compared without pixel alignment, by region
+    statistics of each photo's own skin (inside each photo's own ROI), and says
+    so; misaligned pixels are never paired.
     """
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
-                             reference)
+                             reference, registration)
     ref = RoiLookup.from_options(roi, None, no_roi_files).resolve(before)
-    doc = compare_files(before, after, out, roi=ref if ref.source != "none" else None, params=params)
+    aref = RoiLookup.from_options(after_roi, None, no_roi_files).resolve(after)
+    doc = compare_files(before, after, out, roi=ref if ref.source != "none" else None, params=params,
+                        after_roi=aref if aref.source != "none" else None)
     if as_json:
         echo_json(doc)
     elif not is_quiet():
-        reg = doc["registration"]
-        click.echo(f"registration: {reg['method']}, {reg['inliers']} inliers, residual {reg['residual_px']:.2f} px; "
-                   f"lighting: {doc['lighting']['method']}")
+        click.echo(f"{_registration_line(doc['registration'])}; lighting: {doc['lighting']['method']}")
         sections = [("", doc["metrics"])] + [(f"region {n}: ", r.get("metrics") or {})
                                              for n, r in (doc.get("regions") or {}).items()]
         for prefix, metrics in sections:
@@ -122,7 +145,7 @@ def compare_cmd(before, after, out, roi, no_roi_files, as_json, method, second_s
 @_compare_options
 @json_option("the result as one JSON document (the rows of series.csv, pairs, failures, notes)")
 def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method, second_stage, calibration, chart,
-              correction, reference, lighting, mdc, crosstalk, max_pixels, as_json):
+              correction, reference, lighting, mdc, crosstalk, registration, max_pixels, as_json):
     """Compare every patient/site series in ROOT with its baseline and previous session.
 
     ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
@@ -133,8 +156,11 @@ def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method,
     photo, in --roi-dir, or the manifest's roi column) is the ROI of the pairs
     it is the reference of; named regions give rows per region (column region).
     --propagate-roi carries the baseline's ROI to later sessions; a refused
-    propagation is said, never silent. A failing pair is an error row (and a
-    line on stderr); the others go on; exit code 2 when any pair failed.
+    propagation is said, never silent. series.csv's registration column says
+    how each pair was aligned (pairs that cannot be aligned are compared by
+    region statistics and keep their rows). Repeated warnings are printed once
+    with a count. A failing pair is an error row (and a line on stderr); the
+    others go on; exit code 2 when any pair failed.
     """
     quiet = is_quiet()
 
@@ -142,10 +168,10 @@ def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method,
         if err is not None:
             click.echo(f"skinimg: {label}: {err}", err=True)
         elif not quiet and not as_json:
-            click.echo(f"{label}: ok")
+            click.echo(f"{label}: ok ({doc['registration']['method']})")
 
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
-                             reference)
+                             reference, registration)
     res = track(root, out, manifest=manifest, params=params, progress=progress,
                 rois=RoiLookup.from_options(None, roi_dir, no_roi_files), propagate_roi=propagate_roi)
     if as_json:
@@ -158,6 +184,10 @@ def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method,
         elif not quiet:
             click.echo(f"skinimg: ROI propagated to {ref.label}: check it", err=True)
     if not quiet:
-        click.echo(f"skinimg: {res['n_pairs']} pair(s) compared, {res['n_failed']} failed; results in {out}", err=True)
+        for group in res["warnings"]:
+            click.echo(f"skinimg: warning: {format_collapsed(group)}", err=True)
+        aligned = res["n_pairs"] - res["n_failed"] - res["n_unaligned"]
+        click.echo(f"skinimg: {res['n_pairs']} pair(s) compared ({aligned} pixel-aligned, {res['n_unaligned']} by "
+                   f"region statistics), {res['n_failed']} failed; results in {out}", err=True)
     if res["n_failed"]:
         sys.exit(EXIT_PARTIAL)

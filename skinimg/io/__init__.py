@@ -10,7 +10,7 @@ file and the reason.
 
 Modules: ``image`` (loading), ``discover`` (input lists), ``write`` (atomic writers, output folders),
 ``masks`` (masks, true masks), ``roi`` (ROI files and their lookup), ``layout`` (per-image output paths), ``models`` (trained
-files), ``arrays`` (gate and dtype conversion).
+files), ``arrays`` (gate and dtype conversion), ``messages`` (repeated warnings collapsed with a count).
 """
 
 from .arrays import check_rgb, to_uint8
@@ -19,6 +19,7 @@ from .image import DEFAULT_MAX_PIXELS, ImageMeta, load_image, read_header, reaso
 from .layout import calibrated_path, calibration_path, map_paths, mask_path
 from .masks import TRUTH_MASK_NAMES, find_truth_mask, read_mask
 from .roi import REGION_COLOURS, REGION_NAME, ROI_SUFFIXES, Roi, find_roi, is_roi_file, load_roi, read_roi
+from .messages import collapse_messages, format_collapsed
 from .models import load_npz, model_file, models_dir, read_json_object
 from .write import (atomic_write, dumps_json, make_output_folder, remove_stale_temp_files, safe_output_path,
                     write_bytes, write_csv, write_json, write_png, write_tiff)
@@ -37,10 +38,12 @@ __all__ = [
     "calibrated_path",
     "calibration_path",
     "check_rgb",
+    "collapse_messages",
     "discover_images",
     "dumps_json",
     "find_roi",
     "find_truth_mask",
+    "format_collapsed",
     "load_image",
     "load_npz",
     "is_roi_file",

@@ -9,7 +9,8 @@ stage of skinimg (segmentation, indices, calibration, registration, before/after
 statistics) can be tested against ground truth.
 
 Modules: ``optics`` (the two-layer spectral skin model and its colour, with references),
-``spec`` (:class:`PhantomSpec`, :class:`Phantom`, camera pose), ``frame`` and ``scene`` (the
+``smooth`` (smooth-skin before/after pairs from an independent Beer-Lambert model, for registration and
+comparison tests), ``spec`` (:class:`PhantomSpec`, :class:`Phantom`, camera pose), ``frame`` and ``scene`` (the
 scene in its canonical frame), ``render`` (camera, :func:`render_phantom`,
 :func:`write_phantom`), ``treated`` (:func:`render_treated`: blood changed in one patch only, a
 split-face study), ``sets`` (named sets, :func:`write_set`), ``astronaut`` (a real
@@ -25,6 +26,8 @@ from .optics import (DEFAULT_OPTICS, ILLUMINANTS, WAVELENGTHS_NM, SkinOptics, ch
                      ita_degrees, reflectance_to_linear_rgb, render_chart_patches, skin_linear_rgb, skin_reflectance)
 from .render import render_phantom, write_phantom
 from .sets import LADDER_TONES, REFERENCE_COLUMNS, SET_EXPOSURE, SETS, PlannedImage, plan_set, write_reference_csv, write_set
+from .smooth import (SMOOTH_BACKDROPS, SMOOTH_CHANGES, SMOOTH_TONES, SmoothPair, SmoothScene, SmoothShot,
+                     grid_residual, render_smooth, smooth_pairs, smooth_pose, wrong_site_pairs)
 from .spec import BACKGROUNDS, DISTRACTORS, LABELS, SITES, Phantom, PhantomSpec, pose_matrix, relative_pose
 from .treated import cheek_patches, patch_in, polygon_mask, render_treated
 
@@ -41,6 +44,17 @@ __all__ = [
     "CLUTTER_KINDS",
     "TONE_CURVES",
     "CASTS",
+    "SMOOTH_BACKDROPS",
+    "SMOOTH_CHANGES",
+    "SMOOTH_TONES",
+    "SmoothPair",
+    "SmoothScene",
+    "SmoothShot",
+    "grid_residual",
+    "render_smooth",
+    "smooth_pairs",
+    "smooth_pose",
+    "wrong_site_pairs",
     "ASTRONAUT_SKIN",
     "astronaut_skin_mask",
     "WAVELENGTHS_NM",

@@ -130,7 +130,8 @@ def _robust(values: Iterable[np.ndarray]) -> tuple[float, float]:
 
 def trend_png(ser: Series, title: str) -> bytes | None:
     """PNG of the series' trends: per-session means (indices.csv) and, against the baseline, each session's value
-    with the 95 % CI of its change, coloured by verdict, over the baseline +- MDC band; None with one session."""
+    with the 95 % CI of its change, coloured by verdict (hollow for a pair compared without pixel alignment), over
+    the baseline +- MDC band; None with one session."""
     sessions = ser.sessions
     if len(sessions) < 2:
         return None
@@ -178,7 +179,10 @@ def trend_png(ser: Series, title: str) -> bytes | None:
             if mdc is not None and b is not None:
                 bands.append((b, mdc))
             color = {"improved": "#2e9d5b", "worsened": "#c0392b"}.get(m.get("verdict"), "#1f4e79")
-            ax.plot([i], [a], "s", color=color, ms=6, zorder=4)
+            if (p.doc.get("registration") or {}).get("ok", True) is False:  # region statistics: hollow square
+                ax.plot([i], [a], "s", color=color, mfc="white", mew=1.6, ms=6, zorder=4)
+            else:
+                ax.plot([i], [a], "s", color=color, ms=6, zorder=4)
         if px:
             ax.errorbar(px, py, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="none", ecolor="#1f4e79",
                         capsize=3, lw=1.2, zorder=3)

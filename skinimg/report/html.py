@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SkinImgError
-from ..io import load_image, read_mask, to_uint8, write_bytes
+from ..io import collapse_messages, format_collapsed, load_image, read_mask, to_uint8, write_bytes
 from .figures import (_fit, _jpeg, _require_matplotlib, _robust, distributions_png, heatmap_png, photo_with_outline,
                       trend_png)
 from .regions import draw_regions, region_legend, region_masks, region_table, regions_trend_png, series_regions
@@ -112,6 +112,7 @@ class _Builder:
             self.anon.patient(ser.patient)
         self.written: list[Path] = []
         self.warnings: list[tuple[str, str]] = []  # (where, message)
+        self.warn_items: list[tuple[str, str]] = []  # (where and pair, message without the pair): the overview's lines
 
     # -- helpers
     def patient(self, name: str) -> str:
@@ -129,8 +130,11 @@ class _Builder:
         self.written.append(path)
         return rel
 
-    def warn(self, where: str, msg: str) -> str:
+    def warn(self, where: str, msg: str, *, source: str | None = None, text: str | None = None) -> str:
+        """A warning box; ``source`` and ``text`` (the message without its pair label) let the overview collapse
+        the same warning from many pairs into one line with a count."""
         self.warnings.append((where, msg))
+        self.warn_items.append((source or where, text if text is not None else msg))
         return f"<div class=\"warn\">⚠ {_e(msg)}</div>"
 
     # -- slugs
@@ -177,8 +181,10 @@ class _Builder:
                                                      "Line: mean over each photo's own skin mask, as photographed. "
                                                      "Squares with whiskers: the comparison with the baseline "
                                                      "(registered common skin, lighting normalised: what the "
-                                                     "verdict uses) with the 95 % CI of the change; shaded band: "
-                                                     "baseline ± MDC (changes inside it are not detectable).") )
+                                                     "verdict uses; hollow: a pair that could not be aligned, "
+                                                     "each photo's own skin) with the 95 % CI of the change; "
+                                                     "shaded band: baseline ± MDC (changes inside it are not "
+                                                     "detectable).") )
         names = series_regions(ser)
         rtrend = regions_trend_png(ser, where)
         if rtrend:
@@ -288,21 +294,33 @@ class _Builder:
         return "".join(out) + "</div>"
 
     def registration_text(self, where: str, label: str, doc: dict) -> tuple[str, str]:
+        """How the pair was aligned (one line) and its warnings (HTML boxes)."""
         reg = doc.get("registration") or {}
         if not isinstance(reg, dict):
             reg = {}
         method = reg.get("method", "?")
         inl = _num(reg.get("inliers"))
         res = _num(reg.get("residual_px"))
-        text = (f"registration: {method}, {int(inl) if inl is not None else '?'} inliers, "
-                f"residual {_fmt(res)} px")
+        checks = reg.get("checks") if isinstance(reg.get("checks"), dict) else {}
+        warnings = [self.anon.text(str(w)) for w in doc.get("warnings") or []]
         warn = ""
         if reg.get("ok") is False:
-            warn = self.warn(where, f"{label}: registration failed ({reg.get('reason') or reg.get('error') or text})")
-        elif (res is not None and res > POOR_RESIDUAL_PX) or (inl is not None and inl < POOR_INLIERS):
-            warn = self.warn(where, f"{label}: poor registration ({text})")
-        for w in doc.get("warnings") or []:
-            warn += self.warn(where, f"{label}: {self.anon.text(str(w))}")
+            text = ("alignment: none, not pixel-aligned: each photo's own skin compared by region statistics "
+                    "(verdicts against the MDCs of unaligned retakes)")
+            if not any(w.startswith("not pixel-aligned") for w in warnings):  # comparison.json of an older skinimg
+                warn = self.warn(where, f"{label}: registration failed ({reg.get('reason') or reg.get('error') or method})",
+                                 source=f"{where} {label}", text="registration failed")
+        elif str(method).startswith("ecc"):
+            text = (f"alignment: {method} (intensity-based), correlation {_fmt(_num(checks.get('cc')))}, dark details "
+                    f"line up {_fmt(_num(checks.get('detail_ncc')))}")
+        else:
+            text = (f"registration: {method}, {int(inl) if inl is not None else '?'} inliers, "
+                    f"residual {_fmt(res)} px")
+            if (res is not None and res > POOR_RESIDUAL_PX) or (inl is not None and inl < POOR_INLIERS):
+                warn = self.warn(where, f"{label}: poor registration ({text})", source=f"{where} {label}",
+                                 text=f"poor registration ({text})")
+        for w in warnings:
+            warn += self.warn(where, f"{label}: {w}", source=f"{where} {label}", text=w)
         return text, warn
 
     def pair_block(self, where: str, pair: Pair, key: str) -> str:
@@ -331,7 +349,8 @@ class _Builder:
         for name, entry in sorted((doc.get("regions") or {}).items()):
             out.append(f"<h4>Region {_e(name)} <span class=\"muted\">({_e(pair.doc.get('roi_source'))}, "
                        f"{_fmt(entry.get('pixels'))} px)</span></h4>")
-            out.append(self.warn(where, f"{label}: {entry['error']}") if "error" in entry else self.metrics_table(entry))
+            out.append(self.warn(where, f"{label}: {entry['error']}", source=f"{where} {label}", text=entry["error"])
+                       if "error" in entry else self.metrics_table(entry))
         return "".join(out)
 
     def lighting_text(self, doc: dict) -> str:
@@ -435,24 +454,31 @@ class _Builder:
                     for m in (p.doc.get("metrics") or {}).values():
                         if isinstance(m, dict) and m.get("verdict") in counts:
                             counts[m["verdict"]] += 1
+                unaligned = sum(1 for p in ser.pairs if (p.doc.get("registration") or {}).get("ok", True) is False)
+                pairs_txt = f"{len(ser.pairs)}" + (f" ({unaligned} not aligned)" if unaligned else "")
                 t.append(
                     f"<tr><td class=\"l\"><a href=\"{_e(ser.slug)}.html\">{_e(self.patient(ser.patient))}</a></td>"
                     f"<td class=\"l\">{_e(ser.site or '–')}</td><td>{len(ser.sessions)}</td><td>{len(ser.entries)}</td>"
-                    f"<td>{len(ser.pairs)}</td><td class=\"v-improved\">{counts['improved']}</td>"
+                    f"<td>{_e(pairs_txt)}</td><td class=\"v-improved\">{counts['improved']}</td>"
                     f"<td class=\"v-no_change\">{counts['no_change']}</td><td class=\"v-worsened\">"
                     f"{counts['worsened']}</td><td>{nw}</td></tr>")
             t.append("</table><p class=\"muted\">Verdict counts are over every index of every compared pair; a "
-                     "decrease of redness or pigmentation is <em>improved</em>.</p>")
+                     "decrease of redness or pigmentation is <em>improved</em>.  Pairs that could not be "
+                     "pixel-aligned are compared by region statistics of each photo's own skin.</p>")
             parts.append("".join(t))
         if single_html:
             parts.append(single_html)
         parts.append("<h2>Warnings</h2>")
         calib = self.calibration_used()
         if calib is None:
-            self.warnings.insert(0, ("study", "no colour chart used: values are uncalibrated (comparable only "
-                                              "between photos taken with the same camera and lighting)"))
+            msg = ("no colour chart used: values are uncalibrated (comparable only between photos taken with the "
+                   "same camera and lighting)")
+            self.warnings.insert(0, ("study", msg))
+            self.warn_items.insert(0, ("study", msg))
         if self.warnings:
-            parts.append("".join(f"<div class=\"warn\">⚠ {_e(w)}: {_e(m)}</div>" for w, m in self.warnings))
+            # the same warning from many photos or pairs (no chart on every photo of a study) is one line with a count
+            groups = collapse_messages(self.warn_items)
+            parts.append("".join(f"<div class=\"warn\">⚠ {_e(format_collapsed(g, what='times'))}</div>" for g in groups))
         else:
             parts.append("<div class=\"ok\">No warnings.</div>")
         parts.append(self.provenance_html(calib))
@@ -502,7 +528,7 @@ class _Builder:
                 if isinstance(reg, dict) and reg:
                     regs.append(f"{self.where(s)} {p.session} vs {p.reference}: {reg.get('method', '?')}, "
                                 f"{reg.get('inliers', '?')} inliers, residual {_fmt(reg.get('residual_px'))} px, "
-                                f"{'ok' if reg.get('ok', True) else 'FAILED'}")
+                                f"{'aligned' if reg.get('ok', True) else 'not pixel-aligned'}")
         if regs:
             items.append(("registration quality", "; ".join(regs)))
         rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(self.anon.text(str(v)))}</dd>" for k, v in items)

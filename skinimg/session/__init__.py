@@ -3,9 +3,11 @@
 ``skinimg compare BEFORE AFTER`` answers "did it change, by how much, and is that more
 than photo-to-photo noise?"; ``skinimg track`` runs it over a study
 (:func:`skinimg.batch.compare_files`, :func:`skinimg.batch.track`).  Everything here works
-on arrays: modules ``register`` (alignment), ``lighting`` (normalisation), ``stats``
-(statistics, MDC tables, verdicts), ``compare`` (:class:`CompareParams`, :func:`compare_arrays`,
-pictures), ``roi`` (regions carried between photos).
+on arrays: modules ``register`` (features alignment), ``ecc`` (intensity-based alignment and its
+starts), ``chain`` (the registration chain and its acceptance test), ``lighting`` (normalisation),
+``stats`` (statistics, MDC tables, verdicts), ``unaligned`` (region statistics without alignment),
+``compare`` (:class:`CompareParams`, :func:`compare_arrays`, pictures), ``roi`` (regions carried
+between photos).  Details, thresholds and measured numbers: ``docs/comparison.md``.
 
 Pipeline of one pair (:func:`compare_arrays`)
 ---------------------------------------------
@@ -14,9 +16,14 @@ Pipeline of one pair (:func:`compare_arrays`)
    chart only: not used, noted); ``"chart"`` requires a chart in both; ``"none"`` skips it.
 2. **Skin masks**: :func:`skinimg.segment.segment_skin` on each photo (``segment_method``,
    ``second_stage``), chart area removed (:func:`skinimg.calibrate.chart_mask`).
-3. **Registration** of AFTER onto BEFORE (:mod:`skinimg.session.register`).  A failed or poor
-   registration stops the pair with :class:`~skinimg.errors.SkinImgError`
-   ("registration failed: 12 inliers < 30"); misaligned photos are never compared.
+3. **Registration** of AFTER onto BEFORE by the chain of :mod:`skinimg.session.chain`
+   (``registration_mode``, ``--registration auto|features|ecc|none``): ORB + RANSAC features
+   (:mod:`skinimg.session.register`); when they fail, ECC from several starts
+   (:mod:`skinimg.session.ecc`), each candidate checked by an acceptance test that rejects a wrong site;
+   when nothing passes, **no pixel alignment**: the pair is compared by region statistics of each
+   photo's own skin (:mod:`skinimg.session.unaligned`; ``registration.ok`` False, method
+   ``"none (region statistics)"``, a warning, verdicts against the MDCs of unaligned retakes).
+   ``registration.method`` names the step that aligned the pair; misaligned pixels are never paired.
 4. **Lighting normalisation** (``lighting="auto"``), in linear RGB, when no chart
    correction was applied to both photos: a per-channel gain ``g_c`` multiplies AFTER's
    linear RGB so that a *reference region that did not change* matches BEFORE.
@@ -49,11 +56,13 @@ Pipeline of one pair (:func:`compare_arrays`)
    chromaticity, Tsumura 1999) are unchanged by any common gain (shown in
    ``tests/test_compare.py``); ``melanin``, ``melanin_index``, ``l_star``, ``a_star``,
    ``b_star`` and ``ita_deg`` depend on exposure and rely on this step.
-5. **Joint mask**: BEFORE pixels that are skin in BEFORE, whose registered AFTER position
-   and its bilinear neighbours are skin in AFTER, inside the ROI when given.  Named regions
-   (``regions=``) are measured on the same registration and maps, each on the joint mask
-   inside it, beside the whole common skin; module ``roi`` carries a region drawn on one
-   photo onto another through their homography (:func:`propagate_regions`).
+5. **Joint mask**: aligned pairs: BEFORE pixels that are skin in BEFORE, whose registered AFTER
+   position and its bilinear neighbours are skin in AFTER (the intersection of the warped masks),
+   inside the ROI when given.  Named regions (``regions=``) are measured on the same registration
+   and maps, each on the joint mask inside it, beside the whole common skin; module ``roi`` carries
+   a region drawn on one photo onto another through their homography (:func:`propagate_regions`).
+   Unaligned pairs: each photo's own skin, inside its own ROI (or each named region) when given
+   (``joint_mask.rule`` says which).
 6. **Indices**: :func:`skinimg.indices.compute_maps` on each photo in its own frame (no
    resampling of colours); AFTER's maps are resampled bilinearly into BEFORE's frame.
    Both photos use one chromophore branch (:func:`skinimg.indices.choose_shared_branch`
@@ -126,13 +135,16 @@ coefficient and the SEM. Journal of Strength and Conditioning Research 19(1), 23
 https://doi.org/10.1519/15184.1
 """
 
+from .chain import NO_ALIGNMENT, REGISTRATION_MODES, STARTS, acceptance, alignment_checks, dark_detail, register_chain
 from .compare import (LIGHTING_MODES, MEMBER_LEVEL_MIN, CompareParams, compare_arrays, measure_pair, model_span,
                       render_pictures)
+from .ecc import FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation
 from .lighting import ACHROMATIC_TOLERANCE
 from .register import Registration, RegistrationParams, register, to_grey8, warp_image, warp_map
 from .roi import MIN_INSIDE, clip_polygon, map_points, polygon_area, propagate_regions
 from .stats import (DEFAULT_MDC_PATH, DIRECTIONS, LIGHTING_DEPENDENT, MDC_FORMAT, METRICS, load_crosstalk, load_mdc,
-                    load_mdc_bands, pair_statistics, verdict)
+                    load_mdc_bands, pair_statistics, region_statistics, verdict)
+from .unaligned import UNALIGNED_RULE, measure_unaligned
 
 __all__ = [
     "METRICS",
@@ -147,6 +159,7 @@ __all__ = [
     "load_mdc_bands",
     "load_crosstalk",
     "pair_statistics",
+    "region_statistics",
     "verdict",
     "measure_pair",
     "compare_arrays",
@@ -164,4 +177,18 @@ __all__ = [
     "clip_polygon",
     "polygon_area",
     "propagate_regions",
+    "REGISTRATION_MODES",
+    "NO_ALIGNMENT",
+    "STARTS",
+    "UNALIGNED_RULE",
+    "FallbackParams",
+    "register_chain",
+    "alignment_checks",
+    "acceptance",
+    "dark_detail",
+    "ecc_align",
+    "init_identity",
+    "init_mask_moments",
+    "init_phase_correlation",
+    "measure_unaligned",
 ]

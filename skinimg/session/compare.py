@@ -22,8 +22,10 @@ from ..indices import (CONDITIONING_MIN, INDEX_NAMES, IndexParams, choose_shared
 from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
 from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
 from .lighting import _apply_gain, _lighting
-from .register import RegistrationParams, register, warp_image, warp_map
+from .chain import REGISTRATION_MODES, register_chain
+from .register import RegistrationParams, warp_image, warp_map
 from .stats import METRICS, _add_verdicts, _tile_ids, load_mdc, pair_statistics
+from .unaligned import measure_unaligned
 
 __all__ = ["LIGHTING_MODES", "MEMBER_LEVEL_MIN", "CompareParams", "measure_pair", "compare_arrays", "render_pictures",
            "model_span"]
@@ -32,6 +34,9 @@ __all__ = ["LIGHTING_MODES", "MEMBER_LEVEL_MIN", "CompareParams", "measure_pair"
 MEMBER_LEVEL_MIN = 0.25
 #: Lighting normalisation of a pair without a chart (``CompareParams.lighting``).
 LIGHTING_MODES = ("auto", "none")
+#: ``joint_mask.rule`` of an aligned comparison.
+ALIGNED_RULE = ("aligned: BEFORE's skin whose registered AFTER position (and its bilinear neighbours) is AFTER's "
+                "skin, inside the ROI when given")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class CompareParams:
         Lighting normalisation by a per-channel gain on an unchanged reference region.
     indices : IndexParams
     registration : RegistrationParams
+    registration_mode : {"auto", "features", "ecc", "none"}
+        The registration chain (:func:`skinimg.session.register_chain`): ``auto`` = features, then ECC, then no
+        alignment; ``features`` / ``ecc`` = that step only; ``none`` = region statistics without alignment.
     tile_frac : float
         Bootstrap tile side as a fraction of BEFORE's shorter side (at least ``min_tile_px``).
     min_tile_px : int
@@ -98,12 +106,15 @@ class CompareParams:
     second_stage: str = "mlp"
     calibrate_params: CalibrationParams | None = None
     model_range: bool = True
+    registration_mode: str = "auto"
 
     def __post_init__(self):
         if self.calibrate not in CALIBRATION_MODES:
             raise SkinImgError(f"unknown calibration mode {self.calibrate!r} (use auto, chart or none)")
         if self.lighting not in LIGHTING_MODES:
             raise SkinImgError(f"unknown lighting normalisation {self.lighting!r} (use auto or none)")
+        if self.registration_mode not in REGISTRATION_MODES:
+            raise SkinImgError(f"unknown registration {self.registration_mode!r} (use {', '.join(REGISTRATION_MODES)})")
         check_method(self.segment_method)
         check_second_stage(self.second_stage)
         mdc = tuple(sorted((str(k), float(v)) for k, v in dict(self.mdc).items()))
@@ -161,7 +172,8 @@ def _calibrate_pair(before: np.ndarray, after: np.ndarray, mode: str, notes: lis
 def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
                  after_mask: np.ndarray | None = None, roi: np.ndarray | None = None,
                  params: CompareParams | None = None, label: str | None = None,
-                 regions: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+                 regions: dict[str, np.ndarray] | None = None, after_roi: np.ndarray | None = None,
+                 after_regions: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
     """Register, normalise and measure a pair; metrics without verdicts.
 
     Parameters
@@ -179,6 +191,9 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         ``regions[name]`` holds each region's ``pixels`` (its area), ``joint_mask``, ``metrics`` and ``counts``
         (or ``error`` when it holds too little common skin).  One registration and one lighting normalisation
         (that of the whole skin: the regions do not change ``metrics``) serve every region.
+    after_roi, after_regions : optional
+        AFTER's own ROI / named regions in AFTER's frame, used only when the pair is not pixel-aligned
+        (:func:`skinimg.session.measure_unaligned`: BEFORE's regions cannot be carried into AFTER then).
 
     Returns
     -------
@@ -189,12 +204,14 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     pictures : dict
         ``before`` (BEFORE, calibrated), ``after_registered`` (AFTER in BEFORE's frame,
         normalised), ``joint`` mask, ``delta_hemoglobin`` / ``delta_melanin`` float32 maps,
-        ``regions`` (name -> the region's joint mask, when regions are given).
+        ``regions`` (name -> the region's joint mask, when regions are given); for a pair without pixel
+        alignment ``before``, ``after``, ``skin_before``, ``skin_after`` (each photo's measured skin).
 
     Raises
     ------
     SkinImgError
-        Registration failed or poor, too little common skin, chart required and missing.
+        Too little common skin, chart required and missing, an ROI that cannot be used without alignment.  A
+        pair that cannot be aligned is compared by region statistics (``registration.ok`` False), never refused.
     """
     p = params or CompareParams()
     notes: list[str] = []
@@ -214,10 +231,16 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         raise ValueError("give roi or regions, not both")
     if any(m.shape != mask_b.shape for m in ([roi] if roi is not None else list((regions or {}).values()))):
         raise SkinImgError("ROI size differs from BEFORE", label)
+    if any(m.shape != mask_a.shape for m in ([after_roi] if after_roi is not None else [])
+           + list((after_regions or {}).values())):
+        raise SkinImgError("AFTER's ROI size differs from AFTER", label)
 
-    reg = register(before, after, before_mask=mask_b, after_mask=mask_a, params=p.registration)
+    reg = register_chain(before, after, before_mask=mask_b, after_mask=mask_a, mode=p.registration_mode,
+                         params=p.registration)
     if not reg.ok:
-        raise SkinImgError(f"registration failed: {reg.reason}", label)
+        return measure_unaligned(before, after, mask_b, mask_a, reg=reg, params=p, calibration=cal, notes=notes,
+                                 roi=roi, after_roi=after_roi, regions=regions, after_regions=after_regions,
+                                 exclude_b=chart_b, exclude_a=chart_a, label=label)
     hw = mask_b.shape
     valid = warp_image(np.ones(after.shape[:2], np.uint8), reg, hw, interpolation=cv2.INTER_NEAREST).astype(bool)
     mask_a_w = warp_image(mask_a, reg, hw)
@@ -253,7 +276,8 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         "lighting": light,
         "chromophore_branch": branch,
         "joint_mask": {"pixels": n_joint, "fraction_of_before_skin": n_joint / n_b if n_b else None,
-                       "roi": roi is not None, "common_skin_pixels": int(np.count_nonzero(common))},
+                       "roi": roi is not None, "common_skin_pixels": int(np.count_nonzero(common)),
+                       "rule": ALIGNED_RULE},
         "metrics": metrics,
         "counts": counts,
         "statistics": {
@@ -382,25 +406,32 @@ def _spot_pixels(spots, shape) -> np.ndarray:
 def compare_arrays(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
                    after_mask: np.ndarray | None = None, roi: np.ndarray | None = None,
                    params: CompareParams | None = None, label: str | None = None,
-                   regions: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+                   regions: dict[str, np.ndarray] | None = None, after_roi: np.ndarray | None = None,
+                   after_regions: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
     """:func:`measure_pair` plus ``mdc`` and ``verdict`` per metric (see the module docstring).
 
     Returns ``(doc, pictures)``; ``doc["metrics"][name]`` has ``before``, ``after``,
     ``delta``, ``delta_pct``, ``ci95``, ``effect_size``, ``mdc``, ``verdict``, ``direction``;
     with ``regions``, so has ``doc["regions"][region]["metrics"][name]``.  The MDC of a metric measured on
     part of the common skin (``roi``, a region) is the whole skin's divided by the square root of that part's
-    share (``mdc_source.area_scale``, see :mod:`skinimg.session`, step 8).
+    share (``mdc_source.area_scale``, see :mod:`skinimg.session`, step 8); without pixel alignment that share is
+    the smaller of the two photos' (``joint_mask.area_fraction``) and the MDCs are those of unaligned retakes.
     """
     p = params or CompareParams()
     load_mdc(p.mdc_path)  # a missing table fails before any work
     doc, pics = measure_pair(before, after, before_mask=before_mask, after_mask=after_mask, roi=roi, params=p,
-                             label=label, regions=regions)
+                             label=label, regions=regions, after_roi=after_roi, after_regions=after_regions)
     common = doc["joint_mask"]["common_skin_pixels"]
+
+    def share(jm: dict) -> float:  # the part of the skin measured: aligned, of the common skin; unaligned, recorded
+        return jm["area_fraction"] if "area_fraction" in jm else jm["pixels"] / common
+
     for entry in (doc.get("regions") or {}).values():
         if "metrics" in entry:
-            entry["mdc_source"] = _add_verdicts({"metrics": entry["metrics"], "lighting": doc["lighting"]}, p,
-                                                entry["joint_mask"]["pixels"] / common)["mdc_source"]
-    return _add_verdicts(doc, p, doc["joint_mask"]["pixels"] / common), pics
+            entry["mdc_source"] = _add_verdicts({"metrics": entry["metrics"], "lighting": doc["lighting"],
+                                                 "registration": doc["registration"]}, p,
+                                                share(entry["joint_mask"]))["mdc_source"]
+    return _add_verdicts(doc, p, share(doc["joint_mask"])), pics
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -433,6 +464,28 @@ def _smooth_in(values: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray
         return np.where(mask & (den > 1e-3), num / np.maximum(den, 1e-6), np.nan).astype(np.float32)
 
 
+def _side_by_side(pics: dict, max_side: int) -> np.ndarray:
+    """BEFORE and AFTER, each in its own frame (AFTER scaled to BEFORE's height), each outlined in green with its own
+    measured skin and each named region's skin in its colour."""
+    out = []
+    regions = sorted(pics.get("regions", {}).items())
+    for k, (rgb, skin) in enumerate(((pics["before"], pics["skin_before"]), (pics["after"], pics["skin_after"]))):
+        img = _fit(to_uint8(rgb), max_side).copy()
+        th = max(1, int(round(min(img.shape[:2]) / 300)))
+        outlines = [(skin, (40, 220, 90))] + [(pair[k], REGION_COLOURS[i % len(REGION_COLOURS)])
+                                              for i, (_, pair) in enumerate(regions)]
+        for mask, colour in outlines:
+            m = cv2.resize(mask.view(np.uint8), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+            contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(img, contours, -1, colour, th)
+        out.append(img)
+    b, a = out
+    if a.shape[0] != b.shape[0]:
+        a = cv2.resize(a, (max(1, round(a.shape[1] * b.shape[0] / a.shape[0])), b.shape[0]), interpolation=cv2.INTER_AREA)
+    gap = np.full((b.shape[0], max(4, b.shape[1] // 100), 3), 255, np.uint8)
+    return np.ascontiguousarray(np.concatenate([b, gap, a], axis=1))
+
+
 def render_pictures(pics: dict, *, max_side: int = 1024) -> dict[str, np.ndarray]:
     """The PNG pictures of a comparison: ``pair.png`` and the delta maps (RGB uint8 arrays).
 
@@ -441,8 +494,11 @@ def render_pictures(pics: dict, *, max_side: int = 1024) -> dict[str, np.ndarray
     name order).
     ``delta_hemoglobin.png`` / ``delta_melanin.png``: ``after - before`` over BEFORE (blue = decrease, red =
     increase, symmetric scale at the 98th percentile of ``|delta|``), smoothed inside the joint mask by a Gaussian of 1 % of the shorter side
-    (display only; statistics use the unsmoothed maps).
+    (display only; statistics use the unsmoothed maps).  A pair compared without pixel alignment has ``pair.png``
+    only: each photo in its own frame, outlined with its own measured skin (and regions).
     """
+    if "after_registered" not in pics:  # not pixel-aligned: no pixel-wise change to draw
+        return {"pair.png": _side_by_side(pics, max_side)}
     b = _fit(to_uint8(pics["before"]), max_side)
     a = _fit(to_uint8(pics["after_registered"]), max_side)
     th = max(1, int(round(min(b.shape[:2]) / 300)))

@@ -125,3 +125,76 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
     notes.append("lighting not normalised (no stable reference region): melanin, melanin_index, L*, a*, b* and ITA "
                  "may reflect exposure")
     return None, rec
+
+
+# ----------------------------------------------------------------------------- unaligned pairs
+
+
+def _unpaired_gain(before, after, ref_b, ref_a, *, max_spread: float = 0.15, max_chroma: float = 0.08,
+                   min_pixels: int = 2000):
+    """Achromatic gain for AFTER from two *unpaired* reference regions (each photo's own), or None, and a record.
+
+    Per channel: the ratio of the medians of the linear values of BEFORE's and AFTER's reference pixels whose
+    7 x 7 local mean lies in [0.1, 0.9].  The regions are different pixel sets (no alignment), so only an
+    achromatic gain is applied (the geometric mean of the three): a colour difference between two parts of
+    a backdrop is more likely framing than a change of white balance, and a false cast would bias the
+    chromaticity-based indices.  Refused when the channel ratios disagree by more than ``max_chroma``, when a
+    region's robust spread (1.4826 MAD of the log values) exceeds ``max_spread`` (a textured or unevenly lit
+    reference: its median depends on the framing), or with fewer than ``min_pixels`` usable pixels."""
+    lb = _linear_sample(cv2.blur(before, (7, 7)), ref_b)
+    la = _linear_sample(cv2.blur(after, (7, 7)), ref_a)
+    gains, spreads, counts = [], [], []
+    for c in range(3):
+        vb = lb[:, c][(lb[:, c] > 0.1) & (lb[:, c] < 0.9)]
+        va = la[:, c][(la[:, c] > 0.1) & (la[:, c] < 0.9)]
+        if vb.size < min_pixels or va.size < min_pixels:
+            continue
+        gains.append(float(np.median(vb) / np.median(va)))
+        spreads.append(max(1.4826 * float(np.median(np.abs(np.log(v) - np.median(np.log(v))))) for v in (vb, va)))
+        counts.append(int(min(vb.size, va.size)))
+    if not counts:
+        return None, {"reason": f"fewer than {min_pixels} usable pixels"}
+    g = np.array(gains)
+    if max(spreads) > max_spread:
+        return None, {"reason": f"inconsistent (spread {max(spreads):.3f} > {max_spread:g})"}
+    if float(g.max() / g.min()) > 1.0 + max_chroma:
+        return None, {"reason": f"channel gains disagree by {100 * (g.max() / g.min() - 1):.0f} % "
+                                f"(> {100 * max_chroma:.0f} %)"}
+    gain = float(np.exp(np.log(g).mean()))
+    return np.full(3, gain), {"gain": [gain] * 3, "kind": "achromatic", "per_channel_estimate": gains,
+                              "reference_pixels": min(counts), "spread": max(spreads)}
+
+
+def _lighting_unpaired(before, after, mask_b, mask_a, roi_b, roi_a, exclude_b, exclude_a, mode, notes):
+    """:func:`_lighting` for a pair without pixel alignment: gain (or None) and the ``lighting`` record.
+
+    References, first usable of: ``skin_outside_roi`` (each photo's skin outside its own ROI, when both ROIs are
+    given) and ``background`` (each photo's pixels more than 2 % of its shorter side away from its skin and its
+    border); :func:`_unpaired_gain` on the pair of regions."""
+    rec = {"method": "none", "gain": [1.0, 1.0, 1.0], "reference_pixels": 0, "spread": None}
+    if mode == "none":
+        rec["note"] = "disabled"
+        return None, rec
+
+    def background(mask, exclude):
+        h, w = mask.shape
+        r = max(2, int(round(0.02 * min(h, w))))
+        out = ~cv2.dilate(mask.view(np.uint8), _disk(r)).astype(bool) & ~exclude
+        out[:r], out[-r:], out[:, :r], out[:, -r:] = False, False, False, False
+        return out
+
+    refs = []
+    if roi_b is not None and roi_a is not None:
+        refs.append(("skin_outside_roi", mask_b & ~roi_b & ~exclude_b, mask_a & ~roi_a & ~exclude_a))
+    refs.append(("background", background(mask_b, exclude_b), background(mask_a, exclude_a)))
+    for name, ref_b, ref_a in refs:
+        gain, info = _unpaired_gain(before, after, ref_b, ref_a)
+        if gain is None:
+            notes.append(f"lighting reference {name} (unpaired): {info['reason']}")
+            continue
+        rec.update(method=f"gain:{name} (unpaired medians)", **info)
+        return gain, rec
+    rec["note"] = "no stable unchanged reference: lighting not normalised"
+    notes.append("lighting not normalised (no stable reference region): melanin, melanin_index, L*, a*, b* and ITA "
+                 "may reflect exposure")
+    return None, rec

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..errors import SkinImgError
 from ..io import to_uint8
+from .ecc import FallbackParams, from_level, shrink, to_level
 
 __all__ = ["RegistrationParams", "Registration", "register", "warp_image", "warp_map", "to_grey8"]
 
@@ -106,6 +107,8 @@ class RegistrationParams:
     ecc_eps : float
     ecc_max_shift : float
         Largest corner displacement accepted from ECC, fraction of the shorter side.
+    fallback : FallbackParams
+        The intensity-based step of :func:`skinimg.session.register_chain` and its acceptance test.
     """
 
     feature_max_side: int = 1600
@@ -126,10 +129,12 @@ class RegistrationParams:
     ecc_iterations: int = 60
     ecc_eps: float = 1e-5
     ecc_max_shift: float = 0.02
+    fallback: FallbackParams = field(default_factory=FallbackParams)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scale_range"] = list(self.scale_range)
+        d["fallback"] = self.fallback.to_dict()
         return d
 
 
@@ -158,6 +163,11 @@ class Registration:
         Enhanced correlation coefficient after refinement (when tried).
     reason : str
         Why it failed ("" when ok).
+    notes : list of str
+    checks : dict or None
+        The acceptance checks of :func:`skinimg.session.register_chain` (correlations, mask IoU, geometry).
+    attempts : list of dict
+        The steps the chain tried: ``{"step", "ok", "reason"}``.
     """
 
     ok: bool
@@ -172,6 +182,8 @@ class Registration:
     ecc_cc: float | None = None
     reason: str = ""
     notes: list = field(default_factory=list)
+    checks: dict | None = None
+    attempts: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The ``registration`` object of ``comparison.json``."""
@@ -188,6 +200,9 @@ class Registration:
             "homography": None if self.homography is None else [[float(v) for v in row] for row in self.homography],
             "reason": self.reason or None,
             "notes": list(self.notes),
+            "checks": None if self.checks is None else {k: _r(v, 4) if isinstance(v, float) else v
+                                                        for k, v in self.checks.items()},
+            "attempts": list(self.attempts),
         }
 
 
@@ -201,21 +216,6 @@ def _r(v, nd: int = 6):
 def to_grey8(rgb: np.ndarray) -> np.ndarray:
     """Grey uint8 (H, W) from an encoded RGB photo (uint8, uint16 or float in [0, 1]), Rec. 709 weights."""
     return cv2.cvtColor(np.ascontiguousarray(to_uint8(rgb)), cv2.COLOR_RGB2GRAY)
-
-
-def _shrink(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    h, w = img.shape[:2]
-    s = min(1.0, max_side / float(max(h, w)))
-    if s < 1.0:
-        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return img, s
-
-
-def _scaled_h(h: np.ndarray, s_before: float, s_after: float) -> np.ndarray:
-    """Homography between full-resolution frames from one between working frames (and back with 1/s)."""
-    sb = np.diag([s_before, s_before, 1.0])
-    sa_inv = np.diag([1.0 / s_after, 1.0 / s_after, 1.0])
-    return sa_inv @ h @ sb
 
 
 def _grow(mask: np.ndarray | None, shape: tuple[int, int], frac: float) -> np.ndarray | None:
@@ -286,8 +286,8 @@ def _overlap(h: np.ndarray, before_shape: tuple[int, int], after_shape: tuple[in
 def _ecc_refine(g_b: np.ndarray, g_a: np.ndarray, h_full: np.ndarray, mask_b: np.ndarray | None,
                 p: RegistrationParams, notes: list) -> tuple[np.ndarray, float | None, bool]:
     """ECC refinement of the BEFORE->AFTER homography (full-resolution frames)."""
-    sb_img, sb = _shrink(g_b, p.ecc_max_side)
-    sa_img, sa = _shrink(g_a, p.ecc_max_side)
+    sb_img, sb = shrink(g_b, p.ecc_max_side)
+    sa_img, sa = shrink(g_a, p.ecc_max_side)
     tmpl = cv2.GaussianBlur(sb_img, (0, 0), 1.0).astype(np.float32)
     inp = cv2.GaussianBlur(sa_img, (0, 0), 1.0).astype(np.float32)
     m = None
@@ -296,7 +296,7 @@ def _ecc_refine(g_b: np.ndarray, g_a: np.ndarray, h_full: np.ndarray, mask_b: np
         if int(m.sum()) < 500:
             m = None
     # ECC's warp maps template (BEFORE) coordinates to input (AFTER) coordinates, as ours does.
-    h0 = np.diag([sa, sa, 1.0]) @ h_full @ np.diag([1.0 / sb, 1.0 / sb, 1.0])
+    h0 = to_level(h_full, sb, sa)
     h0 = (h0 / h0[2, 2]).astype(np.float32)
     warped0 = cv2.warpPerspective(inp, h0, (tmpl.shape[1], tmpl.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     try:
@@ -314,7 +314,7 @@ def _ecc_refine(g_b: np.ndarray, g_a: np.ndarray, h_full: np.ndarray, mask_b: np
         cc1 = float(cv2.computeECC(tmpl, warped1, m))  # same measure as cc0 (findTransformECC's own is on a blurred copy)
     except cv2.error:
         cc1 = -1.0
-    h1 = np.diag([1.0 / sa, 1.0 / sa, 1.0]) @ h1.astype(np.float64) @ np.diag([sb, sb, 1.0])
+    h1 = from_level(h1.astype(np.float64), sb, sa)
     hh, ww = g_b.shape
     corners = np.array([[0, 0, 1], [ww - 1, 0, 1], [ww - 1, hh - 1, 1], [0, hh - 1, 1]], np.float64).T
     c0, c1 = h_full @ corners, h1 @ corners
@@ -349,8 +349,8 @@ def register(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray |
     p = params or RegistrationParams()
     notes: list[str] = []
     g_b, g_a = to_grey8(before), to_grey8(after)
-    w_b, s_b = _shrink(g_b, p.feature_max_side)
-    w_a, s_a = _shrink(g_a, p.feature_max_side)
+    w_b, s_b = shrink(g_b, p.feature_max_side)
+    w_a, s_a = shrink(g_a, p.feature_max_side)
     clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
     e_b, e_a = clahe.apply(w_b), clahe.apply(w_a)
     orb = cv2.ORB_create(nfeatures=p.n_features, scaleFactor=1.2, nlevels=8, fastThreshold=10)
@@ -377,7 +377,7 @@ def register(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray |
         fail.reason = f"{n_in} inliers of {len(matches)} matches (< {p.min_inlier_ratio:.0%})"
         return fail
     inl = inl.ravel().astype(bool)
-    h_full = _scaled_h(h_w, s_b, s_a)
+    h_full = from_level(h_w, s_b, s_a)
     h_full /= h_full[2, 2]
     method = "orb+ransac"
     cc = None

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .compare import CompareParams
 
 __all__ = ["METRICS", "DIRECTIONS", "LIGHTING_DEPENDENT", "MDC_FILE", "MDC_FORMAT", "DEFAULT_MDC_PATH", "load_mdc",
-           "load_mdc_bands", "load_crosstalk", "pair_statistics", "verdict"]
+           "load_mdc_bands", "load_crosstalk", "pair_statistics", "region_statistics", "verdict"]
 
 #: Metrics of ``comparison.json``, in order.
 METRICS = INDEX_NAMES[6:] + INDEX_NAMES[:6] + ("red_area_fraction", "brown_spot_area_fraction")
@@ -78,17 +78,20 @@ def _parse_crosstalk(doc: dict, p: Path) -> dict:
     return out
 
 
-def load_mdc(path: str | os.PathLike | None = None) -> dict:
+def load_mdc(path: str | os.PathLike | None = None, *, aligned: bool = True) -> dict:
     """The default minimal detectable changes: ``{metric: value}`` (index units).
 
     Reads ``models/mdc.json`` (format ``skinimg-mdc/1``, written by ``benchmarks/derive_mdc.py``).
+    ``aligned=False``: the table of comparisons without pixel alignment (``mdc_unaligned``; the aligned
+    table when the file has none).
     """
-    return _parse_mdc(*_read_mdc_doc(path))
+    return _parse_mdc(*_read_mdc_doc(path), aligned=aligned)
 
 
-def _parse_mdc(doc: dict, p: Path) -> dict:
+def _parse_mdc(doc: dict, p: Path, aligned: bool = True) -> dict:
     out = {}
-    for k, v in doc["mdc"].items():
+    key = "mdc" if aligned or not isinstance(doc.get("mdc_unaligned"), dict) else "mdc_unaligned"
+    for k, v in doc[key].items():
         try:
             out[str(k)] = float(v)
         except (TypeError, ValueError):
@@ -96,19 +99,21 @@ def _parse_mdc(doc: dict, p: Path) -> dict:
     return out
 
 
-def load_mdc_bands(path: str | os.PathLike | None = None) -> list[tuple[str, float, dict]]:
+def load_mdc_bands(path: str | os.PathLike | None = None, *, aligned: bool = True) -> list[tuple[str, float, dict]]:
     """Tone bands with their own MDCs: ``[(band, ita_deg_max, {metric: value}), ...]``, darkest bound first.
 
     ``models/mdc.json`` has two, ``dark`` (ITA <= -30 degrees) and ``brown`` (-30 < ITA <= -10):
     retakes of such skin spread the chromophore estimates two (brown) to six (dark) times more
     than lighter skin (see ``benchmarks/derive_mdc.py``).  A table without bands gives ``[]``.
+    ``aligned=False``: the bands of comparisons without pixel alignment (``mdc_unaligned_by_tone``).
     """
-    return _parse_mdc_bands(*_read_mdc_doc(path))
+    return _parse_mdc_bands(*_read_mdc_doc(path), aligned=aligned)
 
 
-def _parse_mdc_bands(doc: dict, p: Path) -> list[tuple[str, float, dict]]:
+def _parse_mdc_bands(doc: dict, p: Path, aligned: bool = True) -> list[tuple[str, float, dict]]:
     out = []
-    for entry in doc.get("mdc_by_tone") or []:
+    key = "mdc_by_tone" if aligned or not isinstance(doc.get("mdc_unaligned"), dict) else "mdc_unaligned_by_tone"
+    for entry in doc.get(key) or []:
         try:
             out.append((str(entry["band"]), float(entry["ita_deg_max"]),
                         {str(k): float(v) for k, v in entry["mdc"].items()}))
@@ -169,6 +174,46 @@ def pair_statistics(before: np.ndarray, after: np.ndarray, tiles: np.ndarray, *,
     }
 
 
+def region_statistics(before: np.ndarray, after: np.ndarray, tiles_before: np.ndarray, tiles_after: np.ndarray, *,
+                      n_boot: int = 2000, seed: int = 0) -> dict:
+    """Change statistics of one metric from two *unpaired* samples: each photo's own skin pixels.
+
+    Parameters
+    ----------
+    before, after : ndarray, float, shape (N,) / (M,)
+        Values of BEFORE's and AFTER's skin pixels (no NaN; no pixel correspondence).
+    tiles_before, tiles_after : ndarray of int, shape (N,) / (M,)
+        Tile id of each pixel in its own photo (block bootstrap unit).
+    n_boot, seed : int
+
+    Returns
+    -------
+    dict with the keys of :func:`pair_statistics`; ``ci95`` is the percentile interval of
+    ``mean(after*) - mean(before*)``, the tiles of each photo resampled with replacement independently
+    (Kunsch 1989), with one generator seeded ``seed``.
+    """
+    b = np.asarray(before, dtype=np.float64)
+    a = np.asarray(after, dtype=np.float64)
+    mb, ma = float(b.mean()), float(a.mean())
+    delta = ma - mb
+    rng = np.random.default_rng(seed)
+
+    def boot(v: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        _, inv = np.unique(tiles, return_inverse=True)
+        k = int(inv.max()) + 1
+        n = np.bincount(inv, minlength=k).astype(np.float64)
+        s = np.bincount(inv, weights=v, minlength=k)
+        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
+        return (counts @ s) / (counts @ n)
+
+    diff = boot(a, tiles_after) - boot(b, tiles_before)
+    lo, hi = (float(v) for v in np.percentile(diff, [2.5, 97.5]))
+    sd = math.sqrt((float(b.var()) + float(a.var())) / 2.0)
+    return {"before": mb, "after": ma, "delta": delta,
+            "delta_pct": 100.0 * delta / abs(mb) if abs(mb) > 1e-12 else None,
+            "ci95": [lo, hi], "effect_size": delta / sd if sd > 0 else None}
+
+
 def verdict(name: str, delta: float | None, ci95: Sequence | None, mdc: float | None) -> str:
     """``improved``, ``no_change`` or ``worsened`` for a change ``delta`` of metric ``name``.
 
@@ -197,14 +242,15 @@ def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> di
     it varies between retakes about ``1 / sqrt(f)`` times as much (local errors averaged over ``f`` times fewer
     tiles), so every MDC is multiplied by ``1 / sqrt(f)`` (``mdc_source.area_scale``)."""
     mdc_doc = _read_mdc_doc(p.mdc_path)  # read once: defaults, tone bands, cross-talk
-    table = _parse_mdc(*mdc_doc)
+    aligned = (doc.get("registration") or {}).get("ok", True) is not False  # unaligned: the MDCs of region statistics
+    table = _parse_mdc(*mdc_doc, aligned=aligned)
     # the tone band of the pair: the darker photo's mean ITA (the conservative side)
     itas = [doc["metrics"].get("ita_deg", {}).get(k) for k in ("before", "after")]
     itas = [float(v) for v in itas if v is not None and math.isfinite(v)]
     ita = min(itas) if itas else None
     band = "default"
     if ita is not None:
-        for name, ita_max, values in _parse_mdc_bands(*mdc_doc):
+        for name, ita_max, values in _parse_mdc_bands(*mdc_doc, aligned=aligned):
             if ita <= ita_max:
                 table.update(values)
                 band = name
@@ -244,5 +290,7 @@ def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> di
         m["direction"] = "lower_is_better" if DIRECTIONS.get(name, 1) > 0 else "higher_is_better"
     doc["mdc_source"] = {"table": os.fspath(p.mdc_path) if p.mdc_path else "models/mdc.json",
                          "tone_band": band, "ita_deg": ita, "overrides": dict(p.mdc),
-                         "area_fraction": round(float(area_fraction), 6), "area_scale": round(area_scale, 6)}
+                         "area_fraction": round(float(area_fraction), 6), "area_scale": round(area_scale, 6),
+                         "alignment": "aligned" if aligned else ("unaligned" if "mdc_unaligned" in mdc_doc[0]
+                                                                 else "unaligned (table has no unaligned MDCs)")}
     return doc

@@ -24,6 +24,12 @@ shots differ in JPEG quality (95 / 85) and exposure: +13 % on unchanged skin, wh
 saturated reds changes the chromaticity.  The default keeps the MDCs of the phantoms' model; the held-out
 members check them (``docs/comparison.md``).
 
+Comparisons without pixel alignment (``--registration none``, or no step of the registration chain passes):
+every retake is also measured with ``registration_mode="none"`` (region statistics of each photo's own
+skin, :mod:`skinimg.session.unaligned`) and gives the table ``mdc_unaligned`` and its bands
+``mdc_unaligned_by_tone`` by the same formula and band rule; each value is at least the aligned one
+(a comparison without alignment is never taken as more precise than one with).
+
 Brown and dark skin: ``--n-dark`` more retakes (default 40) of the same design with melanin
 0.16-0.45 (seeds 900+).  All retakes are grouped by the mean ITA of the pair's darker photo into
 the bands of :data:`BANDS` (``dark`` <= -30, ``brown`` -30..-10 degrees); each band stores
@@ -127,15 +133,19 @@ def in_member_units(spec: PhantomSpec, optics: OpticalMember | None) -> PhantomS
 
 
 def measure(sa: PhantomSpec, sb: PhantomSpec, params: CompareParams, masks: str, label: str,
-            optics: OpticalMember | None = None) -> dict:
+            optics: OpticalMember | None = None, unaligned: bool = False) -> dict | tuple[dict, dict]:
     """Render the two shots (with ``optics``, see :func:`in_member_units`) and compare them (true skin masks
-    unless ``masks == "segmenter"``)."""
+    unless ``masks == "segmenter"``); with ``unaligned`` also without pixel alignment (``registration_mode="none"``)
+    and return both documents."""
     pa = render_phantom(in_member_units(sa, optics), optics=optics)
     pb = render_phantom(in_member_units(sb, optics), optics=optics)
     truth = masks == "truth"
-    doc, _ = measure_pair(pa.image, pb.image, before_mask=pa.mask if truth else None,
-                          after_mask=pb.mask if truth else None, params=params, label=label)
-    return doc
+    kw = dict(before_mask=pa.mask if truth else None, after_mask=pb.mask if truth else None, label=label)
+    doc, _ = measure_pair(pa.image, pb.image, params=params, **kw)
+    if not unaligned:
+        return doc
+    doc_u, _ = measure_pair(pa.image, pb.image, params=replace(params, registration_mode="none"), **kw)
+    return doc, doc_u
 
 
 def _pair_record(doc: dict) -> tuple[float, dict, dict]:
@@ -180,6 +190,26 @@ def _crosstalk_ratios(specs, source: str, target: str, floor: float, params: Com
     return np.asarray(ratios, dtype=np.float64)
 
 
+def _band_tables(pairs: list, default: dict, floor: list | None = None) -> list[dict]:
+    """The tone bands of :data:`BANDS` from retake records ``(ita, deltas, levels)``: each value
+    ``max(derived, default[m], floor band value)`` (``floor``: the aligned bands, for the unaligned table)."""
+    bands, lower = [], -math.inf
+    for k, (band, ita_max) in enumerate(BANDS):
+        in_band = [p for p in pairs if lower < p[0] <= ita_max]
+        lower = ita_max
+        b_diffs = {m: [p[1][m] for p in in_band if m in p[1]] for m in METRICS}
+        b_levels = {m: [p[2][m] for p in in_band if m in p[2]] for m in METRICS}
+        derived, b_table = mdc_table(b_diffs, b_levels)
+        b_mdc = {m: max(derived[m] if math.isfinite(derived[m]) else 0.0, default[m],
+                        floor[k]["mdc"][m] if floor else 0.0) for m in METRICS}
+        for m in METRICS:
+            b_table[m]["mdc_derived"] = b_table[m]["mdc"]
+            b_table[m]["mdc"] = b_mdc[m]
+        bands.append({"band": band, "ita_deg_max": ita_max, "mdc": b_mdc, "details": b_table,
+                      "n_pairs": len(in_band)})
+    return bands
+
+
 def main(argv=None) -> int:
     """``python benchmarks/derive_mdc.py [--n N] [--n-crosstalk N] [--n-dark N] [--seed S] [--out PATH] [--masks ...]``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -201,9 +231,11 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     skipped = 0
     pairs: list = []  # (ITA of the darker photo, {metric: delta}, {metric: before}) of every retake
+    pairs_u: list = []  # the same retakes compared without pixel alignment
     for i in range(args.n):
         sa, sb = retake_specs(i, args.seed)
-        doc = measure(sa, sb, params, args.masks, f"retake {i}", retake_optics(i, args.optics))
+        doc, doc_u = measure(sa, sb, params, args.masks, f"retake {i}", retake_optics(i, args.optics), unaligned=True)
+        pairs_u.append(_pair_record(doc_u))
         normalised = doc["lighting"]["method"] != "none"
         skipped += not normalised
         for m in METRICS:
@@ -215,7 +247,8 @@ def main(argv=None) -> int:
         pairs.append(_pair_record(doc))
         print(f"retake {i:2d}: mel {sa.melanin:.3f} hb {sa.hemoglobin:.3f} residual "
               f"{doc['registration']['residual_px']:.2f} px, hemoglobin {doc['metrics']['hemoglobin']['delta_pct']:+.2f} %, "
-              f"melanin {doc['metrics']['melanin']['delta_pct']:+.2f} %, lighting {doc['lighting']['method']}", flush=True)
+              f"melanin {doc['metrics']['melanin']['delta_pct']:+.2f} %, lighting {doc['lighting']['method']}; unaligned "
+              f"hemoglobin {doc_u['metrics']['hemoglobin']['delta_pct']:+.2f} %", flush=True)
     # melanin -> haemoglobin cross-talk: pairs whose only true change is melanin
     ratios = _crosstalk_ratios(crosstalk_specs, "melanin", "hemoglobin", 1e-4, params, args, "cross-talk")
     coef = float(f"{np.percentile(ratios, 95):.3g}") if ratios.size else 0.0
@@ -227,24 +260,23 @@ def main(argv=None) -> int:
     # brown and dark skin: retakes of the same design, melanin 0.16-0.45
     for i in range(args.n_dark):
         sa, sb = retake_specs(i + 900, args.seed, melanin=DARK_MELANIN)
-        doc = measure(sa, sb, params, args.masks, f"dark retake {i}", retake_optics(i, args.optics))
+        doc, doc_u = measure(sa, sb, params, args.masks, f"dark retake {i}", retake_optics(i, args.optics),
+                             unaligned=True)
         pairs.append(_pair_record(doc))
+        pairs_u.append(_pair_record(doc_u))
         print(f"dark retake {i:2d}: mel {sa.melanin:.3f} hb {sa.hemoglobin:.3f} hemoglobin "
               f"{doc['metrics']['hemoglobin']['delta_pct']:+.2f} %, ita {pairs[-1][0]:+.1f}", flush=True)
     # each band's table: the retakes of both sets whose darker photo falls in the band (the rule compare applies)
-    bands, lower = [], -math.inf
-    for band, ita_max in BANDS:
-        in_band = [p for p in pairs if lower < p[0] <= ita_max]
-        lower = ita_max
-        b_diffs = {m: [p[1][m] for p in in_band if m in p[1]] for m in METRICS}
-        b_levels = {m: [p[2][m] for p in in_band if m in p[2]] for m in METRICS}
-        derived, b_table = mdc_table(b_diffs, b_levels)
-        b_mdc = {m: max(derived[m], mdc[m]) for m in METRICS}  # a band never lowers an MDC
-        for m in METRICS:
-            b_table[m]["mdc_derived"] = b_table[m]["mdc"]
-            b_table[m]["mdc"] = b_mdc[m]
-        bands.append({"band": band, "ita_deg_max": ita_max, "mdc": b_mdc, "details": b_table,
-                      "n_pairs": len(in_band)})
+    bands = _band_tables(pairs, mdc)
+    # without pixel alignment: the first set's retakes give the default table, both sets the bands; never below
+    # the aligned values
+    u_first = pairs_u[: args.n]
+    mdc_u, table_u = mdc_table({m: [p[1][m] for p in u_first if m in p[1]] for m in METRICS},
+                               {m: [p[2][m] for p in u_first if m in p[2]] for m in METRICS})
+    for m in METRICS:
+        table_u[m]["mdc_derived"] = mdc_u[m]
+        mdc_u[m] = table_u[m]["mdc"] = max(mdc_u[m], mdc[m]) if math.isfinite(mdc_u[m]) else mdc[m]
+    bands_u = _band_tables(pairs_u, mdc_u, floor=bands)
     doc = {
         "format": MDC_FORMAT,
         "mdc": mdc,
@@ -255,6 +287,13 @@ def main(argv=None) -> int:
                             "max(derived from the retakes of both sets that fall in the band, default); "
                             f"second set: {args.n_dark} retakes with melanin {DARK_MELANIN[0]}-{DARK_MELANIN[1]} "
                             "(seeds 900+)",
+        "mdc_unaligned": mdc_u,
+        "details_unaligned": table_u,
+        "mdc_unaligned_by_tone": bands_u,
+        "mdc_unaligned_rule": "pairs compared without pixel alignment (registration.ok false: region statistics of "
+                              "each photo's own skin) use 'mdc_unaligned' and its bands, derived from the same "
+                              "retakes measured with registration_mode='none'; every value is max(derived, the "
+                              "aligned value)",
         "crosstalk": {"hemoglobin": {
             "from": "melanin", "coefficient": coef, "n_pairs": int(ratios.size),
             "median_ratio": float(f"{np.median(ratios):.3g}") if ratios.size else None,
@@ -295,5 +334,6 @@ def main(argv=None) -> int:
     print(f"  hemoglobin -> melanin cross-talk allowance: {coef_back:.3g} x |delta hemoglobin| "
           f"(median ratio {np.median(back) if back.size else float('nan'):.3g}, {back.size} pairs)")
     for m in METRICS:
-        print(f"  {m:26s} MDC {mdc[m]:.4g}  ({table[m]['mdc_pct_of_mean_level']} % of mean level {table[m]['mean_level']:.4g})")
+        print(f"  {m:26s} MDC {mdc[m]:.4g}  ({table[m]['mdc_pct_of_mean_level']} % of mean level {table[m]['mean_level']:.4g})"
+              f"; unaligned {mdc_u[m]:.4g} (derived {table_u[m]['mdc_derived']:.4g})")
     return 0
