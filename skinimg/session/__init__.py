@@ -5,7 +5,8 @@ than photo-to-photo noise?"; ``skinimg track`` runs it over a study
 (:func:`skinimg.batch.compare_files`, :func:`skinimg.batch.track`).  Everything here works
 on arrays: modules ``register`` (features alignment), ``ecc`` (intensity-based alignment and its
 starts), ``chain`` (the registration chain and its acceptance test), ``lighting`` (normalisation),
-``stats`` (statistics, MDC tables, verdicts), ``unaligned`` (region statistics without alignment),
+``stats`` (statistics, MDC tables, verdicts), ``model_range`` (the change under every optical model of the
+ensemble), ``unaligned`` (region statistics without alignment),
 ``compare`` (:class:`CompareParams`, :func:`compare_arrays`, pictures), ``roi`` (regions carried
 between photos).  Details, thresholds and measured numbers: ``docs/comparison.md``.
 
@@ -136,10 +137,10 @@ https://doi.org/10.1519/15184.1
 """
 
 from .chain import NO_ALIGNMENT, REGISTRATION_MODES, STARTS, acceptance, alignment_checks, dark_detail, register_chain
-from .compare import (LIGHTING_MODES, MEMBER_LEVEL_MIN, CompareParams, compare_arrays, measure_pair, model_span,
-                      render_pictures)
+from .compare import LIGHTING_MODES, CompareParams, compare_arrays, measure_pair, render_pictures
 from .ecc import FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation
 from .lighting import ACHROMATIC_TOLERANCE
+from .model_range import MEMBER_LEVEL_MIN, model_span
 from .register import Registration, RegistrationParams, register, to_grey8, warp_image, warp_map
 from .roi import MIN_INSIDE, clip_polygon, map_points, polygon_area, propagate_regions
 from .stats import (DEFAULT_MDC_PATH, DIRECTIONS, LIGHTING_DEPENDENT, MDC_FORMAT, METRICS, load_crosstalk, load_mdc,

@@ -17,12 +17,12 @@ import numpy as np
 from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
-from ..indices import (CONDITIONING_MIN, INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps,
-                       detect_brown_spots, member_maps, render_heatmap, shared_member_branches)
+from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
 from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
 from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
-from .lighting import _apply_gain, _lighting
 from .chain import REGISTRATION_MODES, register_chain
+from .lighting import _apply_gain, _lighting
+from .model_range import MEMBER_LEVEL_MIN, add_model_range, member_reads, model_range_record, model_span
 from .register import RegistrationParams, warp_image, warp_map
 from .stats import METRICS, _add_verdicts, _tile_ids, load_mdc, pair_statistics
 from .unaligned import measure_unaligned
@@ -30,8 +30,6 @@ from .unaligned import measure_unaligned
 __all__ = ["LIGHTING_MODES", "MEMBER_LEVEL_MIN", "CompareParams", "measure_pair", "compare_arrays", "render_pictures",
            "model_span"]
 
-#: A member's reading enters the model range only when its before-level is at least this fraction of the central's.
-MEMBER_LEVEL_MIN = 0.25
 #: Lighting normalisation of a pair without a chart (``CompareParams.lighting``).
 LIGHTING_MODES = ("auto", "none")
 #: ``joint_mask.rule`` of an aligned comparison.
@@ -304,74 +302,17 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
                 region_joints[name] = rj
             doc["regions"][name] = entry
     if p.model_range:
-        reads = _member_reads(before, after, mask_b, mask_a, reg, hw, p)
-        _add_model_range(reads, joint, metrics)
+        reads = member_reads(before, after, mask_b, mask_a, p.indices, warp=lambda m: warp_map(m, reg, hw))
+        add_model_range(reads, metrics, joint)
         for name, rj in region_joints.items():
-            _add_model_range(reads, rj, doc["regions"][name]["metrics"])
-        doc["model_range"] = {"members": list(reads["before"]), "branches": reads["branches"],
-                              "conditioning": reads["conditioning"],
-                              "what": "relative change of hemoglobin and melanin read by each fit member of the ensemble "
-                                      "of optical skin models (skinimg.indices.ensemble), over the same joint mask (and "
-                                      "each region's); the verdict calls a change only if it holds under all"}
+            add_model_range(reads, doc["regions"][name]["metrics"], rj)
+        doc["model_range"] = model_range_record(reads)
     pics = {"before": before, "after_registered": after_w, "joint": joint,
             "delta_hemoglobin": np.where(joint, warped["hemoglobin"] - maps_b["hemoglobin"], np.nan).astype(np.float32),
             "delta_melanin": np.where(joint, warped["melanin"] - maps_b["melanin"], np.nan).astype(np.float32)}
     if regions is not None:
         pics["regions"] = region_joints
     return doc, pics
-
-
-def _member_reads(before, after, mask_b, mask_a, reg, hw, p: CompareParams) -> dict:
-    """``hemoglobin`` and ``melanin`` of both photos read by every fit member of the ensemble
-    (:func:`skinimg.indices.member_maps`, one twin branch per member shared by both photos), AFTER's registered
-    to BEFORE; ``conditioning``: the worse of the two photos' per member."""
-    branches = shared_member_branches([(before, mask_b), (after, mask_a)], params=p.indices)
-    mb = member_maps(before, mask_b, params=p.indices, branches=branches)
-    ma = member_maps(after, mask_a, params=p.indices, branches=branches)
-    warped = {k: {n: warp_map(ma[k][n], reg, hw) for n in ("hemoglobin", "melanin", "conditioning_map")} for k in ma}
-    return {"before": mb, "after": warped, "branches": branches,
-            "conditioning": {k: min(mb[k]["conditioning"], ma[k]["conditioning"]) for k in mb}}
-
-
-def _joint_conditioning(reads: dict, k: str, joint: np.ndarray) -> float:
-    """Member ``k``'s conditioning on the skin of ``joint``: the smaller of the two photos' medians there."""
-    vals = []
-    for cond in (reads["before"][k]["conditioning_map"][joint], reads["after"][k]["conditioning_map"][joint]):
-        cond = cond[np.isfinite(cond)]
-        vals.append(float(np.median(cond)) if cond.size else float("nan"))
-    return min(vals)
-
-
-def _add_model_range(reads: dict, joint: np.ndarray, metrics: dict) -> None:
-    """Each member's relative change of ``hemoglobin`` and ``melanin`` over ``joint``: ``delta_pct_by_model`` and
-    ``delta_pct_model_range`` [min, max] added to ``metrics`` (in place).  A member takes part only where it can
-    read the skin of ``joint``: conditioned there (not next to its fold) and reading at least
-    :data:`MEMBER_LEVEL_MIN` of the central level."""
-    cond = {k: _joint_conditioning(reads, k, joint) for k in reads["before"]}
-    for name in ("hemoglobin", "melanin"):
-        by = {}
-        central = abs(metrics[name]["before"])
-        for k, mb in reads["before"].items():
-            if not cond[k] >= CONDITIONING_MIN:  # next to its fold on this skin: cannot resolve a change here
-                by[k] = None
-                continue
-            b, a = mb[name][joint], reads["after"][k][name][joint]
-            ok = np.isfinite(a) & np.isfinite(b)
-            mean_b = float(b[ok].mean(dtype=np.float64)) if ok.any() else float("nan")
-            mean_a = float(a[ok].mean(dtype=np.float64)) if ok.any() else float("nan")
-            # a member that reads this skin at under a quarter of the central level puts its zero elsewhere: its
-            # relative change is not meaningful (it would read a small absolute change as hundreds of percent)
-            usable = math.isfinite(mean_b) and abs(mean_b) > max(1e-12, MEMBER_LEVEL_MIN * central)
-            by[k] = 100.0 * (mean_a - mean_b) / abs(mean_b) if usable else None
-        metrics[name]["delta_pct_model_range"] = model_span([v for v in by.values() if v is not None])
-        metrics[name]["delta_pct_by_model"] = by
-
-
-def model_span(values) -> list[float] | None:
-    """``[min, max]`` of the members' relative changes that are readings (None entries: members that cannot
-    read this pair); None without any."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
-    return [min(vals), max(vals)] if vals else None
 
 
 def _joint_metrics(maps_b: dict, warped: dict, joint: np.ndarray, tile: int, p: CompareParams):

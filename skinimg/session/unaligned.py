@@ -17,6 +17,9 @@ is still compared, without pretending the pixels correspond (:func:`measure_unal
 * **statistics**: :func:`skinimg.session.stats.region_statistics` (means of each photo's skin, CI from an
   unpaired block bootstrap over each photo's own tiles); the spot and red areas are fractions of each
   photo's own skin;
+* **model range**: every fit member of the ensemble of optical models reads both photos (one twin branch per
+  member for both) and gives its relative change of the means of each photo's own skin
+  (:mod:`skinimg.session.model_range`), as the aligned path does on the joint pixels;
 * **verdicts**: against the MDCs of unaligned retakes (``mdc_unaligned`` in ``models/mdc.json``, derived
   by :mod:`skinimg.train.mdc` the same way as the aligned ones, and never below them), scaled for a region
   by ``1 / sqrt(share)`` with the smaller of the two photos' shares of their skin (``joint_mask.area_fraction``).
@@ -35,6 +38,7 @@ import numpy as np
 from ..errors import SkinImgError
 from ..indices import INDEX_NAMES, choose_shared_branch, compute_maps, detect_brown_spots
 from .lighting import _apply_gain, _lighting_unpaired
+from .model_range import add_model_range, member_reads, model_range_record
 from .register import Registration
 from .stats import METRICS, _tile_ids, region_statistics
 
@@ -109,8 +113,8 @@ def measure_unaligned(before: np.ndarray, after: np.ndarray, mask_b: np.ndarray,
         after = _apply_gain(after, gain)
     branch = choose_shared_branch([(before, mask_b), (after, mask_a)], params=p.indices)
     ip = replace(p.indices, branch=branch)
-    maps_b = compute_maps(before, mask_b, params=ip)
-    maps_a = compute_maps(after, mask_a, params=ip)
+    maps_b = compute_maps(before, mask_b, params=ip, spot_map=True)
+    maps_a = compute_maps(after, mask_a, params=ip, spot_map=True)
     own_b = mask_b & np.isfinite(maps_b["hemoglobin"])
     own_a = mask_a & np.isfinite(maps_a["hemoglobin"])
     skin_b = own_b & roi if roi is not None else own_b
@@ -163,6 +167,12 @@ def measure_unaligned(before: np.ndarray, after: np.ndarray, mask_b: np.ndarray,
                     entry["metrics"], entry["counts"] = _region_metrics(maps_b, maps_a, rb, ra, tiles, p)
                     pics["regions"][name] = (rb, ra)
             doc["regions"][name] = entry
+    if p.model_range:  # each member's change of the means of each photo's own skin (and each region's)
+        reads = member_reads(before, after, mask_b, mask_a, p.indices)
+        add_model_range(reads, metrics, skin_b, skin_a)
+        for name, (rb, ra) in pics.get("regions", {}).items():
+            add_model_range(reads, doc["regions"][name]["metrics"], rb, ra)
+        doc["model_range"] = model_range_record(reads)
     return doc, pics
 
 
@@ -184,8 +194,9 @@ def _region_metrics(maps_b: dict, maps_a: dict, skin_b: np.ndarray, skin_a: np.n
     metrics["red_area_fraction"] = region_statistics((maps_b["hemoglobin"][skin_b] > thr).astype(np.float32),
                                                      (maps_a["hemoglobin"][skin_a] > thr).astype(np.float32),
                                                      tb, ta, **kw)
-    spots_b = detect_brown_spots(maps_b["melanin"], skin_b, params=p.indices)
-    spots_a = detect_brown_spots(maps_a["melanin"], skin_a, params=p.indices)
+    # the field analyze finds spots on (shading-free on the light sheet), as for aligned pairs
+    spots_b = detect_brown_spots(maps_b["spot_melanin"], skin_b, params=p.indices)
+    spots_a = detect_brown_spots(maps_a["spot_melanin"], skin_a, params=p.indices)
     metrics["brown_spot_area_fraction"] = region_statistics(_spot_fraction(spots_b, skin_b),
                                                             _spot_fraction(spots_a, skin_a), tb, ta, **kw)
     counts = {"brown_spot_count": {"before": int(spots_b.count), "after": int(spots_a.count)}}
