@@ -4,12 +4,15 @@
   :func:`skinimg.segment.segment_skin`, for tests that monkeypatch the real function (in-process runs only).
 * :func:`exif_photo`: a JPEG carrying GPS, maker-note and camera EXIF (privacy tests).
 * :func:`snapshot`: every file of an output tree with its bytes (SQLite compared by rows).
+* :data:`CHROMIUM`, :func:`chromium_screenshot`: a page rendered by headless Chromium (the report's checks).
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
+import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -78,3 +81,17 @@ def snapshot(root: Path) -> dict[str, object]:
         rel = p.relative_to(root).as_posix()
         snap[rel] = sqlite_rows(p) if p.suffix == ".sqlite" else p.read_bytes()
     return snap
+
+
+#: The headless browser of the report's rendering checks (None: not installed, those tests skip).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_screenshot(page: Path, shot: Path, profile: Path, size: tuple[int, int]) -> None:
+    """Render the HTML file ``page`` in headless Chromium into the PNG ``shot`` (``size`` = width, height; no
+    network, a throw-away ``profile`` folder)."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}",
+           "--hide-scrollbars", Path(page).resolve().as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False)

@@ -11,8 +11,6 @@ import csv
 import json
 import math
 import re
-import shutil
-import subprocess
 from dataclasses import replace
 
 import cv2
@@ -28,6 +26,7 @@ from skinimg.phantom import grid_residual, polygon_mask, render_smooth, smooth_p
 from skinimg.session import map_points
 from skinimg.session import ecc as E
 from skinimg.session.lighting import _unpaired_gain
+from tests.harness import CHROMIUM, chromium_screenshot
 
 P = S.CompareParams(calibrate="none", n_boot=400)
 DEV = {p.name: p for p in smooth_pairs(12, 100)}  # the development pairs the thresholds were chosen on
@@ -341,7 +340,6 @@ def test_pipeline_track_stage_takes_the_registration_option(tracked, tmp_path):
         assert {x["registration"] for x in csv.DictReader(fh)} == {"none (region statistics)"}
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
@@ -350,11 +348,7 @@ def test_study_report_of_an_unaligned_series_renders_in_headless_chromium(tracke
     if rep is None:
         pytest.skip("matplotlib not installed")
     shot = tmp_path / "shot.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,3200",
-           "--hide-scrollbars", (rep / "P2__cheek.html").resolve().as_uri()]
-    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    chromium_screenshot(rep / "P2__cheek.html", shot, tmp_path / "profile", (1280, 3200))
     assert shot.is_file(), "chromium wrote no screenshot"
     img = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
     assert img.shape[:2] == (3200, 1280) and img[200:3000].std() > 20

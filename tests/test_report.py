@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from skinimg.cli import cli
 from skinimg.errors import SkinImgError
 from skinimg.io import write_csv, write_json, write_png, write_tiff
 from skinimg.report import Anonymizer, ReportParams, build_report, photo_with_outline, study_key
+from tests.harness import CHROMIUM, chromium_screenshot
 
 pytest.importorskip("matplotlib")
 
@@ -266,18 +265,13 @@ def test_study_key():
     assert study_key("a.jpg") == ("", "", "")
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(built, tmp_path):
     _, _, out, _ = built
     shot = tmp_path / "shot.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,1600",
-           "--hide-scrollbars", (out / "Jane_Doe__left_cheek.html").resolve().as_uri()]
-    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    chromium_screenshot(out / "Jane_Doe__left_cheek.html", shot, tmp_path / "profile", (1280, 1600))
     assert shot.is_file(), "chromium wrote no screenshot"
     img = cv2.imread(str(shot))
     assert img.shape[:2] == (1600, 1280)
