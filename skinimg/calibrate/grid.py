@@ -13,7 +13,6 @@ from collections import deque
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
 
 __all__: list[str] = []
 
@@ -35,7 +34,6 @@ _STEP_LO, _STEP_HI, _STEP_ACROSS = 0.95, 1.7, 0.3
 #: gradient's reach, about 1.5 px on each side.
 _GROW_PX = 3.0
 
-
 def _diagonal_intersection(q: np.ndarray):
     """Intersection of the diagonals q0-q2 and q1-q3 of a quadrilateral (4, 2), or None."""
     p, r = q[0], q[2] - q[0]
@@ -45,7 +43,6 @@ def _diagonal_intersection(q: np.ndarray):
         return None
     t = ((u[0] - p[0]) * v[1] - (u[1] - p[1]) * v[0]) / den
     return float(p[0] + t * r[0]), float(p[1] + t * r[1])
-
 
 def _quad_of(hull: np.ndarray, perimeter: float) -> np.ndarray | None:
     """The 4-vertex Douglas-Peucker approximation of a convex hull, vertices in angular order, or None."""
@@ -58,7 +55,6 @@ def _quad_of(hull: np.ndarray, perimeter: float) -> np.ndarray | None:
             c = q.mean(axis=0)
             return q[np.argsort(np.arctan2(q[:, 1] - c[1], q[:, 0] - c[0]))]
     return None
-
 
 def _quad_shape_ok(q: np.ndarray, min_side: float) -> np.ndarray | None:
     """Edge vectors (4, 2) of a plausible patch quadrilateral, or None."""
@@ -78,7 +74,6 @@ def _quad_shape_ok(q: np.ndarray, min_side: float) -> np.ndarray | None:
     if np.max(np.abs(cosang)) > math.cos(math.radians(_MIN_ANGLE)):
         return None
     return sides
-
 
 def _candidates(small: np.ndarray, min_side: int) -> np.ndarray:
     """Uniform convex quadrilaterals of an 8-bit RGB image.
@@ -131,6 +126,8 @@ def _candidates(small: np.ndarray, min_side: int) -> np.ndarray:
     cand = np.array(out, dtype=np.float64)
     # de-duplicate across thresholds: keep the best-filled region around each centre
     order = np.argsort(-(cand[:, 7] - 2.0 * np.abs(cand[:, 7] - 1.0)) - 1e-4 * cand[:, 6])
+    from scipy.spatial import cKDTree  # here, not at import: analyze without a chart never loads scipy.spatial
+
     near = cKDTree(cand[:, :2]).query_ball_point(cand[:, :2], r=0.4 * cand[:, 6])
     taken = np.zeros(len(cand), bool)
     kept: list[int] = []
@@ -142,12 +139,13 @@ def _candidates(small: np.ndarray, min_side: int) -> np.ndarray:
         kept.append(int(i))
     return cand[kept]
 
-
 def _neighbours(cand: np.ndarray) -> list[list[int]]:
     """Candidates one lattice step apart, tested in the frames of both."""
     n = len(cand)
     c, s = cand[:, :2], cand[:, 6]
     fr = cand[:, 2:6].reshape(-1, 2, 2)  # rows e1, e2
+    from scipy.spatial import cKDTree
+
     lists = cKDTree(c).query_ball_point(c, r=2.4 * s)
     ii = np.repeat(np.arange(n), [len(x) for x in lists])
     jj = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=len(ii))
@@ -173,7 +171,6 @@ def _neighbours(cand: np.ndarray) -> list[list[int]]:
         nbrs[j].append(int(i))
     return nbrs
 
-
 def _aligned_frame(fb: np.ndarray, fa: np.ndarray) -> np.ndarray:
     """``fb``'s two edge vectors, swapped and signed to point like ``fa``'s."""
     ub = fb / np.hypot(fb[:, 0], fb[:, 1])[:, None]
@@ -182,7 +179,6 @@ def _aligned_frame(fb: np.ndarray, fa: np.ndarray) -> np.ndarray:
     if abs(cm[0, 0]) + abs(cm[1, 1]) >= abs(cm[0, 1]) + abs(cm[1, 0]):
         return np.stack([np.sign(cm[0, 0]) * fb[0], np.sign(cm[1, 1]) * fb[1]])
     return np.stack([np.sign(cm[1, 0]) * fb[1], np.sign(cm[0, 1]) * fb[0]])
-
 
 def _grid_components(cand: np.ndarray, min_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Group candidates into lattices: ``[(indices, lattice_ij (n, 2))]``, largest first.
