@@ -98,3 +98,37 @@ def test_json_of_per_photo_commands_is_one_object_per_line(tmp_path):
     assert list(rows[0]) == ["image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check",
                              "roi", "roi_source", "roi_pixels"]
     assert (rows[0]["roi"], rows[0]["roi_source"], rows[0]["roi_pixels"]) == ("", "none", None)
+
+
+def test_every_command_is_in_the_lazy_table():
+    """`skinimg CMD` imports only CMD's module (group.COMMAND_MODULES): the table lists every command, in the
+    module that defines it, and --help lists them in its order."""
+    from skinimg.cli import COMMAND_MODULES
+
+    defined = {name: cmd.callback.__module__.rsplit(".", 1)[1] for name, cmd in cli.commands.items()}
+    assert defined == COMMAND_MODULES
+    out = CliRunner().invoke(cli, ["--help"]).output
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.startswith("  ")]
+    assert listed == list(COMMAND_MODULES)
+
+
+def test_analyze_imports_only_what_it_runs(tmp_path):
+    """A one-photo `skinimg analyze` (no chart, no maps) imports no report, session, phantom or training code, and
+    none of the heavy packages it does not call (issue 25: the fixed cost of every run and every worker)."""
+    import subprocess
+    import sys
+
+    write_png(tmp_path / "a.png", skin_like(96, 128))
+    code = ("import sys\nfrom skinimg.cli import cli\n"
+            "try:\n    cli.main(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n    print('\\n'.join(sorted(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", code, "analyze", str(tmp_path / "a.png"), "--out",
+                           str(tmp_path / "out"), "--no-maps", "--workers", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    unwanted = ("skinimg.report", "skinimg.session", "skinimg.phantom", "skinimg.train", "skinimg.stats",
+                "skinimg.batch.run", "skinimg.batch.track", "scipy.spatial", "sklearn", "matplotlib", "dask",
+                "pyarrow", "torch")
+    found = sorted(m for m in loaded if m.startswith(unwanted))
+    assert not found, found
+    assert "skinimg.batch.analyze" in loaded  # the check sees the modules of the run

@@ -12,19 +12,47 @@ Modules: ``analyze`` (:class:`AnalyzeParams`, :func:`analyze_image`, :func:`anal
 region of interest, propagated ROI files).
 """
 
-from .analyze import (DEFAULT_MAPS, MAP_SETS, ROW_COLUMNS, ROW_KEY, ROW_TYPES, TABLE, AnalyzeParams, analyze_image,
-                      analyze_paths, map_names, photo_status, segment_photo, write_maps)
-from .calibrate import CSV_COLUMNS, calibrate_file, calibrate_paths
-from .compare import MAP_FILES, compare_files
-from .executors import init_worker, limit_blas_threads, make_executor, map_jobs
-from .pipeline import (BATCH_STAGES, IMAGE_STAGES, ROI_KEYS, STAGES, Option, Pipeline, Stage, check_available,
-                       load_pipeline, packaged_pipelines, parse_pipeline, resolve_pipeline)
-from .roi import ROI_COLUMNS, ROI_FILES, ROI_SOURCES, RoiLookup, RoiRef, fit_roi, roi_columns, write_propagated
-from .run import JOB_COLUMNS, TABLES, Plan, file_sha256, make_plan, process_image, run_pipeline
-from .segment import EVAL_COLUMNS, EVAL_TONE_COLUMNS, SEGMENT_COLUMNS, evaluate_folders, segment_paths
-from .series import SessionImage, discover_series, read_manifest
-from .store import SQLITE_NAME, ResultStore, export_csv, export_parquet, infer_types, read_rows, upsert_rows
-from .track import SERIES_COLUMNS, track
+#: Each public name and the module that defines it.  Imported on first use (PEP 562), so a command that runs
+#: one loop (``skinimg analyze``) does not import the others' dependencies (reports, registration, pipelines).
+_EXPORTS = {
+    **dict.fromkeys([
+        'DEFAULT_MAPS', 'MAP_SETS', 'ROW_COLUMNS', 'ROW_KEY', 'ROW_TYPES', 'TABLE', 'AnalyzeParams',
+        'analyze_image', 'analyze_paths', 'map_names', 'photo_status', 'segment_photo', 'write_maps'],
+        'analyze'),
+    **dict.fromkeys([
+        'CSV_COLUMNS', 'calibrate_file', 'calibrate_paths'],
+        'calibrate'),
+    **dict.fromkeys([
+        'MAP_FILES', 'compare_files'],
+        'compare'),
+    **dict.fromkeys([
+        'init_worker', 'limit_blas_threads', 'make_executor', 'map_jobs'],
+        'executors'),
+    **dict.fromkeys([
+        'BATCH_STAGES', 'IMAGE_STAGES', 'ROI_KEYS', 'STAGES', 'Option', 'Pipeline', 'Stage',
+        'check_available', 'load_pipeline', 'packaged_pipelines', 'parse_pipeline', 'resolve_pipeline'],
+        'pipeline'),
+    **dict.fromkeys([
+        'ROI_COLUMNS', 'ROI_FILES', 'ROI_SOURCES', 'RoiLookup', 'RoiRef', 'fit_roi', 'roi_columns',
+        'write_propagated'],
+        'roi'),
+    **dict.fromkeys([
+        'JOB_COLUMNS', 'TABLES', 'Plan', 'file_sha256', 'make_plan', 'process_image', 'run_pipeline'],
+        'run'),
+    **dict.fromkeys([
+        'EVAL_COLUMNS', 'EVAL_TONE_COLUMNS', 'SEGMENT_COLUMNS', 'evaluate_folders', 'segment_paths'],
+        'segment'),
+    **dict.fromkeys([
+        'SessionImage', 'discover_series', 'read_manifest'],
+        'series'),
+    **dict.fromkeys([
+        'SQLITE_NAME', 'ResultStore', 'export_csv', 'export_parquet', 'infer_types', 'read_rows',
+        'upsert_rows'],
+        'store'),
+    **dict.fromkeys([
+        'SERIES_COLUMNS', 'track'],
+        'track'),
+}
 
 __all__ = [
     "BATCH_STAGES",
@@ -94,3 +122,18 @@ __all__ = [
     "write_maps",
     "write_propagated",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -19,13 +19,21 @@ Exit codes (all commands):
 
 from __future__ import annotations
 
-from .group import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, cli
+from .group import COMMAND_MODULES, EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, cli
 
-# the command modules register their commands on ``cli`` in this order (the order of --help)
-from . import images, segment, analyze, session, batch, bench  # noqa: E402,F401  isort: skip
-from .docs import cli_reference_markdown, write_cli_reference  # noqa: E402
+# the command modules register their commands on ``cli`` when a command needs them (group.COMMAND_MODULES), so
+# one command imports only its own part of the library
 
-__all__ = ["cli", "main", "EXIT_OK", "EXIT_FATAL", "EXIT_PARTIAL", "cli_reference_markdown", "write_cli_reference"]
+__all__ = ["cli", "main", "EXIT_OK", "EXIT_FATAL", "EXIT_PARTIAL", "COMMAND_MODULES", "cli_reference_markdown",
+           "write_cli_reference"]
+
+
+def __getattr__(name):  # the reference generator imports every command: only when asked for
+    if name in ("cli_reference_markdown", "write_cli_reference"):
+        from . import docs
+
+        return getattr(docs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv=None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -24,8 +25,52 @@ EXIT_PARTIAL = 2
 
 log = logging.getLogger("skinimg")
 
+#: Every command and the module of ``skinimg.cli`` that defines it, in the order of ``--help``.  A command's
+#: module is imported only when the command runs (or help lists it): ``skinimg analyze`` does not pay for the
+#: imports of ``report``, ``track`` or ``synth`` (tests/test_cli_options.py checks this table is complete).
+COMMAND_MODULES = {
+    "info": "images", "synth": "images",
+    "segment": "segment", "train-segmenter": "segment", "eval-segment": "segment",
+    "analyze": "analyze", "calibrate": "analyze",
+    "compare": "session", "track": "session",
+    "run": "batch", "report": "batch", "regress": "batch",
+    "bench": "bench",
+}
+
+
 class SkinImgGroup(click.Group):
-    """Click group that prints SkinImgError as one line instead of a traceback."""
+    """Click group that prints SkinImgError as one line instead of a traceback, and imports each command's
+    module when that command is needed (:data:`COMMAND_MODULES`).
+
+    ``commands`` (Click's name -> command dict) loads every command module first, so code that walks all
+    commands (the reference docs, tests) sees them all.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._commands: dict = {}
+        super().__init__(*args, **kwargs)
+
+    @property
+    def commands(self) -> dict:
+        for module in dict.fromkeys(COMMAND_MODULES.values()):
+            importlib.import_module(f"{__package__}.{module}")
+        return self._commands
+
+    @commands.setter
+    def commands(self, value) -> None:
+        self._commands = dict(value or {})
+
+    def add_command(self, cmd, name=None) -> None:
+        name = name or cmd.name
+        self._commands[name] = cmd
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self._commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+        return self._commands.get(cmd_name)
+
+    def list_commands(self, ctx):  # the order of COMMAND_MODULES, then any command added by other code
+        return list(COMMAND_MODULES) + [n for n in self._commands if n not in COMMAND_MODULES]
 
     def invoke(self, ctx):
         try:
@@ -33,9 +78,6 @@ class SkinImgGroup(click.Group):
         except SkinImgError as exc:
             click.echo(f"skinimg: {exc}", err=True)
             ctx.exit(EXIT_FATAL)
-
-    def list_commands(self, ctx):  # keep --help in the order commands were added
-        return list(self.commands)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
