@@ -127,7 +127,7 @@ def test_analyze_imports_only_what_it_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
     unwanted = ("skinimg.report", "skinimg.session", "skinimg.phantom", "skinimg.train", "skinimg.stats",
-                "skinimg.batch.run", "skinimg.batch.track", "scipy.spatial", "sklearn", "matplotlib", "dask",
+                "skinimg.batch.run", "skinimg.batch.tracking", "scipy.spatial", "sklearn", "matplotlib", "dask",
                 "pyarrow", "torch")
     found = sorted(m for m in loaded if m.startswith(unwanted))
     assert not found, found

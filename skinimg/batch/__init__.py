@@ -6,7 +6,7 @@ and writes rows, masks, maps and tables.
 
 Modules: ``analyze`` (:class:`AnalyzeParams`, :func:`analyze_image`, :func:`analyze_paths`), ``segment``
 (:func:`segment_paths`, :func:`evaluate_folders`), ``calibrate`` (:func:`calibrate_file`,
-:func:`calibrate_paths`), ``compare`` (:func:`compare_files`), ``series`` and ``track`` (:func:`track`),
+:func:`calibrate_paths`), ``compare`` (:func:`compare_files`), ``series`` and ``tracking`` (:func:`track`),
 ``pipeline`` (pipeline files and the stage registry), ``run`` (:func:`run_pipeline`), ``executors``
 (process pools, dask), ``store`` (SQLite / CSV / Parquet tables), ``roi`` (:class:`RoiLookup`: each photo's
 region of interest, propagated ROI files).
@@ -51,7 +51,7 @@ _EXPORTS = {
         'store'),
     **dict.fromkeys([
         'SERIES_COLUMNS', 'track'],
-        'track'),
+        'tracking'),
 }
 
 __all__ = [

@@ -74,7 +74,7 @@ from .pipeline import Pipeline, check_available, load_pipeline
 from .roi import RoiLookup, RoiRef, roi_columns
 from .segment import SEGMENT_COLUMNS, roi_union
 from .store import SQLITE_NAME, ResultStore, export_csv, export_parquet, require_parquet
-from .track import track
+from .tracking import track
 
 __all__ = ["Plan", "make_plan", "process_image", "run_pipeline", "file_sha256", "JOB_COLUMNS", "TABLES"]
 
