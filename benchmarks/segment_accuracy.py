@@ -9,17 +9,16 @@ The photos are ``skinimg.segment.phantom_specs(range(seed, seed + n), size=...)`
 unless ``--seed`` says otherwise (200000+ is the development range used to choose changes); with ``--plan``,
 the photos of ``skinimg synth --set NAME --n N`` (``skinimg.phantom.plan_set``, 480x640) for base seeds 600000+.  For each tone
 group (melanin volume fraction, ``skinimg.segment.TONE_GROUPS``) the table gives the pooled F1 (Dice) of the
-trained model (default parameters: the per-pixel second stage), its 95 % percentile-bootstrap interval over
-photos (``pooled_tone_metrics``; 1000 resamples, seed 0), the worst photo, the optional U-Net second stage
-(``SegmentParams(stage2_model="net")``, ``--second-stage net``) and the mean of both second stages
-(``stage2_model="both"``, ``--second-stage both``), each with its paired difference to the default (same
-bootstrap resamples of photos for both, seed 1), and the rules baseline (Chai and Ngan 1999).  The error budget
-(``skinimg.segment.error_budget``) splits the model's wrong pixels into missed skin beside thin structures
+skin network (default parameters), its 95 % percentile-bootstrap interval over photos (``pooled_tone_metrics``;
+1000 resamples, seed 0), the worst photo, and the rules baseline (Chai and Ngan 1999) with the paired difference
+(same bootstrap resamples of photos for both, seed 1).  Phantoms are a stress test of pixel-true masks from another
+generator than the network's training data, not its accuracy on photographs (``benchmarks/segment_real.py``).
+The error budget (``skinimg.train.error_budget``) splits the model's wrong pixels into missed skin beside thin structures
 (hair strands), at the skin's edge and inside, and false skin per true label (thin strands apart), and gives
 the F1 each tone would reach without each class; a per-photo table (``photo_distribution``) gives the median and
 10th percentile of the photos' own F1 and how many photos are below 0.90, with their share of the wrong pixels;
-``check_flag`` how many of the default's failed masks (F1 < 0.90) and of the good ones ``skinimg segment --check``
-flags.
+``check_flag`` how many of the network's failed masks (F1 < 0.90) and of the good ones ``skinimg segment --check``
+flags (its agreement with the mirror image).
 Deterministic; ``--workers`` only changes the speed.
 """
 from __future__ import annotations
@@ -36,6 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from skinimg import segment as S  # noqa: E402
+from skinimg import train as T  # noqa: E402
 
 GROUPS = [g for g, _, _ in S.TONE_GROUPS]
 
@@ -56,17 +56,13 @@ def _one(job):
     # the site string also names the skin: the photos of a --plan grid share one seed
     out = {"seed": spec.seed, "group": S.tone_group(spec.melanin),
            "site": f"{spec.site}, melanin {spec.melanin:.3f}, haemoglobin {spec.hemoglobin:.4f}"}
-    masks = {}
-    for name, meth, params in (("model", "model", None), ("net", "model", S.SegmentParams(stage2_model="net")),
-                               ("both", "model", S.SegmentParams(stage2_model="both")), ("rules", "rules", None)):
-        r = S.segment_skin(image, method=meth, params=params)
-        masks[name] = r.mask
+    for name, meth in (("model", "model"), ("rules", "rules")):
+        r = S.segment_skin(image, method=meth, check=meth == "model")
         m = S.evaluate_masks(r.mask, ph.mask)
         out[name] = [m[k] for k in ("tp", "fp", "fn", "tn")]
         if name == "model":
-            out["budget"] = S.error_budget(r.mask, ph.mask, ph.labels)
-    # what `segment --check` reports (these photos are their own working images: the same IoU)
-    out["agreement"] = S.evaluate_masks(masks["model"], masks["net"])["iou"]
+            out["budget"] = T.error_budget(r.mask, ph.mask, ph.labels)
+            out["agreement"] = r.agreement  # what `segment --check` reports
     return out
 
 
@@ -137,7 +133,7 @@ def photo_distribution(rows, name, cut=0.9):
 def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
     """Segment ``specs`` (default: ``phantom_specs(range(seed, seed + n), size=size)``) and tabulate."""
     if specs is None:
-        specs = S.phantom_specs(range(seed, seed + n), size=size)
+        specs = T.phantom_specs(range(seed, seed + n), size=size)
     t0 = time.perf_counter()
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
@@ -146,7 +142,7 @@ def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
         rows = [_one(s) for s in specs]
     elapsed = time.perf_counter() - t0
     tabs = {name: S.pooled_tone_metrics([(r["group"], *r[name]) for r in rows], bootstrap=bootstrap)
-            for name in ("model", "net", "both", "rules")}
+            for name in ("model", "rules")}
     budget: dict = {}
     for r in rows:
         for g in (r["group"], "all"):
@@ -160,9 +156,8 @@ def run_set(size, n, seed, workers, bootstrap, specs=None, label=None):
             if g not in worst or f < worst[g][0]:
                 worst[g] = (f, r["seed"], r["site"])
     return {"size": list(size), "n": len(specs), "seed": seed, "label": label, "seconds": elapsed, "model": tabs["model"],
-            "rules": tabs["rules"], "net": tabs["net"], "net_minus_model": paired_difference(rows, "net", "model", bootstrap),
-            "both": tabs["both"], "both_minus_model": paired_difference(rows, "both", "model", bootstrap),
-            "budget": budget, "worst": worst, "photos": {k: photo_distribution(rows, k) for k in ("model", "net", "both")},
+            "rules": tabs["rules"], "model_minus_rules": paired_difference(rows, "model", "rules", bootstrap),
+            "budget": budget, "worst": worst, "photos": {k: photo_distribution(rows, k) for k in ("model", "rules")},
             "check": check_flag(rows),
             "counts": {g: [sum(r["model"][i] for r in rows if g in (r["group"], "all")) for i in range(3)]
                        for g in GROUPS + ["all"]}}
@@ -172,32 +167,28 @@ def print_set(res):
     h, w = res["size"]
     what = res.get("label") or f"{res['n']} phantoms, {h}x{w}, seeds {res['seed']}+"
     print(f"\n## {what} ({res['seconds']:.0f} s)\n")
-    print("| tone | photos | F1 | 95 % interval | worst photo (seed, site, skin) | U-Net stage F1 | U-Net - model (95 % paired) "
-          "| both F1 | both - model (95 % paired) | rules F1 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| tone | photos | F1 | 95 % interval | worst photo (seed, site, skin) | rules F1 | model - rules (95 % paired) |")
+    print("|---|---|---|---|---|---|---|")
     for g in GROUPS + ["all"]:
         if g not in res["model"]:
             continue
         m, r = res["model"][g], res["rules"][g]
         lo, hi = m.get("f1_ci95", [float("nan")] * 2)
         wf, ws, wsite = res["worst"][g]
-        d, dlo, dhi = res["net_minus_model"][g]
-        e, elo, ehi = res["both_minus_model"][g]
+        d, dlo, dhi = res["model_minus_rules"][g]
         print(f"| {g} | {m['n_images']} | {m['f1']:.3f} | {lo:.3f}-{hi:.3f} | {wf:.2f} ({ws}, {wsite}) "
-              f"| {res['net'][g]['f1']:.3f} | {d:+.4f} ({dlo:+.4f} to {dhi:+.4f}) "
-              f"| {res['both'][g]['f1']:.3f} | {e:+.4f} ({elo:+.4f} to {ehi:+.4f}) | {r['f1']:.3f} |")
+              f"| {r['f1']:.3f} | {d:+.4f} ({dlo:+.4f} to {dhi:+.4f}) |")
     print("\nPer photo: median F1, 10th percentile, photos below 0.90 and their share of the wrong pixels\n")
-    print("| tone | default: median | p10 | below 0.90 | share of errors | U-Net: median | p10 | below 0.90 | share of errors "
-          "| both: median | p10 | below 0.90 | share of errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| tone | model: median | p10 | below 0.90 | share of errors | rules: median | p10 | below 0.90 | share of errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for g in GROUPS + ["all"]:
         if g not in res["photos"]["model"]:
             continue
         cells = [f"{d['median']:.3f} | {d['p10']:.3f} | {d['below']} | {100 * d['below_error_share']:.0f} %"
-                 for d in (res["photos"]["model"][g], res["photos"]["net"][g], res["photos"]["both"][g])]
+                 for d in (res["photos"]["model"][g], res["photos"]["rules"][g])]
         print(f"| {g} | " + " | ".join(cells) + " |")
-    print(f"\n`segment --check` (the two stages' masks agree less than {S.AGREEMENT_MIN}): default masks with F1 < 0.90 "
-          "flagged, and good masks flagged\n")
+    print(f"\n`segment --check` (the network agrees with its mirror image less than {S.AGREEMENT_MIN}): masks with "
+          "F1 < 0.90 flagged, and good masks flagged\n")
     print("| tone | failed masks flagged | good masks flagged |")
     print("|---|---|---|")
     for g in GROUPS + ["all"]:

@@ -410,36 +410,37 @@ def test_pipeline_exclude_and_track_root_are_validated(tmp_path):
         load_pipeline(f)
 
 
-def test_segment_stage_second_stage_both_and_check_reach_the_tables(tmp_path):
-    # the real segmenter: the pipeline's options reach segment_skin, and its agreement the segment table
+def test_segment_stage_check_reaches_the_tables_and_second_stage_is_a_no_op(tmp_path):
+    # the real segmenter: the pipeline's check reaches segment_skin and its agreement the tables; the deprecated
+    # second_stage is accepted and changes nothing (the second stages were retired, issue 22)
     from skinimg import segment as S
+    from skinimg.io import read_mask
     from skinimg.phantom import PhantomSpec, render_phantom
 
     src = tmp_path / "in"
     ph = render_phantom(PhantomSpec(melanin=0.3, hemoglobin=0.02, seed=7, size=(240, 320)))
     write_png(src / "dark.png", ph.image)
     (tmp_path / "b.toml").write_text('[pipeline]\nstages = ["segment", "analyze"]\n[segment]\nsecond_stage = "both"\n'
-                                     '[analyze]\nmaps = false\n')
+                                     'check = true\n[analyze]\nmaps = false\n')
     res = run_pipeline(tmp_path / "b.toml", src, tmp_path / "out", workers=1)
-    lib = S.segment_skin(ph.image, params=S.SegmentParams(stage2_model="both"))
-    from skinimg.io import read_mask
-
+    lib = S.segment_skin(ph.image, check=True)
     np.testing.assert_array_equal(read_mask(tmp_path / "out" / "masks" / "dark.png"), lib.mask)
+    np.testing.assert_array_equal(lib.mask, S.segment_skin(ph.image).mask)  # checking does not change the mask
     with open(tmp_path / "out" / "segment.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
-    assert float(row["stage_agreement"]) == pytest.approx(lib.agreement, abs=1e-4) and row["mask_check"] == "ok"
+    assert float(row["stage_agreement"]) == pytest.approx(lib.agreement, abs=1e-4) and row["mask_check"] == lib.mask_check
     with open(tmp_path / "out" / "indices.csv", newline="") as fh:
         (irow,) = list(csv.DictReader(fh))
     assert int(irow["skin_pixels"]) == int(lib.mask.sum())
-    assert irow["params_hash"] == res["plan"].analyze.hash() == A.AnalyzeParams(second_stage="both").hash()
-    # --check with the default second stage: the default mask, and the same agreement
-    (tmp_path / "c.toml").write_text('[pipeline]\nstages = ["segment"]\n[segment]\ncheck = true\n')
+    assert irow["params_hash"] == res["plan"].analyze.hash() == A.AnalyzeParams().hash()  # second_stage: not hashed
+    # without check: no flag columns
+    (tmp_path / "c.toml").write_text('[pipeline]\nstages = ["segment"]\n[segment]\nsecond_stage = "net"\n')
     run_pipeline(tmp_path / "c.toml", src, tmp_path / "out2", workers=1)
-    np.testing.assert_array_equal(read_mask(tmp_path / "out2" / "masks" / "dark.png"), S.segment_skin(ph.image).mask)
+    np.testing.assert_array_equal(read_mask(tmp_path / "out2" / "masks" / "dark.png"), lib.mask)
     with open(tmp_path / "out2" / "segment.csv", newline="") as fh:
         (row2,) = list(csv.DictReader(fh))
-    assert row2["stage_agreement"] == row["stage_agreement"]
-    # analyze without a segment stage takes its own second_stage
+    assert row2["stage_agreement"] == "" and row2["mask_check"] == ""
+    # analyze without a segment stage: the same mask whatever its (deprecated) second_stage
     (tmp_path / "a.toml").write_text('[pipeline]\nstages = ["analyze"]\n[analyze]\nsecond_stage = "both"\nmaps = false\n')
     run_pipeline(tmp_path / "a.toml", src, tmp_path / "out3", workers=1)
     with open(tmp_path / "out3" / "indices.csv", newline="") as fh:
@@ -459,18 +460,18 @@ def test_track_stage_segments_the_pairs_as_the_segment_stage_does(tmp_path, monk
     seen = []
     real = SC.segment_skin
 
-    def spy(rgb, *, method, params, **kw):
-        seen.append((method, params.stage2_model))
-        return real(rgb, method=method, params=params, **kw)
+    def spy(rgb, *, method, **kw):
+        seen.append(method)
+        return real(rgb, method=method, **kw)
 
     monkeypatch.setattr(SC, "segment_skin", spy)  # what the pairs of the track stage are segmented with
     (tmp_path / "t.toml").write_text('[pipeline]\nstages = ["segment", "track"]\n[segment]\nsecond_stage = "both"\n'
                                      'write_masks = false\n')
     res = run_pipeline(tmp_path / "t.toml", root, tmp_path / "out", workers=1)
     assert not res["failed"]
-    assert seen and set(seen) == {("model", "both")}  # the track stage's two photos per pair
+    assert seen and set(seen) == {"model"}  # the track stage's two photos per pair
     doc = json.loads(next((tmp_path / "out").rglob("comparison.json")).read_text())
-    assert doc["params"]["second_stage"] == "both"
+    assert doc["params"]["second_stage"] == "both"  # deprecated, recorded as given, no effect
 
 
 def test_run_counts_and_names_the_flagged_masks(tmp_path):

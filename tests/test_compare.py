@@ -459,30 +459,29 @@ def test_malformed_mdc_sections_are_one_line_errors(tmp_path):
         assert exc.value.path == "mdc.json"
 
 
-def test_second_stage_reaches_the_pair_segmentation(monkeypatch, tmp_path):
-    # compare segments both photos with the second stage it is given (the one the photos were analysed with)
-    seen = []
+def test_deprecated_second_stage_is_recorded_and_changes_nothing(monkeypatch, tmp_path):
+    # the second stages were retired (issue 22): compare accepts second_stage, records it, segments as always
+    seen, masks = [], []
     real = SC.segment_skin
 
-    def spy(rgb, *, method, params, **kw):
-        seen.append((method, params.stage2_model))
-        return real(rgb, method=method, params=params, **kw)
+    def spy(rgb, *, method, **kw):
+        seen.append((method, kw.get("params")))
+        r = real(rgb, method=method, **kw)
+        masks.append(r.mask)
+        return r
 
     monkeypatch.setattr(SC, "segment_skin", spy)  # what compare segments the two photos with
     b, a = render_phantom(_spec()), render_phantom(_spec(hemoglobin=0.03))
     C.compare_arrays(b.image, a.image, params=C.CompareParams(calibrate="none", second_stage="both"))
-    assert seen == [("model", "both"), ("model", "both")]
-    # compare_files records it in comparison.json
+    C.compare_arrays(b.image, a.image, params=C.CompareParams(calibrate="none"))
+    assert seen == [("model", None)] * 4
+    np.testing.assert_array_equal(masks[0], masks[2])
+    np.testing.assert_array_equal(masks[1], masks[3])
     write_png(tmp_path / "b.png", b.image)
     write_png(tmp_path / "a.png", a.image)
-    seen.clear()
     doc = compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp",
-                          params=C.CompareParams(calibrate="none", second_stage="both"))
-    assert seen == [("model", "both"), ("model", "both")]
+                        params=C.CompareParams(calibrate="none", second_stage="both"))
     saved = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert saved["params"]["second_stage"] == doc["params"]["second_stage"] == "both"
-    seen.clear()
-    C.compare_arrays(b.image, a.image, params=P)
-    assert seen == [("model", "mlp"), ("model", "mlp")]
     with pytest.raises(SkinImgError, match="unknown second stage"):
         C.CompareParams(second_stage="cnn")

@@ -42,8 +42,7 @@ from ..indices import (IndexParams, UserIndexRunner, basis_digest, load_basis, l
                        summary_columns, user_columns)
 from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
                   reason_text, remove_stale_temp_files, write_json)
-from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, require_both_stages,
-                       segment_skin)
+from ..segment import SegmentResult, check_method, check_second_stage, load_model, segment_skin
 from .executors import Deferred, map_jobs
 from .maps import DEFAULT_MAPS, MAP_SETS, map_names, write_maps
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, fit_roi, roi_columns
@@ -76,7 +75,7 @@ _HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fract
          "segment_method", "chromophore_method", "chromophore_branch_check", "saturated_fraction", "calibration",
          "calibration_delta_e"]
 _TAIL = ["params_hash", "skinimg_version"]
-#: The segmentation's flag (``AnalyzeParams.check`` or ``second_stage="both"``; empty otherwise), added last.
+#: The segmentation's flag (``AnalyzeParams.check``; empty otherwise), added last.
 _FLAG = ["stage_agreement", "mask_check"]
 #: Every column of ``indices.csv`` / table ``indices``, in order (the ROI's, :data:`skinimg.batch.ROI_COLUMNS`, last).
 ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG + list(ROI_COLUMNS))
@@ -116,13 +115,11 @@ class AnalyzeParams:
     heatmap_max_side : int
         Longer side of the PNG heatmaps (the TIFF maps are always full resolution).
     second_stage : {"mlp", "net", "both"}
-        Second stage of the ``"model"`` segmentation (:attr:`skinimg.segment.SegmentParams.stage2_model`):
-        ``"both"`` is the most accurate on held-out phantoms and 10-20 ms slower per 12 MP photo.  Hashed only
-        when it is not the default, so the default's ``params_hash`` is unchanged.
+        Deprecated, no effect (the second stage of the former colour-table segmenter, retired by issue 22); not
+        hashed.
     check : bool
-        Also run the other second stage and fill the columns ``stage_agreement`` and ``mask_check``
-        (``skinimg segment --check``; free with ``second_stage="both"``).  Does not change the mask or the
-        numbers, so it is not hashed.
+        Also run the network on the mirror image and fill the columns ``stage_agreement`` and ``mask_check``
+        (``skinimg segment --check``).  Does not change the mask or the numbers, so it is not hashed.
     calibrate_params : CalibrationParams or None
         How a chart is used when calibrating (reference values, correction model: ``--chart``,
         ``--correction``, ``--reference``); None = the defaults.  Hashed only when given, so the defaults'
@@ -158,9 +155,8 @@ class AnalyzeParams:
         d.pop("heatmap_max_side")
         d.pop("max_pixels")
         d.pop("check")
-        if d["second_stage"] == "mlp":  # the default: hashes as before the option existed
-            d.pop("second_stage")
-        if d["calibrate_params"] is None:  # likewise
+        d.pop("second_stage")  # deprecated, no effect
+        if d["calibrate_params"] is None:  # the default: hashes as before the option existed
             d.pop("calibrate_params")
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
         h.update(self.indices.hash().encode())
@@ -170,10 +166,9 @@ class AnalyzeParams:
 
 def segment_photo(rgb: np.ndarray, params: AnalyzeParams, *, check: bool = False) -> SegmentResult:
     """The skin mask analyze measures on: :func:`skinimg.segment.segment_skin` with ``params``' segmentation method
-    and second stage (``check`` only for ``method="model"``).  Also the segment stage of :func:`run_pipeline` and
-    the skin excluded by the calibration fallbacks."""
-    return segment_skin(rgb, method=params.segment_method, params=SegmentParams(stage2_model=params.second_stage),
-                        check=check and params.segment_method == "model")
+    (``check`` only for ``method="model"``).  Also the segment stage of :func:`run_pipeline` and the skin excluded by
+    the calibration fallbacks."""
+    return segment_skin(rgb, method=params.segment_method, check=check and params.segment_method == "model")
 
 
 def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
@@ -502,8 +497,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     ------
     SkinImgError
         No image found, an input path missing, output not writable, Parquet
-        requested without pyarrow, or ``check`` with a colour model lacking one of its two
-        second stages (checked before any image is processed).
+        requested without pyarrow, or a missing or unreadable skin model (checked before any image is processed).
     """
     t0 = time.perf_counter()
     params = params or AnalyzeParams()
@@ -514,8 +508,8 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         raise SkinImgError(f"unknown output format(s) {', '.join(sorted(unknown))} (use csv or parquet)")
     if "parquet" in formats:
         require_parquet()
-    if params.check and params.segment_method == "model":  # a colour model without both second stages: one line
-        require_both_stages(load_model(), True)
+    if params.segment_method == "model":  # a missing or unreadable network: one line, before any work
+        load_model()
     columns, types, user_job, user_labels = list(ROW_COLUMNS), dict(ROW_TYPES), None, []
     if indices:
         import uuid

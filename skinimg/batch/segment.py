@@ -14,8 +14,8 @@ from ..color import ITA_CATEGORIES
 from ..errors import SkinImgError
 from ..io import (DEFAULT_MAX_PIXELS, find_truth_mask, load_image, make_output_folder, mask_path, read_mask,
                   remove_stale_temp_files, write_csv, write_png)
-from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts,
-                       require_both_stages, segment_skin, true_skin_tone)
+from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts, segment_skin,
+                       true_skin_tone)
 from .analyze import _discover
 from .executors import map_jobs
 from .roi import RoiLookup, fit_roi, roi_columns
@@ -26,11 +26,14 @@ __all__ = ["SEGMENT_COLUMNS", "EVAL_COLUMNS", "EVAL_TONE_COLUMNS", "segment_path
 #: the region of interest the mask was restricted to: its file, ``file`` / ``propagated`` / ``none``, its area).
 SEGMENT_COLUMNS = ("image", "status", "error", "skin_fraction", "method", "stage_agreement", "mask_check", "roi",
                    "roi_source", "roi_pixels")
-#: Columns of the ``eval-segment`` table.
+#: Columns of the ``eval-segment`` table (``rules_f1``, ``rules_iou``: the rules baseline on the same photo, when
+#: computed).
 EVAL_COLUMNS = ("image", "status", "error", "precision", "recall", "f1", "iou", "pred_fraction", "true_fraction",
-                "pixels", "ita_deg", "tone", "stage_agreement", "mask_check")
-#: Columns of the per-tone table of :func:`evaluate_folders` (``eval_segment_tones.csv``).
-EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "worst_f1", "worst_image")
+                "pixels", "ita_deg", "tone", "stage_agreement", "mask_check", "rules_f1", "rules_iou")
+#: Columns of the per-tone table of :func:`evaluate_folders` (``eval_segment_tones.csv``; ``mean_f1``: mean of the
+#: photos' own F1; ``rules_*``: the rules baseline, pooled and mean, when computed).
+EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "worst_f1", "worst_image", "mean_f1",
+                     "rules_f1", "rules_iou", "rules_mean_f1")
 
 
 def roi_union(ref, shape: tuple[int, int]) -> tuple[np.ndarray | None, dict]:
@@ -98,7 +101,7 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     items = _discover(paths)
     lookup = roi if isinstance(roi, RoiLookup) else RoiLookup.from_options(roi)
     if method == "model":
-        require_both_stages(load_model(), check)  # a missing model is fatal before any work
+        load_model()  # a missing or unreadable model is fatal before any work
     out = make_output_folder(out)  # and removes the temporary files of a killed run
     jobs = [(item, os.fspath(out), method, lookup.item(item), params, max_pixels, check) for item in items]
     rows = map_jobs(_segment_one, jobs, workers)
@@ -111,23 +114,29 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             "elapsed_s": time.perf_counter() - t0}
 
 
-def _tone_table(rows: list[dict], counts: dict[str, list[int]]) -> list[dict]:
-    """Pixel-pooled metrics per tone (ITA classes lightest first, then "unknown") over ok rows."""
+def _tone_table(rows: list[dict], counts: dict[str, list[int]], rules_counts: dict[str, list[int]]) -> list[dict]:
+    """Pixel-pooled metrics per tone (ITA classes lightest first, then "unknown", then "all") over ok rows."""
     out = []
-    for tone in (*ITA_CATEGORIES, "unknown"):
-        sel = [r for r in rows if r["status"] == "ok" and r["tone"] == tone]
-        if not sel:
+    for tone in (*ITA_CATEGORIES, "unknown", "all"):
+        sel = [r for r in rows if r["status"] == "ok" and (tone == "all" or r["tone"] == tone)]
+        if not sel or (tone == "all" and len(out) < 2):  # "all" only beside two or more tones
             continue
         worst = min(sel, key=lambda r: r["f1"])
         m = metrics_from_counts(*counts[tone])
-        out.append({"tone": tone, "n_images": len(sel), "precision": m["precision"], "recall": m["recall"],
-                    "f1": m["f1"], "iou": m["iou"], "worst_f1": worst["f1"], "worst_image": worst["image"]})
+        row = {"tone": tone, "n_images": len(sel), "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
+               "iou": m["iou"], "worst_f1": worst["f1"], "worst_image": worst["image"],
+               "mean_f1": float(np.mean([r["f1"] for r in sel])), "rules_f1": None, "rules_iou": None,
+               "rules_mean_f1": None}
+        if tone in rules_counts:
+            mr = metrics_from_counts(*rules_counts[tone])
+            row.update(rules_f1=mr["f1"], rules_iou=mr["iou"], rules_mean_f1=float(np.mean([r["rules_f1"] for r in sel])))
+        out.append(row)
     return out
 
 
 def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, method: str = "model",
                      params: SegmentParams | None = None, pred_masks: str | os.PathLike | None = None,
-                     check: bool = False) -> dict:
+                     check: bool = False, baseline: bool = True) -> dict:
     """Segment every photo under ``images`` and compare with the true masks under ``masks``.
 
     The true mask of ``images/<rel>/<stem>.<ext>`` is ``masks/<rel>/<stem>.png`` or
@@ -136,16 +145,19 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
     (same naming, e.g. the ``masks/`` of a ``skinimg segment`` run) instead of
     being computed.  ``check=True`` (computed masks of ``method="model"``): each row also gets
     ``stage_agreement`` and ``mask_check`` as ``skinimg segment --check`` writes them, so that the flag can be
-    judged against the truth on one's own labelled photos.
+    judged against the truth on one's own labelled photos.  ``baseline=True`` (computed masks of
+    ``method="model"``): the rules baseline is scored on the same photos beside it (``rules_f1``, ``rules_iou``
+    per photo; ``rules_*`` per tone and in ``overall_rules``).
 
     Returns
     -------
     dict
         ``rows`` (one per image, :data:`EVAL_COLUMNS`; images without a true mask or
         unreadable are ``status="error"``), ``overall`` (pixel-pooled precision,
-        recall, f1, iou over all ok images), ``by_tone`` (the same pooled per skin tone,
-        :data:`EVAL_TONE_COLUMNS`: the ITA class of each photo's true skin, :func:`true_skin_tone`),
-        ``mean_f1`` (mean of per-image F1), ``n_images``, ``n_ok``, ``n_error``, ``method``, and ``check``
+        recall, f1, iou over all ok images), ``overall_rules`` (the same for the rules baseline, or None),
+        ``by_tone`` (the same pooled per skin tone, :data:`EVAL_TONE_COLUMNS`: the ITA class of each photo's true
+        skin, :func:`true_skin_tone`; a row ``all`` when there are two tones or more),
+        ``mean_f1`` (mean of per-image F1), ``rules_mean_f1``, ``n_images``, ``n_ok``, ``n_error``, ``method``, and ``check``
         (None unless checked: ``n_flagged``, ``mean_f1_flagged``, ``mean_f1_not_flagged``, the latter two None
         when there is no such photo).
     """
@@ -157,8 +169,9 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
     if not masks.is_dir():
         raise SkinImgError("mask folder not found", os.fspath(masks))
     if method == "model" and pred_masks is None:
-        require_both_stages(load_model(), check)
-    rows, tot, by_tone = [], [0, 0, 0, 0], {}
+        load_model()  # a missing or unreadable model is fatal before any work
+    with_rules = baseline and method == "model" and pred_masks is None
+    rows, tot, by_tone, rules_tot, rules_by_tone = [], [0, 0, 0, 0], {}, [0, 0, 0, 0], {}
     for item in items:
         row = {c: None for c in EVAL_COLUMNS}
         row["image"] = item.relpath
@@ -181,6 +194,7 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
                 pred = res.mask
                 if res.agreement is not None:
                     row.update(stage_agreement=res.agreement, mask_check=res.mask_check)
+                rules_pred = segment_skin(rgb, method="rules", params=params).mask if with_rules else None
             if pred.shape != truth.shape:
                 raise SkinImgError(f"true mask is {truth.shape[1]}x{truth.shape[0]} pixels, the photo "
                                    f"{pred.shape[1]}x{pred.shape[0]}")
@@ -191,10 +205,16 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
             continue
         ita, tone = true_skin_tone(rgb, truth) if rgb is not None and rgb.shape[:2] == truth.shape else (
             float("nan"), "unknown")
-        counts = by_tone.setdefault(tone, [0, 0, 0, 0])
         for k, key in enumerate(("tp", "fp", "fn", "tn")):
-            tot[k] += m[key]
-            counts[k] += m[key]
+            for c in (tot, by_tone.setdefault(tone, [0, 0, 0, 0]), by_tone.setdefault("all", [0, 0, 0, 0])):
+                c[k] += m[key]
+        if with_rules and rules_pred is not None and rules_pred.shape == truth.shape:
+            mr = evaluate_masks(rules_pred, truth)
+            row.update(rules_f1=mr["f1"], rules_iou=mr["iou"])
+            for k, key in enumerate(("tp", "fp", "fn", "tn")):
+                for c in (rules_tot, rules_by_tone.setdefault(tone, [0, 0, 0, 0]),
+                          rules_by_tone.setdefault("all", [0, 0, 0, 0])):
+                    c[k] += mr[key]
         row.update(status="ok", error=None, precision=m["precision"], recall=m["recall"], f1=m["f1"], iou=m["iou"],
                    pred_fraction=(m["tp"] + m["fp"]) / truth.size, true_fraction=(m["tp"] + m["fn"]) / truth.size,
                    pixels=int(truth.size), ita_deg=None if math.isnan(ita) else ita, tone=tone)
@@ -212,8 +232,10 @@ def evaluate_folders(images: str | os.PathLike, masks: str | os.PathLike, *, met
     return {
         "rows": rows,
         "overall": overall,
-        "by_tone": _tone_table(rows, by_tone),
+        "overall_rules": dict(metrics_from_counts(*rules_tot)) if ok and with_rules else None,
+        "by_tone": _tone_table(rows, by_tone, rules_by_tone if with_rules else {}),
         "mean_f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
+        "rules_mean_f1": float(np.mean([r["rules_f1"] for r in ok])) if ok and with_rules else None,
         "n_images": len(rows),
         "n_ok": len(ok),
         "n_error": len(rows) - len(ok),

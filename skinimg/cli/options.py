@@ -37,8 +37,8 @@ OPTION_MEANINGS = (
     ("--json", "the results on stdout as JSON instead of text: one object per line for the per-photo commands "
                "(info, synth, segment, analyze, calibrate), one document for the others; messages stay on stderr"),
     ("--method", "skin segmentation method: model or rules"),
-    ("--second-stage", "second stage of --method model: mlp, net or both"),
-    ("--check", "also run the other second stage and flag the masks on which the two disagree"),
+    ("--second-stage", "deprecated, no effect (the second stages were retired; accepted so that old scripts run)"),
+    ("--check", "also run the network on the mirror image and flag the masks on which the two opinions disagree"),
     ("--calibrate", "colour calibration: auto, chart or none.  The default is none for analyze (its auto falls back "
                     "to a white region or gray world without a chart, which shifts the skin's hue on a coloured "
                     "backdrop, so calibration is asked for) and auto for compare and track (a chart is used only "
@@ -103,19 +103,27 @@ def json_option(what: str = "the result as one JSON document"):
 
 method_option = click.option(
     "--method", type=click.Choice(METHODS), default="model", show_default=True,
-    help="Skin segmentation: model = trained colour lookup table (Jones & Rehg 2002) + clean-up; rules = YCrCb box "
-         "of Chai & Ngan (1999) + the morphological clean-up (a baseline).")
+    help="Skin segmentation: model = a small U-Net trained on real labelled photos (run by OpenCV); rules = YCrCb "
+         "box of Chai & Ngan (1999) + a morphological clean-up (a baseline).")
+
+
+def _deprecated_second_stage(ctx, param, value):
+    if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
+        click.echo(f"skinimg: --second-stage is deprecated and has no effect for `skinimg {ctx.info_name}` (the "
+                   "second stages were replaced by the U-Net); drop it", err=True)
+    return value
+
 
 second_stage_option = click.option(
-    "--second-stage", "second_stage", type=click.Choice(SECOND_STAGES), default="mlp", show_default=True,
-    help="Second stage of --method model: mlp = a per-pixel perceptron; net = a small U-Net; both = the mean of the "
-         "two's log-odds (the most accurate on held-out phantoms, slower; it flags masks as --check does).")
+    "--second-stage", "second_stage", type=click.Choice(SECOND_STAGES), default="mlp", hidden=True,
+    callback=_deprecated_second_stage, expose_value=True,
+    help="Deprecated, no effect (the second stages of the former colour-table segmenter).")
 
 check_option = click.option(
     "--check", is_flag=True, default=False,
-    help="Also run the other second stage and flag masks on which the two disagree (columns stage_agreement and "
-         "mask_check; check = look at that mask before trusting its numbers). Needs --method model; implied by "
-         "--second-stage both.")
+    help="Also run the network on the mirror image and flag masks on which the two opinions disagree (columns "
+         "stage_agreement and mask_check; check = look at that mask before trusting its numbers). Needs --method "
+         "model.")
 
 
 def calibrate_option(default: str):
@@ -271,13 +279,14 @@ def echo_json_lines(rows, columns=None) -> None:
 
 def check_needs_model(check: bool, method: str) -> None:
     if check and method != "model":
-        raise click.UsageError("--check needs --method model (it compares the model's two second stages)")
+        raise click.UsageError("--check needs --method model (it compares the network with its mirror-image opinion)")
 
 
-def flags_computed(method: str, check: bool, second_stage: str) -> bool:
-    """Whether the rows carry stage_agreement / mask_check (--check, or --second-stage both, of the model)."""
-    return method == "model" and (check or second_stage == "both")
+def flags_computed(method: str, check: bool, second_stage: str = "mlp") -> bool:
+    """Whether the rows carry stage_agreement / mask_check (--check of the model; ``second_stage`` is deprecated and
+    has no effect)."""
+    return method == "model" and check
 
 
 def flag_note(row: dict) -> str:
-    return f"check the mask (the two stages agree {row['stage_agreement']:.2f})"
+    return f"check the mask (the network agrees with its mirror image {row['stage_agreement']:.2f})"

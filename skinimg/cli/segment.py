@@ -1,4 +1,4 @@
-"""``skinimg segment``, ``train-segmenter`` and ``eval-segment``: skin masks, the colour model, its accuracy."""
+"""``skinimg segment``, ``train-segmenter`` and ``eval-segment``: skin masks, the skin network, its accuracy."""
 
 from __future__ import annotations
 
@@ -35,16 +35,16 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
     Writes OUT/masks/<relative path>/<stem>.png (8-bit, 255 = skin, 0 = not,
     size of the upright photo) and OUT/segment.csv with the columns image,
     status (ok, no_skin, error), error, skin_fraction (skin pixels / all
-    pixels of the photo), method, and with --check or --second-stage both
-    stage_agreement (0-1) and mask_check (ok, or check: look at that mask), then roi, roi_source and
-    roi_pixels: the region of interest the mask is restricted to (--roi, else the photo's own
-    <stem>.roi.json / .roi.png).  A bad file or ROI is an error row with the reason; exit code 2 when
-    any file failed.
+    pixels of the photo), method, and with --check stage_agreement (0-1) and
+    mask_check (ok, or check: look at that mask), then roi, roi_source and
+    roi_pixels: the region of interest the mask is restricted to (--roi, else
+    the photo's own <stem>.roi.json / .roi.png).  A bad file or ROI is an
+    error row with the reason; exit code 2 when any file failed.
     """
     check_needs_model(check, method)
     rois = RoiLookup.from_options(roi, roi_dir, no_roi_files)
     summary = segment_paths(paths, out, method=method, roi=rois, workers=workers, max_pixels=max_pixels,
-                            params=SegmentParams(stage2_model=second_stage), check=check)
+                            params=SegmentParams(), check=check)
     if as_json:
         echo_json_lines(summary["rows"], SEGMENT_COLUMNS)
     for row in summary["rows"]:
@@ -65,45 +65,51 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
 
 
 @cli.command("train-segmenter")
+@click.option("--data", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of labelled photos: <dataset>/train/... and <dataset>/val/... (see docs/segmentation.md); "
+                   "test_* folders are never read.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
-              show_default=True, help="Folder for skin_lut.npz and skin_lut.json.")
+              show_default=True, help="Folder for skin_unet.onnx and skin_unet.json.")
 @click.option("--uci", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="UCI Skin_NonSkin.txt (default: ../shared/data/uci-skin/ beside the repository).")
-@click.option("--net/--no-net", default=True, show_default=True,
-              help="Train the convolutional second stage (needs PyTorch: pip install 'skinimg[train]'; slow: an hour "
-                   "or more and many GB of memory). --no-net keeps only the per-pixel perceptron.")
-@click.option("--net-phantoms", type=click.IntRange(8), default=3000, show_default=True,
-              help="Training phantoms of the convolutional stage (seeds 0 ..).")
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
-              help="Processes rendering that stage's phantoms (the result does not depend on it).")
-@json_option("the provenance written to skin_lut.json (data, split, metrics)")
-def train_segmenter_cmd(out, uci, net, net_phantoms, workers, as_json):
-    """Rebuild the skin colour model (models/skin_lut.npz + .json) reproducibly.
+              help="UCI Skin_NonSkin.txt, colours of the flat scenes (default: ../shared/data/uci-skin/ beside the "
+                   "repository, if there).")
+@click.option("--sources", default=None, metavar="NAMES",
+              help="Comma-separated datasets to train on (default: all); the others are only scored "
+                   "(leave-one-dataset-out).")
+@click.option("--iters", type=click.IntRange(1), default=1800, show_default=True, help="Training iterations.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="PyTorch threads.")
+@click.option("--workers", type=click.IntRange(0), default=1, show_default=True,
+              help="Processes preparing the augmented batches.")
+@click.option("--splits-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file keeping the splits between runs on the same photos (finding near duplicates is slow).")
+@json_option("the provenance written to skin_unet.json (data, splits, metrics)")
+def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, splits_cache, as_json):
+    """Train the skin network (models/skin_unet.onnx + .json) on real labelled photos.
 
-    Trains on 80 % of the UCI skin pixels (stratified, seed 0) and on pixels of
-    200 daylight phantoms of every skin tone, then the second stages (a per-pixel
-    perceptron and a small U-Net); reports balanced accuracy on the held-out
-    20 % and mask F1 per tone on 36 held-out phantoms.  The same inputs give
-    byte-identical files on one machine (the JSON's date comes from $SOURCE_DATE_EPOCH
-    if set; PyTorch's results may differ between CPUs).
+    Splits the train folders into training and development photos by id
+    (consecutive ids are the same person) and near duplicates, drops training
+    photos that duplicate a val photo, cleans the labels (lips, specks),
+    trains a small U-Net in PyTorch on augmented crops (skin tone, lesions,
+    lighting, camera, scale), exports it to ONNX and scores it with OpenCV on
+    the development and val photos, per dataset and skin tone, beside the
+    rules baseline.  Needs PyTorch: pip install 'skinimg[train]'.
     """
     from ..train import train_segmenter  # training is optional: loaded only for this command
 
     quiet = is_quiet()
-    prov = train_segmenter(out, uci=uci, net=net, n_net_phantoms=net_phantoms, workers=workers,
+    prov = train_segmenter(data, out, uci=uci, sources=tuple(s for s in sources.split(",") if s) if sources else None,
+                           iters=iters, seed=seed, threads=threads, workers=workers, splits_cache=splits_cache,
                            progress=None if quiet else (lambda m: click.echo(f"skinimg: {m}", err=True)))
     if as_json:
         echo_json(prov)
         return
-    m = prov["metrics"]
-    click.echo(f"UCI held-out balanced accuracy: model {m['uci_test']['balanced_accuracy']:.4f}, "
-               f"rules {m['uci_test_rules']['balanced_accuracy']:.4f}")
-    net_f1 = m.get("phantom_test_net")
-    click.echo("phantom held-out F1 by tone:   model   rules" + ("   U-Net stage" if net_f1 else ""))
-    for tone, v in m["phantom_test"].items():
-        click.echo(f"  {tone:<28s} {v['f1']:.3f}   {m['phantom_test_rules'][tone]['f1']:.3f}"
-                   + (f"   {net_f1[tone]['f1']:.3f}" if net_f1 else ""))
-    click.echo(f"wrote {Path(out) / 'skin_lut.npz'} and {Path(out) / 'skin_lut.json'}")
+    for part, groups in prov["metrics"].items():
+        click.echo(f"{part}:  photos  mean F1  pooled F1  rules mean F1  rules pooled F1")
+        for g, v in groups.items():
+            click.echo(f"  {g:<26s} {v['n_photos']:6d}  {v['mean_f1']:7.4f}  {v['pooled_f1']:9.4f}  "
+                       f"{v['rules_mean_f1']:13.4f}  {v['rules_pooled_f1']:15.4f}")
+    click.echo(f"wrote {Path(out) / 'skin_unet.onnx'} and {Path(out) / 'skin_unet.json'}")
 
 
 @cli.command("eval-segment")
@@ -124,11 +130,13 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
     Precision, recall, F1 (Dice) and IoU per image, overall (pixels pooled
     over all images) and per skin tone (pooled over the photos whose true
     skin has that ITA class, Del Bino and Bernerd 2013; columns ita_deg and
-    tone per image), as a table on stdout (or JSON with --json).  Images
-    without a true mask are error rows; exit code 2 when any image failed.
+    tone per image), with the rules baseline scored on the same photos beside
+    the model (columns rules_f1, rules_iou), as a table on stdout (or JSON
+    with --json).  Images without a true mask are error rows; exit code 2
+    when any image failed.
     """
     check_needs_model(check, method)
-    res = evaluate_folders(images, masks, method=method, params=SegmentParams(stage2_model=second_stage), check=check)
+    res = evaluate_folders(images, masks, method=method, params=SegmentParams(), check=check)
     if out is not None:
         write_csv(Path(out) / "eval_segment.csv", res["rows"], EVAL_COLUMNS)
         write_csv(Path(out) / "eval_segment_tones.csv", res["by_tone"], EVAL_TONE_COLUMNS)
@@ -137,23 +145,33 @@ def eval_segment_cmd(images, masks, out, method, second_stage, check, as_json):
         echo_json(res)
     else:
         width = max([len("image"), len("overall (pooled)")] + [len(r["image"]) for r in res["rows"]])
-        click.echo(f"{'image':<{width}}  precision  recall     f1    iou")
+        rules = res["overall_rules"] is not None
+        click.echo(f"{'image':<{width}}  precision  recall     f1    iou" + ("  rules f1  rules iou" if rules else ""))
         for r in res["rows"]:
             if r["status"] == "ok":
-                flag = f"  check (stages agree {r['stage_agreement']:.2f})" if r["mask_check"] == "check" else ""
+                flag = f"  check (mirror agreement {r['stage_agreement']:.2f})" if r["mask_check"] == "check" else ""
+                base = f"  {r['rules_f1']:8.4f} {r['rules_iou']:10.4f}" if r.get("rules_f1") is not None else ""
                 click.echo(f"{r['image']:<{width}}  {r['precision']:9.4f} {r['recall']:7.4f} {r['f1']:6.4f} "
-                           f"{r['iou']:6.4f}{flag}")
+                           f"{r['iou']:6.4f}{base}{flag}")
             else:
                 click.echo(f"{r['image']:<{width}}  error: {r['error']}")
         o = res["overall"]
         if o is not None:
-            click.echo(f"{'overall (pooled)':<{width}}  {o['precision']:9.4f} {o['recall']:7.4f} {o['f1']:6.4f} {o['iou']:6.4f}")
+            ro = res["overall_rules"]
+            base = f"  {ro['f1']:8.4f} {ro['iou']:10.4f}" if ro else ""
+            click.echo(f"{'overall (pooled)':<{width}}  {o['precision']:9.4f} {o['recall']:7.4f} {o['f1']:6.4f} "
+                       f"{o['iou']:6.4f}{base}")
+            mean = f"mean of the photos' F1: {res['mean_f1']:.4f}"
+            click.echo(mean + (f" (rules {res['rules_mean_f1']:.4f})" if rules else ""))
         if res["by_tone"]:
-            click.echo("\nby skin tone (ITA class of the true skin, Del Bino and Bernerd 2013):")
-            click.echo(f"{'tone':<12s}  photos  precision  recall     f1    iou  worst f1 (photo)")
+            click.echo("\nby skin tone (ITA class of the true skin, Del Bino and Bernerd 2013; pooled F1 and IoU, mean F1):")
+            click.echo(f"{'tone':<12s}  photos      f1    iou  mean f1" + ("  rules f1  rules iou  rules mean f1" if rules else "")
+                       + "  worst f1 (photo)")
             for t in res["by_tone"]:
-                click.echo(f"{t['tone']:<12s}  {t['n_images']:6d}  {t['precision']:9.4f} {t['recall']:7.4f} "
-                           f"{t['f1']:6.4f} {t['iou']:6.4f}  {t['worst_f1']:.4f} ({t['worst_image']})")
+                base = (f"  {t['rules_f1']:8.4f} {t['rules_iou']:10.4f} {t['rules_mean_f1']:14.4f}"
+                        if t.get("rules_f1") is not None else "")
+                click.echo(f"{t['tone']:<12s}  {t['n_images']:6d}  {t['f1']:6.4f} {t['iou']:6.4f} {t['mean_f1']:8.4f}"
+                           f"{base}  {t['worst_f1']:.4f} ({t['worst_image']})")
         c = res["check"]
         if c is not None:
             def fmt(v):

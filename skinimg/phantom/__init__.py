@@ -15,7 +15,8 @@ scene in its canonical frame), ``render`` (camera, :func:`render_phantom`,
 :func:`write_phantom`), ``treated`` (:func:`render_treated`: blood changed in one patch only, a
 split-face study), ``sets`` (named sets, :func:`write_set`), ``astronaut`` (a real
 photograph's hand-drawn skin mask), ``chartphoto`` (ColorChecker photos at any angle among clutter,
-with tone curves, for chart detection and fitting).  The generator of the truth imports only
+with tone curves, for chart detection and fitting), ``plain`` (plain skin scenes and rendered papules: stress
+tests of the segmentation).  The generator of the truth imports only
 :mod:`skinimg.color` and :mod:`skinimg.io`, never the code it tests.
 """
 
@@ -24,6 +25,7 @@ from .chartphoto import (CASTS, CLUTTER_KINDS, TONE_CURVES, ChartPhoto, chart_re
                          render_clutter_photo, tone_encode)
 from .optics import (DEFAULT_OPTICS, ILLUMINANTS, WAVELENGTHS_NM, SkinOptics, chart_patch_names, illuminant_white,
                      ita_degrees, reflectance_to_linear_rgb, render_chart_patches, skin_linear_rgb, skin_reflectance)
+from .plain import PLAIN_EXPOSURES, PLAIN_MELANIN, plain_scene, render_papules
 from .render import render_phantom, write_phantom
 from .sets import LADDER_TONES, REFERENCE_COLUMNS, SET_EXPOSURE, SETS, PlannedImage, plan_set, write_reference_csv, write_set
 from .smooth import (SMOOTH_BACKDROPS, SMOOTH_CHANGES, SMOOTH_TONES, SmoothPair, SmoothScene, SmoothShot,
@@ -86,4 +88,8 @@ __all__ = [
     "write_set",
     "write_reference_csv",
     "REFERENCE_COLUMNS",
+    "PLAIN_MELANIN",
+    "PLAIN_EXPOSURES",
+    "plain_scene",
+    "render_papules",
 ]

@@ -70,10 +70,6 @@ def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, np.float32(0.01), np.float32(0.99))
-    return np.log(q / (np.float32(1.0) - q))
-
 def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     """Slices of the bounding box of ``mask``'s pixels grown by ``margin`` (clipped to the image); None if empty."""
     x, y, bw, bh = cv2.boundingRect(mask.view(np.uint8))
@@ -99,22 +95,6 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     a = cov / (var + np.float32(eps))
     b = m_p - a * m_i
     return cv2.blur(a, k) * guide + cv2.blur(b, k)
-
-
-#: Log-odds bound of the second stage when it runs downscaled: the values are clipped to +-this (P = 0.99)
-#: before interpolation, and pixels outside the region get -this (not skin).
-_Z_CAP = 4.595
-
-
-def _scatter(shape: tuple[int, int], box: tuple[slice, slice], m: np.ndarray, values: np.ndarray,
-             cap: np.float32) -> np.ndarray:
-    """A float32 map of ``shape``: ``values`` at the pixels of ``m`` (the region within ``box``, in row order),
-    ``-cap`` elsewhere."""
-    z = np.full(shape, -cap, dtype=np.float32)
-    sub = np.full(m.shape, -cap, dtype=np.float32)
-    sub[m] = values
-    z[box] = sub
-    return z
 
 
 def _upsample(a: np.ndarray, hk: int, wk: int, h: int, w: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
 from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
 from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
-from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
+from ..segment import check_method, check_second_stage, segment_skin
 from .chain import REGISTRATION_MODES, register_chain
 from .lighting import _apply_gain, _lighting
 from .model_range import MEMBER_LEVEL_MIN, add_model_range, member_reads, model_range_record, model_span
@@ -46,8 +46,7 @@ class CompareParams:
     segment_method : {"model", "rules"}
         Passed to the skin segmentation.
     second_stage : {"mlp", "net", "both"}
-        Second stage of the ``"model"`` segmentation (:attr:`skinimg.batch.AnalyzeParams.second_stage`): use
-        the one the photos were analysed with, so that both commands measure the same skin.
+        Deprecated, no effect (the second stage of the former colour-table segmenter, retired by issue 22).
     calibrate : {"auto", "chart", "none"}
         Colour-chart correction (see module docstring).
     lighting : {"auto", "none"}
@@ -138,7 +137,7 @@ class CompareParams:
 def _segment(rgb: np.ndarray, p: CompareParams) -> np.ndarray:
     """The skin mask of one photo of the pair (:func:`skinimg.segment.segment_skin` with ``p``'s method and second
     stage), bool (H, W)."""
-    seg = segment_skin(rgb, method=p.segment_method, params=SegmentParams(stage2_model=p.second_stage))
+    seg = segment_skin(rgb, method=p.segment_method)
     return np.asarray(seg.mask, dtype=bool)
 
 

@@ -1,169 +1,299 @@
-"""Training the U-Net second stage with PyTorch (optional: ``pip install 'skinimg[train]'``).
+"""The skin network in PyTorch: architecture, training loop, ONNX export (optional: ``pip install 'skinimg[train]'``).
 
-The architecture and the inference are :mod:`skinimg.segment.unet` (OpenCV's DNN module, no PyTorch at run
-time); this module builds the same network in PyTorch, trains it and exports its weights as plain arrays.
-PyTorch is imported inside the functions, so importing this module never needs it.
+Architecture (Ronneberger, Fischer and Brox 2015, DOI 10.1007/978-3-319-24574-4_28, made small): a stride-2 stem
+(3 x 3 convolution) so that the encoder-decoder runs at half the working resolution; five levels of two 3 x 3
+convolutions with batch normalisation and ReLU (widths ``WIDTHS``), 2 x 2 max-pooling between them; a decoder with
+x2 bilinear upsampling (``scale_factor=2``: no fixed size in the ONNX graph, which OpenCV needs) and skip
+concatenation; a full-resolution head that concatenates the x2-upsampled decoder output with a 3 x 3 convolution of
+the input and predicts one log-odds of skin per pixel.  Input: RGB scaled to [-1, 1], sides multiples of 32.
+
+Training (:func:`train_network`): AdamW (Loshchilov and Hutter 2019, arXiv:1711.05101), learning rate warmed up over
+300 iterations then cosine-annealed, binary cross-entropy plus half a soft Dice loss (Milletari et al. 2016,
+DOI 10.1109/3DV.2016.79) over labelled pixels (label 2 = no loss), bfloat16 autocast for the convolutions (float32
+weights), channels-last memory, batches of augmented crops (:mod:`skinimg.train.augment`).  PyTorch is imported inside
+the functions, so importing this module never needs it.
 """
 
 from __future__ import annotations
 
+import math
+import time
+
+import cv2
 import numpy as np
 
 from ..errors import SkinImgError
-from ..segment.unet import N_INPUT, check_weights
+from . import augment as A
 
-__all__ = ["require_torch", "weights_from_torch", "train_unet", "training_info"]
+__all__ = ["WIDTHS", "require_torch", "build_network", "export_onnx", "Sampler", "train_network", "predict_torch"]
 
-#: The PyTorch module names of the training code (:func:`_torch_unet`) for each layer.
-_TORCH_NAMES = {"e1a": "e1.0.0", "e1b": "e1.1.0", "e2a": "e2.0.0", "e2b": "e2.1.0", "e3a": "e3.0.0",
-                "e3b": "e3.1.0", "e4a": "e4.0.0", "e4b": "e4.1.0", "d3": "d3.0.0", "d2": "d2.0.0",
-                "d1": "d1.0.0", "out": "d1.1"}
-
-
-def _torch_unet(width: int):
-    """The PyTorch module of the same network (parameter names as :data:`_TORCH_NAMES`)."""
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    def block(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.ReLU(inplace=True))
-
-    class UNet(nn.Module):
-        def __init__(self, w):
-            super().__init__()
-            self.e1 = nn.Sequential(block(N_INPUT, w), block(w, w))
-            self.e2 = nn.Sequential(block(w, 2 * w), block(2 * w, 2 * w))
-            self.e3 = nn.Sequential(block(2 * w, 2 * w), block(2 * w, 2 * w))
-            self.e4 = nn.Sequential(block(2 * w, 4 * w), block(4 * w, 4 * w))
-            self.d3 = nn.Sequential(block(6 * w, 2 * w))
-            self.d2 = nn.Sequential(block(4 * w, 2 * w))
-            self.d1 = nn.Sequential(block(3 * w, w), nn.Conv2d(w, 1, 1))
-
-        def forward(self, x):
-            def up(t, ref):
-                return F.interpolate(t, size=ref.shape[-2:], mode="bilinear", align_corners=False)
-
-            a = self.e1(x)
-            b = self.e2(F.max_pool2d(a, 2))
-            c = self.e3(F.max_pool2d(b, 2))
-            e = self.e4(F.max_pool2d(c, 2))
-            u = self.d3(torch.cat([up(e, c), c], 1))
-            u = self.d2(torch.cat([up(u, b), b], 1))
-            return self.d1(torch.cat([up(u, a), a], 1))
-
-    return UNet(width)
-
-
-def weights_from_torch(state_dict) -> dict[str, np.ndarray]:
-    """``{"<layer>_w", "<layer>_b"}`` float32 arrays from the PyTorch state dict of :func:`_torch_unet`."""
-    out = {}
-    for name, tname in _TORCH_NAMES.items():
-        out[f"{name}_w"] = state_dict[f"{tname}.weight"].detach().cpu().numpy().astype(np.float32)
-        out[f"{name}_b"] = state_dict[f"{tname}.bias"].detach().cpu().numpy().astype(np.float32)
-    check_weights(out)
-    return out
+#: Channel widths of the five levels.
+WIDTHS = (16, 32, 48, 64, 128)
+#: Width of the full-resolution head.
+HEAD = 8
 
 
 def require_torch():
+    """``import torch``, or a one-line :class:`SkinImgError` saying how to install it."""
     try:
         import torch
     except ImportError:
-        raise SkinImgError("training the convolutional second stage needs PyTorch: pip install 'skinimg[train]' "
-                           "(or pass --no-net)") from None
+        raise SkinImgError("training needs PyTorch: pip install 'skinimg[train]'") from None
     return torch
 
 
-def train_unet(image: np.ndarray, p8: np.ndarray, region: np.ndarray, truth: np.ndarray, *,
-               phases=((10, 3e-3), (20, 1e-3), (20, 5e-4), (20, 3e-4)), width: int = 12, crop=(120, 160),
-               batch: int = 8, seed: int = 0, threads: int = 2, init: dict[str, np.ndarray] | None = None,
-               say=None) -> tuple[dict[str, np.ndarray], dict]:
-    """Train the U-Net on stacked training photos; returns (weights, provenance).
+def build_network(widths=WIDTHS, head: int = HEAD):
+    """A new (randomly initialised) PyTorch module of the skin network."""
+    torch = require_torch()
+    nn = torch.nn
+    F = torch.nn.functional
 
-    Parameters
-    ----------
-    image : uint8 (N, H, W, 3) sRGB photos; p8 : uint8 (N, H, W) colour-table P(skin) x 255 (rounded);
-    region : bool (N, H, W) clean-up region (steps 1-5); truth : bool (N, H, W) true skin.
-    phases : sequence of (epochs, max learning rate)
-        Each phase is a fresh Adam optimiser (Kingma and Ba 2015, arXiv:1412.6980) with a one-cycle learning
-        rate (Smith and Topin 2019, DOI 10.1117/12.2520589) starting from the previous phase's weights; every
-        phase re-seeds PyTorch and NumPy's legacy generator with ``seed``, so each phase is reproducible on
-        its own (from the previous weights).
-    crop, batch
-        Random crops (same offset for the batch; photos smaller than it are used whole) with a random
-        horizontal flip, batch size.
-    threads
-        PyTorch CPU threads (results are reproducible for a fixed thread count on one machine).
-    init
-        Weights to start from (as returned here; default: PyTorch's seeded initialisation).
+    def cbr(i, o, k=3, s=1):
+        return nn.Sequential(nn.Conv2d(i, o, k, stride=s, padding=k // 2, bias=False), nn.BatchNorm2d(o),
+                             nn.ReLU(inplace=True))
 
-    Loss: binary cross-entropy of the log-odds against the true mask, weighted 1.2 inside the region and
-    0.2 outside (the network's job is to judge the region).
+    class SkinUNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = tuple(widths)
+            self.widths = w
+            self.stem = cbr(3, w[0], 3, 2)
+            self.enc = nn.ModuleList([nn.Sequential(cbr(w[0], w[0]), cbr(w[0], w[0]))]
+                                     + [nn.Sequential(cbr(w[k - 1], w[k]), cbr(w[k], w[k])) for k in range(1, len(w))])
+            self.dec = nn.ModuleList([nn.Sequential(cbr(w[k] + w[k - 1], w[k - 1]), cbr(w[k - 1], w[k - 1]))
+                                      for k in range(len(w) - 1, 0, -1)])
+            self.inp = cbr(3, head)
+            self.fuse = cbr(w[0] + head, head)
+            self.out = nn.Conv2d(head, 1, 1)
+
+        @property
+        def multiple(self) -> int:
+            return 2 ** len(self.widths)
+
+        def forward(self, x):
+            x0 = x
+            x = self.stem(x)
+            skips = []
+            for k, e in enumerate(self.enc):
+                if k:
+                    x = F.max_pool2d(x, 2)
+                x = e(x)
+                skips.append(x)
+            for k, d in enumerate(self.dec):
+                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+                x = d(torch.cat([x, skips[-2 - k]], 1))
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            return self.out(self.fuse(torch.cat([x, self.inp(x0)], 1)))
+
+    return SkinUNet()
+
+
+def export_onnx(model, path, *, check: bool = True) -> float:
+    """Write ``model`` as ONNX (opset 17, dynamic height and width) and return the largest difference between
+    OpenCV's DNN module and PyTorch on four random inputs of different sizes (``check``)."""
+    torch = require_torch()
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    torch.onnx.export(model, torch.zeros(1, 3, 256, 320), str(path), opset_version=17, input_names=["input"],
+                      output_names=["logit"], dynamic_axes={"input": {2: "height", 3: "width"},
+                                                            "logit": {2: "height", 3: "width"}},
+                      do_constant_folding=True, dynamo=False)
+    if not check:
+        return float("nan")
+    net = cv2.dnn.readNetFromONNX(str(path))
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for h, w in ((224, 320), (256, 256), (96, 160), (320, 224)):
+        x = rng.uniform(-1, 1, (1, 3, h, w)).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        net.setInput(x)
+        worst = max(worst, float(np.abs(net.forward() - ref).max()))
+    return worst
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+class Sampler:
+    """Draws one augmented training crop (uint8 RGB (C, C, 3), label uint8 (C, C) in {0, 1, 2}) per call.
+
+    Sources: a real photo (datasets weighted by ``ds_weights``) at a random scale (55 %: x0.75-1.33 of the working
+    scale, 30 %: x1.33-4.5 close-ups centred on skin, 15 %: x0.45-0.75), rotation, flips, then
+    :func:`~skinimg.train.augment.photometric`; a mosaic of 4-16 whole photos (several people at small scale,
+    ``p_mosaic``); or a flat scene (``p_flat``).
+    """
+
+    def __init__(self, photos: dict, keys: list[str], *, crop: int = 224, work_side: int = 320, seed: int = 0,
+                 p_mosaic: float = 0.12, p_flat: float = 0.14, ds_weights: dict | None = None,
+                 uci: tuple[np.ndarray, np.ndarray] | None = None):
+        self.photos, self.crop, self.work_side = photos, crop, work_side
+        self.p_mosaic, self.p_flat = p_mosaic, p_flat
+        self.by_ds: dict[str, list[str]] = {}
+        for k in keys:
+            self.by_ds.setdefault(k.split("/")[0], []).append(k)
+        self.ds_names = sorted(self.by_ds)
+        w = np.array([(ds_weights or {}).get(d, 1.0) for d in self.ds_names], float)
+        self.ds_p = w / w.sum()
+        rng = np.random.default_rng(seed + 7)
+        cols, tex = [], []
+        for k in keys:  # flat-scene pools: real skin colours and skin texture (high-pass log luminance)
+            rgb, lab = photos[k].rgb, photos[k].label
+            sk = rgb[lab == 1]
+            if len(sk) > 100:
+                cols.append(sk[rng.integers(0, len(sk), 20)])
+            if len(tex) < 300 and rng.random() < 0.3:
+                ys, xs = np.nonzero(cv2.erode((lab == 1).astype(np.uint8), np.ones((33, 33), np.uint8)))
+                if len(ys):
+                    i = rng.integers(len(ys))
+                    y, x = max(0, ys[i] - 32), max(0, xs[i] - 32)
+                    if rgb[y:y + 64, x:x + 64].shape[:2] == (64, 64) and (lab[y:y + 64, x:x + 64] == 1).all():
+                        g = np.log(rgb[y:y + 64, x:x + 64].astype(np.float32).mean(2) + 4)
+                        tex.append((g - cv2.GaussianBlur(g, (0, 0), 8)).astype(np.float32))
+        self.skin_pool = np.concatenate(cols) if cols else np.array([[200, 150, 120]], np.uint8)
+        self.tex_pool = tex
+        self.uci_skin, self.uci_bg = uci if uci is not None else (None, None)
+
+    def _pick(self, rng) -> str:
+        ds = self.ds_names[rng.choice(len(self.ds_names), p=self.ds_p)]
+        return self.by_ds[ds][rng.integers(len(self.by_ds[ds]))]
+
+    def real(self, rng):
+        p = self.photos[self._pick(rng)]
+        rgb, lab = p.rgb, p.label
+        h, w = lab.shape
+        out = (self.crop, self.crop)
+        s0 = min(1.0, self.work_side / max(h, w))
+        u = rng.random()
+        lo, hi = (0.75, 1.33) if u < 0.55 else (1.33, 4.5) if u < 0.85 else (0.45, 0.75)
+        z = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        s = s0 * z
+        if z > 1.33 and rng.random() < 0.7 and (lab == 1).any():  # close-ups: centred on skin
+            ys, xs = np.nonzero(lab == 1)
+            i = rng.integers(len(ys))
+            c = (xs[i], ys[i])
+        else:  # keep the crop inside the photo where it fits
+            hx, hy = out[1] / 2 / s, out[0] / 2 / s
+            c = (rng.uniform(hx, w - hx) if w > 2 * hx else w / 2, rng.uniform(hy, h - hy) if h > 2 * hy else h / 2)
+        ang = rng.uniform(-15, 15) if rng.random() < 0.5 else 0.0
+        r90 = int(rng.integers(1, 4)) if rng.random() < 0.08 else 0
+        img, lb = A.warp_sample(rgb, lab, out, s, ang, rng.random() < 0.5, c, r90)
+        return img, lb, s
+
+    def __call__(self, rng):
+        u = rng.random()
+        C = self.crop
+        if u < self.p_flat:
+            return A.flat_scene(rng, (C, C), self.skin_pool, self.tex_pool, self.uci_skin, self.uci_bg)
+        if u < self.p_flat + self.p_mosaic:
+            n = int(rng.choice([4, 4, 6, 9, 9, 16]))
+            g = int(math.ceil(math.sqrt(n)))
+            tiles = []
+            for _ in range(n):  # whole photos, each at the scale of its cell
+                p = self.photos[self._pick(rng)]
+                rgb, lab = (p.rgb[:, ::-1], p.label[:, ::-1]) if rng.random() < 0.5 else (p.rgb, p.label)
+                f = min(1.0, 2 * (C // g) / max(rgb.shape[:2]))
+                img = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+                lb = cv2.resize(np.ascontiguousarray(lab), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+                tiles.append((A.photometric(img, lb, rng, p_lesion=0.0), lb))
+            return A.mosaic(tiles, (C, C), rng)
+        img, lb, s = self.real(rng)
+        return A.photometric(img, lb, rng, scale_px=float(np.clip(s / 0.5, 0.5, 3)), skin_pool=self.skin_pool), lb
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _batches(sampler: Sampler, batch: int, seed: int):
+    """Batches forever, each sample from its own generator ``default_rng([seed, iteration, index])``."""
+    torch = require_torch()
+
+    class Batches(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            wid, nw = (info.id, info.num_workers) if info else (0, 1)
+            it = wid
+            while True:
+                xs, ys = [], []
+                for j in range(batch):
+                    img, lb = sampler(np.random.default_rng([seed, it, j]))
+                    xs.append(img)
+                    ys.append(lb)
+                x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+                yield x, torch.from_numpy(np.stack(ys).astype(np.int64))
+                it += nw
+
+    return Batches()
+
+
+def _loss(logit, y):
+    torch = require_torch()
+    F = torch.nn.functional
+    valid = (y != 2).float()
+    t = (y == 1).float()
+    bce = F.binary_cross_entropy_with_logits(logit[:, 0], t, weight=valid, reduction="sum") / valid.sum().clamp(min=1)
+    p = torch.sigmoid(logit[:, 0]) * valid
+    dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + (t * valid).sum() + 1)
+    return bce + 0.5 * dice
+
+
+def predict_torch(model, rgb: np.ndarray, work_side: int) -> np.ndarray:
+    """P(skin) float32 (H, W) of a uint8 RGB photo as the library computes it before the guided filter (working copy,
+    reflected padding, bilinear back), with PyTorch: the development score while training."""
+    torch = require_torch()
+    h, w = rgb.shape[:2]
+    f = min(1.0, work_side / max(h, w))
+    hh, ww = max(1, round(h * f)), max(1, round(w * f))
+    m = model.multiple
+    ph, pw = math.ceil(hh / m) * m, math.ceil(ww / m) * m
+    small = cv2.resize(rgb, (ww, hh), interpolation=cv2.INTER_AREA) if (hh, ww) != (h, w) else rgb
+    pad = cv2.copyMakeBorder(small, 0, ph - hh, 0, pw - ww, cv2.BORDER_REFLECT_101)
+    with torch.no_grad():
+        x = torch.from_numpy(pad).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+        z = model(x)[0, 0, :hh, :ww].float().numpy()
+    p = (1 / (1 + np.exp(-z))).astype(np.float32)
+    return cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) if (hh, ww) != (h, w) else p
+
+
+def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 3e-3, seed: int = 0, threads: int = 2,
+                  workers: int = 1, bf16: bool = True, dev=None, eval_every: int = 300, say=lambda m: None):
+    """Train a new network on ``sampler``'s crops; returns ``(model, history)``.
+
+    ``dev``: a function ``model -> (score, details)`` called every ``eval_every`` iterations and at the end (the
+    development split); ``history`` lists those scores with the iteration, the mean loss and the elapsed seconds.
     """
     torch = require_torch()
-    import torch.nn.functional as F
-
-    say = say or (lambda msg: None)
     torch.set_num_threads(threads)
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(0, 3, 1, 2).float() / 255.0
-    pt = torch.from_numpy(np.ascontiguousarray(p8)).float()[:, None] / 255.0
-    llr = torch.log((pt + 0.004) / (1.004 - pt)) / 4
-    reg = torch.from_numpy(np.ascontiguousarray(region)).float()[:, None]
-    x = torch.cat([img - 0.5, llr, reg - 0.5], 1)
-    del img, pt, llr  # 3 000 photos of 240 x 320: x alone is 4.6 GB
-    y = torch.from_numpy(np.ascontiguousarray(truth)).float()[:, None]
-    n, (h, w) = len(x), x.shape[-2:]
-    ch, cw = min(crop[0], h), min(crop[1], w)  # photos smaller than the crop are used whole
-    if n < batch:
-        raise SkinImgError(f"need at least {batch} training photos, got {n}")
-    state, log = None, []
-    if init is not None:
-        check_weights(init)
-        state = {f"{_TORCH_NAMES[k[:-2]]}.{'weight' if k.endswith('_w') else 'bias'}": torch.from_numpy(np.array(v))
-                 for k, v in init.items()}
-    for k, (epochs, lr) in enumerate(phases):
-        torch.manual_seed(seed)
-        rs = np.random.RandomState(seed)
-        net = _torch_unet(width)
-        if state is not None:
-            net.load_state_dict(state)
-        opt = torch.optim.Adam(net.parameters(), 2e-3)
-        steps = epochs * (n // batch)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-        for ep in range(epochs):
-            perm = torch.randperm(n)
-            total = 0.0
-            for i in range(0, n - batch + 1, batch):
-                idx = perm[i:i + batch]
-                oy, ox = rs.randint(0, h - ch + 1), rs.randint(0, w - cw + 1)
-                xb, yb = x[idx, :, oy:oy + ch, ox:ox + cw], y[idx, :, oy:oy + ch, ox:ox + cw]
-                if rs.rand() < 0.5:
-                    xb, yb = xb.flip(-1), yb.flip(-1)
-                z = net(xb)
-                wb = 0.2 + reg[idx, :, oy:oy + ch, ox:ox + cw]  # region pixels 1.2, the others 0.2
-                loss = (F.binary_cross_entropy_with_logits(z, yb, reduction="none") * wb).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item()
-            mean = total / max(n // batch, 1)
-            log.append(round(mean, 4))
-            say(f"convolutional stage: phase {k + 1}/{len(phases)}, epoch {ep + 1}/{epochs}, loss {mean:.4f}")
-        state = {k2: v.detach().clone() for k2, v in net.state_dict().items()}
-    weights = weights_from_torch(state)
-    return weights, training_info(weights, phases=phases, batch=batch, crop=crop, seed=seed, threads=threads,
-                                  loss_per_epoch=log, torch_version=torch.__version__)
-
-
-def training_info(weights: dict[str, np.ndarray], *, phases, batch: int, crop, seed: int, threads: int,
-                  loss_per_epoch: list, torch_version: str) -> dict:
-    """The provenance record of a :func:`train_unet` run (what ``skin_lut.json`` keeps under ``training.net``)."""
-    width = check_weights(weights)
-    return {"model": f"U-Net, 3 levels, widths {width}/{2 * width}/{2 * width}/{4 * width} (Ronneberger et al. 2015, "
-                     "DOI 10.1007/978-3-319-24574-4_28)",
-            "weights": int(sum(v.size for v in weights.values())), "width": width,
-            "phases": [[int(e), float(lr)] for e, lr in phases], "batch": batch, "crop": list(crop), "seed": seed,
-            "threads": threads, "loss_per_epoch": list(loss_per_epoch), "torch_version": torch_version,
-            "optimiser": "Adam, one-cycle learning rate per phase, fresh per phase",
-            "loss": "binary cross-entropy, weight 1.2 inside the region, 0.2 outside"}
+    torch.manual_seed(seed)
+    model = build_network().to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    warm = min(300, max(1, iters // 5))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, iters) / iters)))
+    loader = torch.utils.data.DataLoader(_batches(sampler, batch, seed), batch_size=None, num_workers=workers,
+                                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    t0 = time.time()
+    history, losses = [], []
+    model.train()
+    for step, (x, y) in enumerate(loader):
+        if step >= iters:
+            break
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logit = model(x.contiguous(memory_format=torch.channels_last))
+        loss = _loss(logit.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % 100 == 0:
+            say(f"iteration {step + 1}/{iters}: loss {np.mean(losses[-100:]):.4f}, "
+                f"{(time.time() - t0) / (step + 1):.2f} s per iteration")
+        if dev is not None and ((step + 1) % eval_every == 0 or step + 1 == iters):
+            model.eval()
+            score, details = dev(model)
+            model.train()
+            history.append({"iteration": step + 1, "dev_mean_f1": score, "details": details,
+                            "loss": float(np.mean(losses[-100:])), "elapsed_s": time.time() - t0})
+            say(f"iteration {step + 1}: development mean F1 {score:.4f}")
+    model.eval()
+    return model, history

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import SkinImgError
 from ..phantom import BACKGROUNDS, DISTRACTORS, LABELS, PhantomSpec, render_phantom
-from ..segment import SegmentParams, SkinModel, evaluate_masks, pooled_tone_metrics, segment_skin, tone_group
+from ..segment import SegmentParams, SkinNet, evaluate_masks, pooled_tone_metrics, segment_skin, tone_group
 
 __all__ = ["phantom_specs", "phantom_tone_metrics", "error_budget"]
 
@@ -46,7 +46,7 @@ def phantom_specs(seeds: Sequence[int], *, size: tuple[int, int] = (240, 320)):
     return specs
 
 
-def phantom_tone_metrics(specs, *, method: str = "model", model: SkinModel | None = None,
+def phantom_tone_metrics(specs, *, method: str = "model", model: SkinNet | None = None,
                          params: SegmentParams | None = None, per_image: list | None = None,
                          bootstrap: int = 0, seed: int = 0) -> dict:
     """Mask precision, recall and F1 per tone group (:data:`TONE_GROUPS`) over rendered phantoms.
