@@ -83,8 +83,14 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
               help="Processes preparing the augmented batches.")
 @click.option("--splits-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON file keeping the splits between runs on the same photos (finding near duplicates is slow).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File of the training state, written at every development score; an interrupted run started "
+                   "again with the same file and settings resumes from it.")
+@click.option("--eval-every", type=click.IntRange(1), default=300, show_default=True,
+              help="Iterations between development scores (and checkpoints).")
 @json_option("the provenance written to skin_unet.json (data, splits, metrics)")
-def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, splits_cache, as_json):
+def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, splits_cache, checkpoint, eval_every,
+                        as_json):
     """Train the skin network (models/skin_unet.onnx + .json) on real labelled photos.
 
     Splits the train folders into training and development photos by id
@@ -100,7 +106,7 @@ def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, 
     quiet = is_quiet()
     prov = train_segmenter(data, out, uci=uci, sources=tuple(s for s in sources.split(",") if s) if sources else None,
                            iters=iters, seed=seed, threads=threads, workers=workers, splits_cache=splits_cache,
-                           progress=None if quiet else (lambda m: click.echo(f"skinimg: {m}", err=True)))
+                           checkpoint=checkpoint, eval_every=eval_every, progress=None if quiet else (lambda m: click.echo(f"skinimg: {m}", err=True)))
     if as_json:
         echo_json(prov)
         return

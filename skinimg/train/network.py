@@ -17,7 +17,9 @@ the functions, so importing this module never needs it.
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -203,15 +205,16 @@ class Sampler:
 # ----------------------------------------------------------------------------- training
 
 
-def _batches(sampler: Sampler, batch: int, seed: int):
-    """Batches forever, each sample from its own generator ``default_rng([seed, iteration, index])``."""
+def _batches(sampler: Sampler, batch: int, seed: int, start: int = 0):
+    """Batches forever from iteration ``start``, each sample from its own generator
+    ``default_rng([seed, iteration, index])``."""
     torch = require_torch()
 
     class Batches(torch.utils.data.IterableDataset):
         def __iter__(self):
             info = torch.utils.data.get_worker_info()
             wid, nw = (info.id, info.num_workers) if info else (0, 1)
-            it = wid
+            it = start + wid
             while True:
                 xs, ys = [], []
                 for j in range(batch):
@@ -255,11 +258,14 @@ def predict_torch(model, rgb: np.ndarray, work_side: int) -> np.ndarray:
 
 
 def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 3e-3, seed: int = 0, threads: int = 2,
-                  workers: int = 1, bf16: bool = True, dev=None, eval_every: int = 300, say=lambda m: None):
+                  workers: int = 1, bf16: bool = True, dev=None, eval_every: int = 300, checkpoint=None,
+                  say=lambda m: None):
     """Train a new network on ``sampler``'s crops; returns ``(model, history)``.
 
     ``dev``: a function ``model -> (score, details)`` called every ``eval_every`` iterations and at the end (the
     development split); ``history`` lists those scores with the iteration, the mean loss and the elapsed seconds.
+    ``checkpoint``: a file that holds the state of training (network, optimiser, iteration, history), written at
+    every development score; when it exists at the start, training resumes from it (same batches as an unbroken run).
     """
     torch = require_torch()
     torch.set_num_threads(threads)
@@ -269,12 +275,24 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
     warm = min(300, max(1, iters // 5))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, iters) / iters)))
-    loader = torch.utils.data.DataLoader(_batches(sampler, batch, seed), batch_size=None, num_workers=workers,
+    history, losses, start, spent = [], [], 0, 0.0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state.get("iters") != iters or state.get("seed") != seed:
+            raise SkinImgError(f"the checkpoint is of a run with {state.get('iters')} iterations and seed "
+                               f"{state.get('seed')}; delete it or use the same settings", str(checkpoint))
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        history, start, spent = state["history"], state["step"], state["elapsed_s"]
+        torch.set_rng_state(state["torch_rng"])
+        say(f"resumed from {checkpoint} at iteration {start}")
+    loader = torch.utils.data.DataLoader(_batches(sampler, batch, seed, start), batch_size=None, num_workers=workers,
                                          persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
-    t0 = time.time()
-    history, losses = [], []
+    t0 = time.time() - spent
     model.train()
-    for step, (x, y) in enumerate(loader):
+    step = start
+    for x, y in loader:
         if step >= iters:
             break
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -285,15 +303,22 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-        if (step + 1) % 100 == 0:
-            say(f"iteration {step + 1}/{iters}: loss {np.mean(losses[-100:]):.4f}, "
-                f"{(time.time() - t0) / (step + 1):.2f} s per iteration")
-        if dev is not None and ((step + 1) % eval_every == 0 or step + 1 == iters):
+        step += 1
+        if step % 100 == 0:
+            say(f"iteration {step}/{iters}: loss {np.mean(losses[-100:]):.4f}, "
+                f"{(time.time() - t0) / step:.2f} s per iteration")
+        if dev is not None and (step % eval_every == 0 or step == iters):
             model.eval()
             score, details = dev(model)
             model.train()
-            history.append({"iteration": step + 1, "dev_mean_f1": score, "details": details,
+            history.append({"iteration": step, "dev_mean_f1": score, "details": details,
                             "loss": float(np.mean(losses[-100:])), "elapsed_s": time.time() - t0})
-            say(f"iteration {step + 1}: development mean F1 {score:.4f}")
+            say(f"iteration {step}: development mean F1 {score:.4f}")
+        if checkpoint is not None and (step % eval_every == 0 or step == iters):
+            tmp = Path(str(checkpoint) + ".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step, "iters": iters, "seed": seed, "history": history,
+                        "elapsed_s": time.time() - t0, "torch_rng": torch.get_rng_state()}, tmp)
+            os.replace(tmp, checkpoint)
     model.eval()
     return model, history

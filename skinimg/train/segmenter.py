@@ -147,7 +147,8 @@ def _dataset_digest(photos) -> str:
 def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = None, *, uci: str | os.PathLike | None = None,
                     sources: tuple[str, ...] | None = None, iters: int = 1800, batch: int = 12, crop: int = 224,
                     lr: float = 3e-3, seed: int = 0, threads: int = 2, workers: int = 1, work_side: int = 320,
-                    splits_cache: str | os.PathLike | None = None, date: str | None = None, progress=None) -> dict:
+                    splits_cache: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
+                    eval_every: int = 300, date: str | None = None, progress=None) -> dict:
     """Train the skin network on the labelled photos under ``data``; write ``skin_unet.onnx`` and ``skin_unet.json``
     (provenance: data and their terms, splits, augmentation, training, metrics, SHA-256) into ``out`` (default
     ``models/``).
@@ -155,7 +156,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     Splits and label clean-up: :mod:`skinimg.train.segdata`.  ``sources``: the datasets to train on (default all;
     leave-one-dataset-out runs name one); every dataset's development and val photos are scored.  The network is
     chosen by nothing but this procedure (no checkpoint selection); its development score is logged every 300
-    iterations.  ``splits_cache``: a JSON file that keeps the splits (finding near duplicates takes minutes); reused
+    iterations (``eval_every``).  ``checkpoint``: a file of the training state, written at every development score
+    and resumed from when it exists (:func:`~skinimg.train.network.train_network`).  ``splits_cache``: a JSON file that keeps the splits (finding near duplicates takes minutes); reused
     when it names the same photos (SHA-256 of every photo and mask), rewritten otherwise.  Scores: :func:`score_photos` with the library's own :func:`skinimg.segment.segment_skin` on the
     exported file, beside the rules baseline, on the development split and on the val folders (as labelled, and with
     the label clean-up).  Seeded (``seed``); PyTorch's floating-point results may differ between CPUs.
@@ -214,7 +216,7 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
 
     t0 = time.time()
     model, history = train_network(sampler, iters=iters, batch=batch, lr=lr, seed=seed, threads=threads,
-                                   workers=workers, dev=dev_score, say=say)
+                                   workers=workers, dev=dev_score, eval_every=eval_every, checkpoint=checkpoint, say=say)
     seconds = time.time() - t0
     out = Path(out) if out is not None else models_dir()
     out.mkdir(parents=True, exist_ok=True)
