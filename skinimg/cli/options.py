@@ -21,7 +21,7 @@ from ..io import DEFAULT_MAX_PIXELS, dumps_json
 from ..segment import METHODS, SECOND_STAGES
 
 __all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "workers_option", "json_option", "method_option",
-           "second_stage_option", "check_option", "calibrate_option", "white_option", "roi_option", "roi_files_options",
+           "second_stage_option", "retired_option", "check_option", "calibrate_option", "white_option", "roi_option", "roi_files_options",
            "no_roi_files_option", "renamed_option", "chart_option", "correction_help", "reference_option",
            "calibration_settings", "calibration_params",
            "echo_json", "echo_json_lines", "check_needs_model", "flags_computed", "flag_note", "index_option",
@@ -107,16 +107,23 @@ method_option = click.option(
          "box of Chai & Ngan (1999) + a morphological clean-up (a baseline).")
 
 
-def _deprecated_second_stage(ctx, param, value):
-    if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
-        click.echo(f"skinimg: --second-stage is deprecated and has no effect for `skinimg {ctx.info_name}` (the "
-                   "second stages were replaced by the U-Net); drop it", err=True)
-    return value
+def retired_option(*decls, why: str, **kwargs):
+    """A hidden option that is still accepted but has no effect any more: one line on stderr says so (``why``: what
+    replaced it) when it is given.  ``decls`` and ``kwargs`` are those of ``click.option``."""
+
+    def note(ctx, param, value):
+        if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
+            flag = next(d for d in decls if d.startswith("--")).split("/")[0]
+            click.echo(f"skinimg: {flag} is deprecated and has no effect for `skinimg {ctx.info_name}` ({why}); "
+                       "drop it", err=True)
+        return value
+
+    return click.option(*decls, hidden=True, callback=note, **kwargs)
 
 
-second_stage_option = click.option(
-    "--second-stage", "second_stage", type=click.Choice(SECOND_STAGES), default="mlp", hidden=True,
-    callback=_deprecated_second_stage, expose_value=True,
+second_stage_option = retired_option(
+    "--second-stage", "second_stage", type=click.Choice(SECOND_STAGES), default="mlp",
+    why="the second stages were replaced by the U-Net",
     help="Deprecated, no effect (the second stages of the former colour-table segmenter).")
 
 check_option = click.option(

@@ -13,7 +13,7 @@ from ..segment import SegmentParams
 from .group import EXIT_PARTIAL, cli, is_quiet
 from .options import (check_needs_model, check_option, echo_json, echo_json_lines, flag_note, flags_computed,
                       json_option, max_pixels_option, method_option, out_option, paths_argument, roi_files_options,
-                      roi_option, second_stage_option, workers_option)
+                      retired_option, roi_option, second_stage_option, workers_option)
 
 
 @cli.command("segment")
@@ -88,9 +88,13 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
                    "again with the same file and settings resumes from it.")
 @click.option("--eval-every", type=click.IntRange(1), default=300, show_default=True,
               help="Iterations between development scores (and checkpoints).")
+@retired_option("--net/--no-net", "net", default=True, why="the network is the whole segmenter now",
+                help="Deprecated, no effect (the convolutional second stage of the former colour-table segmenter).")
+@retired_option("--net-phantoms", "net_phantoms", type=int, default=3000, why="the network trains on real photos",
+                help="Deprecated, no effect (phantoms of the former convolutional second stage).")
 @json_option("the provenance written to skin_unet.json (data, splits, metrics)")
 def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, splits_cache, checkpoint, eval_every,
-                        as_json):
+                        net, net_phantoms, as_json):
     """Train the skin network (models/skin_unet.onnx + .json) on real labelled photos.
 
     Splits the train folders into training and development photos by id
