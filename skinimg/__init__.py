@@ -6,7 +6,7 @@ Subpackages by concept; the concept packages are pure functions on NumPy arrays:
                 one array gate (``check_rgb``) and 8-bit conversion, trained files (``models_dir``)
 ``color``       sRGB / linear RGB / XYZ / CIELAB / optical density, CIEDE2000, ITA
 ``calibrate``   colour-chart detection and correction, fallbacks without a chart
-``segment``     skin masks (colour table, clean-up, second stages), mask metrics
+``segment``     skin masks (a small U-Net run by OpenCV, the YCrCb rules baseline), mask metrics
 ``indices``     erythema, melanin, CIELAB, ITA and chromophore maps, spots, statistics
 ``session``     registration, lighting normalisation and statistics of two sessions
 ``phantom``     skin phantoms from an optical model, with ground truth (tests and training)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from skinimg import segment as S
 from skinimg.cli import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -70,6 +71,7 @@ def test_check_flag_counts_failed_and_good_masks_flagged():
             {"group": "dark", "model": [50, 0, 100, 0], "agreement": 0.95},  # failed, missed
             {"group": "dark", "model": [98, 1, 1, 0], "agreement": 0.84},  # good, false alarm
             {"group": "light", "model": [98, 1, 1, 0], "agreement": 0.85}]  # good, not flagged (0.85 is not below)
-    c = SA.check_flag(rows)
+    c = SA.check_flag(rows, threshold=0.85)
     assert c["dark"] == [2, 1, 1, 1] and c["light"] == [0, 0, 1, 0] and c["all"] == [2, 1, 2, 1]
+    assert SA.check_flag(rows) == SA.check_flag(rows, threshold=S.AGREEMENT_MIN)  # the library's threshold
     assert SA.check_flag(rows, threshold=0.96)["dark"] == [2, 2, 1, 1]

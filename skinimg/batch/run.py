@@ -377,7 +377,7 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
         manifest = o["manifest"]
         if manifest and not Path(manifest).is_absolute():
             manifest = root / manifest
-        # the pairs are segmented as the per-image stages segment (method and second stage)
+        # the pairs are segmented as the per-image stages segment (method)
         seg = pipeline.options.get("segment") if "segment" in pipeline.stages else None
         ana = pipeline.options.get("analyze", {})
         params = CompareParams(

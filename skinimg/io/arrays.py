@@ -3,7 +3,7 @@
 :func:`check_rgb` is what every public function on photos calls first (segmentation, indices,
 calibration, comparison): one shape and dtype check, one error type
 (:class:`~skinimg.errors.ImageArrayError`).  :func:`to_uint8` is the only place a 16-bit or float
-photo becomes 8-bit (detection, segmentation colour tables, registration, display).
+photo becomes 8-bit (detection, segmentation, registration, display).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def models_dir() -> Path:
 
 
 def model_file(name: str) -> Path:
-    """``models_dir() / name``: the path of one trained file (``skin_lut.npz``, ``mdc.json`` ...).
+    """``models_dir() / name``: the path of one trained file (``skin_unet.onnx``, ``mdc.json`` ...).
 
     Looked up when called, so ``$SKINIMG_MODELS`` set after import is honoured.
     """

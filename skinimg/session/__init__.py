@@ -15,8 +15,8 @@ Pipeline of one pair (:func:`compare_arrays`)
 1. **Calibration** (``calibrate``): ``"auto"`` uses the ColorChecker correction of
    :func:`skinimg.calibrate.calibrate_image` when a chart is found in *both* photos (one
    chart only: not used, noted); ``"chart"`` requires a chart in both; ``"none"`` skips it.
-2. **Skin masks**: :func:`skinimg.segment.segment_skin` on each photo (``segment_method``,
-   ``second_stage``), chart area removed (:func:`skinimg.calibrate.chart_mask`).
+2. **Skin masks**: :func:`skinimg.segment.segment_skin` on each photo (``segment_method``),
+   chart area removed (:func:`skinimg.calibrate.chart_mask`).
 3. **Registration** of AFTER onto BEFORE by the chain of :mod:`skinimg.session.chain`
    (``registration_mode``, ``--registration auto|features|ecc|none``): ORB + RANSAC features
    (:mod:`skinimg.session.register`); when they fail, ECC from several starts
