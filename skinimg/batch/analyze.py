@@ -150,7 +150,8 @@ class AnalyzeParams:
         return asdict(self)
 
     def hash(self) -> str:
-        """Short SHA-256 of everything that changes the numbers (not output-only settings)."""
+        """Short SHA-256 of everything that changes the numbers (not output-only settings), including the content of
+        the skin network (``segment_method="model"``) and of the chromophore basis."""
         d = self.to_dict()
         d.pop("heatmap_max_side")
         d.pop("max_pixels")
@@ -160,6 +161,8 @@ class AnalyzeParams:
             d.pop("calibrate_params")
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
         h.update(self.indices.hash().encode())
+        if self.segment_method == "model":  # another network gives other masks, so other numbers
+            h.update(load_model().sha256.encode())
         h.update(__version__.encode())
         return h.hexdigest()[:12]
 
