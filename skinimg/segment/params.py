@@ -54,7 +54,14 @@ class SegmentParams:
         ``method="model"``: the network runs on a copy whose long side is at most this many pixels (area
         averaging; smaller photos are used as they are).
     threshold : float
-        ``method="model"``: a pixel is skin when the network's P(skin) is at least this, in (0, 1).
+        ``method="model"``: a pixel is skin when the network's P(skin) is at least this, in (0, 1) (0.4: chosen on
+        the development split, docs/segmentation.md).
+    neutral_chroma : float
+        ``method="model"``: grey pixels are never skin: a pixel whose YCrCb chroma ``hypot(Cr - 128, Cb - 128)``
+        (8-bit levels) is below this is dropped from the mask, unless it lies in a hole of the mask of at most
+        ``neutral_hole`` of the image area (a specular spot on skin stays skin).  0 = off.
+    neutral_hole : float
+        The largest hole, as a fraction of the image area, in which grey pixels stay skin.
     guide_side : int
         ``method="model"``: the network's log-odds are brought back to the photo along its edges on a copy whose long
         side is at most this (0 = bilinear only): a guided filter whose guide is that copy's grey level.
@@ -73,7 +80,9 @@ class SegmentParams:
     """
 
     work_side: int = 320
-    threshold: float = 0.5
+    threshold: float = 0.4
+    neutral_chroma: float = 4.0
+    neutral_hole: float = 0.01
     guide_side: int = 1024
     guide_eps: float = 0.02
     work_pixels: int = 320_000
@@ -95,6 +104,8 @@ class SegmentParams:
             raise SkinImgError(f"work_side must be an integer >= 32, got {self.work_side!r}")
         if not 0.0 < self.threshold < 1.0:
             raise SkinImgError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if not (self.neutral_chroma >= 0 and 0.0 <= self.neutral_hole < 1.0):
+            raise SkinImgError("neutral_chroma must be >= 0 and neutral_hole in [0, 1)")
         if not (isinstance(self.guide_side, int) and self.guide_side >= 0) or self.guide_eps <= 0:
             raise SkinImgError("guide_side must be an integer >= 0 and guide_eps > 0")
         if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):

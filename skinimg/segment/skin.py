@@ -105,6 +105,7 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
             a, b = a & roi_w, b & roi_w
         agreement = evaluate_masks(a, b)["iou"]  # 1.0 when both are empty
     if (hh, ww) == (h, w):
+        z = _neutral_veto(z, rgb8, t, params)
         return z >= t, _sigmoid(z), (), agreement
     # back to the photo along its edges: the guided filter's copy is the photo itself when small, else the
     # smallest 2 x 2 level with a long side >= guide_side
@@ -125,6 +126,7 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
         grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
         # a clipped logit: the uncertain band moves to the photo's edges, confident regions stay as they are
         zg = guided_filter(grey, np.clip(zg, -4, 4) * np.float32(0.25), radius, params.guide_eps) * np.float32(4)
+    zg = _neutral_veto(zg, guide, t, params)
     if (gh, gw) == (h, w):
         return zg >= t, _sigmoid(zg), (), agreement
     # full resolution: bilinear interpolation of the decision margin coded in 8 bits (1/32 log-odds per level)
@@ -133,6 +135,32 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
     level = int(np.clip(math.ceil(float(t) * 32 + 128), 0, 255))
     mask = cv2.threshold(up, level - 1, 1, cv2.THRESH_BINARY, dst=up)[1].view(bool)
     return mask, _sigmoid(zg), (h, w, h, w), agreement
+
+
+def _neutral_veto(z: np.ndarray, rgb8: np.ndarray, t: np.float32, params: SegmentParams) -> np.ndarray:
+    """Log-odds float32 (h, w) with grey pixels of the uint8 (h, w, 3) ``rgb8`` moved below the threshold ``t``:
+    those whose YCrCb chroma is below ``params.neutral_chroma``, except in holes of the mask of at most
+    ``params.neutral_hole`` of the area (specular spots).  The network alone sometimes takes a flat grey
+    background for skin; skin of any tone has a hue (docs/segmentation.md)."""
+    if params.neutral_chroma <= 0:
+        return z
+    mask = z >= t
+    if not mask.any():
+        return z
+    ycc = cv2.cvtColor(rgb8, cv2.COLOR_RGB2YCrCb)
+    cr = ycc[..., 1].astype(np.float32) - np.float32(128)
+    cb = ycc[..., 2].astype(np.float32) - np.float32(128)
+    grey = cv2.magnitude(cr, cb) < np.float32(params.neutral_chroma)
+    drop = mask & grey
+    if not drop.any():
+        return z
+    kept = _fill_small_holes(mask & ~grey, int(params.neutral_hole * mask.size))
+    drop &= ~kept
+    if not drop.any():
+        return z
+    z = z.copy()
+    z[drop] = np.minimum(z[drop], t - np.float32(1))
+    return z
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -298,7 +298,7 @@ def flat_scene(rng, size, skin_pool, texture_pool, uci_skin=None, uci_bg=None):
         m = _fourier_blob(h, w, rng, cx, cy, rx, ry)
         shade = 1 - rng.uniform(0, 0.5) * np.clip(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2, 0, 1)
         tex = np.ones((h, w), np.float32)
-        if texture_pool is not None and rng.random() < 0.6:
+        if texture_pool and rng.random() < 0.6:  # empty when no photo has a 64 x 64 skin patch
             t = texture_pool[rng.integers(len(texture_pool))]
             t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
             tex = np.exp(t * rng.uniform(0.3, 1.2)).astype(np.float32)

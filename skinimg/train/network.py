@@ -259,13 +259,15 @@ def predict_torch(model, rgb: np.ndarray, work_side: int) -> np.ndarray:
 
 def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 3e-3, seed: int = 0, threads: int = 2,
                   workers: int = 1, bf16: bool = True, dev=None, eval_every: int = 300, checkpoint=None,
-                  say=lambda m: None):
+                  stop_after: int | None = None, say=lambda m: None):
     """Train a new network on ``sampler``'s crops; returns ``(model, history)``.
 
     ``dev``: a function ``model -> (score, details)`` called every ``eval_every`` iterations and at the end (the
     development split); ``history`` lists those scores with the iteration, the mean loss and the elapsed seconds.
     ``checkpoint``: a file that holds the state of training (network, optimiser, iteration, history), written at
     every development score; when it exists at the start, training resumes from it (same batches as an unbroken run).
+    ``stop_after``: stop after this iteration of the ``iters`` schedule (the learning rate still follows ``iters``);
+    with a checkpoint at or past it, the checkpoint's network is returned without training.
     """
     torch = require_torch()
     torch.set_num_threads(threads)
@@ -287,13 +289,17 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
         history, start, spent = state["history"], state["step"], state["elapsed_s"]
         torch.set_rng_state(state["torch_rng"])
         say(f"resumed from {checkpoint} at iteration {start}")
+    end = iters if stop_after is None else min(iters, stop_after)
+    if start >= end:
+        model.eval()
+        return model, history
     loader = torch.utils.data.DataLoader(_batches(sampler, batch, seed, start), batch_size=None, num_workers=workers,
                                          persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
     t0 = time.time() - spent
     model.train()
     step = start
     for x, y in loader:
-        if step >= iters:
+        if step >= end:
             break
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logit = model(x.contiguous(memory_format=torch.channels_last))
@@ -307,14 +313,14 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
         if step % 100 == 0:
             say(f"iteration {step}/{iters}: loss {np.mean(losses[-100:]):.4f}, "
                 f"{(time.time() - t0) / step:.2f} s per iteration")
-        if dev is not None and (step % eval_every == 0 or step == iters):
+        if dev is not None and (step % eval_every == 0 or step == end):
             model.eval()
             score, details = dev(model)
             model.train()
             history.append({"iteration": step, "dev_mean_f1": score, "details": details,
                             "loss": float(np.mean(losses[-100:])), "elapsed_s": time.time() - t0})
             say(f"iteration {step}: development mean F1 {score:.4f}")
-        if checkpoint is not None and (step % eval_every == 0 or step == iters):
+        if checkpoint is not None and (step % eval_every == 0 or step == end):
             tmp = Path(str(checkpoint) + ".tmp")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step, "iters": iters, "seed": seed, "history": history,

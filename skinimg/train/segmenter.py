@@ -148,7 +148,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                     sources: tuple[str, ...] | None = None, iters: int = 1800, batch: int = 12, crop: int = 224,
                     lr: float = 3e-3, seed: int = 0, threads: int = 2, workers: int = 1, work_side: int = 320,
                     splits_cache: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
-                    eval_every: int = 300, date: str | None = None, progress=None) -> dict:
+                    eval_every: int = 300, stop_after: int | None = None, date: str | None = None,
+                    progress=None) -> dict:
     """Train the skin network on the labelled photos under ``data``; write ``skin_unet.onnx`` and ``skin_unet.json``
     (provenance: data and their terms, splits, augmentation, training, metrics, SHA-256) into ``out`` (default
     ``models/``).
@@ -157,7 +158,9 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     leave-one-dataset-out runs name one); every dataset's development and val photos are scored.  The network is
     chosen by nothing but this procedure (no checkpoint selection); its development score is logged every 300
     iterations (``eval_every``).  ``checkpoint``: a file of the training state, written at every development score
-    and resumed from when it exists (:func:`~skinimg.train.network.train_network`).  ``splits_cache``: a JSON file that keeps the splits (finding near duplicates takes minutes); reused
+    and resumed from when it exists (:func:`~skinimg.train.network.train_network`).  ``stop_after``: end the run
+    after this iteration of the ``iters`` schedule (with a checkpoint at or past it: export that checkpoint as it is);
+    the provenance records both numbers.  ``splits_cache``: a JSON file that keeps the splits (finding near duplicates takes minutes); reused
     when it names the same photos (SHA-256 of every photo and mask), rewritten otherwise.  Scores: :func:`score_photos` with the library's own :func:`skinimg.segment.segment_skin` on the
     exported file, beside the rules baseline, on the development split and on the val folders (as labelled, and with
     the label clean-up).  Seeded (``seed``); PyTorch's floating-point results may differ between CPUs.
@@ -216,7 +219,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
 
     t0 = time.time()
     model, history = train_network(sampler, iters=iters, batch=batch, lr=lr, seed=seed, threads=threads,
-                                   workers=workers, dev=dev_score, eval_every=eval_every, checkpoint=checkpoint, say=say)
+                                   workers=workers, dev=dev_score, eval_every=eval_every, checkpoint=checkpoint,
+                                   stop_after=stop_after, say=say)
     seconds = time.time() - t0
     out = Path(out) if out is not None else models_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +262,9 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
         "format": {"file": MODEL_FILE, "sha256": digest, "onnx_opset": 17, "input": "float32 (1, 3, H, W), RGB "
                    "(v - 127.5) / 127.5, H and W multiples of 32", "output": "float32 (1, 1, H, W) log-odds of skin",
                    "input_multiple": 32, "opencv_vs_torch_max_abs_diff": diff},
-        "inference": {"work_side": work_side, "see": "skinimg.segment (SegmentParams)"},
+        "inference": {"work_side": work_side, "threshold": SegmentParams().threshold,
+                      "neutral_chroma": SegmentParams().neutral_chroma, "see": "skinimg.segment (SegmentParams); the "
+                      "metrics are of these settings"},
         "data": data_doc,
         "splits": {"rule": f"val = the val folders; development = train-folder photos of rank {list(DEV_BANDS)} in "
                            "id order plus their near duplicates, 5-rank buffers left out; train = the rest, minus "
@@ -270,7 +276,11 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
         "labels": {"clean_up": "specks < 0.3 % of the largest component removed; lips removed where found "
                                "(skinimg.train.segdata.lips_mask)", **info},
         "augmentation": AUGMENTATION,
-        "training": {"iterations": iters, "batch": batch, "crop": crop, "lr": lr, "seed": seed, "threads": threads,
+        "training": {"iterations": iters, "iterations_run": min(iters, stop_after or iters),
+                     "stopped_early": bool(stop_after and stop_after < iters),
+                     "checkpoint_selection": "none: the network of the last iteration run is exported",
+                     "seconds_in_training": history[-1]["elapsed_s"] if history else seconds,
+                     "batch": batch, "crop": crop, "lr": lr, "seed": seed, "threads": threads,
                      "seconds": seconds, "total_seconds": time.time() - t_start, "torch": torch.__version__,
                      "history": history},
         "metrics": {k: v["groups"] for k, v in metrics.items()},
