@@ -104,8 +104,8 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
                                                               interpolation=cv2.INTER_AREA) >= 128
             a, b = a & roi_w, b & roi_w
         agreement = evaluate_masks(a, b)["iou"]  # 1.0 when both are empty
+    z, kept = _neutral_veto(z, small, t, params)
     if (hh, ww) == (h, w):
-        z = _neutral_veto(z, rgb8, t, params)
         return z >= t, _sigmoid(z), (), agreement
     # back to the photo along its edges: the guided filter's copy is the photo itself when small, else the
     # smallest 2 x 2 level with a long side >= guide_side
@@ -126,7 +126,11 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
         grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
         # a clipped logit: the uncertain band moves to the photo's edges, confident regions stay as they are
         zg = guided_filter(grey, np.clip(zg, -4, 4) * np.float32(0.25), radius, params.guide_eps) * np.float32(4)
-    zg = _neutral_veto(zg, guide, t, params)
+    if kept is not None and (gh, gw) != (hh, ww):  # grey pixels of the finer copy along the mask's edge (a halo)
+        inner = cv2.erode(kept.view(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        inner = cv2.resize(inner, (gw, gh), interpolation=cv2.INTER_LINEAR) > 0
+        drop = _grey(guide, params.neutral_chroma) & (zg > t - 1) & ~inner
+        zg[drop] = t - np.float32(1)
     if (gh, gw) == (h, w):
         return zg >= t, _sigmoid(zg), (), agreement
     # full resolution: bilinear interpolation of the decision margin coded in 8 bits (1/32 log-odds per level)
@@ -137,30 +141,30 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
     return mask, _sigmoid(zg), (h, w, h, w), agreement
 
 
-def _neutral_veto(z: np.ndarray, rgb8: np.ndarray, t: np.float32, params: SegmentParams) -> np.ndarray:
-    """Log-odds float32 (h, w) with grey pixels of the uint8 (h, w, 3) ``rgb8`` moved below the threshold ``t``:
-    those whose YCrCb chroma is below ``params.neutral_chroma``, except in holes of the mask of at most
-    ``params.neutral_hole`` of the area (specular spots).  The network alone sometimes takes a flat grey
-    background for skin; skin of any tone has a hue (docs/segmentation.md)."""
-    if params.neutral_chroma <= 0:
-        return z
-    mask = z >= t
-    if not mask.any():
-        return z
+def _grey(rgb8: np.ndarray, limit: float) -> np.ndarray:
+    """bool (h, w): pixels of a uint8 RGB image whose YCrCb chroma hypot(Cr - 128, Cb - 128) is below ``limit``."""
     ycc = cv2.cvtColor(rgb8, cv2.COLOR_RGB2YCrCb)
     cr = ycc[..., 1].astype(np.float32) - np.float32(128)
     cb = ycc[..., 2].astype(np.float32) - np.float32(128)
-    grey = cv2.magnitude(cr, cb) < np.float32(params.neutral_chroma)
-    drop = mask & grey
-    if not drop.any():
-        return z
-    kept = _fill_small_holes(mask & ~grey, int(params.neutral_hole * mask.size))
-    drop &= ~kept
-    if not drop.any():
-        return z
-    z = z.copy()
-    z[drop] = np.minimum(z[drop], t - np.float32(1))
-    return z
+    return cv2.magnitude(cr, cb) < np.float32(limit)
+
+
+def _neutral_veto(z: np.ndarray, rgb8: np.ndarray, t: np.float32, params: SegmentParams):
+    """Log-odds float32 (h, w) of the working copy ``rgb8`` (uint8 (h, w, 3)) with its grey pixels moved below the
+    threshold ``t`` (YCrCb chroma below ``params.neutral_chroma``), except in holes of the mask of at most
+    ``params.neutral_hole`` of the area (specular spots); and the bool (h, w) mask so kept (None if off).  The
+    network alone sometimes takes a flat grey background for skin; skin of any tone has a hue
+    (docs/segmentation.md)."""
+    mask = z >= t
+    if params.neutral_chroma <= 0 or not mask.any():
+        return z, None
+    keep = mask & ~_grey(rgb8, params.neutral_chroma)
+    filled = _fill_small_holes(keep, int(params.neutral_hole * mask.size))
+    drop = mask & ~filled
+    if drop.any():
+        z = z.copy()
+        z[drop] = np.minimum(z[drop], t - np.float32(1))
+    return z, filled
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
