@@ -83,7 +83,7 @@ class SegmentParams:
     threshold: float = 0.4
     neutral_chroma: float = 4.0
     neutral_hole: float = 0.01
-    guide_side: int = 1024
+    guide_side: int = 640
     guide_eps: float = 0.02
     work_pixels: int = 320_000
     smooth_sigma: float = 1.5
