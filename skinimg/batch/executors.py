@@ -108,29 +108,10 @@ def limit_blas_threads(n: int):
     return threadpool_limits(limits=n)
 
 
-#: Modules the worker processes need, imported once in the fork server so every worker starts with them loaded.
-WORKER_PRELOAD = ["skinimg.batch.analyze"]
-
-
-def pool_context():
-    """Start method of the worker processes: ``forkserver`` where available (POSIX), else ``spawn``.
-
-    The fork server imports :data:`WORKER_PRELOAD` once and forks each worker from itself, so a worker starts
-    in milliseconds with the library loaded instead of importing it again (spawn), which let the 2-worker
-    run of a batch of small photos lose most of its second core to start-up.  Unlike a plain ``fork`` of the
-    caller, the server holds no threads or OpenCV state of the caller.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(WORKER_PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 def map_jobs(fn: Callable, jobs: Sequence, workers: int | None = None) -> list:
     """``[fn(job) for job in jobs]``, in worker processes when there are several jobs and workers.
 
-    ``workers`` (default: CPU count) processes (:func:`pool_context`), each initialised by
+    ``workers`` (default: CPU count) processes of the spawn start method, each initialised by
     :func:`init_worker`; one job or ``workers=1`` runs here, with the BLAS on one thread, and the files of a
     :class:`Deferred` result are written by a :class:`BackgroundWriter` meanwhile.  ``fn`` and the jobs must
     be picklable.  Results come back in the order of ``jobs``.  An exception (an output that cannot be written, or
@@ -147,7 +128,7 @@ def map_jobs(fn: Callable, jobs: Sequence, workers: int | None = None) -> list:
             writer.close()
             if blas is not None:
                 blas.restore_original_limits()
-    ctx = pool_context()
+    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=init_worker) as ex:
         try:
             return list(ex.map(functools.partial(_run_now, fn), jobs, chunksize=1))
@@ -193,10 +174,10 @@ class _InlineExecutor:
 
 
 class _LocalExecutor:
-    """A process pool (:func:`pool_context`, every worker OpenCV single-threaded)."""
+    """A process pool (spawn start method, every worker OpenCV single-threaded)."""
 
     def __init__(self, workers: int):
-        ctx = pool_context()
+        ctx = multiprocessing.get_context("spawn")
         self.slots = workers
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
 
