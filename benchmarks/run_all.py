@@ -6,7 +6,8 @@
    segmentation, speed: bench.json, bench.csv, plots, Markdown tables);
 2. the quick scripts of ``benchmarks/``: ``chromophore_accuracy.py --part phantom`` (basis vs ICA, exposure) and
    ``--part bound`` (the best any colour index can read on the ensemble of optical models),
-   ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_segment.py`` (segmentation vs decode,
+   ``bench_analyze.py`` (analyze vs decode on 12 MP), ``bench_startup.py`` (the command's fixed cost, per-photo
+   cost against the decode, heavy imports, 1 vs 2 workers on 120 small photos), ``bench_segment.py`` (segmentation vs decode,
    three framings, 12 / 3 / 0.3 MP), ``bench_calibrate.py`` (chart detection and correction on
    12 MP), ``regress_tolerances.py`` (index movement under harmless perturbations),
    ``segment_accuracy.py`` (mask F1 per skin tone on 384 held-out phantoms, 95 % intervals, error budget),
@@ -39,6 +40,7 @@ def steps(out: Path, size: str) -> list[tuple[str, list[str]]]:
         ("chromophore_accuracy", [py, str(HERE / "chromophore_accuracy.py"), "--part", "phantom"]),
         ("chromophore_bound", [py, str(HERE / "chromophore_accuracy.py"), "--part", "bound"]),
         ("bench_analyze", [py, str(HERE / "bench_analyze.py")]),
+        ("bench_startup", [py, str(HERE / "bench_startup.py")]),
         ("bench_segment", [py, str(HERE / "bench_segment.py"), "--repeat", "5"]),
         ("bench_calibrate", [py, str(HERE / "bench_calibrate.py")]),
         ("regress_tolerances", [py, str(HERE / "regress_tolerances.py")]),
