@@ -11,7 +11,7 @@ from .basis import ChromophoreBasis, load_basis
 from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
 from .kernels import _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours, _smooth_inside
 from .params import INDEX_NAMES, IndexParams
-from .spots import _detect_spots, _normalised_blur
+from .spots import _blur_ratio, _blurred_parts, _detect_spots
 from .stats import _restat, summarize_values
 
 __all__ = ["choose_shared_branch", "skin_values", "compute_maps", "measure"]
@@ -126,15 +126,16 @@ class _Skin:
 
     def _shading_corrected(self, ch: dict, sat: np.ndarray, params: IndexParams) -> np.ndarray:
         """Per-pixel melanin with the low-passed shading removed (see ``IndexParams.shading_sigma``)."""
-        res = np.where(sat, np.float32(0.0), ch["residual"])
-        pix = res if self.weights is None else res[self._pos]
+        res = np.where(sat, np.float32(0.0), ch["residual"])  # 0 on clipped colours: field x weight of the blur
         ok = ~(sat if self.weights is None else sat[self._pos])
         field = np.zeros(self.mask.shape, dtype=np.float32)
-        field[self.mask] = pix
+        field[self.mask] = res if self.weights is None else res[self._pos]
         weight = np.zeros(self.mask.shape, dtype=np.float32)
         weight[self.mask] = ok
         sigma = params.shading_sigma * np.sqrt(max(1.0, float(np.count_nonzero(ok))))
-        low = _normalised_blur(field, weight, sigma)[self.mask]
+        parts = _blurred_parts(field, weight, sigma)  # the normalised blur, with the full-size inputs freed
+        del field, weight  # before the reduced blur comes back to full size (peak memory of a 12 MP photo)
+        low = _blur_ratio(*parts, self.mask.shape)[self.mask]
         level = np.nanpercentile(low[ok], params.shading_percentile) if ok.any() else 0.0
         shade = np.clip(np.nan_to_num(low - np.float32(level), nan=0.0), 0.0, None).astype(np.float32)
         mel = self.values["melanin"] if self.weights is None else self.values["melanin"][self._pos]

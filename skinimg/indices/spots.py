@@ -46,9 +46,15 @@ def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np
     (area averaging) and is interpolated back (bilinear): the background is smooth
     at that scale, and this keeps the cost independent of sigma.
     """
-    h, w = values.shape
+    return _blur_ratio(*_blurred_parts(values * weight, weight, sigma), values.shape)
+
+
+def _blurred_parts(num: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``G(num)`` and ``G(weight)`` of :func:`_normalised_blur` (``num`` = values x weight), at the reduced size
+    when sigma is large: the caller may free the full-size inputs before :func:`_blur_ratio` brings them back."""
+    h, w = num.shape
     f = max(1.0, sigma / 8.0)
-    num, den = values * weight, weight.astype(np.float32)
+    den = weight if weight.dtype == np.float32 else weight.astype(np.float32)
     if f > 1.0:
         small = (max(1, round(w / f)), max(1, round(h / f)))
         num = cv2.resize(num, small, interpolation=cv2.INTER_AREA)
@@ -56,11 +62,24 @@ def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np
         sigma = sigma * small[0] / w
     num = cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
     den = cv2.GaussianBlur(den, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    if f > 1.0:
+    return num, den
+
+
+def _blur_ratio(num: np.ndarray, den: np.ndarray, shape: tuple) -> np.ndarray:
+    """``num / den`` at ``shape`` (bilinear from the reduced size), float32, NaN where ``den <= 1e-3``; computed
+    in place on the full-size numerator (two full-size float32 arrays at most)."""
+    h, w = shape[:2]
+    if num.shape[:2] != (h, w):
         num = cv2.resize(num, (w, h), interpolation=cv2.INTER_LINEAR)
         den = cv2.resize(den, (w, h), interpolation=cv2.INTER_LINEAR)
+    if num.dtype != np.float32:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 1e-3, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+    low = den <= 1e-3
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-3, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+        np.divide(num, den, out=num)
+    num[low] = np.nan
+    return num
 
 
 def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> SpotResult:
