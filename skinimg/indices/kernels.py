@@ -59,6 +59,17 @@ def _prepare(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return rgb, mask
 
 
+def _clipped(rgb: np.ndarray, top) -> np.ndarray:
+    """Pixels of ``rgb`` (H, W, 3) with a channel at or above ``top`` (the code of a clipped channel), bool (H, W).
+
+    Three channel comparisons: ``(rgb >= top).any(axis=2)`` gives the same and took 8x longer (0.11 s on a
+    10.9 MP photo), a reduction over an axis of length 3."""
+    out = rgb[..., 0] >= top
+    out |= rgb[..., 1] >= top
+    out |= rgb[..., 2] >= top
+    return out
+
+
 def _crop_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
     """Bounding box of the mask grown by ``pad`` pixels (the whole image when the mask is empty).
 
@@ -212,7 +223,7 @@ def _pooled_skin_od(images, params: IndexParams) -> list[tuple[np.ndarray, np.nd
         box = _crop_box(mask, _pad(params))
         crop, mc = rgb[box], np.ascontiguousarray(mask[box])
         top = np.iinfo(crop.dtype).max if crop.dtype.kind == "u" else 1.0
-        clipped = mc & (crop >= top).any(axis=2)
+        clipped = mc & _clipped(crop, top)
         if params.smoothing_sigma > 0:
             crop = _smooth_inside(crop, mc & ~clipped, params.smoothing_sigma, keep_outside=True)
         px, w = _skin_colours(crop, mc)[:2]

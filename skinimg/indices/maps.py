@@ -9,7 +9,8 @@ import numpy as np
 from ..color import rgb_to_optical_density
 from .basis import ChromophoreBasis, load_basis
 from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
-from .kernels import _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours, _smooth_inside
+from .kernels import (_clipped, _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours,
+                      _smooth_inside)
 from .params import INDEX_NAMES, IndexParams
 from .spots import _blur_ratio, _blurred_parts, _detect_spots
 from .stats import _restat, summarize_values
@@ -77,7 +78,7 @@ class _Skin:
     def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams, basis: ChromophoreBasis | None = None,
                  direct: bool = False, chromophores_only: bool = False):
         top = np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0
-        clipped = mask & (rgb >= top).any(axis=2)  # clipped colours carry no chromaticity
+        clipped = mask & _clipped(rgb, top)  # clipped colours carry no chromaticity
         if params.smoothing_sigma > 0 and mask.any():
             # average skin with its unclipped skin neighbours; clipped pixels keep their own colour
             rgb = _smooth_inside(rgb, mask & ~clipped, params.smoothing_sigma, keep_outside=True)
