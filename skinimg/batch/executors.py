@@ -58,18 +58,23 @@ def _run_now(fn: Callable, arg):
     return finish(fn(arg))
 
 
+#: Writer threads of one worker: two where there are two cores.  On the idle 2-core machine, 10.9 MP photos with
+#: the default maps took 1.29-1.32 s per photo with two against 1.51-1.66 s with one (the Deflate of the TIFFs
+#: runs outside the GIL); under a load of 12 two had been slower (docs/indices.md, "Map files").
+WRITER_THREADS = min(2, os.cpu_count() or 1)
+
+
 class BackgroundWriter:
     """Threads that finish :class:`Deferred` results while the caller computes the next job.
 
     :meth:`submit` returns a :class:`~concurrent.futures.Future` of the result.  At most ``threads`` results
-    (default 1) are being written: submitting one more waits for the oldest, and an exception of a finished one
-    is re-raised at once (an output that cannot be written stops the run before more work).  Memory holds at
-    most ``threads + 1`` photos' maps.  Two writers were slower than one on the project's 2-core machine under
-    load (docs/indices.md, "Map files").
+    (default :data:`WRITER_THREADS`) are being written: submitting one more waits for the oldest, and an
+    exception of a finished one is re-raised at once (an output that cannot be written stops the run before
+    more work).  Memory holds at most ``threads + 1`` photos' maps.
     """
 
-    def __init__(self, threads: int = 1):
-        self.threads = max(1, int(threads))
+    def __init__(self, threads: int | None = None):
+        self.threads = max(1, int(WRITER_THREADS if threads is None else threads))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="skinimg-writer")
         self._pending: list[Future] = []
 
