@@ -195,7 +195,7 @@ def test_pairs_table_coloured_by_verdict_and_warnings(built):
     ambiguous = [m for m in msgs if "ambiguous" in m]  # chromophore_branch_check = exposure_sensitive
     assert len(ambiguous) == 1 and f"{PATIENTS[0]}" in ambiguous[0] and SESSIONS[1] in ambiguous[0], ambiguous
     flagged = [m for m in msgs if "flagged this skin mask" in m]  # mask_check = check (segment --check)
-    assert len(flagged) == 1 and SESSIONS[2] in flagged[0] and "agree only 0.52" in flagged[0], flagged
+    assert len(flagged) == 1 and SESSIONS[2] in flagged[0] and "overlap only 0.52" in flagged[0], flagged
     assert any("not measured (truncated image file)" in m for m in msgs)
     assert any("no colour chart" in m for m in msgs)
     index = (out / "index.html").read_text(encoding="utf-8")

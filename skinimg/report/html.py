@@ -235,7 +235,7 @@ class _Builder:
             out.append(self.warn(where, f"{shown}: over-exposed ({sat * 100:.1f} % of skin pixels saturated)"))
         if row.get("mask_check") == "check":
             agree = _num(row.get("stage_agreement"))
-            agree_text = "" if agree is None else f" (its two stages agree only {agree:.2f})"
+            agree_text = "" if agree is None else f" (its masks of the photo and of its mirror image overlap only {agree:.2f})"
             out.append(self.warn(where, f"{shown}: the segmenter flagged this skin mask{agree_text}: look at it "
                                         "before trusting these numbers"))
         if row.get("chromophore_branch_check") == "exposure_sensitive":
