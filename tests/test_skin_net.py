@@ -73,10 +73,11 @@ def test_onnx_network_on_a_fixed_input_matches_the_stored_output():
 def test_model_file_and_provenance():
     model = S.load_model()
     data = S.DEFAULT_MODEL_PATH.read_bytes()
-    assert len(data) < 4_000_000 and hashlib.sha256(data).hexdigest() == model.sha256
+    assert len(data) < 2_000_000 and hashlib.sha256(data).hexdigest() == model.sha256  # float16 weights
     prov = model.provenance
     assert prov["format"]["sha256"] == model.sha256 and prov["format"]["onnx_opset"] == 17
     assert prov["format"]["opencv_vs_torch_max_abs_diff"] < 1e-4
+    assert prov["format"]["float16_weights_max_abs_logit_change"] < 0.01
     assert {"coco-sfa", "coco-abdomen", "uci"} <= set(prov["data"])
     for ds in ("coco-sfa", "coco-abdomen"):
         assert "research" in prov["data"][ds]["terms"] and len(prov["data"][ds]["sha256"]) == 64
@@ -301,6 +302,7 @@ def test_train_segmenter_small_run(tmp_path):
                            date="2026-01-01")
     model = S.load_model(tmp_path / "m" / "skin_unet.onnx")
     assert prov["format"]["sha256"] == model.sha256 and prov["format"]["opencv_vs_torch_max_abs_diff"] < 1e-4
+    assert 0 < prov["format"]["float16_weights_max_abs_logit_change"] < 0.05  # weights stored as float16
     assert prov["metrics"]["val_as_labelled"]["all"]["n_photos"] == 3 and prov["date"] == "2026-01-01"
     assert S.segment_skin(plain_scene(0, size=(96, 128))[0], model=model).mask.shape == (96, 128)
 

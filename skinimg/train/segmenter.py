@@ -225,8 +225,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     out = Path(out) if out is not None else models_dir()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / MODEL_FILE
-    diff = export_onnx(model, onnx_path)
-    say(f"exported {onnx_path} (OpenCV vs PyTorch: max |difference| {diff:.1e})")
+    diff, half = export_onnx(model, onnx_path)
+    say(f"exported {onnx_path} (OpenCV vs PyTorch: max |difference| {diff:.1e}; float16 weights: {half:.1e})")
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     json_path = onnx_path.with_suffix(".json")
     if json_path.is_file():
@@ -261,7 +261,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                  f"of widths {list(WIDTHS)}, full-resolution head (skinimg.train.network)",
         "format": {"file": MODEL_FILE, "sha256": digest, "onnx_opset": 17, "input": "float32 (1, 3, H, W), RGB "
                    "(v - 127.5) / 127.5, H and W multiples of 32", "output": "float32 (1, 1, H, W) log-odds of skin",
-                   "input_multiple": 32, "opencv_vs_torch_max_abs_diff": diff},
+                   "input_multiple": 32, "opencv_vs_torch_max_abs_diff": diff, "weights": "float16, each followed by "
+                   "a Cast to float32 (half the file size)", "float16_weights_max_abs_logit_change": half},
         "inference": {"work_side": work_side, "threshold": SegmentParams().threshold,
                       "neutral_chroma": SegmentParams().neutral_chroma, "see": "skinimg.segment (SegmentParams); the "
                       "metrics are of these settings"},
