@@ -70,6 +70,21 @@ def _clipped(rgb: np.ndarray, top) -> np.ndarray:
     return out
 
 
+def _smooth_skin(rgb: np.ndarray, mask: np.ndarray, params: IndexParams):
+    """The skin as every reading sees it: ``(rgb, top)``, ``top`` the code of a clipped channel.
+
+    Skin pixels averaged with their unclipped skin neighbours (:func:`_smooth_inside`, ``params.smoothing_sigma``;
+    none when 0 or no skin); clipped skin pixels (a channel at ``top``) stay out of their neighbours' average and
+    keep their own colour, pixels off the skin as they were.  ``rgb`` (H, W, 3) encoded sRGB uint8 / uint16 /
+    float in [0, 1], ``mask`` bool (H, W); the result has :func:`_smooth_inside`'s dtype (``rgb`` itself when
+    nothing is smoothed)."""
+    top = np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0
+    if params.smoothing_sigma > 0 and mask.any():
+        clipped = mask & _clipped(rgb, top)  # clipped colours carry no chromaticity
+        rgb = _smooth_inside(rgb, mask & ~clipped, params.smoothing_sigma, keep_outside=True)
+    return rgb, top
+
+
 def _crop_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
     """Bounding box of the mask grown by ``pad`` pixels (the whole image when the mask is empty).
 
@@ -221,11 +236,8 @@ def _pooled_skin_od(images, params: IndexParams) -> list[tuple[np.ndarray, np.nd
         if not mask.any():
             continue
         box = _crop_box(mask, _pad(params))
-        crop, mc = rgb[box], np.ascontiguousarray(mask[box])
-        top = np.iinfo(crop.dtype).max if crop.dtype.kind == "u" else 1.0
-        clipped = mc & _clipped(crop, top)
-        if params.smoothing_sigma > 0:
-            crop = _smooth_inside(crop, mc & ~clipped, params.smoothing_sigma, keep_outside=True)
+        mc = np.ascontiguousarray(mask[box])
+        crop, top = _smooth_skin(rgb[box], mc, params)
         px, w = _skin_colours(crop, mc)[:2]
         w = np.ones(len(px), dtype=np.int64) if w is None else w
         w = np.where((px >= top).any(axis=1), 0, w)

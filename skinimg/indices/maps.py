@@ -9,8 +9,7 @@ import numpy as np
 from ..color import rgb_to_optical_density
 from .basis import ChromophoreBasis, load_basis
 from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
-from .kernels import (_clipped, _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours,
-                      _smooth_inside)
+from .kernels import _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours, _smooth_skin
 from .params import INDEX_NAMES, IndexParams
 from .spots import _blur_ratio, _blurred_parts, _detect_spots
 from .stats import _restat, summarize_values
@@ -77,11 +76,7 @@ class _Skin:
 
     def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams, basis: ChromophoreBasis | None = None,
                  direct: bool = False, chromophores_only: bool = False):
-        top = np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0
-        clipped = mask & _clipped(rgb, top)  # clipped colours carry no chromaticity
-        if params.smoothing_sigma > 0 and mask.any():
-            # average skin with its unclipped skin neighbours; clipped pixels keep their own colour
-            rgb = _smooth_inside(rgb, mask & ~clipped, params.smoothing_sigma, keep_outside=True)
+        rgb, top = _smooth_skin(rgb, mask, params)  # clipped pixels keep their own colour, out of the average
         self.mask = mask
         self.n = int(np.count_nonzero(mask))
         self.info = {"chromophore_method": params.chromophore_method, "chromophore_branch_check": None,
