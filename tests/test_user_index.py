@@ -118,6 +118,21 @@ def test_reimplemented_a_star_equals_the_built_in(phantom, dtype):
     np.testing.assert_array_equal(umaps["a2"], maps["a_star"])
 
 
+def test_reimplemented_a_star_equals_the_built_in_with_clipped_skin(phantom):
+    """Clipped skin pixels stay out of their neighbours' smoothing for the user's rgb as for the built-ins."""
+    rgb, mask = phantom
+    rgb = rgb.copy()
+    ys, xs = np.nonzero(mask)
+    rgb[ys[::37], xs[::37]] = 255  # a scatter of blown-out skin pixels
+    row, maps = I.measure(rgb, mask)
+    assert row["saturated_fraction"] > 0.02
+    urow, umaps, errors = runner("a2=tests.user_indices:a_star").measure(rgb, mask, want_maps=True)
+    assert errors == {}
+    for s in STATS:
+        assert urow[f"a2{s}"] == pytest.approx(row[f"a_star{s}"], rel=1e-9, abs=1e-9), s
+    np.testing.assert_array_equal(umaps["a2"], maps["a_star"])
+
+
 def test_per_image_value_and_extra_inputs(phantom):
     rgb, mask = phantom
     r = runner("red=tests.user_indices:mean_red", "ei=tests.user_indices:erythema_ratio",

@@ -84,7 +84,7 @@ import numpy as np
 
 from ..color import srgb_to_linear, to_float
 from ..errors import SkinImgError
-from .kernels import _crop_box, _pad, _prepare, _smooth_inside
+from .kernels import _crop_box, _pad, _prepare, _smooth_skin
 from .params import INDEX_NAMES, STATS, IndexParams
 from .stats import _basic_stats
 
@@ -304,12 +304,13 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _smoothed(rgb: np.ndarray, mask: np.ndarray, params) -> np.ndarray:
-    """The photo as the built-ins see it: skin pixels smoothed (same crop and kernel as :func:`measure`)."""
+    """The photo as the built-ins see it: skin pixels smoothed (same crop, kernel and clipped-pixel rule as
+    :func:`measure`, :func:`skinimg.indices.kernels._smooth_skin`)."""
     if params.smoothing_sigma <= 0 or not mask.any():
         return rgb
     box = _crop_box(mask, _pad(params))
     out = np.array(rgb, copy=True) if rgb.dtype in (np.uint8, np.uint16) else to_float(rgb).copy()
-    out[box] = _smooth_inside(rgb[box], np.ascontiguousarray(mask[box]), params.smoothing_sigma)
+    out[box] = _smooth_skin(rgb[box], np.ascontiguousarray(mask[box]), params)[0]
     return out
 
 
