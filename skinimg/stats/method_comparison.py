@@ -46,7 +46,7 @@ import warnings
 
 import numpy as np
 
-from .reliability import icc, koo_li, repeatability
+from .reliability import _as1d, icc, koo_li, repeatability
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "correlation", "linear_calibration", "calibrated_predictions", "bland_altman",
            "agreement"]
@@ -57,11 +57,6 @@ _NAN = float("nan")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _as1d(v) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(-1)
-    return a
 
 
 def _groups(groups, n: int) -> np.ndarray:
