@@ -89,7 +89,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .optics import WAVELENGTHS_NM, reflectance_to_linear_rgb
+from .optics import WAVELENGTHS_NM, _farrell, reflectance_to_linear_rgb
 
 __all__ = ["OpticalMember", "MEMBERS", "FIT_MEMBERS", "HELD_OUT_MEMBERS", "STRESS_MEMBERS", "MELANIN_SPECTRA",
            "FAMILIES", "member", "member_reflectance", "member_linear_rgb"]
@@ -182,14 +182,6 @@ def _baseline() -> np.ndarray:
 def _musp(m: OpticalMember) -> np.ndarray:
     x = _WL / 500.0
     return m.musp500 * (m.f_rayleigh * x**-4 + (1.0 - m.f_rayleigh) * x**-m.musp_power)
-
-
-def _farrell(mua, musp, n: float):
-    r_id = -1.440 / n**2 + 0.710 / n + 0.668 + 0.0636 * n
-    big_a = (1.0 + r_id) / (1.0 - r_id)
-    a = musp / (mua + musp)
-    s = np.sqrt(3.0 * (1.0 - a))
-    return (a / 2.0) * (1.0 + np.exp(-(4.0 / 3.0) * big_a * s)) * np.exp(-s)
 
 
 def _monte_carlo(mua, musp):

@@ -204,6 +204,15 @@ def _boundary_a(n: float) -> float:
     return (1.0 + r_id) / (1.0 - r_id)
 
 
+def _farrell(mua, musp, n: float):
+    """Diffuse reflectance of a semi-infinite turbid medium (module docstring, step 3: [Farrell1992]_, boundary
+    term ``A`` after [Groenhuis1983]_ for refractive index ``n``).  ``mua``, ``musp``: absorption and reduced
+    scattering in cm^-1, float arrays (broadcastable); returns float64 in [0, 1], the broadcast shape."""
+    a = musp / (mua + musp)
+    s = np.sqrt(3.0 * (1.0 - a))
+    return (a / 2.0) * (1.0 + np.exp(-(4.0 / 3.0) * _boundary_a(n) * s)) * np.exp(-s)
+
+
 def skin_reflectance(melanin, hemoglobin, *, optics: SkinOptics = DEFAULT_OPTICS) -> np.ndarray:
     """Diffuse spectral reflectance of skin, 400-700 nm step 5 nm (module docstring, steps 1-4).
 
@@ -227,10 +236,7 @@ def skin_reflectance(melanin, hemoglobin, *, optics: SkinOptics = DEFAULT_OPTICS
     mua_epi = mel * ab["mel"] + (1.0 - mel) * ab["base"]
     t2 = np.exp(-2.0 * mua_epi * optics.epidermis_thickness_cm)
     mua_d = blood * ab["blood"] + (1.0 - blood) * ab["base"]
-    a = ab["musp"] / (mua_d + ab["musp"])
-    s = np.sqrt(3.0 * (1.0 - a))
-    big_a = _boundary_a(optics.refractive_index)
-    rd = (a / 2.0) * (1.0 + np.exp(-(4.0 / 3.0) * big_a * s)) * np.exp(-s)
+    rd = _farrell(mua_d, ab["musp"], optics.refractive_index)
     n = optics.refractive_index
     r_s = ((n - 1.0) / (n + 1.0)) ** 2
     return r_s + (1.0 - r_s) * t2 * rd
