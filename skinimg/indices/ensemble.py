@@ -25,9 +25,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import SkinImgError
-from .basis import TABLES_FILE, ChromophoreModel, load_basis, load_tables
+from .basis import CHROMA_AXES, TABLES_FILE, ChromophoreModel, load_basis, load_tables
 from .chromophores import _branch_from, _model_eval, _solve_candidates
-from .basis import CHROMA_AXES
 from .kernels import _crop_box, _pad, _pooled_skin_od, _prepare
 from .params import IndexParams
 
@@ -52,7 +51,6 @@ def _members(digest_key: str) -> tuple:
     for k, name in enumerate(tables["member_names"]):
         hmax = float(tables["member_hemoglobin_max"][k])
         inv = tables["member_inverse"][k].astype(np.float64)
-        g = inv.shape[0]
         grid = (tables["member_inverse_lo"][k], tables["member_inverse_step"][k], inv[..., :2], inv[..., 2:])
         model = ChromophoreModel(0.6, hmax, tables["member_forward"][k].astype(np.float64), inverse=grid)
         scale = central_typical / float(tables["member_typical_blood"][k])
