@@ -2,8 +2,9 @@
 masks, on plain scenes and on rendered papules; the --check flag; the deprecated --second-stage; the training tools.
 
 The real photos are public domain or CC0 (tests/data/README.md); their masks were drawn by hand, never trained or
-tuned on.  The thresholds are the measured values minus a margin (tests/data/README.md gives the measurements), so
-that a regression on real photos fails.
+tuned on.  The thresholds are the measured values minus a margin (docs/segmentation.md, "Photos unlike the training
+photos", gives the measurements), so that a regression on real photos fails; they are a regression guard, not a claim
+of accuracy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from skinimg.phantom import astronaut_skin_mask, plain_scene, render_papules
 DATA = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Minimum F1 of the network on the committed real photos: the measured value minus about 0.04 (tests/data/README.md).
+#: Minimum F1 of the network on the committed real photos: the measured value minus about 0.04 (measured 0.349, 0.676,
+#: 0.136 on 2026-12-04: margins 0.049, 0.046, 0.036; docs/segmentation.md, "Photos unlike the training photos").
 #: These photos show the network's known weakness (skin-coloured backgrounds: dry grass, an orange suit), so the
 #: floors are low; they catch a regression, they are not a claim of accuracy (docs/segmentation.md).
 REAL_MIN_F1 = {"pexels_cc0_women_phones_640.jpg": 0.30, "pexels_cc0_woman_jump_640.jpg": 0.63, "astronaut": 0.10}
@@ -120,8 +122,8 @@ def test_model_file_errors_are_one_line(tmp_path):
 
 def test_real_photos_with_hand_made_masks():
     """Public-domain / CC0 photos unlike the training photos (outdoors, a body on water, an astronaut in an orange
-    suit), masks drawn by hand: the network must keep its measured F1 on each and beat the rules baseline on
-    average (it does not on each: the grass and the suit are skin-coloured; docs/segmentation.md)."""
+    suit), masks drawn by hand: the network must stay within about 0.04 of its measured F1 on each and beat the
+    rules baseline on average (it does not on each: the grass and the suit are skin-coloured; docs/segmentation.md)."""
     models, rules = [], []
     for name, rgb, truth in real_photos():
         models.append(S.evaluate_masks(S.segment_skin(rgb).mask, truth)["f1"])
