@@ -22,20 +22,19 @@ import math
 import cv2
 import numpy as np
 
+from ..color import srgb_to_linear
+
 __all__ = ["E_MEL", "E_HB", "to_linear", "to_srgb8", "warp_sample", "add_melanin", "add_lesions", "camera",
            "tone_and_noise", "recolour_negatives", "photometric", "flat_scene", "mosaic"]
 
 E_MEL = np.array([0.69, 1.00, 1.75], np.float32)
 E_HB = np.array([0.08, 1.00, 0.85], np.float32)
 
-_C = np.arange(256, dtype=np.float64) / 255
-#: sRGB 8-bit level -> linear (IEC 61966-2-1).
-_LIN = np.where(_C <= 0.04045, _C / 12.92, ((_C + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
 
 def to_linear(rgb8: np.ndarray) -> np.ndarray:
-    """Linear RGB float32 of uint8 sRGB (IEC 61966-2-1), same shape plus nothing."""
-    return _LIN[rgb8]
+    """Linear RGB float32 in [0, 1], same shape, of uint8 sRGB (IEC 61966-2-1): :func:`skinimg.color.srgb_to_linear`'s
+    256-entry table."""
+    return srgb_to_linear(rgb8)
 
 
 def to_srgb8(lin: np.ndarray) -> np.ndarray:
