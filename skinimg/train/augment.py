@@ -313,8 +313,8 @@ def flat_scene(rng, size, skin_pool, texture_pool, uci_skin=None, uci_bg=None):
         th = rng.uniform(0.08, 0.35) * h
         amp, per, ph = rng.uniform(0, 0.06) * h, rng.uniform(0.3, 1.5) * w, rng.uniform(0, 6.3)
         edge1 = y0 + amp * np.sin(2 * np.pi * xx[0] / per + ph)
-        for x in range(w):
-            band[int(max(0, edge1[x])):int(max(0, edge1[x] + th)), x] = 1
+        rows = np.arange(h)[:, None]  # column x: rows from int(max(0, edge1[x])) to int(max(0, edge1[x] + th))
+        band[(rows >= np.maximum(edge1, 0).astype(np.int64)) & (rows < np.maximum(edge1 + th, 0).astype(np.int64))] = 1
         strands = np.zeros((h, w), np.uint8)
         for _ in range(int(rng.integers(0, 40))):
             x0 = rng.uniform(0, w); y1 = edge1[int(np.clip(x0, 0, w - 1))] + th
