@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinimg.io import read_mask
+from skinimg.io import read_mask, write_json
 from skinimg.phantom import PLAIN_EXPOSURES, PLAIN_MELANIN, plain_scene, render_papules
 from skinimg.segment import evaluate_masks, load_model, metrics_from_counts, segment_skin, true_skin_tone
 from skinimg.color import ITA_CATEGORIES
@@ -249,7 +249,7 @@ def main(argv=None) -> None:
         res["closeups"] = closeups_table(methods, a.data)
     print(f"\n({time.time() - t0:.0f} s)")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
+        write_json(a.json, res)  # atomic; NaN (the ITA of a photo without true skin) -> null
 
 
 if __name__ == "__main__":
