@@ -307,6 +307,24 @@ def test_train_segmenter_small_run(tmp_path):
     assert 0 < prov["format"]["float16_weights_max_abs_logit_change"] < 0.05  # weights stored as float16
     assert prov["metrics"]["val_as_labelled"]["all"]["n_photos"] == 3 and prov["date"] == "2026-01-01"
     assert S.segment_skin(plain_scene(0, size=(96, 128))[0], model=model).mask.shape == (96, 128)
+    # a run that fails after the export (here: while scoring) leaves the previous network and its provenance as they were
+    import skinimg.train.segmenter as T
+
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+
+    def fail(*a, **k):
+        raise RuntimeError("scoring failed")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(T, "score_photos", fail)
+    try:
+        with pytest.raises(RuntimeError, match="scoring failed"):
+            train_segmenter(tmp_path / "data", tmp_path / "m", iters=1, batch=2, crop=64, workers=0, threads=1, seed=1)
+    finally:
+        mp.undo()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir() if not p.name.startswith(".")} == before
+    S.clear_model_cache()
+    assert S.load_model(tmp_path / "m" / "skin_unet.onnx").sha256 == prov["format"]["sha256"]
 
 
 def test_train_segmenter_stop_after_exports_the_checkpoint(tmp_path):

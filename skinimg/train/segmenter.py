@@ -152,7 +152,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                     progress=None) -> dict:
     """Train the skin network on the labelled photos under ``data``; write ``skin_unet.onnx`` and ``skin_unet.json``
     (provenance: data and their terms, splits, augmentation, training, metrics, SHA-256) into ``out`` (default
-    ``models/``).
+    ``models/``).  The new network replaces the previous one only when it has been exported and scored, together
+    with its provenance (until then it is ``out/.skin_unet.onnx.new``).
 
     Splits and label clean-up: :mod:`skinimg.train.segdata`.  ``sources``: the datasets to train on (default all;
     leave-one-dataset-out runs name one); every dataset's development and val photos are scored.  The network is
@@ -225,14 +226,15 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     out = Path(out) if out is not None else models_dir()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / MODEL_FILE
-    diff, half = export_onnx(model, onnx_path)
-    say(f"exported {onnx_path} (OpenCV vs PyTorch: max |difference| {diff:.1e}; float16 weights: {half:.1e})")
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     json_path = onnx_path.with_suffix(".json")
-    if json_path.is_file():
-        json_path.unlink()  # the old provenance names the old file
+    # exported and scored beside the previous network, moved into place with its provenance at the end: a failure on
+    # the way (export, float16 rewrite, scoring) leaves the previous network and its provenance as they were
+    new_path = out / f".{MODEL_FILE}.new"
+    diff, half = export_onnx(model, new_path)
+    say(f"exported {onnx_path} (OpenCV vs PyTorch: max |difference| {diff:.1e}; float16 weights: {half:.1e})")
+    digest = hashlib.sha256(new_path.read_bytes()).hexdigest()
     clear_model_cache()
-    net = load_model(onnx_path)
+    net = load_model(new_path)
     say("scoring the development split and the val folders")
     dev_items = [(k, loaded[k].rgb, loaded[k].label == 1) for k in splits["dev"]]
     metrics = {"development": score_photos(dev_items, model=net, check=True)}
@@ -290,6 +292,9 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
         "skinimg_version": __version__,
         "command": "skinimg train-segmenter",
     }
+    if json_path.is_file():
+        json_path.unlink()  # the old provenance names the old file
+    os.replace(new_path, onnx_path)
     write_json(json_path, prov)
     clear_model_cache()
     return prov
