@@ -38,7 +38,8 @@ def to_linear(rgb8: np.ndarray) -> np.ndarray:
 
 
 def to_srgb8(lin: np.ndarray) -> np.ndarray:
-    """uint8 sRGB of linear RGB (clipped to [0, 1])."""
+    """uint8 sRGB, same shape, of float linear RGB (clipped to [0, 1] first; IEC 61966-2-1 encoding, rounded half
+    up)."""
     x = np.clip(lin, 0, 1)
     s = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
     return np.clip(s * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -49,6 +50,10 @@ def to_srgb8(lin: np.ndarray) -> np.ndarray:
 
 def warp_sample(rgb, lab, out_hw, scale, angle, flip, center, rot90=0):
     """Crop of size out_hw around ``center`` (source px) at ``scale`` (output px per source px).
+
+    ``rgb`` uint8 (H, W, 3), ``lab`` uint8 (H, W) labels (0 not skin, 1 skin, 2 ignore); ``angle`` in degrees
+    (counter-clockwise), ``flip`` mirrors left-right, ``rot90`` quarter turns.  Returns ``(uint8 (h, w, 3), uint8
+    (h, w))``, ``(h, w) = out_hw`` (swapped by an odd ``rot90``).
 
     The source is first reduced by area averaging when scale < 0.75 (no aliasing), then one affine warp.
     Outside the source: reflected for the photo, label 2 (ignore).
@@ -85,7 +90,11 @@ def _soft_skin_alpha(lab, feather=1.5):
 
 
 def add_melanin(lin, alpha, k):
-    """Skin pixels (weight ``alpha``) get ``k`` optical density units of melanin (E_MEL per channel)."""
+    """Skin pixels (weight ``alpha``) get ``k`` optical density units of melanin (E_MEL per channel).
+
+    ``lin`` float32 (H, W, 3) linear RGB (0-1), ``alpha`` float32 (H, W) in [0, 1]; Beer-Lambert
+    ``lin * 10 ** (-alpha k E_MEL)`` (module documentation), near-white pixels (max channel above 0.8) progressively
+    spared.  Returns float32 (H, W, 3)."""
     hi = np.clip((lin.max(axis=2) - 0.80) / 0.2, 0, 1)  # spare clipped specular highlights
     w = (alpha * (1 - hi))[..., None]
     return lin * np.power(np.float32(10), -w * (k * E_MEL))
@@ -123,7 +132,11 @@ def _skin_points(lab, n, rng, margin=2):
 
 
 def add_lesions(lin, lab, rng, scale_px=1.0):
-    """Red papules, pustules, erythema, pigmented spots and vitiligo-like patches on skin pixels (labels unchanged)."""
+    """Red papules, pustules, erythema, pigmented spots and vitiligo-like patches on skin pixels (labels unchanged).
+
+    ``lin`` float32 (H, W, 3) linear RGB (0-1), ``lab`` uint8 (H, W) labels (1 = skin); ``scale_px`` scales the lesion
+    spot radii (1.2-10 px at 1; haloes and patches larger).  Optical densities E_HB / E_MEL (module documentation).
+    Returns float32 (H, W, 3) (``lin`` itself when under 2 % of the pixels are skin)."""
     h, w = lab.shape
     skin_frac = float((lab == 1).mean())
     if skin_frac < 0.02:
@@ -169,7 +182,9 @@ def add_lesions(lin, lab, rng, scale_px=1.0):
 
 
 def camera(lin, rng, exposure_range=(0.55, 1.6), wb=0.3):
-    """Exposure (log-uniform) and white balance (log-uniform R/B gains of +-wb) in linear light."""
+    """Exposure (log-uniform) and white balance (log-uniform R/B gains of +-wb) in linear light.
+
+    ``lin`` float (H, W, 3) linear RGB; returns ``lin`` times one gain per channel (float, not clipped)."""
     e = float(np.exp(rng.uniform(np.log(exposure_range[0]), np.log(exposure_range[1]))))
     g = np.exp(rng.uniform(-wb, wb, 3)).astype(np.float32)
     g[1] = 1.0
@@ -178,6 +193,9 @@ def camera(lin, rng, exposure_range=(0.55, 1.6), wb=0.3):
 
 
 def tone_and_noise(rgb8, rng, p_blur=0.3, p_noise=0.35, p_jpeg=0.6, p_gamma=0.3):
+    """Camera effects on uint8 (H, W, 3) sRGB, each with its probability: a tone curve (gamma 0.75-1.3), Gaussian
+    blur or downscale-upscale, sensor noise (sd 1-8 levels), a JPEG round trip (quality 25-95).  Returns uint8
+    (H, W, 3)."""
     x = rgb8
     if rng.random() < p_gamma:  # other tone curves
         gam = float(np.exp(rng.uniform(np.log(0.75), np.log(1.3))))
@@ -334,7 +352,9 @@ def flat_scene(rng, size, skin_pool, texture_pool, uci_skin=None, uci_bg=None):
 
 
 def mosaic(samples, size, rng):
-    """Several photos at small scale in one frame: ``samples`` = list of (rgb8, lab) tiles."""
+    """Several photos at small scale in one frame: ``samples`` = list of (uint8 (h, w, 3) RGB, uint8 (h, w) label)
+    tiles on a grid of ``ceil(sqrt(n))`` x ``ceil(sqrt(n))`` cells.  Returns ``(uint8 (H, W, 3), uint8 (H, W))``,
+    ``(H, W) = size``; the gaps get one random flat colour, label 0."""
     h, w = size
     n = int(math.ceil(math.sqrt(len(samples))))
     img = np.zeros((h, w, 3), np.uint8)
