@@ -360,18 +360,15 @@ def mosaic(samples, size, rng):
     img = np.zeros((h, w, 3), np.uint8)
     lab = np.zeros((h, w), np.uint8)
     ch, cw = h // n, w // n
+    filled = np.zeros((h, w), bool)
     for i, (r, l) in enumerate(samples):
         y, x = (i // n) * ch, (i % n) * cw
         f = min(ch / r.shape[0], cw / r.shape[1])
         nh, nw = max(2, int(r.shape[0] * f)), max(2, int(r.shape[1] * f))
         img[y:y + nh, x:x + nw] = cv2.resize(r, (nw, nh), interpolation=cv2.INTER_AREA)
         lab[y:y + nh, x:x + nw] = cv2.resize(l, (nw, nh), interpolation=cv2.INTER_NEAREST)
+        filled[y:y + nh, x:x + nw] = True
     # the gaps get a flat colour (not skin)
-    filled = np.zeros((h, w), bool)
-    for i, (r, l) in enumerate(samples):
-        y, x = (i // n) * ch, (i % n) * cw
-        f = min(ch / r.shape[0], cw / r.shape[1])
-        filled[y:y + max(2, int(r.shape[0] * f)), x:x + max(2, int(r.shape[1] * f))] = True
     img[~filled] = rng.integers(0, 256, 3, dtype=np.uint8)
     lab[~filled] = 0
     return img, lab
