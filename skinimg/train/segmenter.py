@@ -161,8 +161,9 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     iterations (``eval_every``).  ``checkpoint``: a file of the training state, written at every development score
     and resumed from when it exists (:func:`~skinimg.train.network.train_network`).  ``stop_after``: end the run
     after this iteration of the ``iters`` schedule (with a checkpoint at or past it: export that checkpoint as it is);
-    the provenance records both numbers.  ``splits_cache``: a JSON file that keeps the splits (finding near duplicates takes minutes); reused
-    when it names the same photos (SHA-256 of every photo and mask), rewritten otherwise.  Scores: :func:`score_photos` with the library's own :func:`skinimg.segment.segment_skin` on the
+    the provenance records both numbers.  ``splits_cache``: a JSON file that keeps the splits (finding near
+    duplicates takes minutes); reused when it names the same photos (SHA-256 of every photo and mask), rewritten
+    otherwise.  Scores: :func:`score_photos` with the library's own :func:`skinimg.segment.segment_skin` on the
     exported file, beside the rules baseline, on the development split and on the val folders (as labelled, and with
     the label clean-up).  Seeded (``seed``); PyTorch's floating-point results may differ between CPUs.
 
