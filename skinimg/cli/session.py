@@ -50,10 +50,11 @@ def _compare_options(f):
                           "(skin outside the ROI, else the background).")(f)
     f = click.option("--registration", "registration", type=click.Choice(REGISTRATION_MODES), default="auto",
                      show_default=True,
-                     help="How AFTER is aligned onto BEFORE: auto = ORB features, then intensity-based ECC from several "
-                          "starts (each result checked, a different site is rejected), then no alignment; features / "
-                          "ecc = that step only; none = no pixel alignment. Pairs that are not aligned are compared "
-                          "by region statistics of each photo's own skin (registration.ok false, a warning).")(f)
+                     help="How AFTER is aligned onto BEFORE: auto = ORB features, then intensity-based ECC from "
+                          "several starts (each result checked by an acceptance test meant to reject a different "
+                          "site), then no alignment; features / ecc = that step only; none = no pixel alignment. "
+                          "Pairs that are not aligned are compared by region statistics of each photo's own skin "
+                          "(registration.ok false, a warning).")(f)
     f = second_stage_option(f)
     f = method_option(f)
     return max_pixels_option(f)
@@ -104,7 +105,7 @@ def compare_cmd(before, after, out, roi, after_roi, no_roi_files, as_json, metho
     OUT/delta_hemoglobin.png, OUT/delta_melanin.png (after - before). A pair
     that cannot be aligned is compared without pixel alignment, by region
     statistics of each photo's own skin (inside each photo's own ROI), and says
-    so; misaligned pixels are never paired.
+    so; pixels are paired only through an accepted alignment.
     """
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
                              reference, registration)

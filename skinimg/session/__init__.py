@@ -20,11 +20,12 @@ Pipeline of one pair (:func:`compare_arrays`)
 3. **Registration** of AFTER onto BEFORE by the chain of :mod:`skinimg.session.chain`
    (``registration_mode``, ``--registration auto|features|ecc|none``): ORB + RANSAC features
    (:mod:`skinimg.session.register`); when they fail, ECC from several starts
-   (:mod:`skinimg.session.ecc`), each candidate checked by an acceptance test that rejects a wrong site;
+   (:mod:`skinimg.session.ecc`), each candidate checked by an acceptance test meant to reject a wrong site;
    when nothing passes, **no pixel alignment**: the pair is compared by region statistics of each
    photo's own skin (:mod:`skinimg.session.unaligned`; ``registration.ok`` False, method
    ``"none (region statistics)"``, a warning, verdicts against the MDCs of unaligned retakes).
-   ``registration.method`` names the step that aligned the pair; misaligned pixels are never paired.
+   ``registration.method`` names the step that aligned the pair; pixels are paired only through an
+   accepted alignment (which can still be off: ``docs/comparison.md``).
 4. **Lighting normalisation** (``lighting="auto"``), in linear RGB, when no chart
    correction was applied to both photos: a per-channel gain ``g_c`` multiplies AFTER's
    linear RGB so that a *reference region that did not change* matches BEFORE.
