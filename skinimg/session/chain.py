@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 
 from .ecc import FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation, shrink, to_level
+from .lighting import _disk
 from .register import Registration, RegistrationParams, _geometry, _overlap, register, to_grey8
 
 __all__ = ["REGISTRATION_MODES", "NO_ALIGNMENT", "STARTS", "register_chain", "alignment_checks", "acceptance",
@@ -111,9 +112,7 @@ def _coarse_edges(grey: np.ndarray, sigma_frac: float = 0.02, band_frac: float =
     n, lab, st, _ = cv2.connectedComponentsWithStats((e > rel * np.percentile(e, 99)).astype(np.uint8), connectivity=8)
     long_ = np.zeros(n, bool)
     long_[1:] = np.maximum(st[1:, cv2.CC_STAT_WIDTH], st[1:, cv2.CC_STAT_HEIGHT]) >= min_length * min(grey.shape)
-    r = max(1, int(round(band_frac * min(grey.shape))))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(long_[lab].astype(np.uint8), k).astype(bool)
+    return cv2.dilate(long_[lab].astype(np.uint8), _disk(round(band_frac * min(grey.shape)))).astype(bool)
 
 
 def _usable(mask: np.ndarray | None, frac: float) -> bool:
@@ -163,12 +162,10 @@ def alignment_checks(grey_before: np.ndarray, grey_after: np.ndarray, h: np.ndar
         maw = cv2.warpPerspective(ma, hl, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP).astype(bool)
         union = int(((mb | maw) & valid).sum())
         out["mask_iou"] = float((mb & maw & valid).sum() / union) if union else float("nan")
-        r = max(1, int(round(p.mask_grow * min(tb.shape))))
-        grown = cv2.dilate(mb.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        grown = cv2.dilate(mb.view(np.uint8), _disk(round(p.mask_grow * min(tb.shape))))
         region = valid & grown.astype(bool)
         # the skin's interior in both photos: the outline (shared by any two arms or cheeks) is left out
-        r = max(1, int(round(p.inner_erode * min(tb.shape))))
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        k = _disk(round(p.inner_erode * min(tb.shape)))
         fb = cv2.resize(_fill_holes(before_mask).view(np.uint8), size, interpolation=cv2.INTER_NEAREST)
         fa = cv2.resize(_fill_holes(after_mask).view(np.uint8), (ta.shape[1], ta.shape[0]), interpolation=cv2.INTER_NEAREST)
         faw = cv2.warpPerspective(fa, hl, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)

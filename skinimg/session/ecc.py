@@ -52,6 +52,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .lighting import _disk
+
 __all__ = ["FallbackParams", "init_identity", "init_mask_moments", "init_phase_correlation", "ecc_align",
            "similarity", "to_level", "from_level", "shrink"]
 
@@ -260,8 +262,7 @@ def _region(mask: np.ndarray | None, shape: tuple[int, int], grow: float) -> np.
     if mask is None:
         return None
     m = cv2.resize(np.asarray(mask, dtype=np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    r = max(1, int(round(grow * min(shape))))
-    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    m = cv2.dilate(m, _disk(round(grow * min(shape))))
     return m if int(m.sum()) >= 200 else None
 
 

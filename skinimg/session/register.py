@@ -63,6 +63,7 @@ import numpy as np
 from ..errors import SkinImgError
 from ..io import to_uint8
 from .ecc import FallbackParams, from_level, shrink, to_level
+from .lighting import _disk
 
 __all__ = ["RegistrationParams", "Registration", "register", "warp_image", "warp_map", "to_grey8"]
 
@@ -222,8 +223,7 @@ def _grow(mask: np.ndarray | None, shape: tuple[int, int], frac: float) -> np.nd
     if mask is None:
         return None
     m = cv2.resize(mask.astype(np.uint8) * 255, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    r = max(1, int(round(frac * min(shape))))
-    return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.dilate(m, _disk(round(frac * min(shape))))
 
 
 def _features(orb, grey: np.ndarray, mask: np.ndarray | None, min_kp: int):
