@@ -151,17 +151,28 @@ def pair_statistics(before: np.ndarray, after: np.ndarray, tiles: np.ndarray, *,
     """
     b = np.asarray(before, dtype=np.float64)
     a = np.asarray(after, dtype=np.float64)
-    mb, ma = float(b.mean()), float(a.mean())
-    delta = ma - mb
+    n, (sb, sa), k = _tile_sums(tiles, b, a)
+    counts = _tile_draws(np.random.default_rng(seed), k, n_boot)
+    return _change_summary(b, a, (counts @ sa - counts @ sb) / (counts @ n))
+
+
+def _tile_sums(tiles: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """Per tile (ids renumbered 0..k-1): pixel count, the sum of each of ``values`` (float64), and k."""
     _, inv = np.unique(tiles, return_inverse=True)
     k = int(inv.max()) + 1
-    n = np.bincount(inv, minlength=k).astype(np.float64)
-    sb = np.bincount(inv, weights=b, minlength=k)
-    sa = np.bincount(inv, weights=a, minlength=k)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)  # (n_boot, k)
-    nn = counts @ n
-    boot = (counts @ sa - counts @ sb) / nn
+    return (np.bincount(inv, minlength=k).astype(np.float64),
+            [np.bincount(inv, weights=v, minlength=k) for v in values], k)
+
+
+def _tile_draws(rng: np.random.Generator, k: int, n_boot: int) -> np.ndarray:
+    """How often each of ``k`` tiles is drawn in each of ``n_boot`` resamples with replacement, float64 (n_boot, k)."""
+    return rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
+
+
+def _change_summary(b: np.ndarray, a: np.ndarray, boot: np.ndarray) -> dict:
+    """The statistics dict of :func:`pair_statistics` from the two samples (float64) and the bootstrap changes."""
+    mb, ma = float(b.mean()), float(a.mean())
+    delta = ma - mb
     lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
     sd = math.sqrt((float(b.var()) + float(a.var())) / 2.0)
     return {
@@ -194,24 +205,14 @@ def region_statistics(before: np.ndarray, after: np.ndarray, tiles_before: np.nd
     """
     b = np.asarray(before, dtype=np.float64)
     a = np.asarray(after, dtype=np.float64)
-    mb, ma = float(b.mean()), float(a.mean())
-    delta = ma - mb
     rng = np.random.default_rng(seed)
 
     def boot(v: np.ndarray, tiles: np.ndarray) -> np.ndarray:
-        _, inv = np.unique(tiles, return_inverse=True)
-        k = int(inv.max()) + 1
-        n = np.bincount(inv, minlength=k).astype(np.float64)
-        s = np.bincount(inv, weights=v, minlength=k)
-        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
+        n, (s,), k = _tile_sums(tiles, v)
+        counts = _tile_draws(rng, k, n_boot)
         return (counts @ s) / (counts @ n)
 
-    diff = boot(a, tiles_after) - boot(b, tiles_before)
-    lo, hi = (float(v) for v in np.percentile(diff, [2.5, 97.5]))
-    sd = math.sqrt((float(b.var()) + float(a.var())) / 2.0)
-    return {"before": mb, "after": ma, "delta": delta,
-            "delta_pct": 100.0 * delta / abs(mb) if abs(mb) > 1e-12 else None,
-            "ci95": [lo, hi], "effect_size": delta / sd if sd > 0 else None}
+    return _change_summary(b, a, boot(a, tiles_after) - boot(b, tiles_before))  # AFTER's tiles drawn first
 
 
 def verdict(name: str, delta: float | None, ci95: Sequence | None, mdc: float | None) -> str:
