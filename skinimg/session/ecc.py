@@ -134,7 +134,10 @@ class FallbackParams:
 
 def shrink(img: np.ndarray, max_side: int, interp: int = cv2.INTER_AREA) -> tuple[np.ndarray, float]:
     """``img`` resized (area averaging) so its longer side is at most ``max_side``, and the scale factor (the working
-    copies of both registration steps)."""
+    copies of both registration steps).
+
+    ``img``: any dtype cv2.resize accepts (uint8 or float32 here), (H, W) or (H, W, C); returned with the same dtype
+    and channels; the factor is a float in (0, 1] (1: not resized, the input itself)."""
     h, w = img.shape[:2]
     s = min(1.0, max_side / float(max(h, w)))
     if s < 1.0:
@@ -143,17 +146,19 @@ def shrink(img: np.ndarray, max_side: int, interp: int = cv2.INTER_AREA) -> tupl
 
 
 def to_level(h_full: np.ndarray, s_before: float, s_after: float) -> np.ndarray:
-    """A full-resolution BEFORE->AFTER transform expressed between copies scaled by ``s_before`` / ``s_after``."""
+    """A full-resolution BEFORE->AFTER transform expressed between copies scaled by ``s_before`` / ``s_after``.
+
+    ``h_full``: float (3, 3); returns float64 (3, 3)."""
     return np.diag([s_after, s_after, 1.0]) @ h_full @ np.diag([1.0 / s_before, 1.0 / s_before, 1.0])
 
 
 def from_level(h_level: np.ndarray, s_before: float, s_after: float) -> np.ndarray:
-    """Inverse of :func:`to_level`."""
+    """Inverse of :func:`to_level`: float (3, 3) in, float64 (3, 3) out."""
     return np.diag([1.0 / s_after, 1.0 / s_after, 1.0]) @ h_level @ np.diag([s_before, s_before, 1.0])
 
 
 def similarity(tx: float, ty: float, rotation_deg: float, scale: float, center=(0.0, 0.0)) -> np.ndarray:
-    """3 x 3 matrix ``p -> scale R(rotation) (p - center) + center + (tx, ty)``."""
+    """float64 (3, 3) matrix ``p -> scale R(rotation) (p - center) + center + (tx, ty)`` (pixels, degrees)."""
     t = math.radians(rotation_deg)
     a = scale * np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
     m = np.eye(3)
@@ -164,7 +169,7 @@ def similarity(tx: float, ty: float, rotation_deg: float, scale: float, center=(
 
 
 def init_identity(shape_before: tuple[int, int], shape_after: tuple[int, int]) -> np.ndarray:
-    """Centre onto centre, scaled by the square root of the photos' area ratio (shapes (H, W))."""
+    """Centre onto centre, scaled by the square root of the photos' area ratio (shapes (H, W)): float64 (3, 3)."""
     hb, wb = shape_before[:2]
     ha, wa = shape_after[:2]
     s = math.sqrt((ha * wa) / float(hb * wb))
@@ -184,7 +189,7 @@ def _moments(mask: np.ndarray) -> tuple[np.ndarray, float, float, float]:
 
 
 def init_mask_moments(mask_before: np.ndarray, mask_after: np.ndarray, *, min_elongation: float = 1.15) -> np.ndarray:
-    """Similarity mapping BEFORE's skin mask onto AFTER's (bool (H, W) / (H', W'), both non-empty).
+    """Similarity (float64 (3, 3)) mapping BEFORE's skin mask onto AFTER's (bool (H, W) / (H', W'), both non-empty).
 
     Translation from the centroids, scale from the square root of the area ratio, rotation from the
     major axes of the second central moments (axes are undirected: the smaller of the two angles; 0 when
@@ -219,7 +224,7 @@ def init_phase_correlation(grey_before: np.ndarray, grey_after: np.ndarray, *, s
     """Similarity from log-polar phase correlation (rotation, scale) then phase correlation (translation).
 
     ``grey_before``, ``grey_after``: uint8 or float (H, W) grey photos.  Both are resampled so their longer side
-    is ``side`` px and padded with their median to a square; returns a full-resolution 3 x 3 matrix."""
+    is ``side`` px and padded with their median to a square; returns a full-resolution float64 (3, 3) matrix."""
     def pad(g: np.ndarray) -> tuple[np.ndarray, float]:
         s = side / float(max(g.shape))
         im = cv2.resize(g.astype(np.float32), (max(1, round(g.shape[1] * s)), max(1, round(g.shape[0] * s))),

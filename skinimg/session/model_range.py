@@ -29,7 +29,7 @@ def member_reads(before: np.ndarray, after: np.ndarray, mask_b: np.ndarray, mask
 
     Parameters
     ----------
-    before, after : ndarray, (H, W, 3) / (H', W', 3), encoded sRGB, R, G, B
+    before, after : ndarray, (H, W, 3) / (H', W', 3), encoded sRGB uint8, uint16 or float in [0, 1], R, G, B
     mask_b, mask_a : ndarray of bool, each photo's skin
     params : IndexParams
     warp : callable, optional

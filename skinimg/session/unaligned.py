@@ -65,7 +65,8 @@ def measure_unaligned(before: np.ndarray, after: np.ndarray, mask_b: np.ndarray,
 
     Parameters
     ----------
-    before, after : ndarray, (H, W, 3) / (H', W', 3), encoded sRGB (calibrated when charts were used), R, G, B
+    before, after : ndarray, (H, W, 3) / (H', W', 3), encoded sRGB uint8, uint16 or float in [0, 1] (calibrated when
+        charts were used), R, G, B
     mask_b, mask_a : ndarray of bool, (H, W) / (H', W')
         Each photo's skin (chart area already removed).
     reg : Registration
