@@ -135,8 +135,8 @@ class CompareParams:
 
 
 def _segment(rgb: np.ndarray, p: CompareParams) -> np.ndarray:
-    """The skin mask of one photo of the pair (:func:`skinimg.segment.segment_skin` with ``p``'s method and second
-    stage), bool (H, W)."""
+    """The skin mask of one photo of the pair (:func:`skinimg.segment.segment_skin` with ``p``'s method; the
+    deprecated ``second_stage`` has no effect), bool (H, W)."""
     seg = segment_skin(rgb, method=p.segment_method)
     return np.asarray(seg.mask, dtype=bool)
 
