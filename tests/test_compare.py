@@ -485,3 +485,24 @@ def test_deprecated_second_stage_is_recorded_and_changes_nothing(monkeypatch, tm
     assert saved["params"]["second_stage"] == doc["params"]["second_stage"] == "both"
     with pytest.raises(SkinImgError, match="unknown second stage"):
         C.CompareParams(second_stage="cnn")
+
+
+def test_a_broken_after_roi_does_not_fail_an_aligned_pair(tmp_path):
+    """AFTER's own ROI serves only a pair that cannot be aligned: on an aligned pair a broken one is reported as a
+    warning; when the pair falls back to region statistics, which need it, it is the one-line error."""
+    sb = _spec(site="forearm", background="cloth")
+    b, a = render_phantom(sb), render_phantom(replace(sb, pose=(6.0, -4.0, 2.0, 1.02), noise_seed=3))
+    write_png(tmp_path / "b.png", b.image)
+    write_png(tmp_path / "a.png", a.image)
+    h, w = b.image.shape[:2]
+    (tmp_path / "b.roi.json").write_text(json.dumps([[w // 4, h // 4], [3 * w // 4, h // 4], [3 * w // 4, 3 * h // 4],
+                                                     [w // 4, 3 * h // 4]]))
+    (tmp_path / "a.roi.json").write_text("{not json")
+    params = C.CompareParams(calibrate="none")
+    doc = compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp", roi=tmp_path / "b.roi.json",
+                        after_roi=tmp_path / "a.roi.json", params=params)
+    assert doc["registration"]["ok"] and doc["after_roi"] is None
+    assert any(m.startswith("AFTER's ROI not used") and "a.roi.json" in m for m in doc["warnings"])
+    with pytest.raises(SkinImgError, match="a.roi.json"):
+        compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp2", roi=tmp_path / "b.roi.json",
+                      after_roi=tmp_path / "a.roi.json", params=replace(params, registration_mode="none"))

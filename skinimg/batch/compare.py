@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .. import __version__
+from ..errors import SkinImgError
 from ..io import load_image, make_output_folder, write_json, write_png
 from ..session import CompareParams, compare_arrays, load_mdc, render_pictures
 from .roi import RoiRef, fit_roi
@@ -71,13 +72,27 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
     named = fitted is not None and fitted.named
     aref = after_roi if isinstance(after_roi, RoiRef) or after_roi is None else RoiRef(after_roi, os.fspath(after_roi),
                                                                                      "file")
-    a_fitted, a_regions = fit_roi(aref, rgb_a.shape[:2]) if aref is not None and fitted is not None else (None, {})
+    a_fitted, a_regions, a_error = None, {}, None
+    if aref is not None and fitted is not None:
+        try:  # AFTER's own ROI serves only a pair that cannot be aligned: a broken one must not fail the others
+            a_fitted, a_regions = fit_roi(aref, rgb_a.shape[:2])
+        except SkinImgError as exc:
+            a_error = exc
     a_named = a_fitted is not None and a_fitted.named
-    doc, pics = compare_arrays(rgb_b, rgb_a, before_mask=before_mask, after_mask=after_mask,
-                               roi=regions[""] if fitted is not None and not named else None, params=p, label=pair,
-                               regions=regions if named else None,
-                               after_roi=a_regions[""] if a_fitted is not None and not a_named else None,
-                               after_regions=a_regions if a_named else None)
+    try:
+        doc, pics = compare_arrays(rgb_b, rgb_a, before_mask=before_mask, after_mask=after_mask,
+                                   roi=regions[""] if fitted is not None and not named else None, params=p, label=pair,
+                                   regions=regions if named else None,
+                                   after_roi=a_regions[""] if a_fitted is not None and not a_named else None,
+                                   after_regions=a_regions if a_named else None)
+    except SkinImgError:
+        if a_error is not None:  # the pair needed AFTER's own ROI (no alignment): say what is wrong with it
+            raise a_error from None
+        raise
+    if a_error is not None:
+        if not doc["registration"]["ok"]:
+            raise a_error  # the unaligned comparison needed AFTER's ROI
+        doc["warnings"] = list(doc.get("warnings") or []) + [f"AFTER's ROI not used (the pair is aligned): {a_error}"]
     full = {"before": bl, "after": al}
     full.update(doc)
     full["roi"] = ref.label if fitted is not None else None
