@@ -255,6 +255,19 @@ def test_bad_reference_file_is_one_line_error(tmp_path, content, reason):
     assert "\n" not in str(exc.value) and str(exc.value).startswith(p.name)
 
 
+@pytest.mark.parametrize("content, reason", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a JSON or CSV text file (not UTF-8 text)"),
+    (b"\x00\x01\x02", "not a JSON or CSV text file (binary content)"),
+])
+def test_binary_reference_file_is_named_as_such(tmp_path, content, reason):
+    """A binary file given as --reference (a photo, a spreadsheet) is not reported as a CSV without rows."""
+    p = tmp_path / "chart.xlsx"
+    p.write_bytes(content)
+    with pytest.raises(SkinImgError, match=re.escape(reason)) as exc:
+        load_reference(p)
+    assert "\n" not in str(exc.value) and str(exc.value).startswith(p.name)
+
+
 def test_cli_reference_and_new_columns(tmp_path):
     """A chart printed with other colours: with the published values it warns; with its own measured values given
     by --reference the fit is good, and the file is recorded."""

@@ -201,8 +201,12 @@ def load_reference(path: str | os.PathLike, *, label: str | None = None) -> tupl
     label = path.name if label is None else label
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SkinImgError(f"cannot read the reference file ({getattr(exc, 'strerror', None) or exc})", label) from None
+    except UnicodeDecodeError:
+        raise SkinImgError("not a JSON or CSV text file (not UTF-8 text)", label) from None
+    except OSError as exc:
+        raise SkinImgError(f"cannot read the reference file ({exc.strerror or exc})", label) from None
+    if any(ch in text for ch in "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x7f"):
+        raise SkinImgError("not a JSON or CSV text file (binary content)", label)
     is_json = path.suffix.lower() == ".json" or text.lstrip().startswith("{")
     linear, how = _from_json(text, label) if is_json else _from_csv(text, label)
     return linear, f"{label}: {how}"
