@@ -436,3 +436,21 @@ def test_unreadable_file_is_a_row_not_a_crash():
         assert rows["locked.png"]["status"] == "error" and rows["ok.png"]["status"] == "ok"
     finally:
         subprocess.run(["rm", "-rf", os.fspath(base)])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 400), (300, 1)])
+def test_compare_with_a_one_pixel_wide_photo_is_one_line(tmp_path, shape):
+    """ORB's image pyramid raises cv2.error on a 1-pixel side: register() says so and compare ends in one line."""
+    from skinimg.session.register import register
+
+    big = skin_like(96, 128)
+    thin = np.ascontiguousarray(np.broadcast_to(big[:1, :1], shape + (3,)))
+    reg = register(big, thin)
+    assert not reg.ok and reg.reason.startswith("image too small for key points")
+    write_png(tmp_path / "big.png", big)
+    write_png(tmp_path / "thin.png", thin)
+    for pair in (("big.png", "thin.png"), ("thin.png", "big.png")):
+        r = _run(["compare", *(tmp_path / p for p in pair), "--out", tmp_path / "o"])
+        assert r.exit_code == 1, r.output
+        err = r.stderr.strip()
+        assert err.startswith("skinimg: ") and "\n" not in err and "thin.png" in err, err

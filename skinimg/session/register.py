@@ -353,10 +353,13 @@ def register(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray |
     w_a, s_a = shrink(g_a, p.feature_max_side)
     clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
     e_b, e_a = clahe.apply(w_b), clahe.apply(w_a)
+    fail = Registration(False, "orb+ransac", 0, float("nan"), notes=notes)
+    if min(w_b.shape) < 2 or min(w_a.shape) < 2:  # ORB's pyramid cannot shrink a 1-pixel side (cv2.error)
+        fail.reason = f"image too small for key points ({g_b.shape[1]}x{g_b.shape[0]} and {g_a.shape[1]}x{g_a.shape[0]})"
+        return fail
     orb = cv2.ORB_create(nfeatures=p.n_features, scaleFactor=1.2, nlevels=8, fastThreshold=10)
     kp_b, des_b = _features(orb, e_b, _grow(before_mask, w_b.shape, p.mask_grow), p.min_keypoints)
     kp_a, des_a = _features(orb, e_a, _grow(after_mask, w_a.shape, p.mask_grow), p.min_keypoints)
-    fail = Registration(False, "orb+ransac", 0, float("nan"), notes=notes)
     if des_b is None or des_a is None or len(kp_b) < 4 or len(kp_a) < 4:
         fail.reason = f"too few key points ({len(kp_b)} in BEFORE, {len(kp_a)} in AFTER)"
         return fail
