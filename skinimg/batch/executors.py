@@ -11,8 +11,8 @@ one thread, and 2 workers reached 1.30x instead of 1.66x the rate of one).
 
 A job may return a :class:`Deferred`: its result after some files are written (the maps of a photo).  In a
 worker process (pool or dask) the files are written at once, before the result goes back.  In this process
-(one worker) a :class:`BackgroundWriter` thread writes them while the next photo is measured: at most one
-photo's files wait, and a job's result (and its row) is ready only once its files are written, so a
+(one worker) :class:`BackgroundWriter` threads write them while the next photo is measured: at most
+:data:`WRITER_THREADS` photos' files wait, and a job's result (and its row) is ready only once its files are written, so a
 result that is committed or exported never points to a file not yet complete.
 """
 
