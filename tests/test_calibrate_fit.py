@@ -240,7 +240,8 @@ def test_bradford_adaptation_matches_colour_science(colour):
 
 
 @pytest.mark.parametrize("content, reason", [
-    ('{"lab": [[50, 0, 0]]}', "expected 24 patches"),
+    ('{"lab": [[50, 0, 0]]}', "expected 24 patches of 3 L*a*b* values, got 1 patches"),
+    ('{"lab": ' + json.dumps([[50, 0]] * 24) + "}", "got 24 patches of 2 values"),
     ('{"illuminant": "D93", "lab": ' + json.dumps([[50, 0, 0]] * 24) + "}", "unknown illuminant 'D93'"),
     ('{"lab": ' + json.dumps([[150, 0, 0]] * 24) + "}", "L* must be in [0, 100]"),
     ("patch,L,a,b\n1,50,0,0\n", "must hold each patch number 1-24 once"),

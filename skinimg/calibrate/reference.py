@@ -96,7 +96,8 @@ def _triples(rows, what: str, label) -> np.ndarray:
     except (TypeError, ValueError):
         raise SkinImgError(f"{what} values must be numbers, three per patch", label) from None
     if a.ndim != 2 or a.shape != (24, 3):
-        raise SkinImgError(f"expected 24 patches of 3 {what} values, got {len(rows)}", label)
+        got = f"{len(rows)} patches" if a.ndim != 2 or a.shape[1] == 3 else f"{a.shape[0]} patches of {a.shape[1]} values"
+        raise SkinImgError(f"expected 24 patches of 3 {what} values, got {got}", label)
     if not np.isfinite(a).all():
         raise SkinImgError(f"{what} values must be finite", label)
     return a
