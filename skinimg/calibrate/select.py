@@ -17,8 +17,8 @@ Models (parameters in brackets; all least squares in linear RGB, with the per-pa
 **Leave-one-patch-out (LOO)**: each used patch is predicted by the model fitted on the other used
 patches (the tone curve refitted too when the patch is a neutral one), and its CIEDE2000 (Sharma et al.
 2005, doi:10.1002/col.20070) to the reference is recorded.  In-sample errors flatter a model with many
-parameters (Cheung's 10-term polynomial reaches a low in-sample error and up to 12 LOO on real phone
-photos); LOO does not.
+parameters (issue 24 reports Cheung's 10-term polynomial reaching a low in-sample error and up to 12 LOO on
+seven real phone photos not available to the project); LOO does not.
 
 **Choice** (``method="auto"``): the first model of :data:`PREFERENCE` whose LOO mean is not worse than
 the lowest LOO mean by more than one standard error of the paired per-patch differences, nor by more
