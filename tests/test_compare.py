@@ -506,3 +506,8 @@ def test_a_broken_after_roi_does_not_fail_an_aligned_pair(tmp_path):
     with pytest.raises(SkinImgError, match="a.roi.json"):
         compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp2", roi=tmp_path / "b.roi.json",
                       after_roi=tmp_path / "a.roi.json", params=replace(params, registration_mode="none"))
+    # the same folder reused for the pair compared without alignment: no delta map of the aligned run is left
+    assert (tmp_path / "cmp" / "delta_hemoglobin.png").is_file()
+    doc = compare_files(tmp_path / "b.png", tmp_path / "a.png", tmp_path / "cmp",
+                        params=replace(params, registration_mode="none"))
+    assert doc["maps"] == ["pair.png"] and sorted(p.name for p in (tmp_path / "cmp").glob("*.png")) == ["pair.png"]

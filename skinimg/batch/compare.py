@@ -51,7 +51,8 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
         ``joint_mask``, ``statistics``, ``warnings``, ``roi`` (the file or None), ``roi_source`` (``file``,
         ``propagated`` or ``none``), ``roi_pixels`` (its area in BEFORE's pixels), ``regions`` (named regions),
         ``after_roi`` (AFTER's own ROI file or None), ``params``, ``skinimg_version``, ``maps`` (the PNG files
-        written: all of :data:`MAP_FILES` for an aligned pair, ``pair.png`` for one compared without alignment).
+        written: all of :data:`MAP_FILES` for an aligned pair, ``pair.png`` for one compared without alignment;
+        the others are removed from ``out``, so a reused folder holds no delta map of an earlier run).
 
     Raises
     ------
@@ -108,5 +109,7 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
         out = make_output_folder(out)
         for name, img in render_pictures(pics, max_side=p.map_max_side).items():
             write_png(out / name, img)
+        for name in set(MAP_FILES) - set(full["maps"]):  # an earlier aligned run's delta maps would not match
+            (out / name).unlink(missing_ok=True)
         write_json(out / "comparison.json", full)
     return full
