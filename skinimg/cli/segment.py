@@ -91,13 +91,16 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
 @click.option("--stop-after", type=click.IntRange(1), default=None, metavar="N",
               help="Stop after iteration N of the --iters schedule and export (with a --checkpoint at or past N: "
                    "export it without training further).")
+@click.option("--background-textures", "p_background", type=click.FloatRange(0, 0.5), default=None, metavar="SHARE",
+              help="Share of the real crops whose background is replaced by a skin-coloured texture (wood, straw, "
+                   "fabric, paper), kept as not skin.  [default: 0.15]")
 @retired_option("--net/--no-net", "net", default=True, why="the network is the whole segmenter now",
                 help="Deprecated, no effect (the convolutional second stage of the former colour-table segmenter).")
 @retired_option("--net-phantoms", "net_phantoms", type=int, default=3000, why="the network trains on real photos",
                 help="Deprecated, no effect (phantoms of the former convolutional second stage).")
 @json_option("the provenance written to skin_unet.json (data, splits, metrics)")
 def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, splits_cache, checkpoint, eval_every,
-                        stop_after, net, net_phantoms, as_json):
+                        stop_after, p_background, net, net_phantoms, as_json):
     """Train the skin network (models/skin_unet.onnx + .json) on real labelled photos.
 
     Splits the train folders into training and development photos by id
@@ -114,6 +117,7 @@ def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, 
     prov = train_segmenter(data, out, uci=uci, sources=tuple(s for s in sources.split(",") if s) if sources else None,
                            iters=iters, seed=seed, threads=threads, workers=workers, splits_cache=splits_cache,
                            checkpoint=checkpoint, eval_every=eval_every, stop_after=stop_after,
+                           **({} if p_background is None else {"p_background": p_background}),
                            progress=None if quiet else (lambda m: click.echo(f"skinimg: {m}", err=True)))
     if as_json:
         echo_json(prov)

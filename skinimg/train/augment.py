@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..color import srgb_to_linear
+from .textures import skin_coloured_background
 
 __all__ = ["E_MEL", "E_HB", "to_linear", "to_srgb8", "warp_sample", "add_melanin", "add_lesions", "camera",
            "tone_and_noise", "recolour_negatives", "photometric", "flat_scene", "mosaic"]
@@ -254,11 +255,18 @@ def recolour_negatives(rgb8, lab, rng, skin_pool, *, min_texture=3.0):
     return np.clip(mixed * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def photometric(rgb8, lab, rng, *, p_melanin=0.6, p_lesion=0.35, scale_px=1.0, skin_pool=None, p_recolour=0.2):
-    """The photometric augmentation of one crop (uint8 RGB, label): skin tone, lesions, skin-coloured negatives,
-    exposure and white balance, tone curve, blur, noise, JPEG (module documentation)."""
-    if skin_pool is not None and rng.random() < p_recolour:
-        rgb8 = recolour_negatives(rgb8, lab, rng, skin_pool)
+def photometric(rgb8, lab, rng, *, p_melanin=0.6, p_lesion=0.35, scale_px=1.0, skin_pool=None, p_recolour=0.2,
+                p_background=0.0):
+    """The photometric augmentation of one crop (uint8 RGB, label): skin tone, lesions, skin-coloured negatives
+    (recoloured textures of the photo, ``p_recolour``; procedural skin-coloured backgrounds,
+    :func:`skinimg.train.textures.skin_coloured_background`, ``p_background``), exposure and white balance, tone
+    curve, blur, noise, JPEG (module documentation)."""
+    if skin_pool is not None:
+        u = rng.random()
+        if u < p_background:
+            rgb8 = skin_coloured_background(rgb8, lab, rng, skin_pool)
+        elif u < p_background + p_recolour:
+            rgb8 = recolour_negatives(rgb8, lab, rng, skin_pool)
     lin = to_linear(rgb8)
     if (lab == 1).any():
         if rng.random() < p_melanin:

@@ -159,14 +159,16 @@ class Sampler:
 
     Sources: a real photo (datasets weighted by ``ds_weights``) at a random scale (55 %: x0.75-1.33 of the working
     scale, 30 %: x1.33-4.5 close-ups centred on skin, 15 %: x0.45-0.75), rotation, flips, then
-    :func:`~skinimg.train.augment.photometric`; a mosaic of 4-16 whole photos (several people at small scale,
+    :func:`~skinimg.train.augment.photometric` (``p_background``: share of those crops whose background becomes a
+    skin-coloured texture); a mosaic of 4-16 whole photos (several people at small scale,
     ``p_mosaic``); or a flat scene (``p_flat``).
     """
 
     def __init__(self, photos: dict, keys: list[str], *, crop: int = 224, work_side: int = 320, seed: int = 0,
                  p_mosaic: float = 0.12, p_flat: float = 0.14, ds_weights: dict | None = None,
-                 uci: tuple[np.ndarray, np.ndarray] | None = None):
+                 uci: tuple[np.ndarray, np.ndarray] | None = None, p_background: float = 0.0):
         self.photos, self.crop, self.work_side = photos, crop, work_side
+        self.p_background = p_background
         self.p_mosaic, self.p_flat = p_mosaic, p_flat
         self.by_ds: dict[str, list[str]] = {}
         for k in keys:
@@ -237,7 +239,8 @@ class Sampler:
                 tiles.append((A.photometric(img, lb, rng, p_lesion=0.0), lb))
             return A.mosaic(tiles, (C, C), rng)
         img, lb, s = self.real(rng)
-        return A.photometric(img, lb, rng, scale_px=float(np.clip(s / 0.5, 0.5, 3)), skin_pool=self.skin_pool), lb
+        return A.photometric(img, lb, rng, scale_px=float(np.clip(s / 0.5, 0.5, 3)), skin_pool=self.skin_pool,
+                             p_background=self.p_background), lb
 
 
 # ----------------------------------------------------------------------------- training
@@ -297,7 +300,8 @@ def predict_torch(model, rgb: np.ndarray, work_side: int) -> np.ndarray:
 
 def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 3e-3, seed: int = 0, threads: int = 2,
                   workers: int = 1, bf16: bool = True, dev=None, eval_every: int = 300, checkpoint=None,
-                  stop_after: int | None = None, say=lambda m: None):
+                  stop_after: int | None = None, settings: dict | None = None, segments: list | None = None,
+                  say=lambda m: None):
     """Train a new network on ``sampler``'s crops; returns ``(model, history)``.
 
     ``dev``: a function ``model -> (score, details)`` called every ``eval_every`` iterations and at the end (the
@@ -306,6 +310,9 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
     every development score; when it exists at the start, training resumes from it (same batches as an unbroken run).
     ``stop_after``: stop after this iteration of the ``iters`` schedule (the learning rate still follows ``iters``);
     with a checkpoint at or past it, the checkpoint's network is returned without training.
+    ``settings``: the sampler's settings of this run (JSON-able), kept in the checkpoint; ``segments``: a list that
+    receives ``{"from_iteration": i, **settings}`` for every run of this training (a resumed run may have changed
+    them), oldest first.
     """
     torch = require_torch()
     torch.set_num_threads(threads)
@@ -316,6 +323,7 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, iters) / iters)))
     history, losses, start, spent = [], [], 0, 0.0
+    runs: list = []
     if checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(checkpoint, weights_only=False)
         if state.get("iters") != iters or state.get("seed") != seed:
@@ -325,9 +333,15 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         history, start, spent = state["history"], state["step"], state["elapsed_s"]
+        # checkpoints written before settings were kept: the only setting then was no background textures
+        runs = state.get("segments", [{"from_iteration": 0, "background_textures": 0.0}])
         torch.set_rng_state(state["torch_rng"])
         say(f"resumed from {checkpoint} at iteration {start}")
     end = iters if stop_after is None else min(iters, stop_after)
+    if start < end and (not runs or {k: v for k, v in runs[-1].items() if k != "from_iteration"} != (settings or {})):
+        runs = runs + [{"from_iteration": start, **(settings or {})}]
+    if segments is not None:
+        segments[:] = runs
     if start >= end:
         model.eval()
         return model, history
@@ -362,7 +376,7 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
             tmp = Path(str(checkpoint) + ".tmp")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step, "iters": iters, "seed": seed, "history": history,
-                        "elapsed_s": time.time() - t0, "torch_rng": torch.get_rng_state()}, tmp)
+                        "elapsed_s": time.time() - t0, "torch_rng": torch.get_rng_state(), "segments": runs}, tmp)
             os.replace(tmp, checkpoint)
     model.eval()
     return model, history

@@ -50,6 +50,18 @@ DATASET_TERMS = {
                               "repository's code is Apache-2.0: never redistributed, only the trained parameters are"},
 }
 _UCI_TERMS = "UCI Skin Segmentation (Bhatt and Dhall 2009, DOI 10.24432/C5T30C), CC BY 4.0"
+BACKGROUND_TEXTURES = 0.15  # share of real crops whose background becomes a skin-coloured texture
+
+
+def augmentation(p_background: float = BACKGROUND_TEXTURES) -> str:
+    """The augmentation of a training run, in words, for the provenance (``p_background``: the share of real crops
+    whose background is replaced by a skin-coloured procedural texture, :mod:`skinimg.train.textures`)."""
+    extra = (f"{p_background:.0%} of real crops: the background (non-skin connected to the crop's border) replaced "
+             "by a procedural texture of a real skin colour (wood grain, straw, woven fabric, mottled paper), kept "
+             "as not skin; " if p_background > 0 else "")
+    return AUGMENTATION.replace("20 % of real crops: a textured", extra + "20 % of real crops: a textured")
+
+
 AUGMENTATION = (
     "random scale (x0.45-x4.5 of the working scale; close-ups centred on skin), rotation +-15 deg, flips, 8 % quarter "
     "turns; 60 % melanin added to the labelled skin in linear RGB (optical density k x (0.69, 1.00, 1.75), "
@@ -149,6 +161,7 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                     lr: float = 3e-3, seed: int = 0, threads: int = 2, workers: int = 1, work_side: int = 320,
                     splits_cache: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
                     eval_every: int = 300, stop_after: int | None = None, date: str | None = None,
+                    p_background: float = BACKGROUND_TEXTURES,
                     progress=None) -> dict:
     """Train the skin network on the labelled photos under ``data``; write ``skin_unet.onnx`` and ``skin_unet.json``
     (provenance: data and their terms, splits, augmentation, training, metrics, SHA-256) into ``out`` (default
@@ -208,6 +221,7 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
         uci_pools = (np.unique(rgb_u[skin_u], axis=0), np.unique(rgb_u[~skin_u], axis=0))
     say(f"training on {len(train_keys)} photos of {', '.join(sources)}; {len(splits['dev'])} development photos")
     sampler = Sampler(loaded, train_keys, crop=crop, work_side=work_side, seed=seed, uci=uci_pools,
+                      p_background=p_background,
                       ds_weights={"coco-sfa": 0.55, "coco-abdomen": 0.45})
     dev_keys = [k for k in splits["dev"] if k.split("/")[0] in sources]
 
@@ -220,9 +234,11 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
         return float(np.mean(list(f.values()))), by
 
     t0 = time.time()
+    segments: list = []
     model, history = train_network(sampler, iters=iters, batch=batch, lr=lr, seed=seed, threads=threads,
                                    workers=workers, dev=dev_score, eval_every=eval_every, checkpoint=checkpoint,
-                                   stop_after=stop_after, say=say)
+                                   stop_after=stop_after, settings={"background_textures": p_background},
+                                   segments=segments, say=say)
     seconds = time.time() - t0
     out = Path(out) if out is not None else models_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -279,8 +295,11 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                    "train": train_keys, "development": splits["dev"], "val": splits["val"]},
         "labels": {"clean_up": "specks < 0.3 % of the largest component removed; lips removed where found "
                                "(skinimg.train.segdata.lips_mask)", **info},
-        "augmentation": AUGMENTATION,
-        "training": {"iterations": iters, "iterations_run": min(iters, stop_after or iters),
+        "augmentation": augmentation(p_background) + "".join(
+            f"; from iteration {g['from_iteration']}: background textures {g['background_textures']:.0%} of real crops"
+            for g in segments[1:]),
+        "training": {"background_textures": p_background, "settings_by_iteration": segments,
+                     "iterations": iters, "iterations_run": min(iters, stop_after or iters),
                      "stopped_early": bool(stop_after and stop_after < iters),
                      "checkpoint_selection": "none: the network of the last iteration run is exported",
                      "seconds_in_training": history[-1]["elapsed_s"] if history else seconds,
