@@ -61,3 +61,21 @@ def test_photometric_without_backgrounds_draws_as_before():
     assert np.array_equal(a, b)
     c = photometric(rgb, lab, np.random.default_rng(5), skin_pool=pool, p_background=1.0)
     assert not np.array_equal(a, c)
+
+
+def test_flat_scene_bands_cross_the_frame_and_are_labelled_skin():
+    """p_band = 1: the skin regions are bands across the crop, brightest along their axis (cylinder shading)."""
+    from skinimg.train.augment import flat_scene
+
+    pool = np.array([[200, 150, 120]], np.uint8)
+    crossing = 0
+    for seed in range(10):
+        img, lab = flat_scene(np.random.default_rng(seed), (96, 96), pool, [], p_band=1.0)
+        a, b = flat_scene(np.random.default_rng(seed), (96, 96), pool, [], p_band=1.0)
+        assert np.array_equal(img, a) and np.array_equal(lab, b)
+        assert set(np.unique(lab)) <= {0, 1} and (lab == 1).any()
+        skin = lab == 1
+        # a band reaches two opposite sides of the crop (or covers a corner-to-corner stretch)
+        sides = [skin[0].any(), skin[-1].any(), skin[:, 0].any(), skin[:, -1].any()]
+        crossing += sum(sides) >= 2
+    assert crossing >= 8

@@ -93,14 +93,18 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
                    "export it without training further).")
 @click.option("--background-textures", "p_background", type=click.FloatRange(0, 0.5), default=None, metavar="SHARE",
               help="Share of the real crops whose background is replaced by a skin-coloured texture (wood, straw, "
-                   "fabric, paper), kept as not skin.  [default: 0.15]")
+                   "fabric, paper), kept as not skin (an experiment, off by default).  [default: 0]")
+@click.option("--flat-scenes", "p_flat", type=click.FloatRange(0, 0.6), default=None, metavar="SHARE",
+              help="Share of the crops that are flat scenes (skin regions on plain backgrounds).  [default: 0.2]")
+@click.option("--flat-bands", "p_band", type=click.FloatRange(0, 1), default=None, metavar="SHARE",
+              help="Share of the flat scenes' skin regions drawn as bands across the frame.  [default: 0.5]")
 @retired_option("--net/--no-net", "net", default=True, why="the network is the whole segmenter now",
                 help="Deprecated, no effect (the convolutional second stage of the former colour-table segmenter).")
 @retired_option("--net-phantoms", "net_phantoms", type=int, default=3000, why="the network trains on real photos",
                 help="Deprecated, no effect (phantoms of the former convolutional second stage).")
 @json_option("the provenance written to skin_unet.json (data, splits, metrics)")
 def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, splits_cache, checkpoint, eval_every,
-                        stop_after, p_background, net, net_phantoms, as_json):
+                        stop_after, p_background, p_flat, p_band, net, net_phantoms, as_json):
     """Train the skin network (models/skin_unet.onnx + .json) on real labelled photos.
 
     Splits the train folders into training and development photos by id
@@ -117,7 +121,8 @@ def train_segmenter_cmd(data, out, uci, sources, iters, seed, threads, workers, 
     prov = train_segmenter(data, out, uci=uci, sources=tuple(s for s in sources.split(",") if s) if sources else None,
                            iters=iters, seed=seed, threads=threads, workers=workers, splits_cache=splits_cache,
                            checkpoint=checkpoint, eval_every=eval_every, stop_after=stop_after,
-                           **({} if p_background is None else {"p_background": p_background}),
+                           **{k: v for k, v in (("p_background", p_background), ("p_flat", p_flat),
+                                                ("p_band", p_band)) if v is not None},
                            progress=None if quiet else (lambda m: click.echo(f"skinimg: {m}", err=True)))
     if as_json:
         echo_json(prov)

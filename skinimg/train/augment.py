@@ -291,8 +291,22 @@ def _fourier_blob(h, w, rng, cx, cy, rx, ry, harmonics=4):
     return np.sqrt(dx * dx + dy * dy) <= rr
 
 
-def flat_scene(rng, size, skin_pool, texture_pool, uci_skin=None, uci_bg=None):
-    """A plain scene: smooth or textured skin blobs of a real skin colour (any tone) on a flat or gradient background,
+def _band(h, w, rng, cx, cy):
+    """A band of skin across the frame (a forearm, a leg, a strip of cheek): pixels within a half-width of a line
+    through (cx, cy) at a random angle, edges wobbling by up to 3 %; returns (mask, distance / half-width)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    th = rng.uniform(0, np.pi)
+    half = rng.uniform(0.06, 0.25) * min(h, w)
+    along = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
+    d = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
+    d = d + rng.uniform(0, 0.03) * half * np.sin(2 * np.pi * along / rng.uniform(0.3, 1.5) / max(h, w) + rng.uniform(0, 6.3))
+    r = np.abs(d) / half
+    return r <= 1, r
+
+
+def flat_scene(rng, size, skin_pool, texture_pool, uci_skin=None, uci_bg=None, p_band=0.0):
+    """A plain scene: smooth or textured skin blobs (or, with probability ``p_band`` each, bands across the frame
+    shaded like a cylinder) of a real skin colour (any tone) on a flat or gradient background,
     sometimes with a dark hair band or strands.  Skin colours: a pixel of a training photo's labelled skin or a
     UCI skin pixel (Bhatt and Dhall 2009, DOI 10.24432/C5T30C, CC BY 4.0); backgrounds: a random colour or a UCI
     non-skin pixel.  Returns (rgb8, lab)."""
@@ -320,8 +334,12 @@ def flat_scene(rng, size, skin_pool, texture_pool, uci_skin=None, uci_bg=None):
     for _ in range(int(rng.integers(1, 4))):
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         rx, ry = rng.uniform(0.15, 0.6) * w, rng.uniform(0.15, 0.6) * h
-        m = _fourier_blob(h, w, rng, cx, cy, rx, ry)
-        shade = 1 - rng.uniform(0, 0.5) * np.clip(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2, 0, 1)
+        if p_band > 0 and rng.random() < p_band:
+            m, r = _band(h, w, rng, cx, cy)
+            shade = 1 - rng.uniform(0, 0.6) * np.clip(r, 0, 1) ** 2
+        else:
+            m = _fourier_blob(h, w, rng, cx, cy, rx, ry)
+            shade = 1 - rng.uniform(0, 0.5) * np.clip(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2, 0, 1)
         tex = np.ones((h, w), np.float32)
         if texture_pool and rng.random() < 0.6:  # empty when no photo has a 64 x 64 skin patch
             t = texture_pool[rng.integers(len(texture_pool))]

@@ -166,9 +166,9 @@ class Sampler:
 
     def __init__(self, photos: dict, keys: list[str], *, crop: int = 224, work_side: int = 320, seed: int = 0,
                  p_mosaic: float = 0.12, p_flat: float = 0.14, ds_weights: dict | None = None,
-                 uci: tuple[np.ndarray, np.ndarray] | None = None, p_background: float = 0.0):
+                 uci: tuple[np.ndarray, np.ndarray] | None = None, p_background: float = 0.0, p_band: float = 0.0):
         self.photos, self.crop, self.work_side = photos, crop, work_side
-        self.p_background = p_background
+        self.p_background, self.p_band = p_background, p_band
         self.p_mosaic, self.p_flat = p_mosaic, p_flat
         self.by_ds: dict[str, list[str]] = {}
         for k in keys:
@@ -225,7 +225,7 @@ class Sampler:
         u = rng.random()
         C = self.crop
         if u < self.p_flat:
-            return A.flat_scene(rng, (C, C), self.skin_pool, self.tex_pool, self.uci_skin, self.uci_bg)
+            return A.flat_scene(rng, (C, C), self.skin_pool, self.tex_pool, self.uci_skin, self.uci_bg, p_band=self.p_band)
         if u < self.p_flat + self.p_mosaic:
             n = int(rng.choice([4, 4, 6, 9, 9, 16]))
             g = int(math.ceil(math.sqrt(n)))
@@ -334,7 +334,8 @@ def train_network(sampler: Sampler, *, iters: int, batch: int = 12, lr: float = 
         sched.load_state_dict(state["sched"])
         history, start, spent = state["history"], state["step"], state["elapsed_s"]
         # checkpoints written before settings were kept: the only setting then was no background textures
-        runs = state.get("segments", [{"from_iteration": 0, "background_textures": 0.0}])
+        runs = state.get("segments", [{"from_iteration": 0, "background_textures": 0.0, "flat_scenes": 0.14,
+                                       "flat_bands": 0.0}])
         torch.set_rng_state(state["torch_rng"])
         say(f"resumed from {checkpoint} at iteration {start}")
     end = iters if stop_after is None else min(iters, stop_after)

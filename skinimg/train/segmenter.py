@@ -50,18 +50,29 @@ DATASET_TERMS = {
                               "repository's code is Apache-2.0: never redistributed, only the trained parameters are"},
 }
 _UCI_TERMS = "UCI Skin Segmentation (Bhatt and Dhall 2009, DOI 10.24432/C5T30C), CC BY 4.0"
-BACKGROUND_TEXTURES = 0.15  # share of real crops whose background becomes a skin-coloured texture
+#: share of real crops whose background becomes a skin-coloured texture: off by default (an experiment that lost
+#: skin on plain scenes and on real photos, docs/decisions.md)
+BACKGROUND_TEXTURES = 0.0
+FLAT_SCENES = 0.2  # share of crops that are flat scenes
+FLAT_BANDS = 0.5  # share of the flat scenes' skin regions drawn as bands across the frame
 
 
-def augmentation(p_background: float = BACKGROUND_TEXTURES) -> str:
+def augmentation(p_background: float = BACKGROUND_TEXTURES, p_flat: float = FLAT_SCENES,
+                 p_band: float = FLAT_BANDS) -> str:
     """The augmentation of a training run, in words, for the provenance (``p_background``: the share of real crops
     whose background is replaced by a skin-coloured procedural texture, :mod:`skinimg.train.textures`)."""
     extra = (f"{p_background:.0%} of real crops: the background (non-skin connected to the crop's border) replaced "
              "by a procedural texture of a real skin colour (wood grain, straw, woven fabric, mottled paper), kept "
              "as not skin; " if p_background > 0 else "")
-    return AUGMENTATION.replace("20 % of real crops: a textured", extra + "20 % of real crops: a textured")
+    flat = (f"{p_flat:.0%} flat scenes (skin regions of real skin colours, UCI skin pixels among them, any tone, "
+            f"{p_band:.0%} of them bands across the frame shaded like a cylinder, the others blobs, on flat "
+            "backgrounds, with hair bands)")
+    return AUGMENTATION.replace("20 % of real crops: a textured", extra + "20 % of real crops: a textured").replace(
+        _FLAT_OLD, flat)
 
 
+_FLAT_OLD = ("14 % flat scenes (skin blobs of real skin colours, UCI skin pixels among them, any tone, on flat "
+             "backgrounds, with hair bands)")
 AUGMENTATION = (
     "random scale (x0.45-x4.5 of the working scale; close-ups centred on skin), rotation +-15 deg, flips, 8 % quarter "
     "turns; 60 % melanin added to the labelled skin in linear RGB (optical density k x (0.69, 1.00, 1.75), "
@@ -70,8 +81,7 @@ AUGMENTATION = (
     "fabric and hair); 35 % rendered lesions kept as skin (red papules with haloes and pustule heads: oxy-haemoglobin density "
     "(0.08, 1.00, 0.85); pigmented spots; depigmented patches; diffuse erythema); exposure x0.55-x1.6 and white "
     "balance (R/B gains exp(+-0.3)) in linear light; tone curves (gamma 0.75-1.3), blur, downscale-upscale, noise, "
-    "JPEG quality 25-95; 12 % mosaics of 4-16 whole photos (several people at small scale); 14 % flat scenes (skin "
-    "blobs of real skin colours, UCI skin pixels among them, any tone, on flat backgrounds, with hair bands)")
+    "JPEG quality 25-95; 12 % mosaics of 4-16 whole photos (several people at small scale); " + _FLAT_OLD)
 
 
 def load_uci(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +171,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                     lr: float = 3e-3, seed: int = 0, threads: int = 2, workers: int = 1, work_side: int = 320,
                     splits_cache: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
                     eval_every: int = 300, stop_after: int | None = None, date: str | None = None,
-                    p_background: float = BACKGROUND_TEXTURES,
+                    p_background: float = BACKGROUND_TEXTURES, p_flat: float = FLAT_SCENES,
+                    p_band: float = FLAT_BANDS,
                     progress=None) -> dict:
     """Train the skin network on the labelled photos under ``data``; write ``skin_unet.onnx`` and ``skin_unet.json``
     (provenance: data and their terms, splits, augmentation, training, metrics, SHA-256) into ``out`` (default
@@ -221,7 +232,7 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
         uci_pools = (np.unique(rgb_u[skin_u], axis=0), np.unique(rgb_u[~skin_u], axis=0))
     say(f"training on {len(train_keys)} photos of {', '.join(sources)}; {len(splits['dev'])} development photos")
     sampler = Sampler(loaded, train_keys, crop=crop, work_side=work_side, seed=seed, uci=uci_pools,
-                      p_background=p_background,
+                      p_background=p_background, p_flat=p_flat, p_band=p_band,
                       ds_weights={"coco-sfa": 0.55, "coco-abdomen": 0.45})
     dev_keys = [k for k in splits["dev"] if k.split("/")[0] in sources]
 
@@ -237,7 +248,8 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     segments: list = []
     model, history = train_network(sampler, iters=iters, batch=batch, lr=lr, seed=seed, threads=threads,
                                    workers=workers, dev=dev_score, eval_every=eval_every, checkpoint=checkpoint,
-                                   stop_after=stop_after, settings={"background_textures": p_background},
+                                   stop_after=stop_after, settings={"background_textures": p_background, "flat_scenes": p_flat,
+                                                                     "flat_bands": p_band},
                                    segments=segments, say=say)
     seconds = time.time() - t0
     out = Path(out) if out is not None else models_dir()
@@ -295,10 +307,11 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
                    "train": train_keys, "development": splits["dev"], "val": splits["val"]},
         "labels": {"clean_up": "specks < 0.3 % of the largest component removed; lips removed where found "
                                "(skinimg.train.segdata.lips_mask)", **info},
-        "augmentation": augmentation(p_background) + "".join(
-            f"; from iteration {g['from_iteration']}: background textures {g['background_textures']:.0%} of real crops"
-            for g in segments[1:]),
-        "training": {"background_textures": p_background, "settings_by_iteration": segments,
+        "augmentation": augmentation(p_background, p_flat, p_band) + "".join(
+            f"; from iteration {g['from_iteration']}: " + ", ".join(f"{k} {v}" for k, v in g.items() if k != "from_iteration")
+            for g in segments[1:]) + ("; settings by iteration under training.settings_by_iteration" if len(segments) > 1 else ""),
+        "training": {"background_textures": p_background, "flat_scenes": p_flat, "flat_bands": p_band,
+                     "settings_by_iteration": segments,
                      "iterations": iters, "iterations_run": min(iters, stop_after or iters),
                      "stopped_early": bool(stop_after and stop_after < iters),
                      "checkpoint_selection": "none: the network of the last iteration run is exported",
