@@ -95,9 +95,10 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
               help="Share of the real crops whose background is replaced by a skin-coloured texture (wood, straw, "
                    "fabric, paper), kept as not skin (an experiment, off by default).  [default: 0]")
 @click.option("--flat-scenes", "p_flat", type=click.FloatRange(0, 0.6), default=None, metavar="SHARE",
-              help="Share of the crops that are flat scenes (skin regions on plain backgrounds).  [default: 0.2]")
+              help="Share of the crops that are flat scenes (skin regions on plain backgrounds).  [default: 0.14]")
 @click.option("--flat-bands", "p_band", type=click.FloatRange(0, 1), default=None, metavar="SHARE",
-              help="Share of the flat scenes' skin regions drawn as bands across the frame.  [default: 0.5]")
+              help="Share of the flat scenes' skin regions drawn as bands across the frame (an experiment, off by "
+                   "default).  [default: 0]")
 @retired_option("--net/--no-net", "net", default=True, why="the network is the whole segmenter now",
                 help="Deprecated, no effect (the convolutional second stage of the former colour-table segmenter).")
 @retired_option("--net-phantoms", "net_phantoms", type=int, default=3000, why="the network trains on real photos",

@@ -53,20 +53,25 @@ _UCI_TERMS = "UCI Skin Segmentation (Bhatt and Dhall 2009, DOI 10.24432/C5T30C),
 #: share of real crops whose background becomes a skin-coloured texture: off by default (an experiment that lost
 #: skin on plain scenes and on real photos, docs/decisions.md)
 BACKGROUND_TEXTURES = 0.0
-FLAT_SCENES = 0.2  # share of crops that are flat scenes
-FLAT_BANDS = 0.5  # share of the flat scenes' skin regions drawn as bands across the frame
+FLAT_SCENES = 0.14  # share of crops that are flat scenes
+#: share of the flat scenes' skin regions drawn as bands across the frame: off by default (an experiment, like the
+#: background textures: docs/decisions.md)
+FLAT_BANDS = 0.0
 
 
 def augmentation(p_background: float = BACKGROUND_TEXTURES, p_flat: float = FLAT_SCENES,
                  p_band: float = FLAT_BANDS) -> str:
     """The augmentation of a training run, in words, for the provenance (``p_background``: the share of real crops
     whose background is replaced by a skin-coloured procedural texture, :mod:`skinimg.train.textures`)."""
-    extra = (f"{p_background:.0%} of real crops: the background (non-skin connected to the crop's border) replaced "
+    extra = (f"{100 * p_background:.0f} % of real crops: the background (non-skin connected to the crop's border) replaced "
              "by a procedural texture of a real skin colour (wood grain, straw, woven fabric, mottled paper), kept "
              "as not skin; " if p_background > 0 else "")
-    flat = (f"{p_flat:.0%} flat scenes (skin regions of real skin colours, UCI skin pixels among them, any tone, "
-            f"{p_band:.0%} of them bands across the frame shaded like a cylinder, the others blobs, on flat "
-            "backgrounds, with hair bands)")
+    if p_band == 0:
+        flat = _FLAT_OLD.replace("14 %", f"{100 * p_flat:.0f} %")
+    else:
+        flat = (f"{100 * p_flat:.0f} % flat scenes (skin regions of real skin colours, UCI skin pixels among them, any tone, "
+                f"{100 * p_band:.0f} % of them bands across the frame shaded like a cylinder, the others blobs, on "
+                "flat backgrounds, with hair bands)")
     return AUGMENTATION.replace("20 % of real crops: a textured", extra + "20 % of real crops: a textured").replace(
         _FLAT_OLD, flat)
 
