@@ -83,3 +83,37 @@ def test_smoothing_equals_the_reference_on_real_photos(astronaut, phantom):
         rgb = np.ascontiguousarray(rgb)
         ok = mask & ~IK._clipped(rgb, 255)
         np.testing.assert_array_equal(IK._smooth_inside(rgb, ok, 2.0), _smooth_reference(rgb, ok, 2.0))
+
+
+# ----------------------------------------------------------------------------- chromophore model
+
+
+def _model_eval_reference(table, u, t):
+    """The bilinear interpolation with its Jacobian as it was (two index arrays into the (n, n, k) table)."""
+    nm, nt = table.shape[:2]
+    x = u * (nm - 1)
+    y = t * (nt - 1)
+    i = np.clip(np.floor(x), 0, nm - 2).astype(np.int64)
+    j = np.clip(np.floor(y), 0, nt - 2).astype(np.int64)
+    fx = (x - i)[:, None]
+    fy = (y - j)[:, None]
+    p00, p10, p01, p11 = table[i, j], table[i + 1, j], table[i, j + 1], table[i + 1, j + 1]
+    a = p00 + (p10 - p00) * fx
+    b = p01 + (p11 - p01) * fx
+    val = a + (b - a) * fy
+    du = ((p10 - p00) * (1 - fy) + (p11 - p01) * fy) * (nm - 1)
+    dt = (b - a) * (nt - 1)
+    return val, du, dt
+
+
+def test_model_eval_equals_the_reference(rng):
+    model = IB.load_basis().model
+    tables = [model.table, model.table[..., :2], model.table[..., 2:], rng.random((9, 13, 4))]
+    u = np.concatenate([rng.uniform(-0.2, 1.2, 5000), [0.0, 1.0, -0.1]])
+    t = np.concatenate([rng.uniform(-0.4, 1.2, 5000), [1.0, 0.0, -0.3]])
+    for table in tables:
+        ref = _model_eval_reference(table, u, t)
+        got = IC._model_eval(table, u, t)
+        for r, g in zip(ref, got):
+            np.testing.assert_array_equal(g, r)
+        np.testing.assert_array_equal(IC._model_eval(table, u, t, jacobian=False)[0], ref[0])
