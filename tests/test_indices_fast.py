@@ -117,3 +117,70 @@ def test_model_eval_equals_the_reference(rng):
         for r, g in zip(ref, got):
             np.testing.assert_array_equal(g, r)
         np.testing.assert_array_equal(IC._model_eval(table, u, t, jacobian=False)[0], ref[0])
+
+
+# ----------------------------------------------------------------------------- shading correction and maps
+
+
+def _shading_reference(sk, ch, sat, params):
+    """_Skin._shading_corrected as it was (zero-filled field and weight, copies at every step)."""
+    res = np.where(sat, np.float32(0.0), ch["residual"])
+    ok = ~(sat if sk.weights is None else sat[sk._pos])
+    field = np.zeros(sk.mask.shape, dtype=np.float32)
+    field[sk.mask] = res if sk.weights is None else res[sk._pos]
+    weight = np.zeros(sk.mask.shape, dtype=np.float32)
+    weight[sk.mask] = ok
+    sigma = params.shading_sigma * np.sqrt(max(1.0, float(np.count_nonzero(ok))))
+    low = _blur_ratio(*_blurred_parts(field, weight, sigma), sk.mask.shape)[sk.mask]
+    level = np.nanpercentile(low[ok], params.shading_percentile) if ok.any() else 0.0
+    shade = np.clip(np.nan_to_num(low - np.float32(level), nan=0.0), 0.0, None).astype(np.float32)
+    mel = sk.values["melanin"] if sk.weights is None else sk.values["melanin"][sk._pos]
+    slope = ch["slope"] if sk.weights is None else ch["slope"][sk._pos]
+    return (mel - shade * slope).astype(np.float32)
+
+
+def _cases(astronaut, phantom):
+    rgb, mask = astronaut
+    yield "astronaut", rgb, mask
+    prgb, pmask = phantom
+    yield "phantom", prgb, pmask
+    dim = (prgb.astype(np.float32) * 0.9).astype(np.uint8)  # no channel at 255: no clipped skin
+    yield "phantom, nothing clipped", dim, pmask
+    hot = prgb.copy()
+    hot[100:120, 150:190] = 255  # a highlight on the skin: clipped colours
+    yield "phantom with a highlight", hot, pmask
+    yield "phantom as float", prgb.astype(np.float32) / 255.0, pmask
+    yield "phantom as 16 bit", prgb.astype(np.uint16) * 257, pmask
+
+
+@pytest.mark.parametrize("branch", ["auto", "dark"])
+def test_shading_correction_equals_the_reference(astronaut, phantom, branch):
+    params = IndexParams(branch=branch)
+    for name, rgb, mask in _cases(astronaut, phantom):
+        sk = IM._Skin(rgb, mask, params)
+        smoothed, top = IK._smooth_skin(rgb, mask, params)
+        units = IK._skin_colours(smoothed, mask)[0]
+        sat = (units >= top).any(axis=1)
+        key = "dark_spot_melanin" if sk.chromophores["branch"] == "dark" else "melanin"
+        np.testing.assert_array_equal(sk.pixel_values[key], _shading_reference(sk, sk.chromophores, sat, params),
+                                      err_msg=name)
+
+
+def test_maps_scattered_into_the_frame_equal_the_embedded_crop(phantom):
+    rgb, mask = phantom
+    big = np.zeros((300, 400, 3), np.uint8)
+    big[30:270, 50:370] = rgb
+    frame_mask = np.zeros((300, 400), bool)
+    frame_mask[30:270, 50:370] = mask
+    params = IndexParams()
+    box = IK._crop_box(frame_mask, IK._pad(params))
+    sk = IM._Skin(big[box], np.ascontiguousarray(frame_mask[box]), params)
+    maps = IM.compute_maps(big, frame_mask, spot_map=True)
+    for name in maps:
+        crop = IM._scatter(sk.spot_field() if name == "spot_melanin" else sk.pixels(name), sk.mask)
+        expect = np.full(frame_mask.shape, np.nan, np.float32)
+        expect[box] = crop
+        np.testing.assert_array_equal(maps[name], expect, err_msg=name)
+    row, measured = IM.measure(big, frame_mask, return_maps=True)
+    for name, m in measured.items():
+        np.testing.assert_array_equal(m, maps[name], err_msg=name)
