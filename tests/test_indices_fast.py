@@ -184,3 +184,30 @@ def test_maps_scattered_into_the_frame_equal_the_embedded_crop(phantom):
     row, measured = IM.measure(big, frame_mask, return_maps=True)
     for name, m in measured.items():
         np.testing.assert_array_equal(m, maps[name], err_msg=name)
+
+
+def _candidates_reference(od, model):
+    """The candidate interpolation as it was (new arrays at every step, float64 result)."""
+    lo, step, table = IC._candidate_table(model)
+    g = table.shape[0]
+    x = np.clip((od @ IB.CHROMA_AXES.T - lo) / step, 0.0, g - 1.0)
+    i = np.minimum(x[:, 0].astype(np.int64), g - 2)
+    j = np.minimum(x[:, 1].astype(np.int64), g - 2)
+    fx = (x[:, 0] - i).astype(np.float32)[:, None]
+    fy = (x[:, 1] - j).astype(np.float32)[:, None]
+    p00, p10, p01, p11 = table[i, j], table[i + 1, j], table[i, j + 1], table[i + 1, j + 1]
+    a = p00 + (p10 - p00) * fx
+    b = p01 + (p11 - p01) * fx
+    return (a + (b - a) * fy).astype(np.float64)
+
+
+def test_candidates_equal_the_reference(rng, astronaut):
+    model = IB.load_basis().model
+    rgb, mask = astronaut
+    skin = rgb[mask].astype(np.float64) / 255.0
+    od = np.concatenate([-np.log10(np.clip(skin, 1e-4, 1.0)), rng.uniform(0.0, 2.5, (20_000, 3))])  # + off-gamut
+    ref = _candidates_reference(od, model)
+    for dtype in (np.float64, np.float32):
+        got = IC._candidates(od, model, dtype)
+        assert all(c.dtype == dtype for c in got)
+        np.testing.assert_array_equal(np.stack(got, axis=1), ref.astype(dtype))

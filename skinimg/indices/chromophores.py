@@ -183,9 +183,10 @@ def _candidate_table(model: ChromophoreModel):
     return _candidate_table_computed(model)
 
 
-def _candidates(od: np.ndarray, model: ChromophoreModel):
+def _candidates(od: np.ndarray, model: ChromophoreModel, dtype=np.float64):
     """Light- and dark-branch solutions (u, t) of the chromaticity of ``od`` (N, 3) and their
-    model brightness: ``(uL, tL, bL, uD, tD, bD)`` (equal where there is one root).
+    model brightness: ``(uL, tL, bL, uD, tD, bD)`` (equal where there is one root), (N,) arrays of
+    ``dtype`` (float64, or float32: the interpolated float32 values themselves, for callers that store them so).
 
     Bilinear interpolation in :func:`_candidate_table` (a fine table of the Newton
     solutions of :func:`_solve_candidates`, precomputed for the default basis): a fixed
@@ -203,10 +204,20 @@ def _candidates(od: np.ndarray, model: ChromophoreModel):
     fy = (x[:, 1] - j).astype(np.float32)[:, None]
     flat = table.reshape(-1, 6)
     k = i * g + j
-    p00, p10, p01, p11 = flat[k], flat[k + g], flat[k + 1], flat[k + g + 1]
-    a = p00 + (p10 - p00) * fx
-    b = p01 + (p11 - p01) * fx
-    v = (a + (b - a) * fy).astype(np.float64)
+    p00, p01 = flat[k], flat[k + 1]
+    k += g
+    p10, p11 = flat[k], flat[k + 1]
+    # a = p00 + (p10 - p00) fx, b = p01 + (p11 - p01) fx, v = a + (b - a) fy: the same float32 operations, in place
+    p10 -= p00
+    p10 *= fx
+    p10 += p00
+    p11 -= p01
+    p11 *= fx
+    p11 += p01
+    p11 -= p10
+    p11 *= fy
+    p11 += p10
+    v = p11 if dtype == np.float32 else p11.astype(np.float64)
     return tuple(v[:, c] for c in range(6))
 
 
@@ -471,7 +482,8 @@ def _chromophores(px: np.ndarray, weights: np.ndarray | None, basis: Chromophore
     bright = np.empty(n, dtype=np.float32)
     for s in range(0, n, _CHUNK):
         od = rgb_to_optical_density(px[s : s + _CHUNK], floor).astype(np.float64)
-        found = _solve_candidates(od @ CHROMA_AXES.T, basis.model) if direct else _candidates(od, basis.model)
+        found = (_solve_candidates(od @ CHROMA_AXES.T, basis.model) if direct
+                 else _candidates(od, basis.model, np.float32))
         for dst, src in zip(cands, found):
             dst[s : s + len(od)] = src
         bright[s : s + len(od)] = od.mean(axis=1)
