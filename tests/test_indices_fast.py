@@ -7,6 +7,7 @@ inputs and on real-looking ones: a phantom photograph (skin texture, shading, JP
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -88,29 +89,29 @@ def test_smoothing_equals_the_reference_on_real_photos(astronaut, phantom):
 # ----------------------------------------------------------------------------- chromophore model
 
 
+def _lerp(p, q, f):
+    return p + (q - p) * f
+
+
 def _model_eval_reference(table, u, t):
-    """The bilinear interpolation with its Jacobian as it was (two index arrays into the (n, n, k) table)."""
-    nm, nt = table.shape[:2]
-    x = u * (nm - 1)
-    y = t * (nt - 1)
-    i = np.clip(np.floor(x), 0, nm - 2).astype(np.int64)
-    j = np.clip(np.floor(y), 0, nt - 2).astype(np.int64)
-    fx = (x - i)[:, None]
-    fy = (y - j)[:, None]
-    p00, p10, p01, p11 = table[i, j], table[i + 1, j], table[i, j + 1], table[i + 1, j + 1]
-    a = p00 + (p10 - p00) * fx
-    b = p01 + (p11 - p01) * fx
-    val = a + (b - a) * fy
-    du = ((p10 - p00) * (1 - fy) + (p11 - p01) * fy) * (nm - 1)
-    dt = (b - a) * (nt - 1)
-    return val, du, dt
+    """Point by point in Python floats: the bilinear value of the (n, n, k) table and its two derivatives."""
+    nm, nt, k = table.shape
+    out = np.empty((3, len(u), k))
+    for n, (x, y) in enumerate(zip(u * (nm - 1), t * (nt - 1))):
+        i, j = min(max(math.floor(x), 0), nm - 2), min(max(math.floor(y), 0), nt - 2)
+        fx, fy = x - i, y - j
+        a, b = _lerp(table[i, j], table[i + 1, j], fx), _lerp(table[i, j + 1], table[i + 1, j + 1], fx)
+        out[0, n] = _lerp(a, b, fy)
+        out[1, n] = ((table[i + 1, j] - table[i, j]) * (1 - fy) + (table[i + 1, j + 1] - table[i, j + 1]) * fy) * (nm - 1)
+        out[2, n] = (b - a) * (nt - 1)
+    return out
 
 
 def test_model_eval_equals_the_reference(rng):
     model = IB.load_basis().model
     tables = [model.table, model.table[..., :2], model.table[..., 2:], rng.random((9, 13, 4))]
-    u = np.concatenate([rng.uniform(-0.2, 1.2, 5000), [0.0, 1.0, -0.1]])
-    t = np.concatenate([rng.uniform(-0.4, 1.2, 5000), [1.0, 0.0, -0.3]])
+    u = np.concatenate([rng.uniform(-0.2, 1.2, 3000), [0.0, 1.0, -0.1]])
+    t = np.concatenate([rng.uniform(-0.4, 1.2, 3000), [1.0, 0.0, -0.3]])
     for table in tables:
         ref = _model_eval_reference(table, u, t)
         got = IC._model_eval(table, u, t)
