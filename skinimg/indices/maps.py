@@ -123,20 +123,29 @@ class _Skin:
     def _shading_corrected(self, ch: dict, sat: np.ndarray, params: IndexParams) -> np.ndarray:
         """Per-pixel melanin with the low-passed shading removed (see ``IndexParams.shading_sigma``)."""
         res = np.where(sat, np.float32(0.0), ch["residual"])  # 0 on clipped colours: field x weight of the blur
-        ok = ~(sat if self.weights is None else sat[self._pos])
+        any_sat = bool(sat.any())
+        ok = ~(sat if self.weights is None else sat[self._pos]) if any_sat else None  # None: every skin pixel
         field = np.zeros(self.mask.shape, dtype=np.float32)
         field[self.mask] = res if self.weights is None else res[self._pos]
-        weight = np.zeros(self.mask.shape, dtype=np.float32)
-        weight[self.mask] = ok
-        sigma = params.shading_sigma * np.sqrt(max(1.0, float(np.count_nonzero(ok))))
+        if any_sat:
+            weight = np.zeros(self.mask.shape, dtype=np.float32)
+            weight[self.mask] = ok
+        else:  # the same 1 on skin, 0 elsewhere, in one pass
+            weight = self.mask.view(np.uint8).astype(np.float32)
+        n_ok = int(np.count_nonzero(ok)) if any_sat else self.n
+        sigma = params.shading_sigma * np.sqrt(max(1.0, float(n_ok)))
         parts = _blurred_parts(field, weight, sigma)  # the normalised blur, with the full-size inputs freed
         del field, weight  # before the reduced blur comes back to full size (peak memory of a 12 MP photo)
         low = _blur_ratio(*parts, self.mask.shape)[self.mask]
-        level = np.nanpercentile(low[ok], params.shading_percentile) if ok.any() else 0.0
-        shade = np.clip(np.nan_to_num(low - np.float32(level), nan=0.0), 0.0, None).astype(np.float32)
-        mel = self.values["melanin"] if self.weights is None else self.values["melanin"][self._pos]
-        slope = ch["slope"] if self.weights is None else ch["slope"][self._pos]
-        return (mel - shade * slope).astype(np.float32)
+        level = (np.nanpercentile(low[ok] if any_sat else low, params.shading_percentile) if n_ok else 0.0)
+        # shade = clip(nan_to_num(low - level), 0, None), in place; melanin - shade x slope, in place
+        shade = np.subtract(low, np.float32(level), out=low)
+        np.nan_to_num(shade, copy=False, nan=0.0)
+        np.maximum(shade, np.float32(0.0), out=shade)
+        mel = self.values["melanin"].copy() if self.weights is None else self.values["melanin"][self._pos]
+        shade *= ch["slope"] if self.weights is None else ch["slope"][self._pos]
+        mel -= shade
+        return mel
 
     def pixels(self, name: str) -> np.ndarray:
         """Values of ``name`` per skin pixel (row-major mask order), float32 (N,)."""
@@ -147,8 +156,10 @@ class _Skin:
             return v
         return v[self._pos]
 
-    def map(self, name: str) -> np.ndarray:
-        return _scatter(self.pixels(name), self.mask)
+    def map(self, name: str, box: tuple[slice, slice] | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """float32 map of ``name``, NaN off skin: of the crop, or of the whole frame ``shape`` that the crop is
+        ``box`` of (scattered straight into the frame: no crop-size copy)."""
+        return _scatter(self.pixels(name), self.mask, box, shape)
 
     def spot_field(self) -> np.ndarray:
         """Per-pixel melanin the brown spots are found on: the shading-free chromaticity root on the light sheet;
@@ -187,9 +198,16 @@ def skin_values(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None
     return {name: sk.pixels(name) for name in INDEX_NAMES}, sk.info
 
 
-def _scatter(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = np.full(mask.shape, np.nan, dtype=np.float32)
-    m[mask] = values
+def _scatter(values: np.ndarray, mask: np.ndarray, box: tuple[slice, slice] | None = None,
+             shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``values`` (N,) at the True pixels of ``mask`` (h, w), NaN elsewhere, float32; with ``box`` and ``shape``
+    the crop ``mask`` is ``box`` of a frame of ``shape`` and the map is of the whole frame."""
+    if shape is None or tuple(shape) == mask.shape:
+        m = np.full(mask.shape, np.nan, dtype=np.float32)
+        m[mask] = values
+        return m
+    m = np.full(shape, np.nan, dtype=np.float32)
+    m[box][mask] = values
     return m
 
 
@@ -217,18 +235,10 @@ def compute_maps(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | Non
     rgb, mask = _prepare(rgb, mask)
     box = _crop_box(mask, _pad(params))
     sk = _Skin(rgb[box], np.ascontiguousarray(mask[box]), params)
-    maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES}
+    maps = {name: sk.map(name, box, mask.shape) for name in INDEX_NAMES}
     if spot_map:
-        maps["spot_melanin"] = _embed(_scatter(sk.spot_field(), sk.mask), box, mask.shape)
+        maps["spot_melanin"] = _scatter(sk.spot_field(), sk.mask, box, mask.shape)
     return maps
-
-
-def _embed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, int]) -> np.ndarray:
-    if crop.shape == tuple(shape):
-        return crop
-    m = np.full(shape, np.nan, dtype=np.float32)
-    m[box] = crop
-    return m
 
 
 def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None,
@@ -268,5 +278,5 @@ def measure(rgb: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = N
         unknown = set(wanted) - set(INDEX_NAMES)
         if unknown:
             raise ValueError(f"unknown map name(s) {sorted(unknown)} (maps: {', '.join(INDEX_NAMES)})")
-        maps = {name: _embed(sk.map(name), box, mask.shape) for name in INDEX_NAMES if name in wanted}
+        maps = {name: sk.map(name, box, mask.shape) for name in INDEX_NAMES if name in wanted}
     return row, maps
