@@ -119,7 +119,7 @@ class FallbackParams:
     min_detail: float = 0.60
     inner_erode: float = 0.04
     min_inner_fraction: float = 0.02
-    min_inner_detail: float = 0.80
+    min_inner_detail: float = 0.90
     min_detail_level: float = 0.003
     max_anisotropy: float = 1.15
     scale_range: tuple = (0.67, 1.5)
