@@ -6,6 +6,8 @@ import csv
 import json
 import math
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -195,12 +197,17 @@ def test_segmentation_within_the_roi_and_calibration(grid):
     """Without --roi-is-skin the skin is segmented (as analyze) inside each row's ROI, after calibration."""
     from skinimg.io import read_mask
 
-    ph = grid / "ph"
+    import shutil
+
+    ph = grid / "ph_grey"
+    if not ph.exists():
+        shutil.copytree(grid / "ph", ph)
+        # one photo replaced by a flat grey frame: the network (and its grey veto) finds no skin in its ROI
+        cv2.imwrite(str(ph / "grid" / "m01_h01.jpg"), np.full((96, 128, 3), 128, np.uint8))
     roi_only = BA.run_agreement(ph, ph / "reference.csv", roi_is_skin=True, n_resamples=0)
     seg = BA.run_agreement(ph, ph / "reference.csv", method="model", calibration="auto", n_resamples=0)
     assert seg["method"] == "model" and seg["calibration"] == "auto"
-    # the palest tiny phantom turns grey-cyan under the chart-free fallback and the network finds no skin in its
-    # ROI: it is reported as a skipped row, never measured on a handful of pixels
+    # a photo without skin in its ROI is reported as a skipped row, never measured on a handful of pixels
     no_skin = [x["image"] for x in seg["skipped"]["no_skin"]]
     assert no_skin == ["grid/m01_h01.jpg"] and seg["n_measured"] == 9 - len(no_skin)
     assert "no skin in the ROI" in seg["skipped"]["no_skin"][0]["reason"]
