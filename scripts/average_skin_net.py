@@ -36,14 +36,19 @@ def main(argv=None) -> int:
     ap.add_argument("--early-json", default=str(ROOT / "models" / "skin_unet.json"))
     ap.add_argument("--out", default=str(ROOT / "models"))
     a = ap.parse_args(argv)
+    if not 0 < a.alpha < 1:
+        ap.error(f"--alpha must be between 0 and 1 (got {a.alpha})")
+    for name in ("early", "late", "splits_cache", "early_json"):
+        if not Path(getattr(a, name)).is_file():
+            ap.error(f"{getattr(a, name)}: file not found (--{name.replace('_', '-')})")
 
     import torch
 
     from skinimg.segment import load_model
     from skinimg.segment.model import clear_model_cache
     from skinimg.train.network import build_network, export_onnx
-    from skinimg.train.segdata import find_photos, load_photo
-    from skinimg.train.segmenter import score_photos
+    from skinimg.train.segdata import find_photos
+    from skinimg.train.segmenter import score_network
 
     early, late = (torch.load(p, weights_only=False) for p in (a.early, a.late))
     if early.get("seed") != late.get("seed") or early.get("iters") != late.get("iters"):
@@ -62,16 +67,7 @@ def main(argv=None) -> int:
     net = load_model(new)
     photos = {p.key: p for p in find_photos(a.data)}
     splits = json.loads(Path(a.splits_cache).read_text(encoding="utf-8"))["splits"]
-    dev = [(k, lp.rgb, lp.label == 1) for k in splits["dev"] for lp in [load_photo(photos[k])]]
-    metrics = {"development": score_photos(dev, model=net, check=True)}
-    raw = [(k, load_photo(photos[k], clean=False)) for k in splits["val"]]
-    metrics["val_as_labelled"] = score_photos([(k, r.rgb, r.label == 1) for k, r in raw], model=net)
-    metrics["val_cleaned_labels"] = score_photos([(k, r.rgb, load_photo(photos[k]).label == 1) for k, r in raw],
-                                                 model=net)
-    for part in metrics.values():
-        for r in part["rows"]:
-            r.pop("counts", None)
-            r.pop("rules_counts", None)
+    metrics = score_network(net, photos, splits)
     prev = json.loads(Path(a.early_json).read_text(encoding="utf-8"))
     prov = {**prev, "metrics": {k: m["groups"] for k, m in metrics.items()},
             "per_photo": {k: m["rows"] for k, m in metrics.items()}}

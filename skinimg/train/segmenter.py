@@ -26,7 +26,7 @@ from ..segment import (MODEL_FILE, SegmentParams, clear_model_cache, evaluate_ma
 from .network import WIDTHS, Sampler, export_onnx, predict_torch, require_torch, train_network
 from .segdata import DEV_BANDS, find_photos, load_photo, make_splits
 
-__all__ = ["UCI_CANDIDATES", "DATASET_TERMS", "load_uci", "uci_split", "train_segmenter", "score_photos"]
+__all__ = ["UCI_CANDIDATES", "DATASET_TERMS", "load_uci", "uci_split", "train_segmenter", "score_photos", "score_network"]
 
 #: Default UCI Skin Segmentation file (columns B G R label; 1 = skin, 2 = non-skin).
 #: Looked up in ``../shared/data/uci-skin/`` beside the repository (or one level higher, for a git worktree).
@@ -162,6 +162,30 @@ def score_photos(items: list, *, model=None, params: SegmentParams | None = None
     return {"rows": rows, "groups": out}
 
 
+def score_network(net, by_key: dict, splits: dict, loaded: dict | None = None) -> dict:
+    """The scores a trained network is shipped with: :func:`score_photos` on the development split (with the mirror
+    check) and on the val folders as labelled and with the label clean-up; pixel counts dropped from the rows.
+
+    ``by_key``: :func:`~skinimg.train.segdata.find_photos`' photos by key; ``splits``: ``{"dev": [...], "val":
+    [...]}``; ``loaded``: already loaded (cleaned) development photos by key.  Returns ``{part: {"rows", "groups"}}``.
+    """
+    loaded = loaded or {}
+    dev = [(k, lp.rgb, lp.label == 1) for k in splits["dev"] for lp in [loaded.get(k) or load_photo(by_key[k])]]
+    metrics = {"development": score_photos(dev, model=net, check=True)}
+    val_raw, val_clean = [], []
+    for k in splits["val"]:
+        raw = load_photo(by_key[k], clean=False)
+        val_raw.append((k, raw.rgb, raw.label == 1))
+        val_clean.append((k, raw.rgb, load_photo(by_key[k]).label == 1))
+    metrics["val_as_labelled"] = score_photos(val_raw, model=net)
+    metrics["val_cleaned_labels"] = score_photos(val_clean, model=net)
+    for part in metrics.values():
+        for r in part["rows"]:
+            r.pop("counts", None)
+            r.pop("rules_counts", None)
+    return metrics
+
+
 def _dataset_digest(photos) -> str:
     h = hashlib.sha256()
     for p in photos:
@@ -270,19 +294,7 @@ def train_segmenter(data: str | os.PathLike, out: str | os.PathLike | None = Non
     clear_model_cache()
     net = load_model(new_path)
     say("scoring the development split and the val folders")
-    dev_items = [(k, loaded[k].rgb, loaded[k].label == 1) for k in splits["dev"]]
-    metrics = {"development": score_photos(dev_items, model=net, check=True)}
-    val_raw, val_clean = [], []
-    for k in splits["val"]:
-        raw = load_photo(by_key[k], clean=False)
-        val_raw.append((k, raw.rgb, raw.label == 1))
-        val_clean.append((k, raw.rgb, load_photo(by_key[k]).label == 1))
-    metrics["val_as_labelled"] = score_photos(val_raw, model=net)
-    metrics["val_cleaned_labels"] = score_photos(val_clean, model=net)
-    for part in metrics.values():
-        for r in part["rows"]:
-            r.pop("counts", None)
-            r.pop("rules_counts", None)
+    metrics = score_network(net, by_key, splits, loaded)
     if date is None:
         sde = os.environ.get("SOURCE_DATE_EPOCH")
         stamp = _dt.datetime.fromtimestamp(int(sde), _dt.timezone.utc) if sde else _dt.datetime.now(_dt.timezone.utc)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..color import linear_to_srgb, srgb_to_linear
+
 __all__ = ["wood", "straw", "weave", "mottle", "TEXTURES", "skin_coloured_background"]
 
 
@@ -123,16 +125,15 @@ def skin_coloured_background(rgb8: np.ndarray, lab: np.ndarray, rng, skin_pool: 
         return rgb8
     name = list(TEXTURES)[int(rng.integers(len(TEXTURES)))]
     t = TEXTURES[name](h, w, rng)
-    base = skin_pool[rng.integers(len(skin_pool))].astype(np.float32) / 255
-    base = np.clip(base * np.exp(rng.normal(0, 0.06, 3)), 0, 1).astype(np.float32)  # near a skin colour
-    lin = base ** 2.2
+    base = srgb_to_linear(skin_pool[rng.integers(len(skin_pool))])
+    lin = np.clip(base * np.exp(rng.normal(0, 0.06, 3)), 0, 1).astype(np.float32)  # near a skin colour, linear
     # the second colour at least exp(0.25) darker or exp(0.2) lighter: a flat skin-coloured area is ambiguous
     contrast = float(rng.uniform(-1.2, -0.25)) if rng.random() < 0.75 else float(rng.uniform(0.2, 0.5))
     other = lin * float(np.exp(contrast)) * np.exp(rng.normal(0, 0.08, 3)).astype(np.float32)
     a, b = (lin, other) if rng.random() < 0.5 else (other, lin)
     tex_lin = a[None, None, :] * (1 - t[..., None]) + b[None, None, :] * t[..., None]
     shade = 1 + float(rng.uniform(-0.25, 0.25)) * (_smooth_noise(h, w, rng, 2) - 0.5)
-    tex = np.clip(tex_lin * shade[..., None], 0, 1) ** (1 / 2.2)
+    tex = linear_to_srgb(np.clip(tex_lin * shade[..., None], 0, 1))
     alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.8)[..., None]
     alpha *= (lab != 1)[..., None]  # never over skin
     out = rgb8.astype(np.float32) / 255 * (1 - alpha) + tex * alpha
