@@ -143,9 +143,10 @@ def test_real_photos_with_hand_made_masks():
 
 def test_papules_and_pustules_stay_in_the_mask():
     """Inflamed lesions are skin: red papules and pustules rendered into the real photos, where their mask without
-    lesions has skin, stay in the mask.  On these small out-of-domain photos 92.6 % of the lesion-core pixels stay
-    (measured with the weight-averaged network; 95.4 % with the network of iteration 2500 alone; the 98 % target
-    holds on the val photos and the close-ups, docs/segmentation.md): the floor is 0.90.  In a close-up (a face filling 1500 x 2036 pixels) all of them stay: the floor is 0.98."""
+    lesions has skin, stay in the mask.  On these small out-of-domain photos 93.6 % of the lesion-core pixels stay
+    (measured with the weight-averaged network and the sharper boundary; 95.4 % with the network of iteration 2500
+    alone; the 98 % target holds on the val photos and the close-ups, docs/segmentation.md): the floor is 0.90.
+    In a close-up (a face filling 1500 x 2036 pixels) all of them stay: the floor is 0.98."""
     kept = total = 0
     for i, (name, rgb, truth) in enumerate(real_photos()):
         before = S.segment_skin(rgb).mask
@@ -167,18 +168,19 @@ def test_papules_and_pustules_stay_in_the_mask():
 
 
 def test_plain_scenes_never_worse_than_the_rules():
-    """A plain region of skin on a flat background, any tone, exposure x0.6-x1.4, with and without a dark hair band:
-    F1 >= 0.97 on each, and on average not below the rules baseline.  The network misses up to about 0.01 of F1
-    against the rules on some of these (seed 13: 0.987 against 0.997, a few pixels at the edges): each may be at
-    most 0.015 below (benchmarks/segment_real.py --scenes counts them on all 140 scenes; docs/segmentation.md)."""
+    """A plain region of skin on a flat background, any tone, exposure x0.6-x1.4, with and without a dark hair band
+    (all 140 scenes of benchmarks/segment_real.py --scenes): F1 >= 0.98 on each, and not below the rules baseline.
+    Measured: worst F1 0.981; one scene (a light ellipse on a light grey backdrop) 0.0063 below the rules, a few
+    pixels along the edge; every other scene at most 0.005 below (docs/segmentation.md#sharper-boundary)."""
     diffs = []
-    for seed in (0, 13, 30, 46, 62, 71, 88, 104, 120, 139):  # every tone, exposure and shape, half with hair
+    for seed in range(140):  # every tone, haemoglobin, exposure and shape, half with hair
         rgb, truth, info = plain_scene(seed)
         model = S.evaluate_masks(S.segment_skin(rgb).mask, truth)["f1"]
         rules = S.evaluate_masks(S.segment_skin(rgb, method="rules").mask, truth)["f1"]
-        assert model >= 0.97 and model >= rules - 0.015, (info, model, rules)
+        assert model >= 0.98 and model >= rules - 0.01, (info, model, rules)
         diffs.append(model - rules)
-    assert np.mean(diffs) > 0, diffs
+    assert sum(d < -0.005 for d in diffs) <= 1, sorted(diffs)[:5]
+    assert np.mean(diffs) > 0.02, np.mean(diffs)
 
 
 def test_grey_pixels_are_not_skin_but_a_specular_spot_on_skin_is():

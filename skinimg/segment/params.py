@@ -67,6 +67,9 @@ class SegmentParams:
         side is at most this (0 = bilinear only): a guided filter whose guide is that copy's grey level.
     guide_eps : float
         Regularisation of that guided filter (guide scaled to [0, 1]).
+    guide_radius : int
+        Its window's radius, in pixels of the network's working copy (times the ratio of the two copies): how far
+        the boundary may move to meet an edge of the photo.
     work_pixels : int
         ``method="rules"``: the rule and its clean-up run on a copy downscaled by the smallest factor ``k`` in 2, 3, 4,
         6, 8, 12, 16, 24 ... (mean of k x k blocks) that leaves at most this many pixels.
@@ -84,7 +87,8 @@ class SegmentParams:
     neutral_chroma: float = 4.0
     neutral_hole: float = 0.01
     guide_side: int = 640
-    guide_eps: float = 0.02
+    guide_eps: float = 0.002
+    guide_radius: int = 3
     work_pixels: int = 320_000
     smooth_sigma: float = 1.5
     high: float = 0.7
@@ -108,6 +112,8 @@ class SegmentParams:
             raise SkinImgError("neutral_chroma must be >= 0 and neutral_hole in [0, 1)")
         if not (isinstance(self.guide_side, int) and self.guide_side >= 0) or self.guide_eps <= 0:
             raise SkinImgError("guide_side must be an integer >= 0 and guide_eps > 0")
+        if not (isinstance(self.guide_radius, int) and self.guide_radius >= 1):
+            raise SkinImgError(f"guide_radius must be an integer >= 1, got {self.guide_radius!r}")
         if not (isinstance(self.work_pixels, int) and self.work_pixels >= 4096):
             raise SkinImgError(f"work_pixels must be an integer >= 4096, got {self.work_pixels!r}")
         if not 0.0 < self.low <= self.high < 1.0:

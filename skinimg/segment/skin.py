@@ -122,7 +122,7 @@ def _network(rgb8: np.ndarray, params: SegmentParams, model: SkinNet, roi: np.nd
     gh, gw = guide.shape[:2]
     zg = cv2.resize(z, (gw, gh), interpolation=cv2.INTER_LINEAR) if (gh, gw) != (hh, ww) else z
     if params.guide_side and (gh, gw) != (hh, ww):
-        radius = max(1, round(gw / ww))
+        radius = max(1, round(gw / ww)) * params.guide_radius
         grey = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
         # a clipped logit: the uncertain band moves to the photo's edges, confident regions stay as they are
         zg = guided_filter(grey, np.clip(zg, -4, 4) * np.float32(0.25), radius, params.guide_eps) * np.float32(4)
