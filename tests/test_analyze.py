@@ -142,6 +142,10 @@ def test_cli_analyze_writes_tables_maps_and_exit_2(inputs, tmp_path):
     meta = json.loads((out / "analyze.json").read_text())
     assert meta["params_hash"] == by["a.png"]["params_hash"] and meta["n_error"] == 1 and meta["n_ok"] == 2
     assert meta["params"]["indices"]["red_threshold"] == I.IndexParams().red_threshold
+    # the masks' own parameters and network are on record too
+    from skinimg.segment import SegmentParams, load_model
+    assert meta["params"]["segment"]["guide_radius"] == SegmentParams().guide_radius
+    assert meta["skin_network"]["sha256"] == load_model().sha256
     assert "broken.jpg" in r.output  # the one-line error on stderr (mixed into output by CliRunner)
 
 
@@ -256,3 +260,17 @@ def test_heatmap_range_of_a_large_map_uses_a_subset_close_to_the_full_percentile
     lo, hi = robust_range(v)
     assert abs(lo - full[0]) < 0.02 and abs(hi - full[1]) < 0.02
     assert robust_range(np.full(10, np.nan)) == (0.0, 1.0)
+
+
+def test_params_hash_follows_the_segmentation_parameters(monkeypatch):
+    """Other segmentation defaults give other masks, so other numbers: a resumed run must not keep the old rows."""
+    from dataclasses import replace
+
+    from skinimg.segment import SegmentParams
+
+    before = A.AnalyzeParams().hash()
+    assert A.AnalyzeParams().hash() == before  # deterministic
+    monkeypatch.setattr(A, "SegmentParams", lambda: replace(SegmentParams(), guide_eps=0.02))
+    changed = A.AnalyzeParams()
+    assert changed.to_dict()["segment"]["guide_eps"] == 0.02
+    assert changed.hash() != before

@@ -42,7 +42,7 @@ from ..indices import (IndexParams, UserIndexRunner, basis_digest, load_basis, l
                        summary_columns, user_columns)
 from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
                   reason_text, remove_stale_temp_files, write_json)
-from ..segment import SegmentResult, check_method, check_second_stage, load_model, segment_skin
+from ..segment import SegmentParams, SegmentResult, check_method, check_second_stage, load_model, segment_skin
 from .executors import Deferred, map_jobs
 from .maps import DEFAULT_MAPS, MAP_SETS, map_names, write_maps
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, fit_roi, roi_columns
@@ -147,11 +147,17 @@ class AnalyzeParams:
         check_second_stage(self.second_stage)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, and ``segment``: the segmentation's parameters (:class:`skinimg.segment.SegmentParams`, the
+        defaults :func:`segment_photo` uses), so that ``analyze.json`` says which boundary, threshold and working size
+        made the masks."""
+        d = asdict(self)
+        d["segment"] = asdict(SegmentParams())
+        return d
 
     def hash(self) -> str:
-        """Short SHA-256 of everything that changes the numbers (not output-only settings), including the content of
-        the skin network (``segment_method="model"``) and of the chromophore basis."""
+        """Short SHA-256 of everything that changes the numbers (not output-only settings), including the
+        segmentation's parameters, the content of the skin network (``segment_method="model"``) and of the
+        chromophore basis."""
         d = self.to_dict()
         d.pop("heatmap_max_side")
         d.pop("max_pixels")
@@ -558,6 +564,8 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             "nonlinear_model": basis.model is not None,
             "provenance": basis.provenance,
         },
+        "skin_network": ({"file": Path(load_model().path).name, "sha256": load_model().sha256}
+                         if params.segment_method == "model" else None),
         "inputs": [os.fspath(p) for p in paths],
         "roi": {"files": roi.setting(), "file": None if roi.roi_file is None else os.fspath(roi.roi_file),
                 "photos_with_roi": sum(j[5].path is not None for j in jobs)},
