@@ -317,6 +317,9 @@ def test_cli_compare_writes_the_contract(tmp_path):
     doc = json.loads((out / "comparison.json").read_text())
     assert json.loads(r.stdout) == doc
     assert doc["before"] == str(b) and doc["after"] == str(a)
+    from skinimg.segment import SegmentParams, load_model
+    assert doc["params"]["segment"]["guide_eps"] == SegmentParams().guide_eps  # what made the masks is on record
+    assert doc["skin_network"]["sha256"] == load_model().sha256
     reg = doc["registration"]
     assert reg["ok"] is True and isinstance(reg["method"], str) and isinstance(reg["inliers"], int)
     assert isinstance(reg["residual_px"], float)

@@ -19,7 +19,7 @@ from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
 from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
 from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
-from ..segment import check_method, check_second_stage, segment_skin
+from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
 from .chain import REGISTRATION_MODES, register_chain
 from .lighting import _apply_gain, _lighting
 from .model_range import MEMBER_LEVEL_MIN, add_model_range, member_reads, model_range_record, model_span
@@ -125,9 +125,12 @@ class CompareParams:
             raise SkinImgError("tile_frac must be in (0, 1] and n_boot at least 100")
 
     def to_dict(self) -> dict:
+        """The fields, and ``segment``: the segmentation's parameters (:class:`~skinimg.segment.SegmentParams`, the
+        defaults the comparison's masks are made with when none are given)."""
         d = asdict(self)
         d["registration"] = self.registration.to_dict()
         d["mdc"] = dict(self.mdc)
+        d["segment"] = asdict(SegmentParams())
         return d
 
 
