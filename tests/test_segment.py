@@ -9,7 +9,7 @@ import csv
 import json
 import math
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -272,6 +272,10 @@ def test_cli_segment_outputs_and_exit_2(photo_tree, tmp_path, ladder):
     assert len([l for l in r.stderr.splitlines() if "broken.jpg" in l]) == 1 and "Traceback" not in r.stderr
     assert by["blue.png"]["status"] == "no_skin" and float(by["blue.png"]["skin_fraction"]) == 0.0
     assert by["visit/face.png"]["status"] == "ok" and by["visit/face.png"]["method"] == "model"
+    meta = json.loads((out / "segment.json").read_text())  # what made the masks
+    assert meta["params"] == asdict(S.SegmentParams()) and meta["method"] == "model"
+    assert meta["skin_network"]["sha256"] == S.load_model().sha256
+    assert (meta["n_images"], meta["n_ok"], meta["n_no_skin"], meta["n_error"]) == (4, 2, 1, 1)
     m = cv2.imread(str(out / "masks" / "visit" / "face.png"), cv2.IMREAD_UNCHANGED)
     assert m.dtype == np.uint8 and m.shape == (240, 320) and set(np.unique(m)) <= {0, 255}
     lib = S.segment_skin(ladder[2].image)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .. import __version__
 from ..color import ITA_CATEGORIES
 from ..errors import SkinImgError
 from ..io import (DEFAULT_MAX_PIXELS, find_truth_mask, load_image, make_output_folder, mask_path, read_mask,
-                  remove_stale_temp_files, write_csv, write_png)
+                  remove_stale_temp_files, write_csv, write_json, write_png)
 from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts, segment_skin,
                        true_skin_tone)
 from .analyze import _discover
@@ -71,7 +73,8 @@ def _segment_one(job) -> dict:
 def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, method: str = "model",
                   roi: str | os.PathLike | RoiLookup | None = None, workers: int | None = None,
                   params: SegmentParams | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, check: bool = False) -> dict:
-    """Segment every photo under ``paths``; write ``out/masks/<rel>/<stem>.png`` and ``out/segment.csv``.
+    """Segment every photo under ``paths``; write ``out/masks/<rel>/<stem>.png``, ``out/segment.csv`` and
+    ``out/segment.json`` (the parameters, the network's file and SHA-256, the skinimg version, the counts).
 
     Masks are 8-bit PNGs, 255 = skin, 0 = not, the size of the upright photo.
     ``segment.csv`` has the columns :data:`SEGMENT_COLUMNS`; a file that cannot be
@@ -107,8 +110,14 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     rows = map_jobs(_segment_one, jobs, workers)
     rows.sort(key=lambda r: r["image"])
     write_csv(out / "segment.csv", rows, SEGMENT_COLUMNS)
-    remove_stale_temp_files(out)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "no_skin", "error")}
+    model = load_model() if method == "model" else None
+    write_json(out / "segment.json", {
+        "command": "segment", "skinimg_version": __version__, "method": method, "params": asdict(params),
+        "skin_network": {"file": os.path.basename(model.path), "sha256": model.sha256} if model else None,
+        "check": bool(check), "inputs": [os.fspath(p) for p in paths], "n_images": len(rows), "n_ok": counts["ok"],
+        "n_no_skin": counts["no_skin"], "n_error": counts["error"]})
+    remove_stale_temp_files(out)
     return {"rows": rows, "n_images": len(rows), "n_ok": counts["ok"], "n_no_skin": counts["no_skin"],
             "n_error": counts["error"], "n_check": sum(r["mask_check"] == "check" for r in rows),
             "elapsed_s": time.perf_counter() - t0}

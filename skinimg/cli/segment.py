@@ -38,8 +38,10 @@ def segment_cmd(paths, out, method, roi, roi_dir, no_roi_files, second_stage, ch
     pixels of the photo), method, and with --check stage_agreement (0-1) and
     mask_check (ok, or check: look at that mask), then roi, roi_source and
     roi_pixels: the region of interest the mask is restricted to (--roi, else
-    the photo's own <stem>.roi.json / .roi.png).  A bad file or ROI is an
-    error row with the reason; exit code 2 when any file failed.
+    the photo's own <stem>.roi.json / .roi.png).  OUT/segment.json records
+    what made the masks (method, parameters, the network's SHA-256, version).
+    A bad file or ROI is an error row with the reason; exit code 2 when any
+    file failed.
     """
     check_needs_model(check, method)
     rois = RoiLookup.from_options(roi, roi_dir, no_roi_files)
