@@ -42,7 +42,8 @@ from ..indices import (IndexParams, UserIndexRunner, basis_digest, load_basis, l
                        summary_columns, user_columns)
 from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
                   reason_text, remove_stale_temp_files, write_json)
-from ..segment import SegmentParams, SegmentResult, check_method, check_second_stage, load_model, segment_skin
+from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, network_record,
+                       segment_skin)
 from .executors import Deferred, map_jobs
 from .maps import DEFAULT_MAPS, MAP_SETS, map_names, write_maps
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, fit_roi, roi_columns
@@ -564,8 +565,7 @@ def analyze_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             "nonlinear_model": basis.model is not None,
             "provenance": basis.provenance,
         },
-        "skin_network": ({"file": Path(load_model().path).name, "sha256": load_model().sha256}
-                         if params.segment_method == "model" else None),
+        "skin_network": network_record(params.segment_method),
         "inputs": [os.fspath(p) for p in paths],
         "roi": {"files": roi.setting(), "file": None if roi.roi_file is None else os.fspath(roi.roi_file),
                 "photos_with_roi": sum(j[5].path is not None for j in jobs)},

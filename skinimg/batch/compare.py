@@ -9,7 +9,7 @@ import numpy as np
 from .. import __version__
 from ..errors import SkinImgError
 from ..io import load_image, make_output_folder, write_json, write_png
-from ..segment import load_model
+from ..segment import network_record
 from ..session import CompareParams, compare_arrays, load_mdc, render_pictures
 from .roi import RoiRef, fit_roi
 
@@ -104,8 +104,7 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
     full["image_sizes"] = {"before": [int(rgb_b.shape[1]), int(rgb_b.shape[0])],
                            "after": [int(rgb_a.shape[1]), int(rgb_a.shape[0])]}
     full["params"] = p.to_dict()
-    model = load_model() if p.segment_method == "model" else None
-    full["skin_network"] = {"file": os.path.basename(model.path), "sha256": model.sha256} if model else None
+    full["skin_network"] = network_record(p.segment_method)
     full["skinimg_version"] = __version__
     full["maps"] = list(MAP_FILES) if doc["registration"]["ok"] else ["pair.png"]
     if out is not None:

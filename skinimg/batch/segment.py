@@ -16,8 +16,8 @@ from ..color import ITA_CATEGORIES
 from ..errors import SkinImgError
 from ..io import (DEFAULT_MAX_PIXELS, find_truth_mask, load_image, make_output_folder, mask_path, read_mask,
                   remove_stale_temp_files, write_csv, write_json, write_png)
-from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts, segment_skin,
-                       true_skin_tone)
+from ..segment import (SegmentParams, check_method, evaluate_masks, load_model, metrics_from_counts, network_record,
+                       segment_skin, true_skin_tone)
 from .analyze import _discover
 from .executors import map_jobs
 from .roi import RoiLookup, fit_roi, roi_columns
@@ -111,10 +111,9 @@ def segment_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     rows.sort(key=lambda r: r["image"])
     write_csv(out / "segment.csv", rows, SEGMENT_COLUMNS)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "no_skin", "error")}
-    model = load_model() if method == "model" else None
     write_json(out / "segment.json", {
         "command": "segment", "skinimg_version": __version__, "method": method, "params": asdict(params),
-        "skin_network": {"file": os.path.basename(model.path), "sha256": model.sha256} if model else None,
+        "skin_network": network_record(method),
         "check": bool(check), "inputs": [os.fspath(p) for p in paths], "n_images": len(rows), "n_ok": counts["ok"],
         "n_no_skin": counts["no_skin"], "n_error": counts["error"]})
     remove_stale_temp_files(out)

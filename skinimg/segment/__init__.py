@@ -42,7 +42,8 @@ evaluating on labelled folders :func:`skinimg.batch.evaluate_folders`; training 
 from .filters import guided_filter, hysteresis_threshold
 from .metrics import (TONE_GROUPS, evaluate_masks, metrics_from_counts, pooled_tone_metrics, tone_group,
                       true_skin_tone)
-from .model import DEFAULT_MODEL_PATH, MODEL_FILE, SkinNet, clear_model_cache, load_model, rules_mask
+from .model import (DEFAULT_MODEL_PATH, MODEL_FILE, SkinNet, clear_model_cache, load_model, network_record,
+                    rules_mask)
 from .params import (AGREEMENT_MIN, METHODS, SECOND_STAGES, SegmentParams, SegmentResult, check_method,
                      check_second_stage)
 from .skin import candidate_region, reduce_photo, segment_skin
@@ -63,6 +64,7 @@ __all__ = [
     "hysteresis_threshold",
     "guided_filter",
     "load_model",
+    "network_record",
     "clear_model_cache",
     "check_method",
     "check_second_stage",

@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import SkinImgError
 from ..io import check_rgb, model_file, reason_text, to_uint8
 
-__all__ = ["MODEL_FILE", "DEFAULT_MODEL_PATH", "SkinNet", "load_model", "rules_mask", "clear_model_cache"]
+__all__ = ["MODEL_FILE", "DEFAULT_MODEL_PATH", "SkinNet", "load_model", "network_record", "rules_mask",
+           "clear_model_cache"]
 
 #: File name of the default skin network in :func:`skinimg.io.models_dir` (its JSON provenance has the same stem).
 MODEL_FILE = "skin_unet.onnx"
@@ -138,6 +139,15 @@ def load_model(path: str | os.PathLike | None = None) -> SkinNet:
         provenance JSON records.
     """
     return _load_model_cached(os.fspath(Path(path) if path is not None else model_file(MODEL_FILE)))
+
+
+def network_record(method: str = "model") -> dict | None:
+    """What an output records of the skin network: ``{"file": name, "sha256": digest}`` of the default network
+    (:func:`load_model`) for ``method="model"``, None for ``"rules"``."""
+    if method != "model":
+        return None
+    model = load_model()
+    return {"file": Path(model.path).name, "sha256": model.sha256}
 
 
 def rules_mask(rgb: np.ndarray) -> np.ndarray:
