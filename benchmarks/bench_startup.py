@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_startup.py [--photos DIR] [--repeat 3] [--n-batch 120]
                                                  [--batch-size 600x800] [--skip-batch]
+                                                 [--maps none[,default,all]] [--resolutions default[,full,MP]]
 
-Every measurement is the real command in a fresh process (``python -m skinimg analyze --no-maps``),
+Every measurement is the real command in a fresh process (``python -m skinimg analyze --maps none``),
 so interpreter start, imports, model loading and the pool start-up all count:
 
 * per photo    for each photo P of --photos (JPEG files; default: the real photo in sample_images/real):
@@ -11,6 +12,9 @@ so interpreter start, imports, model loading and the pool start-up all count:
                P (t6), interleaved, best of --repeat; per further photo = (t6 - t1) / 5, fixed cost =
                t1 - per photo.  P's own decode (cv2.imread) is timed in this process in the same rounds
                (median); the ratio per photo / decode is the goal of issue 25 (<= 3x, fixed cost <= 0.5 s).
+               Each --maps mode (issue 29: default maps <= 5x, all <= 10x) and each --resolutions value
+               (``default`` = the default working size, ``full`` = every photo at its own size: the baseline) is
+               a row of its own, all of them in the same interleaved rounds.
 * imports      the heavy packages (scipy, scikit-learn, scikit-image, matplotlib, dask, pyarrow, torch,
                PIL) that a one-photo ``analyze`` imports, with their cumulative import time
                (``python -X importtime``); each should be there only because the command runs it.
@@ -41,13 +45,14 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("scipy", "sklearn", "skimage", "matplotlib", "dask", "distributed", "pyarrow", "torch", "PIL", "pandas")
 
 
-def run_analyze(folder: Path, out: Path, workers: int) -> float:
+def run_analyze(folder: Path, out: Path, workers: int, maps: str = "none", resolution: str = "default") -> float:
     """Wall time of one ``skinimg analyze`` process (exit code 0 required)."""
     if out.exists():
         shutil.rmtree(out)
+    extra = [] if resolution == "default" else ["--resolution", resolution]
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "skinimg", "analyze", str(folder), "--out", str(out), "--no-maps",
-                           "--workers", str(workers)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "skinimg", "analyze", str(folder), "--out", str(out), "--maps", maps,
+                           "--workers", str(workers), *extra], capture_output=True, text=True)
     dt = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"analyze failed on {folder}: {proc.stderr.strip()[-400:]}")
@@ -62,7 +67,8 @@ def decode_time(path: Path) -> float:
     return dt
 
 
-def per_photo(photos: list[Path], repeat: int, tmp: Path) -> list[dict]:
+def per_photo(photos: list[Path], repeat: int, tmp: Path, modes=(("none", "default"),)) -> list[dict]:
+    """One row per photo and (maps, resolution) mode; every mode of a photo in the same interleaved rounds."""
     rows = []
     for p in photos:
         one, six = tmp / f"{p.stem}_1", tmp / f"{p.stem}_6"
@@ -71,17 +77,20 @@ def per_photo(photos: list[Path], repeat: int, tmp: Path) -> list[dict]:
         shutil.copy(p, one / p.name)
         for k in range(6):
             shutil.copy(p, six / f"{p.stem}_{k}{p.suffix}")
-        t1, t6, dec = [], [], []
+        t1, t6, dec = {m: [] for m in modes}, {m: [] for m in modes}, []
         for _ in range(repeat):  # interleaved rounds: the machine's load drifts
-            dec.append(decode_time(p))
-            t1.append(run_analyze(one, tmp / "out", 1))
-            t6.append(run_analyze(six, tmp / "out", 1))
+            for m in modes:
+                dec.append(decode_time(p))
+                t1[m].append(run_analyze(one, tmp / "out", 1, *m))
+                t6[m].append(run_analyze(six, tmp / "out", 1, *m))
             dec.append(decode_time(p))
         h, w = cv2.imread(str(p)).shape[:2]
-        per = (min(t6) - min(t1)) / 5
         d = statistics.median(dec)
-        rows.append({"photo": p.name, "mp": h * w / 1e6, "decode": d, "t1": min(t1), "t6": min(t6), "per": per,
-                     "fixed": min(t1) - per, "ratio": per / d})
+        for m in modes:
+            per = (min(t6[m]) - min(t1[m])) / 5
+            rows.append({"photo": p.name, "maps": m[0], "resolution": m[1], "mp": h * w / 1e6, "decode": d,
+                         "t1": min(t1[m]), "t6": min(t6[m]), "per": per, "fixed": min(t1[m]) - per,
+                         "ratio": per / d})
     return rows
 
 
@@ -130,7 +139,11 @@ def main() -> None:
     ap.add_argument("--n-batch", type=int, default=120)
     ap.add_argument("--batch-size", default="600x800", help="HxW of the batch photos")
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--maps", default="none", help="comma-separated --maps modes to time (none, default, all)")
+    ap.add_argument("--resolutions", default="default",
+                    help="comma-separated --resolution values to time: default (the default working size), full, MP")
     a = ap.parse_args()
+    modes = tuple((m, r) for m in a.maps.split(",") for r in a.resolutions.split(","))
     photos = sorted(p for p in a.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
     if not photos:
         raise SystemExit(f"no JPEG in {a.photos}")
@@ -138,15 +151,26 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        rows = per_photo(photos, a.repeat, tmp)
-        print("\n| photo | MP | decode s | 1-photo run s | 6-photo run s | per further photo s | x decode "
-              "| fixed cost s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        rows = per_photo(photos, a.repeat, tmp, modes)
+        print("\n| photo | MP | --maps | --resolution | decode s | 1-photo run s | 6-photo run s | per further photo s "
+              "| x decode | fixed cost s |")
+        print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['photo']} | {r['mp']:.1f} | {r['decode']:.3f} | {r['t1']:.2f} | {r['t6']:.2f} | "
-                  f"{r['per']:.3f} | {r['ratio']:.2f} | {r['fixed']:.2f} |")
-        print(f"\nfixed cost (median over photos): {statistics.median(r['fixed'] for r in rows):.2f} s (goal <= 0.5); "
-              f"per photo / decode (median): {statistics.median(r['ratio'] for r in rows):.2f} (goal <= 3)")
+            print(f"| {r['photo']} | {r['mp']:.1f} | {r['maps']} | {r['resolution']} | {r['decode']:.3f} | "
+                  f"{r['t1']:.2f} | {r['t6']:.2f} | {r['per']:.3f} | {r['ratio']:.2f} | {r['fixed']:.2f} |")
+        goals = {"none": 3, "default": 5, "all": 10}
+        for m in modes:
+            sel = [r for r in rows if (r["maps"], r["resolution"]) == m]
+            print(f"\n--maps {m[0]} --resolution {m[1]}: fixed cost (median over photos) "
+                  f"{statistics.median(r['fixed'] for r in sel):.2f} s (goal <= 0.5); per photo / decode: median "
+                  f"{statistics.median(r['ratio'] for r in sel):.2f}, worst {max(r['ratio'] for r in sel):.2f} "
+                  f"(goal <= {goals.get(m[0], '?')})")
+        for m in modes:
+            if m[1] != "full" and (m[0], "full") in modes:
+                ratios = [rb["per"] / ra["per"] for ra in rows for rb in rows if ra["photo"] == rb["photo"]
+                          and (ra["maps"], ra["resolution"]) == m and (rb["maps"], rb["resolution"]) == (m[0], "full")]
+                print(f"--maps {m[0]}: --resolution full / --resolution {m[1]} per photo: "
+                      f"{', '.join(f'{x:.1f}x' for x in ratios)}")
         print("\n| heavy package imported by a 1-photo analyze | cumulative import s |")
         print("|---|---:|")
         for name, s in heavy_imports(photos[0], tmp):

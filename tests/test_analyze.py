@@ -270,7 +270,10 @@ def test_params_hash_follows_the_segmentation_parameters(monkeypatch):
 
     before = A.AnalyzeParams().hash()
     assert A.AnalyzeParams().hash() == before  # deterministic
-    monkeypatch.setattr(A, "SegmentParams", lambda: replace(SegmentParams(), guide_eps=0.02))
+    import skinimg.batch.analyze_params as AP
+
+    assert A.AnalyzeParams(work_pixels=None).hash() != before  # the working size changes large photos' numbers
+    monkeypatch.setattr(AP, "SegmentParams", lambda: replace(SegmentParams(), guide_eps=0.02))
     changed = A.AnalyzeParams()
     assert changed.to_dict()["segment"]["guide_eps"] == 0.02
     assert changed.hash() != before

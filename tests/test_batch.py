@@ -305,7 +305,8 @@ def test_run_json_records_versions_pipeline_parameters_hashes_and_times(tmp_path
     assert m["pipeline"]["text"] == pipe.read_text()
     assert m["pipeline"]["sha256"] == hashlib.sha256(pipe.read_bytes()).hexdigest()
     assert m["pipeline"]["resolved"]["analyze"] == {"method": "model", "second_stage": "mlp", "check": False,
-                                                     "chromophores": "basis", "branch": "auto", "maps": False}
+                                                     "chromophores": "basis", "branch": "auto", "maps": False,
+                                                     "resolution": 0.75}
     with open(tmp_path / "out" / "indices.csv", newline="") as fh:
         hashes = {x["params_hash"] for x in csv.DictReader(fh)}
     assert hashes == {m["parameters"]["params_hash"]} == {res["plan"].analyze.hash()}

@@ -23,27 +23,23 @@ User indices (``indices=``, :mod:`skinimg.indices.user`) add their columns (``NA
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from .. import __version__
-from ..calibrate import MODES as CALIBRATION_MODES
-from ..calibrate import CalibrationParams, calibrate_image, chart_mask
+from ..calibrate import calibrate_image, chart_mask
 from ..errors import SkinImgError
-from ..indices import (IndexParams, UserIndexRunner, basis_digest, load_basis, load_user_indices, measure, row_errors,
+from ..indices import (UserIndexRunner, basis_digest, load_basis, load_user_indices, measure, row_errors,
                        summary_columns, user_columns)
-from ..io import (DEFAULT_MAX_PIXELS, InputImage, calibration_path, discover_images, load_image, make_output_folder,
-                  reason_text, remove_stale_temp_files, write_json)
-from ..segment import (SegmentParams, SegmentResult, check_method, check_second_stage, load_model, network_record,
-                       segment_skin)
+from ..io import (InputImage, calibration_path, discover_images, load_image, make_output_folder, reason_text,
+                  reduce_image, reduce_mask, remove_stale_temp_files, write_json)
+from ..segment import SegmentResult, load_model, network_record, segment_skin
+from .analyze_params import AnalyzeParams
 from .executors import Deferred, map_jobs
 from .maps import DEFAULT_MAPS, MAP_SETS, map_names, write_maps
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, fit_roi, roi_columns
@@ -78,8 +74,10 @@ _HEAD = ["image", "status", "error", "width", "height", "bit_depth", "skin_fract
 _TAIL = ["params_hash", "skinimg_version"]
 #: The segmentation's flag (``AnalyzeParams.check``; empty otherwise), added last.
 _FLAG = ["stage_agreement", "mask_check"]
+#: The size of the copy measured (``AnalyzeParams.work_pixels``; ``width``, ``height`` are the photo's own).
+_WORK = ["analysis_width", "analysis_height"]
 #: Every column of ``indices.csv`` / table ``indices``, in order (the ROI's, :data:`skinimg.batch.ROI_COLUMNS`, last).
-ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG + list(ROI_COLUMNS))
+ROW_COLUMNS = tuple(_HEAD + summary_columns() + _TAIL + _FLAG + _WORK + list(ROI_COLUMNS))
 #: The key of a row: a photo's whole skin has ``region`` "", each named region its name.
 ROW_KEY = ("image", "region")
 #: SQL type of every column.
@@ -89,90 +87,7 @@ ROW_TYPES.update({c: "TEXT" for c in ("image", "status", "error", "segment_metho
                                       "ita_category", "params_hash", "skinimg_version", "mask_check", "roi", "region",
                                       "roi_source")})
 ROW_TYPES.update({c: "INTEGER" for c in ("width", "height", "bit_depth", "skin_pixels", "brown_spot_count",
-                                         "roi_pixels")})
-
-@dataclass(frozen=True)
-class AnalyzeParams:
-    """Parameters of one analyze run (recorded in ``analyze.json``; hashed into ``params_hash``).
-
-    Attributes
-    ----------
-    segment_method : {"model", "rules"}
-        Passed to :func:`skinimg.segment.segment_skin`.
-    max_pixels : int or None
-        Images declaring more pixels are refused before decoding.
-    indices : IndexParams
-        Parameters of the indices and area measures.
-    calibration : {"none", "auto", "chart"}
-        Colour calibration between loading and segmentation
-        (:func:`skinimg.calibrate.calibrate_image`): ``"none"`` (default) uses the
-        photo as it is; ``"auto"`` corrects with a ColorChecker when one is in the
-        frame, otherwise with ``white`` or the gray-world fallback on non-skin pixels;
-        ``"chart"`` requires a chart (a photo without one is an error row).  The
-        chart's own pixels are always removed from the skin mask, and the
-        correction is saved as ``calibration/<stem>.json`` beside the results.
-    white : (x, y, w, h) or None
-        A white/gray reference region for ``calibration="auto"`` without a chart.
-    heatmap_max_side : int
-        Longer side of the PNG heatmaps (the TIFF maps are always full resolution).
-    second_stage : {"mlp", "net", "both"}
-        Deprecated, no effect (the second stage of the former colour-table segmenter, retired by issue 22); not
-        hashed.
-    check : bool
-        Also run the network on the mirror image and fill the columns ``stage_agreement`` and ``mask_check``
-        (``skinimg segment --check``).  Does not change the mask or the numbers, so it is not hashed.
-    calibrate_params : CalibrationParams or None
-        How a chart is used when calibrating (reference values, correction model: ``--chart``,
-        ``--correction``, ``--reference``); None = the defaults.  Hashed only when given, so the defaults'
-        ``params_hash`` is unchanged.
-    """
-
-    segment_method: str = "model"
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    indices: IndexParams = field(default_factory=IndexParams)
-    calibration: str = "none"
-    white: tuple | None = None
-    heatmap_max_side: int = 2048
-    second_stage: str = "mlp"
-    check: bool = False
-    calibrate_params: CalibrationParams | None = None
-
-    def __post_init__(self):
-        if self.calibration is None:
-            object.__setattr__(self, "calibration", "none")
-        if self.calibration not in CALIBRATION_MODES:
-            raise SkinImgError(f"unknown calibration {self.calibration!r} (use 'auto', 'chart' or 'none')")
-        if self.white is not None:
-            object.__setattr__(self, "white", tuple(int(v) for v in self.white))
-        check_method(self.segment_method)
-        check_second_stage(self.second_stage)
-
-    def to_dict(self) -> dict:
-        """The fields, and ``segment``: the segmentation's parameters (:class:`skinimg.segment.SegmentParams`, the
-        defaults :func:`segment_photo` uses), so that ``analyze.json`` says which boundary, threshold and working size
-        made the masks."""
-        d = asdict(self)
-        d["segment"] = asdict(SegmentParams())
-        return d
-
-    def hash(self) -> str:
-        """Short SHA-256 of everything that changes the numbers (not output-only settings), including the
-        segmentation's parameters, the content of the skin network (``segment_method="model"``) and of the
-        chromophore basis."""
-        d = self.to_dict()
-        d.pop("heatmap_max_side")
-        d.pop("max_pixels")
-        d.pop("check")
-        d.pop("second_stage")  # deprecated, no effect
-        if d["calibrate_params"] is None:  # the default: hashes as before the option existed
-            d.pop("calibrate_params")
-        h = hashlib.sha256(json.dumps(d, sort_keys=True).encode())
-        h.update(self.indices.hash().encode())
-        if self.segment_method == "model":  # another network gives other masks, so other numbers
-            h.update(load_model().sha256.encode())
-        h.update(__version__.encode())
-        return h.hexdigest()[:12]
-
+                                         "roi_pixels", "analysis_width", "analysis_height")})
 
 def segment_photo(rgb: np.ndarray, params: AnalyzeParams, *, check: bool = False) -> SegmentResult:
     """The skin mask analyze measures on: :func:`skinimg.segment.segment_skin` with ``params``' segmentation method
@@ -194,6 +109,15 @@ def _calibrate(rgb: np.ndarray, params: AnalyzeParams):
                            params=params.calibrate_params)
 
 
+def load_working_copy(path, params: AnalyzeParams, *, label=None):
+    """:func:`skinimg.io.load_image` as analyze loads a photo: ``(rgb, meta)``, the working copy
+    (``params.work_pixels``) straight from the decoder unless the photo is to be calibrated (then in full: the
+    chart is looked for at the photo's own resolution, and the caller reduces the corrected photo with
+    :func:`skinimg.io.reduce_image`)."""
+    work = params.work_pixels if params.calibration == "none" else None
+    return load_image(path, max_pixels=params.max_pixels, label=label, work_pixels=work)
+
+
 def _float_or_nan(v) -> float:
     return float("nan") if v is None else float(v)
 
@@ -201,6 +125,7 @@ def _float_or_nan(v) -> float:
 def _empty_row(image: str, status: str, error: str | None, params_hash: str) -> dict:
     row = {c: float("nan") for c in ROW_COLUMNS}
     row.update(image=image, status=status, error=error, width=None, height=None, bit_depth=None, mask_check=None,
+               analysis_width=None, analysis_height=None,
                skin_pixels=None, brown_spot_count=None, segment_method=None, chromophore_method=None,
                chromophore_branch_check=None,
                calibration=None,
@@ -224,8 +149,9 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: tuple, params_h
     photo's region of interest (:meth:`RoiLookup.resolve`).
     """
     try:
-        rgb, meta = load_image(item.path, max_pixels=params.max_pixels, label=item.relpath)
+        rgb, meta = load_working_copy(item.path, params, label=item.relpath)
         rgb, corr = _calibrate(rgb, params)
+        rgb = reduce_image(rgb, params.work_pixels)  # a calibrated photo was loaded in full to find its chart
         seg = segment_photo(rgb, params, check=params.check)
     except SkinImgError as exc:
         return [_empty_row(item.relpath, "error", exc.reason, params_hash)], None, None
@@ -235,7 +161,7 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: tuple, params_h
         if correction is not None:
             correction.append(corr)
         if corr.corners is not None:
-            mask = mask & ~chart_mask(mask.shape, corr)
+            mask = mask & ~reduce_mask(chart_mask((meta.height, meta.width), corr), mask.shape)
     return _measure_rows(item, rgb, meta, mask, seg.method, params, want_maps, params_hash, corr=corr, seg=seg,
                          roi=roi, user=user)
 
@@ -250,7 +176,8 @@ def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, seg
     one ``status=error`` row naming it; a region with no skin inside is an error row for that region.
     """
     try:
-        fitted, regions = fit_roi(roi, mask.shape) if roi is not None else (None, {})
+        photo = (meta.photo_height or mask.shape[0], meta.photo_width or mask.shape[1])
+        fitted, regions = fit_roi(roi, mask.shape, photo) if roi is not None else (None, {})
     except SkinImgError as exc:
         row = _empty_row(item.relpath, "error", exc.reason, params_hash)
         row.update(roi_columns(roi))
@@ -295,8 +222,8 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
     n_skin = int(np.count_nonzero(mask))
     base = {
         "image": item.relpath,
-        "width": meta.width,
-        "height": meta.height,
+        "width": meta.photo_width or meta.width,
+        "height": meta.photo_height or meta.height,
         "bit_depth": meta.bit_depth,
         "skin_fraction": n_skin / float(mask.size),
         "skin_pixels": n_skin,
@@ -309,6 +236,7 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
     flags = seg.flag_columns
     base.update(stage_agreement=_float_or_nan(flags["stage_agreement"]), mask_check=flags["mask_check"])
     base.update(roi_columns(None))
+    base.update(analysis_width=int(mask.shape[1]), analysis_height=int(mask.shape[0]))
     if n_skin < params.indices.min_skin_pixels:
         row = _empty_row(item.relpath, "no_skin", f"no skin found ({n_skin} skin pixels)", params_hash)
         row.update(base)

@@ -50,6 +50,7 @@ from typing import Any, Mapping
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..calibrate import FALLBACKS, REFERENCE_CHARTS
 from ..errors import SkinImgError
+from ..io import parse_resolution
 from ..indices import BRANCHES, CHROMOPHORE_METHODS
 from ..segment import METHODS as SEGMENT_METHODS
 from ..segment import SECOND_STAGES
@@ -132,6 +133,9 @@ STAGES: dict[str, Stage] = {
         "maps": Option(True, (bool, str, list), None,
                        "maps/<stem>_<index>.tif and .png to write: true (hemoglobin, melanin, erythema_index), "
                        "false, \"all\", \"none\" or a list of index names"),
+        "resolution": Option(0.75, (int, float, str), None,
+                             "working size in megapixels: larger photos are measured on an area-averaged copy of "
+                             "this size (\"full\": every photo at its own size)"),
     }, "redness and pigmentation indices (the rows of indices.csv)"),
     "track": Stage("track", "batch", (), {
         "manifest": Option(None, _STR, None, "CSV manifest patient,site,session,image[,roi] (default: folder layout)"),
@@ -323,6 +327,10 @@ def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str |
             map_names(options["analyze"]["maps"])
         except SkinImgError as exc:
             raise SkinImgError(f"analyze.maps: {exc.reason}", source) from None
+        try:
+            parse_resolution(options["analyze"]["resolution"])
+        except ValueError as exc:
+            raise SkinImgError(f"analyze.resolution: {exc}", source) from None
     if "regress" in stages and "analyze" not in stages:
         raise SkinImgError("stage 'regress' checks indices.csv: add 'analyze' to pipeline.stages", source)
     if "analyze" in stages and "segment" in stages and "method" in doc.get("analyze", {}):

@@ -133,9 +133,11 @@ class RoiLookup:
         return self.resolve(item.path, item.relpath)
 
 
-def fit_roi(ref: RoiRef, shape: tuple[int, int]) -> tuple[Roi | None, dict[str, np.ndarray]]:
+def fit_roi(ref: RoiRef, shape: tuple[int, int],
+            photo_shape: tuple[int, int] | None = None) -> tuple[Roi | None, dict[str, np.ndarray]]:
     """Read ``ref``'s file and fit it to a photo of ``shape`` (H, W): ``(roi, {region: mask})`` (``(None, {})``
-    without ROI; key ``""`` for an unnamed region).
+    without ROI; key ``""`` for an unnamed region).  ``photo_shape``: the photo's own (H, W) when ``shape`` is
+    a working copy of it (:meth:`skinimg.io.Roi.masks`).
 
     Raises
     ------
@@ -149,7 +151,7 @@ def fit_roi(ref: RoiRef, shape: tuple[int, int]) -> tuple[Roi | None, dict[str, 
         return None, {}
     try:
         roi = read_roi(ref.path, label=ref.label)
-        return roi, roi.masks(shape)
+        return roi, roi.masks(shape, photo_shape)
     except SkinImgError as exc:
         raise SkinImgError(f"ROI {ref.label}: {exc.reason}") from None
 

@@ -27,16 +27,14 @@ Crash safe
     (:func:`skinimg.io.remove_stale_temp_files`), redoes the uncommitted photos and gives
     the same tables, with no partial file and no duplicate row (rows are keyed by image).
 Exports
-    ``indices.csv`` / ``calibrate.csv`` / ``segment.csv`` (and ``.parquet``) are written
-    from SQLite at the end, sorted by image, for the photos of this run's inputs (rows of
-    photos no longer in the inputs are deleted).
+    ``indices.csv`` / ``calibrate.csv`` / ``segment.csv`` (and ``.parquet``) are written from SQLite at the end,
+    sorted by image, for the photos of this run's inputs (rows of photos no longer in the inputs are deleted).
 
 Outputs under ``out``
 ---------------------
 ``results.sqlite``                tables ``indices``, ``calibrate``, ``segment`` (per stage) and ``jobs``
 ``indices.csv``                   analyze rows (:data:`skinimg.batch.ROW_COLUMNS`)
-``calibrate.csv``                 calibrate rows (:data:`skinimg.batch.CSV_COLUMNS`)
-``segment.csv``                   ``image, status, error, skin_fraction, method, stage_agreement, mask_check``
+``calibrate.csv``, ``segment.csv``  calibrate rows (:data:`skinimg.batch.CSV_COLUMNS`); segment rows
 ``*.parquet``                     the same tables with ``formats = ["csv", "parquet"]``
 ``maps/``, ``masks/``, ``calibration/``, ``calibrated/``   per-image files of the stages
 ``report/``                       the HTML report (report stage)
@@ -62,8 +60,9 @@ from .. import __version__
 from ..calibrate import CalibrationParams, calibrate_image, chart_mask, load_reference
 from ..errors import SkinImgError
 from ..indices import IndexParams, basis_digest
-from ..io import (InputImage, calibrated_path, calibration_path, load_image, make_output_folder,
-                  mask_path, remove_stale_temp_files, safe_output_path, write_json, write_png)
+from ..io import (InputImage, calibrated_path, calibration_path, load_image, make_output_folder, mask_path,
+                  parse_resolution, reduce_image, reduce_mask, remove_stale_temp_files, safe_output_path, write_json,
+                  write_png)
 from ..report import ReportParams, build_report, parse_tolerance, regress
 from ..session import CompareParams
 from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error,
@@ -151,7 +150,7 @@ def make_plan(pipeline: Pipeline) -> Plan:
     second = opts["segment"]["second_stage"] if "segment" in opts else a.get("second_stage", "mlp")
     check = opts["segment"]["check"] if "segment" in opts else a.get("check", False)
     aparams = AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels, second_stage=second,
-                            check=bool(check),
+                            check=bool(check), work_pixels=parse_resolution(a.get("resolution", 0.75)),
                             indices=IndexParams(chromophore_method=a.get("chromophores", "basis"),
                                                 branch=a.get("branch", "auto")))
     ahash = aparams.hash()
@@ -217,20 +216,25 @@ def _calibrate_stage(rgb: np.ndarray, item: InputImage, plan: Plan, out: Path, t
 
 def _process(item: InputImage, plan: Plan, out: Path, tables: dict, roi: RoiRef | None, later: list) -> None:
     """The per-image stages; the maps' writing (which sets ``tables["analyze"]``) is appended to ``later``."""
-    rgb, meta = load_image(item.path, max_pixels=plan.max_pixels, label=item.relpath)
+    calibrating = "calibrate" in plan.stages  # the chart is looked for in the full photo, then it is reduced
+    rgb, meta = load_image(item.path, max_pixels=plan.max_pixels, label=item.relpath,
+                           work_pixels=None if calibrating else plan.analyze.work_pixels)
     exclude = corr = seg = mask = None
-    if "calibrate" in plan.stages:
+    if calibrating:
         rgb, corr, exclude = _calibrate_stage(rgb, item, plan, out, tables)
+        rgb = reduce_image(rgb, plan.analyze.work_pixels)
+        exclude = None if exclude is None else reduce_mask(exclude, rgb.shape[:2])
     if "segment" in plan.stages or "analyze" in plan.stages:  # the segment stage's options are plan.analyze's
         seg = segment_photo(rgb, plan.analyze, check=plan.analyze.check)
         mask = np.asarray(seg.mask, dtype=bool)
         if exclude is not None:
             mask &= ~exclude
     if "segment" in plan.stages:  # the skin inside the ROI (all of its regions), as `skinimg segment` writes it
-        union, roi_cols = roi_union(roi, mask.shape)
+        photo = (meta.photo_height or mask.shape[0], meta.photo_width or mask.shape[1])
+        union, roi_cols = roi_union(roi, mask.shape, photo)
         smask = mask if union is None else mask & union
-        if plan.options["segment"]["write_masks"]:
-            _write(write_png, mask_path(out, item.stem_rel), smask.astype(np.uint8) * 255)
+        if plan.options["segment"]["write_masks"]:  # at the photo's own size, like `skinimg segment`
+            _write(write_png, mask_path(out, item.stem_rel), reduce_mask(smask, photo).astype(np.uint8) * 255)
         n = int(np.count_nonzero(smask))
         status = "ok" if n >= plan.analyze.indices.min_skin_pixels else "no_skin"
         tables["segment"] = {"image": item.relpath, "status": status,

@@ -38,10 +38,10 @@ EVAL_TONE_COLUMNS = ("tone", "n_images", "precision", "recall", "f1", "iou", "wo
                      "rules_f1", "rules_iou", "rules_mean_f1")
 
 
-def roi_union(ref, shape: tuple[int, int]) -> tuple[np.ndarray | None, dict]:
+def roi_union(ref, shape: tuple[int, int], photo_shape: tuple[int, int] | None = None) -> tuple[np.ndarray | None, dict]:
     """The union of a photo's ROI regions (:func:`skinimg.batch.fit_roi`; None without ROI) and the ROI columns of
-    ``segment.csv``."""
-    _, regions = fit_roi(ref, shape) if ref is not None else (None, {})
+    ``segment.csv``; ``photo_shape``: the photo's own (H, W) when ``shape`` is a working copy."""
+    _, regions = fit_roi(ref, shape, photo_shape) if ref is not None else (None, {})
     union = np.logical_or.reduce(list(regions.values())) if regions else None
     cols = roi_columns(ref, "", None if union is None else int(np.count_nonzero(union)))
     return union, {k: cols[k] for k in ("roi", "roi_source", "roi_pixels")}

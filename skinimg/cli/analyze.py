@@ -14,7 +14,8 @@ from .group import EXIT_PARTIAL, cli, is_quiet
 from .options import (calibrate_option, calibration_params, calibration_settings, chart_option, check_needs_model,
                       check_option, correction_help, echo_index_errors, echo_json_lines, flag_note, flags_computed,
                       index_option, json_option, max_pixels_option, method_option, out_option, paths_argument,
-                      reference_option, renamed_option, roi_files_options, roi_option, second_stage_option,
+                      reference_option, renamed_option, resolution_option, roi_files_options, roi_option,
+                      second_stage_option,
                       user_specs, white_option, workers_option)
 
 
@@ -49,16 +50,20 @@ from .options import (calibrate_option, calibration_params, calibration_settings
             "<stem>.roi.json / .roi.png.")
 @roi_files_options
 @max_pixels_option
+@resolution_option
 @index_option
 def analyze_cmd(paths, out, workers, maps, no_maps, fmt, as_json, method, second_stage, check, chromophores, branch,
                 calibration, chart, correction, reference, white, exclude, roi, roi_dir, no_roi_files, max_pixels,
-                user_index, index_timeout):
+                work_pixels, user_index, index_timeout):
     """Measure redness and pigmentation indices of every photo in PATHS.
 
     Writes OUT/indices.csv (one row per image), the same rows in
     OUT/results.sqlite (table indices) and, with --format parquet,
     OUT/indices.parquet; per-image maps of the --maps indices in OUT/maps/
     (float32 TIFF, NaN off skin, and a PNG heatmap); parameters in OUT/analyze.json;
+    a photo larger than --resolution megapixels is measured on an
+    area-averaged copy of that size (columns analysis_width, analysis_height;
+    its maps have that size too; --resolution full keeps every photo's own);
     with --calibrate auto|chart the colour correction of each photo in
     OUT/calibration/<name>.json.
     A photo is measured inside its region of interest: --roi, else its own
@@ -78,7 +83,7 @@ def analyze_cmd(paths, out, workers, maps, no_maps, fmt, as_json, method, second
     cal = None if calibration == "none" else calibration_params(chart, correction, reference)
     params = AnalyzeParams(segment_method=method, max_pixels=max_pixels, calibration=calibration, white=white,
                            indices=IndexParams(chromophore_method=chromophores, branch=branch),
-                           second_stage=second_stage, check=check,
+                           second_stage=second_stage, check=check, work_pixels=work_pixels,
                            calibrate_params=None if cal == CalibrationParams() else cal)
     summary = analyze_paths(paths, out, params=params, workers=workers, maps="none" if no_maps else maps,
                             formats=[fmt], exclude=exclude, roi=RoiLookup.from_options(roi, roi_dir, no_roi_files),

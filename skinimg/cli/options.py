@@ -17,10 +17,10 @@ from click.core import ParameterSource
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import REFERENCE_CHARTS, CalibrationParams, load_reference
-from ..io import DEFAULT_MAX_PIXELS, dumps_json
+from ..io import DEFAULT_MAX_PIXELS, DEFAULT_WORK_PIXELS, dumps_json, parse_resolution, resolution_text
 from ..segment import METHODS, SECOND_STAGES
 
-__all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "workers_option", "json_option", "method_option",
+__all__ = ["OPTION_MEANINGS", "RENAMED", "paths_argument", "out_option", "max_pixels_option", "resolution_option", "workers_option", "json_option", "method_option",
            "second_stage_option", "retired_option", "check_option", "calibrate_option", "white_option", "roi_option", "roi_files_options",
            "no_roi_files_option", "renamed_option", "chart_option", "correction_help", "reference_option",
            "calibration_settings", "calibration_params",
@@ -34,6 +34,9 @@ OPTION_MEANINGS = (
     ("--out", "output folder (created if missing)"),
     ("--workers", "parallel worker processes (default: number of CPUs)"),
     ("--max-pixels", "refuse photos with more pixels (read from the header, before decoding)"),
+    ("--resolution", "working size of analyze in megapixels: a larger photo is segmented and measured on an "
+                     "area-averaged copy of this size, so the indices' spatial scales are the same fraction of the "
+                     "frame for every camera; full = every photo at its own size"),
     ("--json", "the results on stdout as JSON instead of text: one object per line for the per-photo commands "
                "(info, synth, segment, analyze, calibrate), one document for the others; messages stay on stderr"),
     ("--method", "skin segmentation method: model or rules"),
@@ -86,6 +89,27 @@ def max_pixels_option(f):
     return click.option(
         "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
         help="Refuse images with more pixels than this (checked from the header, before decoding).",
+    )(f)
+
+
+class _Resolution(click.ParamType):
+    name = "MP|full"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return parse_resolution(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def resolution_option(f):
+    return click.option(
+        "--resolution", "work_pixels", type=_Resolution(), default=resolution_text(DEFAULT_WORK_PIXELS),
+        show_default=True,
+        help="Working size in megapixels: a photo with more pixels is segmented and measured on an area-averaged "
+             "copy of this size (its maps too); full = every photo at its own size.",
     )(f)
 
 

@@ -21,11 +21,13 @@ from .masks import TRUTH_MASK_NAMES, find_truth_mask, read_mask
 from .roi import REGION_COLOURS, REGION_NAME, ROI_SUFFIXES, Roi, find_roi, is_roi_file, load_roi, read_roi
 from .messages import collapse_messages, format_collapsed
 from .models import load_npz, model_file, models_dir, read_json_object
+from .worksize import DEFAULT_WORK_PIXELS, parse_resolution, reduce_image, reduce_mask, resolution_text, work_size
 from .write import (atomic_write, dumps_json, make_output_folder, remove_stale_temp_files, safe_output_path,
                     write_bytes, write_csv, write_json, write_png, write_tiff)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_WORK_PIXELS",
     "IMAGE_EXTENSIONS",
     "REGION_COLOURS",
     "REGION_NAME",
@@ -57,7 +59,12 @@ __all__ = [
     "read_header",
     "read_json_object",
     "read_mask",
+    "parse_resolution",
     "read_roi",
+    "reduce_image",
+    "reduce_mask",
+    "resolution_text",
+    "work_size",
     "reason_text",
     "remove_stale_temp_files",
     "safe_output_path",

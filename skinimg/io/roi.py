@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import SkinImgError
 from .image import reason_text
 from .masks import read_mask
+from .worksize import reduce_mask
 
 __all__ = ["ROI_SUFFIXES", "REGION_NAME", "REGION_COLOURS", "Roi", "is_roi_file", "find_roi", "read_roi", "load_roi"]
 
@@ -87,8 +88,13 @@ class Roi:
     def names(self) -> tuple[str, ...]:
         return tuple(self.polygons) if self.kind == "polygon" else ("",)
 
-    def masks(self, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    def masks(self, shape: tuple[int, int], photo_shape: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
         """The regions as bool masks of ``shape`` (H, W): ``{name: mask}`` (``""`` for an unnamed region).
+
+        ``photo_shape`` (H, W) is the size of the photo the ROI belongs to when the masks are wanted on a working
+        copy of another ``shape`` (:func:`skinimg.io.load_image` ``work_pixels``): the file is checked against the
+        photo, its polygons are scaled to ``shape`` (pixel centres onto pixel centres) and a mask ROI is
+        area-averaged (:func:`skinimg.io.reduce_mask`).  None: the photo is ``shape``.
 
         Raises
         ------
@@ -97,19 +103,24 @@ class Roi:
             point outside the photo, a region covering no pixel.
         """
         h, w = int(shape[0]), int(shape[1])
-        if self.image_size is not None and tuple(self.image_size) != (w, h):
+        ph, pw = (h, w) if photo_shape is None else (int(photo_shape[0]), int(photo_shape[1]))
+        if self.image_size is not None and tuple(self.image_size) != (pw, ph):
             raise SkinImgError(f"ROI was drawn on a {self.image_size[0]}x{self.image_size[1]} photo but the photo is "
-                               f"{w}x{h}", self.label)
+                               f"{pw}x{ph}", self.label)
         if self.kind == "mask":
-            if self.mask.shape != (h, w):
+            if self.mask.shape != (ph, pw):
                 raise SkinImgError(f"ROI mask is {self.mask.shape[1]}x{self.mask.shape[0]} pixels but the photo is "
-                                   f"{w}x{h}", self.label)
+                                   f"{pw}x{ph}", self.label)
             if not self.mask.any():
                 raise SkinImgError("ROI covers no pixel of the photo", self.label)
-            return {"": self.mask}
-        return {name: self._fill(name, poly, h, w) for name, poly in self.polygons.items()}
+            small = reduce_mask(self.mask, (h, w))
+            if not small.any():
+                raise SkinImgError("ROI covers no pixel of the working copy of the photo", self.label)
+            return {"": small}
+        scale = np.array([w / pw, h / ph])
+        return {name: self._fill(name, poly, ph, pw, scale, (h, w)) for name, poly in self.polygons.items()}
 
-    def _fill(self, name: str, poly: np.ndarray, h: int, w: int) -> np.ndarray:
+    def _fill(self, name: str, poly: np.ndarray, h: int, w: int, scale=None, out_shape=None) -> np.ndarray:
         what = f"ROI region '{name}'" if name else "ROI polygon"
         lo, hi = -_EDGE_SLACK, np.array([w - 1 + _EDGE_SLACK, h - 1 + _EDGE_SLACK])
         out = (poly < lo).any(axis=1) | (poly > hi).any(axis=1)
@@ -118,6 +129,9 @@ class Roi:
         if out.any():
             x, y = poly[int(np.flatnonzero(out)[0])]
             raise SkinImgError(f"{what} has a point ({x:g}, {y:g}) outside the {w}x{h} photo", self.label)
+        if out_shape is not None and tuple(out_shape) != (h, w):  # onto the working copy, centres onto centres
+            h, w = out_shape
+            poly = (poly + 0.5) * scale - 0.5
         m = np.zeros((h, w), np.uint8)
         # 4 fractional bits: vertices at sub-pixel precision, pixel centres at integer coordinates
         cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32).reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=4)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import SkinImgError
-from ..io import to_uint8, write_bytes
+from ..io import reduce_mask, to_uint8, write_bytes
 from .study import CMAPS, DISPLAY_SIDE, MAIN_INDICES, UNITS, Series, _num
 
 __all__ = ["photo_with_outline", "heatmap_png", "trend_png", "distributions_png"]
@@ -46,13 +46,19 @@ def _jpeg(path: Path, rgb8: np.ndarray) -> Path:
     return write_bytes(path, buf.tobytes())
 
 
+def _same_aspect(a: tuple, b: tuple) -> bool:
+    """Whether (H, W) shapes ``a`` and ``b`` are the same picture at two sizes (the aspect ratios within 1 %)."""
+    return a == b or abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[1] * b[0]
+
+
 def photo_with_outline(rgb: np.ndarray, mask: np.ndarray | None, *, side: int = DISPLAY_SIDE) -> np.ndarray:
     """The photo scaled to ``side`` with the skin mask's outline drawn in green.
 
     Parameters
     ----------
     rgb : ndarray, (H, W, 3) uint8 or uint16, sRGB, R, G, B
-    mask : ndarray of bool, (H, W), or None (no outline)
+    mask : ndarray of bool, (H, W) or the size of the working copy that analyze measured (the same aspect
+        ratio), or None (no outline)
 
     Returns
     -------
@@ -60,8 +66,11 @@ def photo_with_outline(rgb: np.ndarray, mask: np.ndarray | None, *, side: int = 
     """
     size = _fit(rgb.shape[:2], side)
     small = cv2.resize(to_uint8(rgb), size, interpolation=cv2.INTER_AREA)
-    if mask is not None and mask.shape == rgb.shape[:2] and mask.any():
-        m = cv2.resize(mask.astype(np.uint8) * 255, size, interpolation=cv2.INTER_NEAREST)
+    if mask is not None and _same_aspect(mask.shape, rgb.shape[:2]) and mask.any():
+        if mask.shape == rgb.shape[:2]:
+            m = cv2.resize(mask.astype(np.uint8) * 255, size, interpolation=cv2.INTER_NEAREST)
+        else:  # analyze's working copy (its maps' NaN): to the display size by area / bilinear
+            m = reduce_mask(mask, (size[1], size[0])).astype(np.uint8) * np.uint8(255)
         contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         thick = max(1, round(max(size) / 320))
         cv2.drawContours(small, contours, -1, (0, 0, 0), thick + 2, lineType=cv2.LINE_AA)
