@@ -168,3 +168,30 @@ def test_run_writes_masks_at_the_photos_size_and_scales_rois(tmp_path):
     bad.write_text('[pipeline]\nstages = ["analyze"]\n[analyze]\nresolution = "big"\n')
     with pytest.raises(SkinImgError, match="analyze.resolution"):
         run_pipeline(bad, src, tmp_path / "out2", workers=1)
+
+
+def test_compare_measures_large_pairs_at_the_working_size(tmp_path):
+    """A retake pair enlarged 2.5x reads as the pair at its own size: the same verdicts, close changes."""
+    from skinimg.batch import compare_files
+
+    retake = ROOT / "sample_images" / "retake"
+    small = compare_files(retake / "R001_a.jpg", retake / "R001_b.jpg", None)
+    big = {}
+    for k in ("a", "b"):
+        img = cv2.imread(str(retake / f"R001_{k}.jpg"))
+        cv2.imwrite(str(tmp_path / f"{k}.jpg"), cv2.resize(img, (1600, 1200), interpolation=cv2.INTER_CUBIC),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+    roi = tmp_path / "a.roi.json"  # the left half of BEFORE, in its own pixels
+    roi.write_text(json.dumps([[0, 0], [799, 0], [799, 1199], [0, 1199]]))
+    doc = compare_files(tmp_path / "a.jpg", tmp_path / "b.jpg", None)
+    assert doc["image_sizes"]["before"] == [1600, 1200] and doc["analysis_sizes"]["before"] == [1000, 750]
+    assert doc["params"]["work_pixels"] == DEFAULT_WORK_PIXELS
+    assert doc["registration"]["ok"] and small["registration"]["ok"]
+    for name, m in small["metrics"].items():
+        assert doc["metrics"][name]["verdict"] == m["verdict"], name
+    for name in ("hemoglobin", "erythema_index", "a_star", "l_star"):
+        assert abs(doc["metrics"][name]["delta_pct"] - small["metrics"][name]["delta_pct"]) < 2.0, name
+    with_roi = compare_files(tmp_path / "a.jpg", tmp_path / "b.jpg", None, roi=roi)
+    assert with_roi["roi_pixels"] == 800 * 1200  # in BEFORE's own pixels
+    joint = with_roi["joint_mask"]["pixels"]  # measured on the working copy, inside the ROI
+    assert 0 < joint < 0.8 * doc["joint_mask"]["pixels"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SkinImgError
-from ..io import load_image, make_output_folder, write_json, write_png
+from ..io import load_image, make_output_folder, work_size, write_json, write_png
 from ..segment import network_record
 from ..session import CompareParams, compare_arrays, load_mdc, render_pictures
 from .roi import RoiRef, fit_roi
@@ -103,6 +103,8 @@ def compare_files(before: str | os.PathLike, after: str | os.PathLike, out: str 
     full["roi_pixels"] = int(np.count_nonzero(np.logical_or.reduce(list(regions.values())))) if regions else None
     full["image_sizes"] = {"before": [int(rgb_b.shape[1]), int(rgb_b.shape[0])],
                            "after": [int(rgb_a.shape[1]), int(rgb_a.shape[0])]}
+    full["analysis_sizes"] = {k: list(work_size(img.shape[1], img.shape[0], p.work_pixels))
+                              for k, img in (("before", rgb_b), ("after", rgb_a))}
     full["params"] = p.to_dict()
     full["skin_network"] = network_record(p.segment_method)
     full["skinimg_version"] = __version__

@@ -386,7 +386,8 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
         ana = pipeline.options.get("analyze", {})
         params = CompareParams(
             segment_method=(seg or ana).get("method", "model"),
-            second_stage=(seg or ana).get("second_stage", "mlp"), registration_mode=o["registration"])
+            second_stage=(seg or ana).get("second_stage", "mlp"), registration_mode=o["registration"],
+            work_pixels=parse_resolution(ana.get("resolution", 0.75)))  # analyze's working size
         res = track(root, out, manifest=manifest or None, params=params, rois=rois,
                     propagate_roi=pipeline.roi["propagate"])
         return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],

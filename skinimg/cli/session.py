@@ -9,13 +9,13 @@ from pathlib import Path
 import click
 
 from ..batch import RoiLookup, compare_files, track
-from ..io import format_collapsed
+from ..io import DEFAULT_WORK_PIXELS, format_collapsed
 from ..session import LIGHTING_MODES, NO_ALIGNMENT, REGISTRATION_MODES, CompareParams
 from .group import EXIT_PARTIAL, cli, is_quiet
 from ..calibrate import CalibrationParams
 from .options import (calibrate_option, calibration_params, calibration_settings, echo_json, json_option,
-                      max_pixels_option, method_option, no_roi_files_option, out_option, roi_files_options, roi_option,
-                      second_stage_option)
+                      max_pixels_option, method_option, no_roi_files_option, out_option, resolution_option,
+                      roi_files_options, roi_option, second_stage_option)
 
 log = logging.getLogger("skinimg")
 
@@ -57,15 +57,17 @@ def _compare_options(f):
                           "(registration.ok false, a warning).")(f)
     f = second_stage_option(f)
     f = method_option(f)
+    f = resolution_option(f)
     return max_pixels_option(f)
 
 
 def _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk=True, second_stage="mlp", chart="classic24",
-                    correction="auto", reference=None, registration="auto"):
+                    correction="auto", reference=None, registration="auto", work_pixels=DEFAULT_WORK_PIXELS):
     cal = None if calibration == "none" else calibration_params(chart, correction, reference)
     return CompareParams(segment_method=method, calibrate=calibration, lighting=lighting, mdc=mdc,
                          max_pixels=max_pixels, crosstalk_allowance=crosstalk, second_stage=second_stage,
-                         calibrate_params=None if cal == CalibrationParams() else cal, registration_mode=registration)
+                         calibrate_params=None if cal == CalibrationParams() else cal, registration_mode=registration,
+                         work_pixels=work_pixels)
 
 
 def _registration_line(reg: dict) -> str:
@@ -92,7 +94,7 @@ def _registration_line(reg: dict) -> str:
 @json_option("comparison.json")
 @_compare_options
 def compare_cmd(before, after, out, roi, after_roi, no_roi_files, as_json, method, second_stage, calibration, chart,
-                correction, reference, lighting, mdc, crosstalk, registration, max_pixels):
+                correction, reference, lighting, mdc, crosstalk, registration, max_pixels, work_pixels):
     """Compare AFTER with BEFORE (same skin, two sessions).
 
     Aligns AFTER onto BEFORE (--registration: ORB features, else ECC from
@@ -108,7 +110,7 @@ def compare_cmd(before, after, out, roi, after_roi, no_roi_files, as_json, metho
     so; pixels are paired only through an accepted alignment.
     """
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
-                             reference, registration)
+                             reference, registration, work_pixels)
     ref = RoiLookup.from_options(roi, None, no_roi_files).resolve(before)
     aref = RoiLookup.from_options(after_roi, None, no_roi_files).resolve(after)
     doc = compare_files(before, after, out, roi=ref if ref.source != "none" else None, params=params,
@@ -146,7 +148,7 @@ def compare_cmd(before, after, out, roi, after_roi, no_roi_files, as_json, metho
 @_compare_options
 @json_option("the result as one JSON document (the rows of series.csv, pairs, failures, notes)")
 def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method, second_stage, calibration, chart,
-              correction, reference, lighting, mdc, crosstalk, registration, max_pixels, as_json):
+              correction, reference, lighting, mdc, crosstalk, registration, max_pixels, work_pixels, as_json):
     """Compare every patient/site series in ROOT with its baseline and previous session.
 
     ROOT is laid out as ROOT/<patient>/<site>/<session>/<image> (sessions named
@@ -172,7 +174,7 @@ def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method,
             click.echo(f"{label}: ok ({doc['registration']['method']})")
 
     params = _compare_params(method, calibration, lighting, mdc, max_pixels, crosstalk, second_stage, chart, correction,
-                             reference, registration)
+                             reference, registration, work_pixels)
     res = track(root, out, manifest=manifest, params=params, progress=progress,
                 rois=RoiLookup.from_options(None, roi_dir, no_roi_files), propagate_roi=propagate_roi)
     if as_json:

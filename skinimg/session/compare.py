@@ -18,7 +18,7 @@ from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
 from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
-from ..io import DEFAULT_MAX_PIXELS, REGION_COLOURS, check_rgb, to_uint8
+from ..io import DEFAULT_MAX_PIXELS, DEFAULT_WORK_PIXELS, REGION_COLOURS, check_rgb, reduce_image, reduce_mask, to_uint8
 from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
 from .chain import REGISTRATION_MODES, register_chain
 from .lighting import _apply_gain, _lighting
@@ -78,6 +78,11 @@ class CompareParams:
         Longer side of each photo in the PNG maps.
     calibrate_params : CalibrationParams or None
         How a chart is used (reference values, correction model); None = the defaults.
+    work_pixels : int or None
+        The working size, as ``skinimg analyze`` (``--resolution``, :func:`skinimg.io.reduce_image`): after the
+        calibration (which looks for the chart in the full photos) a photo of more pixels is area-averaged to about
+        this many, and segmented, registered and measured there (given masks and ROIs are reduced with it;
+        ``residual_px`` is in its pixels).  None: the photos' own size.
     model_range : bool
         Read ``hemoglobin`` and ``melanin`` also with every fit member of the ensemble of optical
         models and report the spread of their relative change, ``delta_pct_model_range``, for the whole
@@ -104,6 +109,7 @@ class CompareParams:
     calibrate_params: CalibrationParams | None = None
     model_range: bool = True
     registration_mode: str = "auto"
+    work_pixels: int | None = DEFAULT_WORK_PIXELS
 
     def __post_init__(self):
         if self.calibrate not in CALIBRATION_MODES:
@@ -220,20 +226,29 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
         before, after, cal, corr = _calibrate_pair(before, after, p.calibrate, notes, p.calibrate_params)
     except SkinImgError as exc:
         raise SkinImgError(exc.reason, label) from None
-    mask_b = _segment(before, p) if before_mask is None else np.asarray(before_mask, bool)
-    mask_a = _segment(after, p) if after_mask is None else np.asarray(after_mask, bool)
-    chart_b = chart_mask(before.shape, corr[0]) if corr[0] is not None else np.zeros(mask_b.shape, bool)
-    chart_a = chart_mask(after.shape, corr[1]) if corr[1] is not None else np.zeros(mask_a.shape, bool)
-    mask_b, mask_a = mask_b & ~chart_b, mask_a & ~chart_a
-    if mask_b.shape != before.shape[:2] or mask_a.shape != after.shape[:2]:
+    full_b, full_a = before.shape[:2], after.shape[:2]
+    if (before_mask is not None and np.shape(before_mask) != full_b) or (after_mask is not None
+                                                                         and np.shape(after_mask) != full_a):
         raise SkinImgError("skin mask size differs from its photo", label)
     if roi is not None and regions is not None:
         raise ValueError("give roi or regions, not both")
-    if any(m.shape != mask_b.shape for m in ([roi] if roi is not None else list((regions or {}).values()))):
+    if any(np.shape(m) != full_b for m in ([roi] if roi is not None else list((regions or {}).values()))):
         raise SkinImgError("ROI size differs from BEFORE", label)
-    if any(m.shape != mask_a.shape for m in ([after_roi] if after_roi is not None else [])
+    if any(np.shape(m) != full_a for m in ([after_roi] if after_roi is not None else [])
            + list((after_regions or {}).values())):
         raise SkinImgError("AFTER's ROI size differs from AFTER", label)
+    # the working size of analyze: masks, charts and ROIs are given in the photos' own pixels
+    before, after = reduce_image(before, p.work_pixels), reduce_image(after, p.work_pixels)
+    hb, ha = before.shape[:2], after.shape[:2]
+    mask_b = _segment(before, p) if before_mask is None else reduce_mask(before_mask, hb)
+    mask_a = _segment(after, p) if after_mask is None else reduce_mask(after_mask, ha)
+    chart_b = reduce_mask(chart_mask(full_b, corr[0]), hb) if corr[0] is not None else np.zeros(hb, bool)
+    chart_a = reduce_mask(chart_mask(full_a, corr[1]), ha) if corr[1] is not None else np.zeros(ha, bool)
+    mask_b, mask_a = mask_b & ~chart_b, mask_a & ~chart_a
+    roi = None if roi is None else reduce_mask(roi, hb)
+    regions = None if regions is None else {k: reduce_mask(v, hb) for k, v in regions.items()}
+    after_roi = None if after_roi is None else reduce_mask(after_roi, ha)
+    after_regions = None if after_regions is None else {k: reduce_mask(v, ha) for k, v in after_regions.items()}
 
     reg = register_chain(before, after, before_mask=mask_b, after_mask=mask_a, mode=p.registration_mode,
                          params=p.registration)
