@@ -191,6 +191,20 @@ def test_compare_measures_large_pairs_at_the_working_size(tmp_path):
         assert doc["metrics"][name]["verdict"] == m["verdict"], name
     for name in ("hemoglobin", "erythema_index", "a_star", "l_star"):
         assert abs(doc["metrics"][name]["delta_pct"] - small["metrics"][name]["delta_pct"]) < 2.0, name
+    # the homography is between the photos' own pixels (what --propagate-roi carries an ROI with): AFTER made
+    # from BEFORE with a known rotation and shift
+    from skinimg.session import map_points
+
+    big = cv2.imread(str(tmp_path / "a.jpg"))
+    m = cv2.getRotationMatrix2D((800, 600), 2.0, 1.0)
+    m[:, 2] += (30, -20)
+    cv2.imwrite(str(tmp_path / "moved.jpg"), cv2.warpAffine(big, m, (1600, 1200), borderMode=cv2.BORDER_REFLECT),
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+    moved = compare_files(tmp_path / "a.jpg", tmp_path / "moved.jpg", None)
+    assert moved["registration"]["ok"]
+    pts = np.array([[200.0, 150.0], [1400.0, 1050.0], [800.0, 600.0], [1400.0, 150.0]])
+    err = map_points(pts, np.array(moved["registration"]["homography"])) - map_points(pts, np.vstack([m, [0, 0, 1]]))
+    assert np.abs(err).max() < 3.0  # photo pixels (1 px of the working copy is 1.6 of them)
     with_roi = compare_files(tmp_path / "a.jpg", tmp_path / "b.jpg", None, roi=roi)
     assert with_roi["roi_pixels"] == 800 * 1200  # in BEFORE's own pixels
     joint = with_roi["joint_mask"]["pixels"]  # measured on the working copy, inside the ROI

@@ -286,7 +286,7 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     metrics, counts, n_tiles = _joint_metrics(maps_b, warped, joint, tile, p)
     n_b = int(np.count_nonzero(mask_b if roi is None else mask_b & roi))
     doc = {
-        "registration": reg.to_dict(),
+        "registration": _photo_registration(reg.to_dict(), full_b, hb, full_a, ha),
         "calibration": cal,
         "lighting": light,
         "chromophore_branch": branch,
@@ -359,6 +359,21 @@ def _spot_pixels(spots, shape) -> np.ndarray:
     if lab.shape != tuple(shape):
         lab = cv2.resize(lab.view(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
     return lab
+
+
+def _photo_registration(rec: dict, full_b, hb, full_a, ha) -> dict:
+    """The registration record with its ``homography`` (found between the working copies) as one between the
+    photos' own pixels, pixel centres onto pixel centres, so that an ROI drawn on BEFORE maps onto AFTER
+    (``skinimg track --propagate-roi``); ``residual_px`` stays in pixels of the working copy."""
+    if rec.get("homography") is None or (tuple(full_b) == tuple(hb) and tuple(full_a) == tuple(ha)):
+        return rec
+
+    def to_work(full, work):  # photo pixel -> working-copy pixel
+        sx, sy = work[1] / full[1], work[0] / full[0]
+        return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+
+    h = np.linalg.inv(to_work(full_a, ha)) @ np.asarray(rec["homography"], dtype=np.float64) @ to_work(full_b, hb)
+    return dict(rec, homography=[[float(v) for v in row] for row in h / h[2, 2]])
 
 
 def compare_arrays(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
