@@ -205,7 +205,8 @@ def read_roi(path: str | os.PathLike, *, label: str | None = None) -> Roi:
     return _parse_json(doc, shown)
 
 
-def load_roi(path: str | os.PathLike, shape: tuple[int, int], *, label: str | None = None) -> np.ndarray:
+def load_roi(path: str | os.PathLike, shape: tuple[int, int], *, label: str | None = None,
+             photo_shape: tuple[int, int] | None = None) -> np.ndarray:
     """Region of interest as one bool mask of ``shape`` (H, W): the union of the file's regions.
 
     Parameters
@@ -213,14 +214,16 @@ def load_roi(path: str | os.PathLike, shape: tuple[int, int], *, label: str | No
     path : path-like
         An ROI file (:func:`read_roi`): polygon JSON, named regions, or a mask image of the photo's size.
     shape : (int, int)
-        Height and width of the (upright) photo.
+        Height and width of the (upright) photo, or of its working copy (then give ``photo_shape``).
+    photo_shape : (int, int), optional
+        The photo's own (H, W) when ``shape`` is a working copy (:meth:`Roi.masks`).
 
     Raises
     ------
     SkinImgError
         Unreadable file, malformed polygon, a point outside the photo, size mismatch, or an empty ROI.
     """
-    masks = read_roi(path, label=label).masks(shape)
+    masks = read_roi(path, label=label).masks(shape, photo_shape)
     out = np.zeros((int(shape[0]), int(shape[1])), bool)
     for m in masks.values():
         out |= m

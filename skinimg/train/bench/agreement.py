@@ -47,11 +47,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ...batch import AnalyzeParams, segment_photo
+from ...batch.analyze import load_working_copy
 from ...calibrate import calibrate_image, chart_mask
 from ...color import ITA_CATEGORIES
 from ...errors import SkinImgError
 from ...indices import INDEX_NAMES, IndexParams, UserIndexRunner, choose_shared_branch, measure
-from ...io import DEFAULT_MAX_PIXELS, load_image, load_roi
+from ...io import DEFAULT_MAX_PIXELS, load_roi, reduce_image, reduce_mask
 from ...stats import BOOTSTRAP_RESAMPLES, bland_altman, correlation
 from ...stats import agreement as agreement_stats
 from .ranking import CRITERION, leaderboard
@@ -262,19 +263,26 @@ def measure_reference(ref: Reference, images: str | os.PathLike, *, method: str 
 
     def photo(image: str):
         """(rgb, skin mask or None) of ``image``, as analyze prepares it; SkinImgError when unreadable."""
-        rgb, _meta = load_image(_resolve(images_dir, image), max_pixels=max_pixels, label=image)
+        rgb, meta = load_working_copy(_resolve(images_dir, image), replace(aparams, max_pixels=max_pixels),
+                                      label=image)
+        full = rgb.shape[:2]
         corr = None
         if calibration != "none":  # as analyze: the fallbacks must not look at skin
             raw = np.asarray(segment_photo(rgb, aparams).mask, dtype=bool)
             rgb, corr = calibrate_image(rgb, mode=calibration, skin_mask=raw)
+        rgb = reduce_image(rgb, aparams.work_pixels)  # as analyze: the working size, after the calibration
         skin = None if roi_is_skin else np.asarray(segment_photo(rgb, aparams).mask, dtype=bool)
         if corr is not None and corr.corners is not None:
-            chart = chart_mask(rgb.shape[:2], corr)
+            chart = reduce_mask(chart_mask(full, corr), rgb.shape[:2])
             skin = ~chart if skin is None else skin & ~chart
+        photos[image] = (meta.photo_height, meta.photo_width)
         return rgb, skin
 
+    photos: dict = {}
+
     def row_mask(rgb, skin, r):
-        roi = load_roi(_resolve(images_dir, r["roi"]), rgb.shape[:2], label=r["roi"]) if r["roi"] else None
+        roi = (load_roi(_resolve(images_dir, r["roi"]), rgb.shape[:2], label=r["roi"], photo_shape=photos[r["image"]])
+               if r["roi"] else None)
         return roi if skin is None else (skin if roi is None else skin & roi)
 
     out = []
