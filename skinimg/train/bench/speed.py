@@ -17,7 +17,7 @@ from ...batch import AnalyzeParams, write_maps
 from ...calibrate import calibrate_image
 from ...errors import SkinImgError
 from ...indices import compute_maps, measure
-from ...io import load_image, write_bytes, write_png
+from ...io import load_image, reduce_image, write_bytes, write_png
 from ...phantom import PhantomSpec, render_phantom
 from ...segment import segment_skin
 from .params import BenchParams
@@ -113,13 +113,17 @@ def _segmenter(method: str):
 
 
 def _pipeline(path: str, segment, with_maps: bool = False, out: str | None = None) -> dict:
-    """One photo through decode -> calibrate -> segment -> indices (-> maps -> write); stage times."""
+    """One photo through decode -> calibrate -> segment -> indices (-> maps -> write); stage times.  As
+    ``skinimg analyze --calibrate auto``: the chart is looked for in the full photo, which is then reduced to the
+    working size (``AnalyzeParams.work_pixels``; counted in ``calibrate``)."""
 
     t = {}
     t0 = time.perf_counter()
     rgb, _ = load_image(path)
+    full_bytes = int(rgb.nbytes)
     t1 = time.perf_counter()
     rgb, _corr = calibrate_image(rgb, mode="auto")
+    rgb = reduce_image(rgb, AnalyzeParams().work_pixels)
     t2 = time.perf_counter()
     mask = segment(rgb)
     t3 = time.perf_counter()
@@ -133,7 +137,7 @@ def _pipeline(path: str, segment, with_maps: bool = False, out: str | None = Non
         t6 = time.perf_counter()
         t.update(maps=t5 - t4, write=t6 - t5)
     t["calibration"] = _corr.kind
-    t["decoded_bytes"] = int(rgb.nbytes)
+    t["decoded_bytes"] = full_bytes
     t["skin_fraction"] = float(np.mean(mask))
     return t
 
