@@ -86,6 +86,10 @@ def test_working_copy_of_a_rotated_jpeg_and_of_a_16_bit_png(tmp_path):
     deep, m16 = load_image(p16, work_pixels=480_000)
     assert deep.dtype == np.uint16 and deep.shape[:2] == (600, 800) and m16.bit_depth == 16
     assert np.array_equal(deep, cv2.resize(big.astype(np.uint16) * 257, (800, 600), interpolation=cv2.INTER_AREA))
+    rgba = np.dstack([big, np.full(big.shape[:2], 128, np.uint8)])  # alpha dropped, then reduced
+    cv2.imwrite(str(tmp_path / "alpha.png"), rgba[..., [2, 1, 0, 3]])
+    flat, ma = load_image(tmp_path / "alpha.png", work_pixels=480_000)
+    assert ma.had_alpha and np.array_equal(flat, cv2.resize(big, (800, 600), interpolation=cv2.INTER_AREA))
 
 
 def test_roi_in_photo_pixels_on_the_working_copy(tmp_path):

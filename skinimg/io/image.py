@@ -325,8 +325,8 @@ def load_image(
         arr = arr[:, :, :3]
     if arr.shape[2] != 3:
         raise SkinImgError(f"unsupported channel count {arr.shape[2]}", shown)
-    if tuple(arr.shape[1::-1]) != target:  # the rest of the way to the working size (or all of it)
-        arr = cv2.resize(arr, target, interpolation=cv2.INTER_AREA)
+    if target != (w, h) and tuple(arr.shape[1::-1]) != target:  # the rest of the way to the working size
+        arr = cv2.resize(np.ascontiguousarray(arr), target, interpolation=cv2.INTER_AREA)
     rgb = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGR2RGB)
     del arr
     rgb = _apply_orientation(rgb, info["orientation"])
