@@ -177,7 +177,8 @@ def test_region_statistics_analytic():
 def test_unpaired_gain_recovers_an_exposure_change():
     """A retake on a grey backdrop with exposure x0.8: the achromatic gain from each photo's own backdrop.  Same
     framing: within 1 %; new framing (the backdrop's +-20 % gradient seen through other pixels): within 5 % (the
-    unaligned MDCs of the lighting-dependent indices carry this); a black backdrop gives none."""
+    unaligned MDCs of the lighting-dependent indices carry this); a dark grey backdrop gives one from its local
+    means, a black one none."""
     pair = DEV["s103"]
     scene = replace(pair.before, background="grey")
 
@@ -190,9 +191,29 @@ def test_unpaired_gain_recovers_an_exposure_change():
         gain, rec = _unpaired_gain(ib, ia, backdrop(mb), backdrop(ma))
         assert gain is not None and gain[0] == gain[1] == gain[2] and gain[0] == pytest.approx(1.25, rel=tol), pose
         assert rec["kind"] == "achromatic" and rec["reference_pixels"] > 20_000
-    ib, mb, ia, ma, _ = pair.render()  # the original black backdrop: no usable reference
-    gain, rec = _unpaired_gain(ib, ia, ~mb, ~ma)
+    ib, mb, ia, ma, _ = pair.render()  # the original dark backdrop (linear 0.04): local means from DARK_FLOOR
+    gain, rec = _unpaired_gain(ib, ia, backdrop(mb), backdrop(ma))
+    true = pair.shot_before.exposure / pair.shot_after.exposure
+    assert gain is not None and rec["reference_level"] == "dark" and gain[0] == pytest.approx(true, rel=0.05)
+    black_b, black_a = np.where(mb[..., None], ib, 4).astype(np.uint8), np.where(ma[..., None], ia, 4).astype(np.uint8)
+    gain, rec = _unpaired_gain(black_b, black_a, backdrop(mb), backdrop(ma))  # black (code 4): no usable reference
     assert gain is None and "usable pixels" in rec["reason"]
+
+
+def test_a_dark_backdrop_normalises_the_lighting_of_an_aligned_retake():
+    """Dark grey backdrop (linear 0.04), unchanged skin, exposure x0.8: the gain from the backdrop's local means is
+    right within 1 %, recorded as a dark reference with a note, and every index reads no_change; before, no
+    reference (the pixels were below linear 0.1) and six indices read unknown."""
+    pair = DEV["s103"]
+    pr = replace(pair, after=pair.before, true_change_pct=0.0,
+                 shot_after=replace(pair.shot_after, exposure=0.8 * pair.shot_before.exposure))
+    ib, mb, ia, ma, _ = pr.render()
+    doc, _ = S.compare_arrays(ib, ia, before_mask=mb, after_mask=ma, params=P)
+    light = doc["lighting"]
+    assert light["method"] == "gain:background" and light["reference_level"] == "dark"
+    assert light["gain"][0] == pytest.approx(1.25, rel=0.01)
+    assert any("dark reference" in w for w in doc["warnings"])
+    assert {k: v["verdict"] for k, v in doc["metrics"].items()} == {k: "no_change" for k in doc["metrics"]}
 
 
 def test_registration_none_gives_region_statistics_and_a_verdict():

@@ -17,6 +17,12 @@ __all__ = ["ACHROMATIC_TOLERANCE"]
 
 #: Per-channel gains agreeing within this relative tolerance are replaced by one achromatic gain.
 ACHROMATIC_TOLERANCE = 0.04
+#: Lowest 7 x 7 local mean (linear) of a reference pixel: 0.1, or DARK_FLOOR for a dark reference (below).
+LINEAR_FLOOR = 0.1
+#: A reference with too few pixels above LINEAR_FLOOR (a dark backdrop) is used from this local mean (linear;
+#: sRGB code 32) with its consistency measured on the 7 x 7 local means, whose noise is 7x lower
+#: (``docs/comparison.md#dark-backdrops``).
+DARK_FLOOR = 0.015
 
 
 def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
@@ -29,21 +35,30 @@ def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> n
 
 
 def _gain_from(ref: np.ndarray, before: np.ndarray, after_w: np.ndarray):
+    """(gain, n, spread, dark): :func:`_gain_from_sel`, and when the reference has too few pixels of a local mean
+    above :data:`LINEAR_FLOOR` (a dark backdrop), again from :data:`DARK_FLOOR` with the spread of the local
+    means (``dark`` True)."""
     # selection on 7x7 local means, so that a pixel's own noise does not decide whether it is used
     sel_b = cv2.blur(before, (7, 7))
     sel_a = cv2.blur(after_w, (7, 7))
-    return _gain_from_sel(ref, before, after_w, sel_b, sel_a)
+    gain, n, spread = _gain_from_sel(ref, before, after_w, sel_b, sel_a)
+    if gain is not None:
+        return gain, n, spread, False
+    gain, n_dark, spread = _gain_from_sel(ref, before, after_w, sel_b, sel_a, floor=DARK_FLOOR, local_spread=True)
+    return gain, (n if gain is None else n_dark), spread, gain is not None
 
 
-def _gain_from_sel(ref, before, after_w, sel_b, sel_a):
+def _gain_from_sel(ref, before, after_w, sel_b, sel_a, floor: float = LINEAR_FLOOR, local_spread: bool = False):
     """(gain (3,) with NaN for unusable channels, n, spread) from the reference pixels (gain None if unusable).
 
-    Per channel: pixels whose 7 x 7 local mean is outside [0.1, 0.9] linear in either photo
+    Per channel: pixels whose 7 x 7 local mean is outside [``floor``, 0.9] linear in either photo
     are dropped (noise and quantisation of dark values, clipping of bright ones; selecting
     on the local mean, not the pixel, avoids a selection bias from the pixel's noise), then those whose log ratio is
     more than 3 robust SDs from the median (moved objects, edges); the gain is the ratio
     of the sums of the rest (unbiased by texture, unlike a median of ratios).  A channel
-    with fewer than 2000 such pixels (e.g. red on a blue backdrop) has no estimate.
+    with fewer than 2000 such pixels (e.g. red on a blue backdrop) has no estimate.  ``local_spread``: the log
+    ratios (outliers and spread) of the local means instead of the pixels (for a dark reference, whose pixel
+    noise alone would exceed the spread limit).
     """
     lb, la = _linear_sample(before, ref), _linear_sample(after_w, ref)
     sb, sa = _linear_sample(sel_b, ref), _linear_sample(sel_a, ref)
@@ -51,11 +66,11 @@ def _gain_from_sel(ref, before, after_w, sel_b, sel_a):
     spreads, counts = [], []
     for c in range(3):
         b, a = lb[:, c], la[:, c]
-        ok = (sb[:, c] > 0.1) & (sb[:, c] < 0.9) & (sa[:, c] > 0.1) & (sa[:, c] < 0.9) & (b > 0) & (a > 0)
+        ok = (sb[:, c] > floor) & (sb[:, c] < 0.9) & (sa[:, c] > floor) & (sa[:, c] < 0.9) & (b > 0) & (a > 0)
         b, a = b[ok], a[ok]
         if b.size < 2000:
             continue
-        lr = np.log(b) - np.log(a)
+        lr = np.log(sb[ok, c]) - np.log(sa[ok, c]) if local_spread else np.log(b) - np.log(a)
         med = float(np.median(lr))
         rsd = 1.4826 * float(np.median(np.abs(lr - med)))
         keep = np.abs(lr - med) <= 3.0 * max(rsd, 1e-3)
@@ -104,7 +119,7 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
     valid_in = cv2.erode(valid.view(np.uint8), _disk(r)).astype(bool)
     refs.append(("background", ~skin_any & valid_in))
     for name, ref in refs:
-        gain, n, spread = _gain_from(ref, before, after_w)
+        gain, n, spread, dark = _gain_from(ref, before, after_w)
         if gain is None:
             notes.append(f"lighting reference {name}: only {n} usable pixels")
             continue
@@ -120,6 +135,10 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
             kind = "per_channel"
         rec.update(method=f"gain:{name}", gain=[float(g) for g in gain], kind=kind, per_channel_estimate=per_channel,
                    reference_pixels=int(n), spread=spread)
+        if dark:
+            rec["reference_level"] = "dark"
+            notes.append(f"lighting normalised on a dark reference ({name}, local means from linear {DARK_FLOOR:g}): "
+                         "a camera's tone curve in the shadows may bias it")
         return gain, rec
     rec["note"] = "no stable unchanged reference: lighting not normalised"
     notes.append("lighting not normalised (no stable reference region): melanin, melanin_index, L*, a*, b* and ITA "
@@ -131,11 +150,11 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
 
 
 def _unpaired_gain(before, after, ref_b, ref_a, *, max_spread: float = 0.15, max_chroma: float = 0.08,
-                   min_pixels: int = 2000):
+                   min_pixels: int = 2000, floor: float = LINEAR_FLOOR):
     """Achromatic gain for AFTER from two *unpaired* reference regions (each photo's own), or None, and a record.
 
     Per channel: the ratio of the medians of the linear values of BEFORE's and AFTER's reference pixels whose
-    7 x 7 local mean lies in [0.1, 0.9].  The regions are different pixel sets (no alignment), so only an
+    7 x 7 local mean lies in [``floor``, 0.9] (``DARK_FLOOR`` for a dark reference).  The regions are different pixel sets (no alignment), so only an
     achromatic gain is applied (the geometric mean of the three): a colour difference between two parts of
     a backdrop is more likely framing than a change of white balance, and a false cast would bias the
     chromaticity-based indices.  Refused when the channel ratios disagree by more than ``max_chroma``, when a
@@ -145,14 +164,19 @@ def _unpaired_gain(before, after, ref_b, ref_a, *, max_spread: float = 0.15, max
     la = _linear_sample(cv2.blur(after, (7, 7)), ref_a)
     gains, spreads, counts = [], [], []
     for c in range(3):
-        vb = lb[:, c][(lb[:, c] > 0.1) & (lb[:, c] < 0.9)]
-        va = la[:, c][(la[:, c] > 0.1) & (la[:, c] < 0.9)]
+        vb = lb[:, c][(lb[:, c] > floor) & (lb[:, c] < 0.9)]
+        va = la[:, c][(la[:, c] > floor) & (la[:, c] < 0.9)]
         if vb.size < min_pixels or va.size < min_pixels:
             continue
         gains.append(float(np.median(vb) / np.median(va)))
         spreads.append(max(1.4826 * float(np.median(np.abs(np.log(v) - np.median(np.log(v))))) for v in (vb, va)))
         counts.append(int(min(vb.size, va.size)))
     if not counts:
+        if floor > DARK_FLOOR:  # a dark backdrop: its local means from DARK_FLOOR
+            gain, info = _unpaired_gain(before, after, ref_b, ref_a, max_spread=max_spread, max_chroma=max_chroma,
+                                        min_pixels=min_pixels, floor=DARK_FLOOR)
+            return gain, (dict(info, reference_level="dark") if gain is not None else
+                          {"reason": f"fewer than {min_pixels} usable pixels"})
         return None, {"reason": f"fewer than {min_pixels} usable pixels"}
     g = np.array(gains)
     if max(spreads) > max_spread:
@@ -193,6 +217,9 @@ def _lighting_unpaired(before, after, mask_b, mask_a, roi_b, roi_a, exclude_b, e
             notes.append(f"lighting reference {name} (unpaired): {info['reason']}")
             continue
         rec.update(method=f"gain:{name} (unpaired medians)", **info)
+        if info.get("reference_level") == "dark":
+            notes.append(f"lighting normalised on a dark reference ({name}, local means from linear {DARK_FLOOR:g}): "
+                         "a camera's tone curve in the shadows may bias it")
         return gain, rec
     rec["note"] = "no stable unchanged reference: lighting not normalised"
     notes.append("lighting not normalised (no stable reference region): melanin, melanin_index, L*, a*, b* and ITA "
