@@ -107,6 +107,7 @@ class _Resolution(click.ParamType):
 def resolution_option(f):
     return click.option(
         "--resolution", "work_pixels", type=_Resolution(), default=resolution_text(DEFAULT_WORK_PIXELS),
+        metavar="MP|full",
         show_default=True,
         help="Working size in megapixels: a photo with more pixels is segmented and measured on an area-averaged "
              "copy of this size (its maps too); full = every photo at its own size.",
