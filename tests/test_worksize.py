@@ -213,3 +213,16 @@ def test_compare_measures_large_pairs_at_the_working_size(tmp_path):
     assert with_roi["roi_pixels"] == 800 * 1200  # in BEFORE's own pixels
     joint = with_roi["joint_mask"]["pixels"]  # measured on the working copy, inside the ROI
     assert 0 < joint < 0.8 * doc["joint_mask"]["pixels"]
+
+
+def test_an_roi_with_maps_on_a_large_photo(tmp_path):
+    """An unnamed polygon ROI with the default maps (what the clinic pipeline does): a row and its maps, at the
+    working size, inside the ROI (this crashed with 'bool' object is not iterable before)."""
+    _upscaled(CHEEK, tmp_path / "in" / "big.jpg", 1600)
+    (tmp_path / "in" / "big.roi.json").write_text(json.dumps([[0, 0], [1066, 0], [1066, 1599], [0, 1599]]))
+    r = CliRunner().invoke(cli, ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    row = next(csv.DictReader(open(tmp_path / "o" / "indices.csv", newline="")))
+    assert row["status"] == "ok" and row["roi_source"] == "file"
+    hb = cv2.imread(str(tmp_path / "o" / "maps" / "big_hemoglobin.tif"), cv2.IMREAD_UNCHANGED)
+    assert hb.shape == (750, 1000) and np.isfinite(hb[:, :480]).any() and not np.isfinite(hb[:, 520:]).any()

@@ -191,10 +191,11 @@ def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, seg
         whole, maps, out = _measure_row(item, rgb, meta, mask, segment_method, params, want_maps, params_hash,
                                         corr=corr, seg=seg, user=user)
         rows.append(whole)
+    region_maps = () if fitted.named else want_maps  # an unnamed region's maps are the photo's
     for name, region in regions.items():
         inside = mask & region
-        row, m, o = _measure_row(item, rgb, meta, inside, segment_method, params, want_maps and not fitted.named,
-                                 params_hash, corr=corr, seg=seg, user=user)
+        row, m, o = _measure_row(item, rgb, meta, inside, segment_method, params, region_maps, params_hash,
+                                 corr=corr, seg=seg, user=user)
         if not inside.any():
             row = _empty_row(item.relpath, "error", f"ROI {roi.label}: no skin inside "
                                                     f"{f'region {name!r}' if name else 'the ROI'}", params_hash)
