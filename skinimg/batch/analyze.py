@@ -167,7 +167,7 @@ def _analyze(item: InputImage, params: AnalyzeParams, want_maps: tuple, params_h
 
 
 def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segment_method: str,
-                  params: AnalyzeParams, want_maps: bool, params_hash: str, *, corr=None, seg=None,
+                  params: AnalyzeParams, want_maps: tuple, params_hash: str, *, corr=None, seg=None,
                   roi: RoiRef | None = None, user: UserIndexRunner | None = None):
     """:func:`_measure_row` in the photo's region(s) of interest: ``(rows, maps or None, rgb or None)``.
 
