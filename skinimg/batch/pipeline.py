@@ -50,7 +50,7 @@ from typing import Any, Mapping
 from ..calibrate import METHODS as CORRECTION_METHODS
 from ..calibrate import FALLBACKS, REFERENCE_CHARTS
 from ..errors import SkinImgError
-from ..io import parse_resolution
+from ..io import DEFAULT_WORK_PIXELS, parse_resolution, resolution_text
 from ..indices import BRANCHES, CHROMOPHORE_METHODS
 from ..segment import METHODS as SEGMENT_METHODS
 from ..segment import SECOND_STAGES
@@ -63,7 +63,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["Option", "Stage", "STAGES", "IMAGE_STAGES", "BATCH_STAGES", "ROI_KEYS", "Pipeline", "load_pipeline",
-           "parse_pipeline", "resolve_pipeline", "packaged_pipelines", "check_available"]
+           "parse_pipeline", "resolve_pipeline", "packaged_pipelines", "check_available", "work_pixels_of"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ STAGES: dict[str, Stage] = {
         "maps": Option(True, (bool, str, list), None,
                        "maps/<stem>_<index>.tif and .png to write: true (hemoglobin, melanin, erythema_index), "
                        "false, \"all\", \"none\" or a list of index names"),
-        "resolution": Option(0.75, (int, float, str), None,
+        "resolution": Option(float(resolution_text(DEFAULT_WORK_PIXELS)), (int, float, str), None,
                              "working size in megapixels: larger photos are measured on an area-averaged copy of "
                              "this size (\"full\": every photo at its own size)"),
     }, "redness and pigmentation indices (the rows of indices.csv)"),
@@ -261,6 +261,12 @@ def _check_keys(table: str, given: Mapping, schema: Mapping[str, Option], source
         else:
             out[k] = opt.default
     return out
+
+
+def work_pixels_of(options: Mapping) -> int | None:
+    """The working size (pixels, or None for ``"full"``) of a pipeline's ``[analyze]`` options (the default when
+    the pipeline has no analyze stage); the track stage uses the same."""
+    return parse_resolution(options.get("resolution", DEFAULT_WORK_PIXELS / 1e6))
 
 
 def parse_pipeline(text: str, *, source: str = "<pipeline>", default_name: str | None = None) -> Pipeline:

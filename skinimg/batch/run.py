@@ -61,15 +61,14 @@ from ..calibrate import CalibrationParams, calibrate_image, chart_mask, load_ref
 from ..errors import SkinImgError
 from ..indices import IndexParams, basis_digest
 from ..io import (InputImage, calibrated_path, calibration_path, load_image, make_output_folder, mask_path,
-                  parse_resolution, reduce_image, reduce_mask, remove_stale_temp_files, safe_output_path, write_json,
-                  write_png)
+                  reduce_image, reduce_mask, remove_stale_temp_files, safe_output_path, write_json, write_png)
 from ..report import ReportParams, build_report, parse_tolerance, regress
 from ..session import CompareParams
 from .analyze import (ROW_COLUMNS, ROW_KEY, ROW_TYPES, AnalyzeParams, _discover, _empty_row, _internal_error,
                       _measure_rows, _OutputFailure, _write, map_names, photo_status, segment_photo, write_maps)
 from .calibrate import CSV_COLUMNS, CSV_TEXT_COLUMNS, correction_row
 from .executors import Deferred, finish, make_executor, result_of
-from .pipeline import Pipeline, check_available, load_pipeline
+from .pipeline import Pipeline, check_available, load_pipeline, work_pixels_of
 from .roi import RoiLookup, RoiRef, roi_columns
 from .segment import SEGMENT_COLUMNS, roi_union
 from .store import SQLITE_NAME, ResultStore, export_csv, export_parquet, require_parquet
@@ -150,7 +149,7 @@ def make_plan(pipeline: Pipeline) -> Plan:
     second = opts["segment"]["second_stage"] if "segment" in opts else a.get("second_stage", "mlp")
     check = opts["segment"]["check"] if "segment" in opts else a.get("check", False)
     aparams = AnalyzeParams(segment_method=seg_method, max_pixels=pipeline.max_pixels, second_stage=second,
-                            check=bool(check), work_pixels=parse_resolution(a.get("resolution", 0.75)),
+                            check=bool(check), work_pixels=work_pixels_of(a),
                             indices=IndexParams(chromophore_method=a.get("chromophores", "basis"),
                                                 branch=a.get("branch", "auto")))
     ahash = aparams.hash()
@@ -387,7 +386,7 @@ def _run_batch_stage(stage: str, pipeline: Pipeline, inputs: Sequence, out: Path
         params = CompareParams(
             segment_method=(seg or ana).get("method", "model"),
             second_stage=(seg or ana).get("second_stage", "mlp"), registration_mode=o["registration"],
-            work_pixels=parse_resolution(ana.get("resolution", 0.75)))  # analyze's working size
+            work_pixels=work_pixels_of(ana))  # analyze's working size
         res = track(root, out, manifest=manifest or None, params=params, rois=rois,
                     propagate_roi=pipeline.roi["propagate"])
         return {"stage": "track", "n_pairs": res["n_pairs"], "n_failed": res["n_failed"],
