@@ -55,8 +55,16 @@ _U_MIN, _T_MIN = -0.1, -0.3  # linear extrapolation below zero concentration (un
 
 
 def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iters: int):
-    """Damped Newton on the chromaticity (first 2 columns of ``table``); returns u, t, residual."""
+    """Damped Newton on the chromaticity (first 2 columns of ``table``); returns u, t, residual.
+
+    Where Newton's method does not end at a root (residual above 1e-6), :func:`_descent` is run from the same
+    start and the lower residual is kept: beyond the model's gamut (a colour no (u, t) makes, e.g. skin lighter
+    than the model's lightest, or past the fold where the twin roots meet) plain Newton wanders to the table's
+    edge, while the descent comes to rest at a local least-squares point, the nearest colour the model makes, so
+    that the result moves continuously with the colour (a retake does not jump between far-apart readings).
+    """
     chroma = table[..., :2]
+    u0, t0 = u, t
     for _ in range(iters):
         val, du, dt = _model_eval(chroma, u, t)
         r = p - val
@@ -67,7 +75,55 @@ def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iter
         u = np.clip(u + np.clip(su, -0.1, 0.1), _U_MIN, 1.0)
         t = np.clip(t + np.clip(st, -0.15, 0.15), _T_MIN, 1.0)
     val, _, _ = _model_eval(chroma, u, t, jacobian=False)
-    return u, t, np.abs(p - val).max(axis=1)
+    res = np.abs(p - val).max(axis=1)
+    far = np.flatnonzero(res > 1e-6)
+    if len(far):
+        ud, td, rd = _descent(chroma, p[far], u0[far], t0[far], iters)
+        take = rd < res[far]
+        u, t, res = u.copy(), t.copy(), res.copy()
+        u[far[take]], t[far[take]], res[far[take]] = ud[take], td[take], rd[take]
+    return u, t, res
+
+
+def _descent(chroma: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iters: int):
+    """Newton's method that keeps a step only where it lowers the squared residual; elsewhere the best of the
+    Newton step halved and quartered and a projected gradient step of ``|p - chroma(u, t)|^2`` (Gauss-Newton
+    scale, x1, 1/2, 1/4, 1/10) is taken if it lowers the residual, or the point stays (:func:`_newton`)."""
+    val, du, dt = _model_eval(chroma, u, t)
+    r = p - val
+    rn = np.einsum("ij,ij->i", r, r)
+    for _ in range(iters):
+        det = du[:, 0] * dt[:, 1] - du[:, 1] * dt[:, 0]
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        su = (dt[:, 1] * r[:, 0] - dt[:, 0] * r[:, 1]) / det
+        st = (du[:, 0] * r[:, 1] - du[:, 1] * r[:, 0]) / det
+        new = _trial(chroma, p, np.clip(u + np.clip(su, -0.1, 0.1), _U_MIN, 1.0),
+                     np.clip(t + np.clip(st, -0.15, 0.15), _T_MIN, 1.0))
+        worse = np.flatnonzero(new[5] > rn)
+        if len(worse):
+            gu = -np.einsum("ij,ij->i", du[worse], r[worse])  # half the gradient of |r|^2
+            gt = -np.einsum("ij,ij->i", dt[worse], r[worse])
+            scale = np.einsum("ij,ij->i", du[worse], du[worse]) + np.einsum("ij,ij->i", dt[worse], dt[worse]) + 1e-12
+            steps = [(f * np.clip(su[worse], -0.1, 0.1), f * np.clip(st[worse], -0.15, 0.15)) for f in (0.5, 0.25)]
+            steps += [(-f * gu / scale, -f * gt / scale) for f in (1.0, 0.5, 0.25, 0.1)]
+            for step_u, step_t in steps:
+                trial = _trial(chroma, p[worse], np.clip(u[worse] + step_u, _U_MIN, 1.0),
+                               np.clip(t[worse] + step_t, _T_MIN, 1.0))
+                better = trial[5] < new[5][worse]
+                for dst, src in zip(new, trial):
+                    dst[worse[better]] = src[better]
+            stay = worse[new[5][worse] > rn[worse]]
+            for dst, src in zip(new, (u, t, du, dt, r, rn)):
+                dst[stay] = src[stay]
+        u, t, du, dt, r, rn = new
+    return u, t, np.abs(r).max(axis=1)
+
+
+def _trial(chroma: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray):
+    """``(u, t, du, dt, residual, squared residual)`` of :func:`_descent` at a trial point."""
+    val, du, dt = _model_eval(chroma, u, t)
+    r = p - val
+    return [u, t, du, dt, r, np.einsum("ij,ij->i", r, r)]
 
 
 def _inverse_grid(model: ChromophoreModel, g: int = 96):
@@ -100,8 +156,12 @@ def _inverse_grid_computed(model: ChromophoreModel, g: int = 96):
         ts.append(t)
         rs.append(r)
     us, ts, rs = np.array(us), np.array(ts), np.array(rs)  # (S, N)
-    ok = (rs < 1e-6) & (us >= 0.0) & (ts >= 0.0)  # roots inside the table only
-    best = np.argmin(rs + 10.0 * (np.maximum(-us, 0.0) + np.maximum(-ts, 0.0)), axis=0)
+    # roots inside the table; where there are none, roots in its linear extension below zero concentration
+    # (noise around zero); where there are none either (beyond the gamut), the least-squares point
+    roots = rs < 1e-6
+    ok = roots & (us >= 0.0) & (ts >= 0.0)
+    ok = np.where(ok.any(axis=0), ok, roots)
+    best = np.argmin(rs, axis=0)
     cols = np.arange(len(q))
     big = np.where(ok, us, np.inf)
     small = np.where(ok, us, -np.inf)
@@ -114,7 +174,9 @@ def _inverse_grid_computed(model: ChromophoreModel, g: int = 96):
 
 def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
     """Light- and dark-branch roots (u, t) of chromaticities ``p`` (N, 2) and their model
-    brightness, by Newton from :func:`_inverse_grid`: ``(uL, tL, bL, uD, tD, bD)``."""
+    brightness, by Newton from :func:`_inverse_grid`: ``(uL, tL, bL, uD, tD, bD)``.  Newton starts from the
+    grid's roots interpolated at ``p``; where that ends at no root, from each corner of its grid cell (the lowest
+    residual is kept: beyond the gamut, the nearest colour the model makes, see :func:`_newton`)."""
     lo, step, light, dark = _inverse_grid(model)
     g = light.shape[0]
     x = np.clip((p - lo) / step, 0.0, g - 1.0)
@@ -127,7 +189,16 @@ def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
         a = grid[i, j] + (grid[i + 1, j] - grid[i, j]) * fx
         b = grid[i, j + 1] + (grid[i + 1, j + 1] - grid[i, j + 1]) * fx
         ut = a + (b - a) * fy
-        u, t, _ = _newton(model.table, p, ut[:, 0], ut[:, 1], iters)
+        u, t, res = _newton(model.table, p, ut[:, 0], ut[:, 1], iters)
+        for di, dj in ((0, 0), (1, 0), (0, 1), (1, 1)):  # no root from the interpolated start: the cell's corners
+            far = np.flatnonzero(res > 1e-6)
+            if not len(far):
+                break
+            start = grid[i[far] + di, j[far] + dj].astype(np.float64)
+            uc, tc, rc = _newton(model.table, p[far], start[:, 0], start[:, 1], iters)
+            take = far[rc < res[far]]
+            keep = rc < res[far]
+            u[take], t[take], res[take] = uc[keep], tc[keep], rc[keep]
         val, _, _ = _model_eval(model.table[..., 2:], u, t, jacobian=False)
         out += [u, t, val[:, 0]]
     return tuple(out)
