@@ -532,3 +532,51 @@ def test_branch_shifted_equals_the_sorted_percentile_rule():
             for weights in (w, None):
                 assert IC._branch_shifted(cands, bright, weights, shift) == \
                     IC._branch_from(cands, bright + np.float32(shift), weights)
+
+
+# ----------------------------------------------------------------------------- beyond the model's gamut
+
+
+def test_colours_past_the_gamut_edge_read_the_nearest_model_colour():
+    """Very light skin sits at the edge of the central model's gamut.  Along a ray of colours from a very light
+    skin colour (melanin 0.005, blood 0.011) towards bluer, less red ones, the roots first go below zero melanin
+    (the table's linear extension, noise around zero), then past its end (melanin -0.06) no (melanin, blood)
+    makes the colour and the reading is the nearest colour the model makes: blood moves continuously all along.
+    Before, the inversion table held no root where melanin was below zero, and from melanin -0.015 on the
+    readings jumped between 0 and the table's blood cap (0.15) from one colour to the next."""
+    model = I.load_basis().model
+    inside, out = np.array([0.2, 0.396, 0.491]), np.array([0.243, 0.373, 0.401])  # OD (R, G, B)
+    ray = inside + np.linspace(0.0, 5.0, 201)[:, None] * (out - inside)
+    c = IC._candidates(ray, model)
+    hb = c[1] * np.abs(c[1]) * model.hemoglobin_max
+    assert np.abs(np.diff(hb)).max() < 0.001, np.abs(np.diff(hb)).max()  # measured 0.0002
+    assert 0.0 <= hb.min() and hb.max() < 0.012
+    pt = ray @ I.CHROMA_AXES.T
+    val, _, _ = IC._model_eval(model.table[..., :2], c[0].astype(np.float64), c[1].astype(np.float64), jacobian=False)
+    dist = np.abs(pt - val).max(axis=1)
+    assert dist[:90].max() < 1e-4  # roots up to melanin -0.04
+    assert dist[-1] > 0.1 and np.all(np.diff(dist) > -1e-3)  # then beyond the gamut, ever further from it
+
+
+
+def test_two_photos_of_one_skin_find_spots_with_one_threshold():
+    """A soft-edged macule (Gaussian, sigma 6 px, melanin +0.08 over 0.05) photographed twice with different
+    sensor noise (SD 0.004 and 0.007): alone each photo's threshold follows its noise (the 0.03 floor; 5 robust
+    SD of the excess, 0.035), so the same macule measures 17.8 and 14.8 x 1e-4 of the skin; with the shared
+    threshold (the larger) 14.5 and 14.8."""
+    h, w = 240, 320
+    yy, xx = np.mgrid[0:h, 0:w]
+    blob = 0.05 + 0.08 * np.exp(-((xx - 160.0) ** 2 + (yy - 120.0) ** 2) / (2 * 6.0 ** 2))
+    mask = np.ones((h, w), bool)
+    rng = np.random.default_rng(3)
+    quiet = (blob + rng.normal(0, 0.004, blob.shape)).astype(np.float32)
+    noisy = (blob + rng.normal(0, 0.007, blob.shape)).astype(np.float32)
+    alone = [I.detect_brown_spots(m, mask) for m in (quiet, noisy)]
+    assert alone[0].threshold == pytest.approx(0.03)  # the floor
+    assert alone[1].threshold > 0.033  # 5 robust SD of the noise
+    (sq, sn), thr = I.shared_spot_threshold([quiet, noisy], [mask, mask])
+    assert thr == max(s.threshold for s in alone) == sq.threshold == sn.threshold
+    assert sn.area_fraction == alone[1].area_fraction  # the photo whose threshold it is: unchanged
+    gap_alone = abs(alone[0].area_fraction - alone[1].area_fraction)
+    gap_shared = abs(sq.area_fraction - sn.area_fraction)
+    assert gap_shared < 0.3 * gap_alone, (gap_alone, gap_shared)

@@ -216,6 +216,20 @@ def test_a_dark_backdrop_normalises_the_lighting_of_an_aligned_retake():
     assert {k: v["verdict"] for k, v in doc["metrics"].items()} == {k: "no_change" for k in doc["metrics"]}
 
 
+
+@pytest.mark.parametrize("name", ["s100", "s101"])
+def test_retake_of_skin_at_the_edge_of_the_model_gamut_reads_no_change(name):
+    """Very light and light skin of this optical model lie at the edge of the central model's gamut (some
+    colours need melanin below zero, some no (melanin, blood) makes).  Unchanged retakes (exposure x1.13 / x0.92):
+    every index no_change, aligned or not.  Before the inversion read such colours continuously, they jumped to
+    the table's blood cap: red area and brown-spot area read +0.5 % / +256 % (s100) and +52 % / +50 % (s101),
+    all 'worsened'."""
+    ib, mb, ia, ma, _ = _render(name)
+    for mode in ("auto", "none"):
+        doc, _ = S.compare_arrays(ib, ia, before_mask=mb, after_mask=ma, params=replace(P, registration_mode=mode))
+        assert {k: v["verdict"] for k, v in doc["metrics"].items()} == {k: "no_change" for k in doc["metrics"]}, mode
+
+
 def test_registration_none_gives_region_statistics_and_a_verdict():
     """Tan blob, true blood -15 % (the index reads about twice that on this optical model, issue 26): without
     alignment the same verdict and a delta_pct within 2 points of the aligned one."""

@@ -117,7 +117,7 @@ from .heatmap import COLORMAPS, heatmap_background, render_heatmap, robust_range
 from .kernels import erythema_index, melanin_index
 from .maps import choose_shared_branch, compute_maps, measure, skin_values
 from .params import BRANCHES, CHROMOPHORE_METHODS, INDEX_NAMES, STATS, IndexParams, with_params
-from .spots import SpotResult, detect_brown_spots
+from .spots import SpotResult, detect_brown_spots, shared_spot_threshold
 from .stats import summarize, summarize_values, summary_columns
 from .user import (DEFAULT_TIMEOUT, ENTRY_POINT_GROUP, UserIndex, UserIndexRunner, UserIndexSpec, format_errors,
                    installed_indices, load_user_index, load_user_indices, parse_index_option, row_errors, user_columns)
@@ -158,6 +158,7 @@ __all__ = [
     "summarize_values",
     "measure",
     "detect_brown_spots",
+    "shared_spot_threshold",
     "SpotResult",
     "summary_columns",
     "member_maps",

@@ -11,7 +11,7 @@ import numpy as np
 from .kernels import _crop_box, _pad
 from .params import IndexParams
 
-__all__ = ["SpotResult", "detect_brown_spots"]
+__all__ = ["SpotResult", "detect_brown_spots", "shared_spot_threshold"]
 
 # ----------------------------------------------------------------------------- spots
 
@@ -31,12 +31,16 @@ class SpotResult:
         bounding box of the skin (grown by a few pixels).
     scale : float
         Working resolution / input resolution (<= 1).
+    threshold : float
+        The melanin excess over the local background that made a spot pixel (step 3 of
+        :func:`detect_brown_spots`, or the ``threshold`` given); NaN without skin.
     """
 
     count: int
     area_fraction: float
     labels: np.ndarray
     scale: float
+    threshold: float = float("nan")
 
 
 def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -82,7 +86,8 @@ def _blur_ratio(num: np.ndarray, den: np.ndarray, shape: tuple) -> np.ndarray:
     return num
 
 
-def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None) -> SpotResult:
+def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexParams | None = None,
+                       threshold: float | None = None) -> SpotResult:
     """Connected regions of locally high melanin ("brown spots").
 
     Method (all sizes relative to the image, so the result does not depend on
@@ -103,6 +108,10 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     melanin : ndarray, float, shape (H, W), NaN allowed off skin
     mask : ndarray of bool, shape (H, W)
     params : IndexParams, optional
+    threshold : float, optional
+        Use this excess threshold instead of step 3's (melanin units).  A paired comparison gives both photos
+        of the same skin one threshold (:func:`shared_spot_threshold`): an area above a noise-dependent
+        threshold otherwise changes with the photos' noise, not with their pigment.
 
     Returns
     -------
@@ -113,10 +122,27 @@ def detect_brown_spots(melanin: np.ndarray, mask: np.ndarray, *, params: IndexPa
     box = _crop_box(mask, _pad(p))
     mc = np.ascontiguousarray(mask[box])
     m0 = np.where(mc, np.nan_to_num(np.asarray(melanin, dtype=np.float32)[box], nan=0.0), np.float32(0.0))
-    return _detect_spots(m0.astype(np.float32, copy=False), mc, p, mask.shape)
+    return _detect_spots(m0.astype(np.float32, copy=False), mc, p, mask.shape, threshold)
 
 
-def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams, full_shape: tuple[int, int]) -> SpotResult:
+def shared_spot_threshold(melanin_maps, masks, *, params: IndexParams | None = None) -> tuple[list, float]:
+    """Brown spots of two (or more) photos of the same skin found with one threshold: the largest of their own
+    (step 3 of :func:`detect_brown_spots`), so that noise spots of the noisier photo count in neither.
+
+    Returns ``(spot results in the order given, the threshold)``.
+    """
+    found = [detect_brown_spots(m, k, params=params) for m, k in zip(melanin_maps, masks)]
+    thr = [s.threshold for s in found if np.isfinite(s.threshold)]
+    if not thr:
+        return found, float("nan")
+    shared = max(thr)
+    return [s if not np.isfinite(s.threshold) or s.threshold == shared
+            else detect_brown_spots(m, k, params=params, threshold=shared)
+            for s, m, k in zip(found, melanin_maps, masks)], shared
+
+
+def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams, full_shape: tuple[int, int],
+                  threshold: float | None = None) -> SpotResult:
     """:func:`detect_brown_spots` on a crop (``m`` float32, 0 off skin) of an image of ``full_shape``.
 
     Scale, background sigma and minimum area refer to the full image.
@@ -144,7 +170,9 @@ def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams, full_shape: t
     excess = m - bg
     ex = excess[skin & np.isfinite(excess)]
     thr = p.spot_threshold
-    if ex.size:
+    if threshold is not None:
+        thr = float(threshold)
+    elif ex.size:
         mad = float(np.median(np.abs(ex - np.median(ex))))
         thr = max(thr, p.spot_noise_k * 1.4826 * mad)
     with np.errstate(invalid="ignore"):
@@ -157,4 +185,4 @@ def _detect_spots(m: np.ndarray, mask: np.ndarray, p: IndexParams, full_shape: t
     remap[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     labels = remap[labels]
     area = int(stats[keep, cv2.CC_STAT_AREA].sum())
-    return SpotResult(int(keep.sum()), area / n_skin, labels, scale)
+    return SpotResult(int(keep.sum()), area / n_skin, labels, scale, float(thr))

@@ -17,7 +17,8 @@ import numpy as np
 from ..calibrate import MODES as CALIBRATION_MODES
 from ..calibrate import CalibrationParams, calibrate_image, chart_mask
 from ..errors import SkinImgError
-from ..indices import INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, detect_brown_spots, render_heatmap
+from ..indices import (INDEX_NAMES, IndexParams, choose_shared_branch, compute_maps, render_heatmap,
+                       shared_spot_threshold)
 from ..io import DEFAULT_MAX_PIXELS, DEFAULT_WORK_PIXELS, REGION_COLOURS, check_rgb, reduce_image, reduce_mask, to_uint8
 from ..segment import SegmentParams, check_method, check_second_stage, segment_skin
 from .chain import REGISTRATION_MODES, register_chain
@@ -344,9 +345,9 @@ def _joint_metrics(maps_b: dict, warped: dict, joint: np.ndarray, tile: int, p: 
                                                    (warped["hemoglobin"][joint] > thr).astype(np.float32), tiles,
                                                    n_boot=p.n_boot, seed=p.seed)
     # the field analyze finds spots on (shading-free on the light sheet): a shading change between the photos
-    # must not make or unmake spots
-    spots_b = detect_brown_spots(maps_b["spot_melanin"], joint, params=p.indices)
-    spots_a = detect_brown_spots(warped["spot_melanin"], joint, params=p.indices)
+    # must not make or unmake spots; one threshold for both (the larger one): nor must a change of noise
+    (spots_b, spots_a), _ = shared_spot_threshold([maps_b["spot_melanin"], warped["spot_melanin"]], [joint, joint],
+                                                  params=p.indices)
     sp_b = _spot_pixels(spots_b, hw)[joint].astype(np.float32)
     sp_a = _spot_pixels(spots_a, hw)[joint].astype(np.float32)
     metrics["brown_spot_area_fraction"] = pair_statistics(sp_b, sp_a, tiles, n_boot=p.n_boot, seed=p.seed)

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import SkinImgError
-from ..indices import INDEX_NAMES, choose_shared_branch, compute_maps, detect_brown_spots
+from ..indices import INDEX_NAMES, choose_shared_branch, compute_maps, shared_spot_threshold
 from .lighting import _apply_gain, _lighting_unpaired
 from .model_range import add_model_range, member_reads, model_range_record
 from .register import Registration
@@ -195,9 +195,9 @@ def _region_metrics(maps_b: dict, maps_a: dict, skin_b: np.ndarray, skin_a: np.n
     metrics["red_area_fraction"] = region_statistics((maps_b["hemoglobin"][skin_b] > thr).astype(np.float32),
                                                      (maps_a["hemoglobin"][skin_a] > thr).astype(np.float32),
                                                      tb, ta, **kw)
-    # the field analyze finds spots on (shading-free on the light sheet), as for aligned pairs
-    spots_b = detect_brown_spots(maps_b["spot_melanin"], skin_b, params=p.indices)
-    spots_a = detect_brown_spots(maps_a["spot_melanin"], skin_a, params=p.indices)
+    # the field analyze finds spots on (shading-free on the light sheet), with one threshold, as for aligned pairs
+    (spots_b, spots_a), _ = shared_spot_threshold([maps_b["spot_melanin"], maps_a["spot_melanin"]], [skin_b, skin_a],
+                                                  params=p.indices)
     metrics["brown_spot_area_fraction"] = region_statistics(_spot_fraction(spots_b, skin_b),
                                                             _spot_fraction(spots_a, skin_a), tb, ta, **kw)
     counts = {"brown_spot_count": {"before": int(spots_b.count), "after": int(spots_a.count)}}
