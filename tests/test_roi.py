@@ -450,13 +450,13 @@ def test_clinic_pipeline_picks_up_the_sample_roi_and_propagates_it(clinic):
     assert rows[4]["roi"] == "rois/P001/cheek/2026-03-15.roi.json" and (clinic / rows[4]["roi"]).is_file()
     series = [x for x in _read(clinic / "series.csv") if x["index"] == "hemoglobin" and x["reference"] == "baseline"]
     # blood x0.7 everywhere; a change is called only when it holds under every optical model of the ensemble: on the
-    # very red right cheek (3 x typical blood) the Beer-Lambert member mbll_j13 reads the colour change as pigment
-    # (+0.5 % haemoglobin against -15 % centrally with the skin network's mask; -0.6 % with the former colour
-    # table's), so that region stays no_change (docs/comparison.md)
+    # very red right cheek (3 x typical blood) the Beer-Lambert member mbll_j13 read the colour change as pigment
+    # (+0.5 %) and the region stayed no_change until its colours past that model's gamut were read as the nearest
+    # model colour (2026-12-04): now -4.8 % at most, improved like the rest (docs/comparison.md)
     verdicts = {x["region"]: x["verdict"] for x in series}
-    assert verdicts == {"": "improved", "left_cheek": "improved", "right_cheek": "no_change"}, verdicts
+    assert verdicts == {"": "improved", "left_cheek": "improved", "right_cheek": "improved"}, verdicts
     right = next(x for x in series if x["region"] == "right_cheek")
-    assert float(right["delta_pct"]) < -10 and -2 < float(right["delta_pct_model_hi"]) < 2
+    assert float(right["delta_pct"]) < -10 and -8 < float(right["delta_pct_model_hi"]) < -2
     run = json.loads((clinic / "run.json").read_text())
     assert run["stages"]["track"]["rois_propagated"] == 1 and run["pipeline"]["resolved"]["roi"]["propagate"]
 
