@@ -54,11 +54,11 @@ def _model_eval(table: np.ndarray, u: np.ndarray, t: np.ndarray, *, jacobian: bo
 _U_MIN, _T_MIN = -0.1, -0.3  # linear extrapolation below zero concentration (unbiased noise)
 
 
-def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iters: int):
+def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iters: int, descent: bool = True):
     """Damped Newton on the chromaticity (first 2 columns of ``table``); returns u, t, residual.
 
     Where Newton's method does not end at a root (residual above 1e-6), :func:`_descent` is run from the same
-    start and the lower residual is kept: beyond the model's gamut (a colour no (u, t) makes, e.g. skin lighter
+    start (unless ``descent`` is false) and the lower residual is kept: beyond the model's gamut (a colour no (u, t) makes, e.g. skin lighter
     than the model's lightest, or past the fold where the twin roots meet) plain Newton wanders to the table's
     edge, while the descent comes to rest at a local least-squares point, the nearest colour the model makes, so
     that the result moves continuously with the colour (a retake does not jump between far-apart readings).
@@ -76,7 +76,7 @@ def _newton(table: np.ndarray, p: np.ndarray, u: np.ndarray, t: np.ndarray, iter
         t = np.clip(t + np.clip(st, -0.15, 0.15), _T_MIN, 1.0)
     val, _, _ = _model_eval(chroma, u, t, jacobian=False)
     res = np.abs(p - val).max(axis=1)
-    far = np.flatnonzero(res > 1e-6)
+    far = np.flatnonzero(res > 1e-6) if descent else ()
     if len(far):
         ud, td, rd = _descent(chroma, p[far], u0[far], t0[far], iters)
         take = rd < res[far]
@@ -175,8 +175,8 @@ def _inverse_grid_computed(model: ChromophoreModel, g: int = 96):
 def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
     """Light- and dark-branch roots (u, t) of chromaticities ``p`` (N, 2) and their model
     brightness, by Newton from :func:`_inverse_grid`: ``(uL, tL, bL, uD, tD, bD)``.  Newton starts from the
-    grid's roots interpolated at ``p``; where that ends at no root, from each corner of its grid cell (the lowest
-    residual is kept: beyond the gamut, the nearest colour the model makes, see :func:`_newton`)."""
+    grid's roots interpolated at ``p``; where that ends at no root, Newton alone from each corner of its grid cell
+    (the lowest residual is kept: beyond the gamut, the nearest colour the model makes, see :func:`_newton`)."""
     lo, step, light, dark = _inverse_grid(model)
     g = light.shape[0]
     x = np.clip((p - lo) / step, 0.0, g - 1.0)
@@ -195,7 +195,7 @@ def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
             if not len(far):
                 break
             start = grid[i[far] + di, j[far] + dj].astype(np.float64)
-            uc, tc, rc = _newton(model.table, p[far], start[:, 0], start[:, 1], iters)
+            uc, tc, rc = _newton(model.table, p[far], start[:, 0], start[:, 1], iters, descent=False)
             take = far[rc < res[far]]
             keep = rc < res[far]
             u[take], t[take], res[take] = uc[keep], tc[keep], rc[keep]
