@@ -84,7 +84,8 @@ Pipeline of one pair (:func:`compare_arrays`)
    Area measures: ``red_area_fraction`` (joint skin with ``hemoglobin`` above
    ``IndexParams.red_threshold``) and ``brown_spot_area_fraction``
    (:func:`skinimg.indices.detect_brown_spots` on each photo's ``spot_melanin`` map, the field ``analyze``
-   finds spots on: shading-free on the light sheet; joint mask).  The
+   finds spots on: shading-free on the light sheet; joint mask; one threshold for both photos, the larger of
+   their own, :func:`skinimg.indices.shared_spot_threshold`).  The
    spot *count* is reported under ``counts`` without a verdict: on unchanged retakes it
    varies by up to 40 % (spots split and merge at the threshold) while the spot area does not.
    **Model range** (``model_range=True``): ``hemoglobin`` and ``melanin`` are also read by every
