@@ -176,8 +176,7 @@ def _measure_rows(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, seg
     one ``status=error`` row naming it; a region with no skin inside is an error row for that region.
     """
     try:
-        photo = (meta.photo_height or mask.shape[0], meta.photo_width or mask.shape[1])
-        fitted, regions = fit_roi(roi, mask.shape, photo) if roi is not None else (None, {})
+        fitted, regions = fit_roi(roi, mask.shape, meta.photo_shape) if roi is not None else (None, {})
     except SkinImgError as exc:
         row = _empty_row(item.relpath, "error", exc.reason, params_hash)
         row.update(roi_columns(roi))
@@ -223,8 +222,8 @@ def _measure_row(item: InputImage, rgb: np.ndarray, meta, mask: np.ndarray, segm
     n_skin = int(np.count_nonzero(mask))
     base = {
         "image": item.relpath,
-        "width": meta.photo_width or meta.width,
-        "height": meta.photo_height or meta.height,
+        "width": meta.photo_shape[1],
+        "height": meta.photo_shape[0],
         "bit_depth": meta.bit_depth,
         "skin_fraction": n_skin / float(mask.size),
         "skin_pixels": n_skin,

@@ -229,7 +229,7 @@ def _process(item: InputImage, plan: Plan, out: Path, tables: dict, roi: RoiRef 
         if exclude is not None:
             mask &= ~exclude
     if "segment" in plan.stages:  # the skin inside the ROI (all of its regions), as `skinimg segment` writes it
-        photo = (meta.photo_height or mask.shape[0], meta.photo_width or mask.shape[1])
+        photo = meta.photo_shape
         union, roi_cols = roi_union(roi, mask.shape, photo)
         smask = mask if union is None else mask & union
         if plan.options["segment"]["write_masks"]:  # at the photo's own size, like `skinimg segment`

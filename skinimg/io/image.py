@@ -89,6 +89,11 @@ class ImageMeta:
     photo_height: int = 0
 
     @property
+    def photo_shape(self) -> tuple[int, int]:
+        """(H, W) of the upright photo in the file (that of the returned array when it was not recorded)."""
+        return (self.photo_height or self.height, self.photo_width or self.width)
+
+    @property
     def scale(self) -> float:
         """Side of the returned array / side of the photo (1.0 unless a working copy was returned)."""
         return self.width / self.photo_width if self.photo_width else 1.0

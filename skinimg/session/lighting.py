@@ -25,6 +25,12 @@ LINEAR_FLOOR = 0.1
 DARK_FLOOR = 0.015
 
 
+def _dark_note(name: str) -> str:
+    """The warning of a comparison whose lighting was normalised on a dark reference region ``name``."""
+    return (f"lighting normalised on a dark reference ({name}, local means from linear {DARK_FLOOR:g}): "
+            "a camera's tone curve in the shadows may bias it")
+
+
 def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
     """Linear RGB float32 (n, 3) of the mask pixels, at most ``max_n`` (regular subsample)."""
     idx = np.flatnonzero(mask.ravel())
@@ -137,8 +143,7 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
                    reference_pixels=int(n), spread=spread)
         if dark:
             rec["reference_level"] = "dark"
-            notes.append(f"lighting normalised on a dark reference ({name}, local means from linear {DARK_FLOOR:g}): "
-                         "a camera's tone curve in the shadows may bias it")
+            notes.append(_dark_note(name))
         return gain, rec
     rec["note"] = "no stable unchanged reference: lighting not normalised"
     notes.append("lighting not normalised (no stable reference region): melanin, melanin_index, L*, a*, b* and ITA "
@@ -218,8 +223,7 @@ def _lighting_unpaired(before, after, mask_b, mask_a, roi_b, roi_a, exclude_b, e
             continue
         rec.update(method=f"gain:{name} (unpaired medians)", **info)
         if info.get("reference_level") == "dark":
-            notes.append(f"lighting normalised on a dark reference ({name}, local means from linear {DARK_FLOOR:g}): "
-                         "a camera's tone curve in the shadows may bias it")
+            notes.append(_dark_note(name))
         return gain, rec
     rec["note"] = "no stable unchanged reference: lighting not normalised"
     notes.append("lighting not normalised (no stable reference region): melanin, melanin_index, L*, a*, b* and ITA "

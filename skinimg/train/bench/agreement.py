@@ -275,7 +275,7 @@ def measure_reference(ref: Reference, images: str | os.PathLike, *, method: str 
         if corr is not None and corr.corners is not None:
             chart = reduce_mask(chart_mask(full, corr), rgb.shape[:2])
             skin = ~chart if skin is None else skin & ~chart
-        photos[image] = (meta.photo_height, meta.photo_width)
+        photos[image] = meta.photo_shape
         return rgb, skin
 
     photos: dict = {}
