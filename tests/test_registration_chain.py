@@ -155,6 +155,47 @@ def test_phase_correlation_start_finds_rotation_scale_and_shift():
         assert grid_residual(m, np.vstack([relative_pose(sb, sa), [0, 0, 1]]), (240, 320)) < 2.5, pose
 
 
+def test_similarity_finish_replaces_a_stretch_along_a_strip_with_the_cameras_similarity():
+    """Development pair ``s3041`` (seed 3000, a light strip of smooth skin crossing the whole frame, the default
+    segmenter's masks): the affine ECC optimum is flat along the strip; it stops stretched 3.6 % along it
+    (anisotropy 1.043), 8.9 px from the true pose over the grid, yet its correlations equal the truth's (cc 0.9982,
+    inner_ncc 0.985).  The similarity finish finds the camera's similarity within 1 px and keeps it."""
+    from skinimg.segment import segment_skin
+
+    pair = smooth_pairs(42, 3000)[41]
+    ib, _, ia, _, truth = pair.render()
+    mb, ma = segment_skin(ib).mask, segment_skin(ia).mask
+    off = replace(S.RegistrationParams(), fallback=replace(S.FallbackParams(), similarity_anisotropy=math.inf))
+    affine = S.register_chain(ib, ia, before_mask=mb, after_mask=ma, params=off)
+    assert affine.ok and affine.checks["finish"] == "affine" and affine.checks["anisotropy"] > 1.03
+    assert grid_residual(affine.homography, truth, ib.shape) > 5.0
+    reg = S.register_chain(ib, ia, before_mask=mb, after_mask=ma)
+    assert reg.ok and reg.method == "ecc (identity start)" and reg.checks["finish"] == "similarity"
+    assert grid_residual(reg.homography, truth, ib.shape) < 1.0
+    assert reg.checks["anisotropy"] == pytest.approx(1.0, abs=1e-6)
+    assert reg.attempts[-1] == {"step": "similarity finish (anisotropy 1.043)", "ok": True, "reason": None}
+    assert reg.to_dict()["checks"]["finish"] == "similarity"
+
+
+def test_similarity_finish_returns_a_similarity_and_refuses_a_mirror():
+    """On a textured phantom warped by a known similarity, started from that similarity stretched 4 % along x: an
+    exact similarity (equal singular values) within 1 px of the truth; a mirrored start gives None."""
+    from skinimg.phantom import PhantomSpec, render_phantom
+
+    spec = PhantomSpec(melanin=0.07, hemoglobin=0.025, seed=21, size=(240, 320), site="forearm", background="cloth")
+    img = render_phantom(spec).image
+    truth = E.similarity(6.0, -4.0, 3.0, 1.02, center=(160, 120))
+    after = cv2.warpAffine(img, truth[:2], (320, 240), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    g_b, g_a = S.to_grey8(img), S.to_grey8(after)
+    stretched = truth @ np.diag([1.04, 1.0, 1.0])
+    h, cc = S.similarity_finish(g_b, g_a, stretched)
+    sv = np.linalg.svd(h[:2, :2])[1]
+    assert sv[0] == pytest.approx(sv[1], rel=1e-9) and 0.0 < cc <= 1.0
+    assert grid_residual(h, truth, (240, 320)) < 1.0 < grid_residual(stretched, truth, (240, 320))
+    h, cc = S.similarity_finish(g_b, g_a, truth @ np.diag([-1.0, 1.0, 1.0]))
+    assert h is None and math.isnan(cc)
+
+
 # ----------------------------------------------------------------------------- comparing without alignment
 
 

@@ -140,7 +140,8 @@ https://doi.org/10.1519/15184.1
 
 from .chain import NO_ALIGNMENT, REGISTRATION_MODES, STARTS, acceptance, alignment_checks, dark_detail, register_chain
 from .compare import LIGHTING_MODES, CompareParams, compare_arrays, measure_pair, render_pictures
-from .ecc import FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation
+from .ecc import (FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation,
+                  similarity_finish)
 from .lighting import ACHROMATIC_TOLERANCE
 from .model_range import MEMBER_LEVEL_MIN, model_span
 from .register import Registration, RegistrationParams, register, to_grey8, warp_image, warp_map
@@ -185,6 +186,7 @@ __all__ = [
     "STARTS",
     "UNALIGNED_RULE",
     "FallbackParams",
+    "similarity_finish",
     "register_chain",
     "alignment_checks",
     "acceptance",

@@ -9,7 +9,12 @@
    of :data:`STARTS` in order (identity, mask moments and phase correlation on BEFORE's grown skin, then
    identity and phase correlation on the whole photo, and the features' rejected homography when there
    is one), stopping at the first candidate that passes the acceptance test below.  Method
-   ``"ecc (<start> start)"``.
+   ``"ecc (<start> start)"``.  An accepted affine whose anisotropy exceeds ``similarity_anisotropy`` (1.005)
+   gets the similarity finish (:func:`skinimg.session.ecc.similarity_finish`): the similarity replaces it
+   when it passes the acceptance test too and its ``cc`` and ``inner_ncc`` are no more than 0.001 and 0.005
+   below the affine's.  A camera moved between visits makes a similarity (plus a little perspective), not a
+   stretch; two results that fit the photos equally well are decided for the one a camera can make.
+   ``checks.finish`` says which was kept (``"affine"`` / ``"similarity"``), ``attempts`` whether it was tried.
 3. **none**: no candidate passed (or ``"none"`` was asked for): ``ok = False``, method
    ``"none (region statistics)"``; the comparison then uses each photo's own skin
    (:func:`skinimg.session.measure_unaligned`).  A comparison never stops for want of an alignment.
@@ -58,7 +63,8 @@ import math
 import cv2
 import numpy as np
 
-from .ecc import FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation, shrink, to_level
+from .ecc import (FallbackParams, ecc_align, init_identity, init_mask_moments, init_phase_correlation, shrink,
+                  similarity_finish, to_level)
 from .lighting import _disk
 from .register import Registration, RegistrationParams, _geometry, _overlap, register, to_grey8
 
@@ -230,6 +236,28 @@ def _start(name: str, g_b, g_a, mask_b, mask_a, feature_h):
     return feature_h
 
 
+def _finish(g_b, g_a, h, checks, region_mask, before_mask, after_mask, fp: FallbackParams, attempts: list):
+    """The similarity finish of an accepted ECC affine ``h`` (module docstring): the kept transform and its checks."""
+    checks["finish"] = "affine"
+    if not checks["anisotropy"] > fp.similarity_anisotropy:
+        return h, checks
+    hs, _ = similarity_finish(g_b, g_a, h, region_mask=region_mask, params=fp)
+    why = "no similarity found"
+    if hs is not None:
+        c2 = alignment_checks(g_b, g_a, hs, before_mask=before_mask, after_mask=after_mask, params=fp)
+        tol_cc, tol_inner = fp.similarity_tolerance
+        why = acceptance(c2, fp) or (
+            "" if c2["cc"] >= checks["cc"] - tol_cc and c2["inner_ncc"] >= checks["inner_ncc"] - tol_inner else
+            f"fits worse than the affine (cc {c2['cc']:.4f} vs {checks['cc']:.4f}, inner_ncc {c2['inner_ncc']:.4f} "
+            f"vs {checks['inner_ncc']:.4f})")
+    attempts.append({"step": f"similarity finish (anisotropy {checks['anisotropy']:.3f})", "ok": not why,
+                     "reason": why or None})
+    if why:
+        return h, checks
+    c2["finish"] = "similarity"
+    return hs, c2
+
+
 def register_chain(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarray | None = None,
                    after_mask: np.ndarray | None = None, mode: str = "auto",
                    params: RegistrationParams | None = None) -> Registration:
@@ -286,6 +314,8 @@ def register_chain(before: np.ndarray, after: np.ndarray, *, before_mask: np.nda
             why = acceptance(checks, fp)
             attempts.append({"step": step, "ok": not why, "reason": why or None})
             if not why:
+                h, checks = _finish(g_b, g_a, h, checks, before_mask if region == "skin" else None, before_mask,
+                                    after_mask, fp, attempts)
                 return Registration(True, f"ecc ({name} start)", 0, float("nan"), h, 0, checks["scale"],
                                     checks["rotation_deg"], checks["overlap"], cc, "", [], checks, attempts)
     why = "; ".join(f"{a['step']}: {a['reason']}" for a in attempts if a["reason"])

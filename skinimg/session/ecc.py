@@ -31,6 +31,20 @@ rather than the smooth shading decide the final sub-pixel position.  ECC is inva
 of brightness (gain and offset), so an exposure change does not bias it.  The correlation is computed on
 BEFORE's skin grown by ``mask_grow`` of the shorter side ("skin" region) or on the whole photo.
 
+Similarity finish (:func:`similarity_finish`)
+---------------------------------------------
+On a strip of smooth skin crossing the whole frame the affine optimum is flat along the strip: the outline
+fixes the motion across it, a few faint spots hardly fix the stretch along it, and ECC may stop with a
+stretch of a few per cent (a singular-value ratio of the linear part, "anisotropy", above 1) that a change
+of camera pose cannot make.  The finish replaces such a result by a **similarity** (rotation, one scale,
+translation): the rotation of the affine's polar decomposition, the point of BEFORE's skin centroid kept
+where the affine puts it, and each scale on a log-spaced grid (``similarity_step``) from 1 % below the
+smaller to 1 % above the larger singular value.  For every scale, a Euclidean ECC (``cv2.MOTION_EUCLIDEAN``,
+so the scale is kept) refines the rotation and translation on the two finest levels and on the band-passed
+finest level; the scale whose band-passed correlation is highest wins, refined once by a parabola through
+it and its two neighbours (in log scale).  :func:`skinimg.session.register_chain` keeps the similarity only
+when it passes the acceptance test and scores as well as the affine (see there).
+
 References
 ----------
 Evangelidis, G. D. and Psarakis, E. Z. (2008). Parametric image alignment using enhanced correlation
@@ -55,7 +69,7 @@ import numpy as np
 from .lighting import _disk
 
 __all__ = ["FallbackParams", "init_identity", "init_mask_moments", "init_phase_correlation", "ecc_align",
-           "similarity", "to_level", "from_level", "shrink"]
+           "similarity_finish", "similarity", "to_level", "from_level", "shrink"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,12 @@ class FallbackParams:
         Accepted scale of AFTER relative to BEFORE.
     min_overlap : float
         Smallest fraction of BEFORE covered by the warped AFTER.
+    similarity_anisotropy : float
+        An accepted ECC result with a larger anisotropy gets the similarity finish (:func:`similarity_finish`).
+    similarity_step : float
+        Relative step of the finish's grid of scales.
+    similarity_tolerance : (float, float)
+        The similarity is kept when its ``cc`` and ``inner_ncc`` are at most this much below the affine's.
     """
 
     ecc_max_side: int = 640
@@ -124,11 +144,14 @@ class FallbackParams:
     max_anisotropy: float = 1.15
     scale_range: tuple = (0.67, 1.5)
     min_overlap: float = 0.5
+    similarity_anisotropy: float = 1.005
+    similarity_step: float = 0.01
+    similarity_tolerance: tuple = (0.001, 0.005)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["refine_sigmas"] = list(self.refine_sigmas)
-        d["scale_range"] = list(self.scale_range)
+        for k in ("refine_sigmas", "scale_range", "similarity_tolerance"):
+            d[k] = list(d[k])
         return d
 
 
@@ -330,3 +353,87 @@ def ecc_align(grey_before: np.ndarray, grey_after: np.ndarray, h0: np.ndarray, *
     except cv2.error:
         pass  # the grey-level result stands
     return h, float(cc)
+
+
+def _euclidean_finish(lb: list, la: list, h: np.ndarray, region_mask, p: FallbackParams):
+    """Euclidean ECC of AFTER pre-warped by ``h`` on the two finest levels, then on the band-passed finest level
+    (the scale of ``h`` is kept): the refined transform and the band-passed correlation, or None."""
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, p.ecc_iterations, p.ecc_eps)
+    cc = float("nan")
+    steps = ([(lb[-2], la[-2], False)] if len(lb) > 1 else []) + [(lb[-1], la[-1], False), (lb[-1], la[-1], True)]
+    for (tb, sb), (ta, sa), band in steps:
+        m = _region(region_mask, tb.shape, p.mask_grow)
+        hl = to_level(h, sb, sa)
+        if band:
+            tb, ta = _dog(tb, *p.refine_sigmas), _dog(ta, *p.refine_sigmas)
+        pre = cv2.warpPerspective(ta, hl, (tb.shape[1], tb.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        try:
+            cc, e = cv2.findTransformECC(tb, pre, np.eye(2, 3, dtype=np.float32), cv2.MOTION_EUCLIDEAN, crit, m,
+                                         1 if band else 5)
+        except cv2.error:
+            return None
+        h = from_level(hl @ np.vstack([e.astype(np.float64), [0.0, 0.0, 1.0]]), sb, sa)
+    return h, float(cc)
+
+
+def similarity_finish(grey_before: np.ndarray, grey_after: np.ndarray, h: np.ndarray, *,
+                      region_mask: np.ndarray | None = None,
+                      params: FallbackParams | None = None) -> tuple[np.ndarray | None, float]:
+    """The similarity nearest an affine ECC result, its scale searched (see the module docstring).
+
+    Parameters
+    ----------
+    grey_before, grey_after : ndarray, uint8 or float32, (H, W) / (H', W')
+        Grey photos.
+    h : ndarray, float64, (3, 3)
+        The affine result, BEFORE -> AFTER, full-resolution pixels.
+    region_mask : ndarray of bool, (H, W), optional
+        BEFORE's skin: the correlation region (grown by ``mask_grow``) and the pivot (its centroid); None = the
+        whole photo and its centre.
+    params : FallbackParams, optional
+
+    Returns
+    -------
+    (h_sim, cc) : float64 (3, 3) similarity and its band-passed correlation, or ``(None, nan)`` when ``h`` is
+    not orientation-preserving or ECC failed at every scale.
+    """
+    p = params or FallbackParams()
+    h = np.asarray(h, dtype=np.float64) / h[2, 2]
+    a = h[:2, :2]
+    if np.linalg.det(a) <= 0:
+        return None, float("nan")
+    u, sv, vt = np.linalg.svd(a)
+    rot = u @ vt
+    if region_mask is not None and np.count_nonzero(region_mask):
+        ys, xs = np.nonzero(region_mask)
+        pivot = np.array([xs.mean(), ys.mean()])
+    else:
+        pivot = np.array([(grey_before.shape[1] - 1) / 2.0, (grey_before.shape[0] - 1) / 2.0])
+    target = a @ pivot + h[:2, 2]
+    lb, la = _pyramid(grey_before, p), _pyramid(grey_after, p)
+    n = min(len(lb), len(la))
+    lb, la = lb[len(lb) - n:], la[len(la) - n:]
+
+    def fit(scale: float):
+        m = np.eye(3)
+        m[:2, :2] = scale * rot
+        m[:2, 2] = target - m[:2, :2] @ pivot
+        return _euclidean_finish(lb, la, m, region_mask, p)
+
+    lo, hi = math.log(sv[1] / 1.01), math.log(sv[0] * 1.01)
+    grid = np.linspace(lo, hi, max(3, int(math.ceil((hi - lo) / math.log1p(p.similarity_step))) + 1))
+    fits = [fit(math.exp(x)) for x in grid]
+    ccs = np.array([f[1] if f is not None else -np.inf for f in fits])
+    i = int(np.argmax(ccs))
+    if not np.isfinite(ccs[i]):
+        return None, float("nan")
+    best = fits[i]
+    if 0 < i < len(grid) - 1 and all(np.isfinite(ccs[i - 1:i + 2])):
+        y0, y1, y2 = ccs[i - 1:i + 2]
+        den = y0 - 2.0 * y1 + y2
+        if den < 0:  # a maximum: one more fit at the parabola's vertex
+            f = fit(math.exp(grid[i] + 0.5 * (grid[1] - grid[0]) * (y0 - y2) / den))
+            if f is not None and f[1] > best[1]:
+                best = f
+    return best
