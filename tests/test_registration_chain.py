@@ -175,6 +175,10 @@ def test_similarity_finish_replaces_a_stretch_along_a_strip_with_the_cameras_sim
     assert reg.checks["anisotropy"] == pytest.approx(1.0, abs=1e-6)
     assert reg.attempts[-1] == {"step": "similarity finish (anisotropy 1.043)", "ok": True, "reason": None}
     assert reg.to_dict()["checks"]["finish"] == "similarity"
+    from skinimg.cli.session import _registration_line
+
+    assert _registration_line(reg.to_dict()).endswith(", similarity finish")
+    assert "similarity" not in _registration_line(affine.to_dict())
 
 
 def test_similarity_finish_returns_a_similarity_and_refuses_a_mirror():

@@ -77,7 +77,8 @@ def _registration_line(reg: dict) -> str:
     res = reg.get("residual_px")
     checks = reg.get("checks") or {}
     how = f"{reg.get('inliers', 0)} inliers, residual {res:.2f} px" if res is not None else (
-        f"correlation {checks.get('cc', float('nan')):.3f}, dark details {checks.get('detail_ncc', float('nan')):.3f}")
+        f"correlation {checks.get('cc', float('nan')):.3f}, dark details {checks.get('detail_ncc', float('nan')):.3f}"
+        + (", similarity finish" if checks.get("finish") == "similarity" else ""))
     return f"registration: {reg['method']}, {how}"
 
 

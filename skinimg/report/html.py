@@ -312,7 +312,8 @@ class _Builder:
                                  source=f"{where} {label}", text="registration failed")
         elif str(method).startswith("ecc"):
             text = (f"alignment: {method} (intensity-based), correlation {_fmt(_num(checks.get('cc')))}, dark details "
-                    f"line up {_fmt(_num(checks.get('detail_ncc')))}")
+                    f"line up {_fmt(_num(checks.get('detail_ncc')))}"
+                    + (", similarity finish" if checks.get("finish") == "similarity" else ""))
         else:
             text = (f"registration: {method}, {int(inl) if inl is not None else '?'} inliers, "
                     f"residual {_fmt(res)} px")
