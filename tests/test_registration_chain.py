@@ -25,7 +25,7 @@ from skinimg.io import collapse_messages, format_collapsed, read_roi, write_json
 from skinimg.phantom import grid_residual, polygon_mask, render_smooth, smooth_pairs, wrong_site_pairs
 from skinimg.session import map_points
 from skinimg.session import ecc as E
-from skinimg.session.lighting import _unpaired_gain
+from skinimg.session.lighting import _centroid, _unpaired_gain
 from tests.harness import CHROMIUM, chromium_screenshot
 
 P = S.CompareParams(calibrate="none", n_boot=400)
@@ -243,6 +243,39 @@ def test_unpaired_gain_recovers_an_exposure_change():
     black_b, black_a = np.where(mb[..., None], ib, 4).astype(np.uint8), np.where(ma[..., None], ia, 4).astype(np.uint8)
     gain, rec = _unpaired_gain(black_b, black_a, backdrop(mb), backdrop(ma))  # black (code 4): no usable reference
     assert gain is None and "usable pixels" in rec["reason"]
+
+
+def test_unpaired_gain_reads_the_backdrop_behind_the_skin():
+    """The backdrop's level read from a plane fitted to it, at the skin's centroid (the same place of the scene in
+    both shots), instead of its median: the +-20 % gradient seen through a new framing no longer biases the gain.
+    Development pair ``s103`` re-framed, exposure x0.8 (true gain 1.25): the median reads 1.293 (+3.5 %), the plane
+    1.255 (+0.4 %); on its own dark backdrop (true 1.235) 1.275 (+3.2 %) and 1.243 (+0.6 %)."""
+    pair = DEV["s103"]
+
+    def backdrop(mask):
+        return ~cv2.dilate(mask.view(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+
+    grey = replace(pair, before=replace(pair.before, background="grey"), after=replace(pair.before, background="grey"),
+                   shot_after=replace(pair.shot_after, exposure=0.8))
+    for pr, true in ((grey, 1.25), (pair, pair.shot_before.exposure / pair.shot_after.exposure)):
+        ib, mb, ia, ma, _ = pr.render()
+        median, rec_m = _unpaired_gain(ib, ia, backdrop(mb), backdrop(ma))
+        plane, rec = _unpaired_gain(ib, ia, backdrop(mb), backdrop(ma), at_b=_centroid(mb), at_a=_centroid(ma))
+        assert rec_m["level"] == "median" and rec["level"] == "plane at the measured skin's centroid"
+        assert abs(plane[0] / true - 1) < 0.01 < abs(median[0] / true - 1), (plane[0], median[0], true)
+        assert rec["spread"] < rec_m["spread"]  # the gradient is no longer counted as inconsistency
+    # a plain backdrop in 8 bits: most pixels on one code (MAD 0); the level is still that code, not NaN
+    from skinimg.session.lighting import _log_level
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 300, (5000, 2))
+    v = np.where(rng.random(5000) < 0.8, 0.2800, 0.2835).astype(np.float32)
+    level, spread, planar = _log_level(v, xy, np.array([150.0, 150.0]), 300.0)
+    assert planar and spread < 0.01 and level == pytest.approx(math.log(0.2807), abs=0.002)
+    # a point outside the backdrop's bounding box: the plane would be extrapolated, so the median is used
+    ib, mb, ia, ma, _ = grey.render()
+    far, rec = _unpaired_gain(ib, ia, backdrop(mb), backdrop(ma), at_b=np.array([-500.0, 0.0]), at_a=_centroid(ma))
+    assert rec["level"] == "median" and far[0] == pytest.approx(_unpaired_gain(ib, ia, backdrop(mb), backdrop(ma))[0][0])
 
 
 def test_a_dark_backdrop_normalises_the_lighting_of_an_aligned_retake():

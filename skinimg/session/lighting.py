@@ -31,12 +31,17 @@ def _dark_note(name: str) -> str:
             "a camera's tone curve in the shadows may bias it")
 
 
-def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
-    """Linear RGB float32 (n, 3) of the mask pixels, at most ``max_n`` (regular subsample)."""
+def _sample_idx(mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
+    """Flat indices of the mask pixels, at most ``max_n`` (regular subsample)."""
     idx = np.flatnonzero(mask.ravel())
     if idx.size > max_n:
         idx = idx[:: int(math.ceil(idx.size / max_n))]
-    px = rgb.reshape(-1, 3)[idx]
+    return idx
+
+
+def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
+    """Linear RGB float32 (n, 3) of the mask pixels, at most ``max_n`` (regular subsample)."""
+    px = rgb.reshape(-1, 3)[_sample_idx(mask, max_n)]
     return color.srgb_to_linear(px).astype(np.float32, copy=False)
 
 
@@ -154,32 +159,83 @@ def _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, exclude, mod
 # ----------------------------------------------------------------------------- unaligned pairs
 
 
-def _unpaired_gain(before, after, ref_b, ref_a, *, max_spread: float = 0.15, max_chroma: float = 0.08,
-                   min_pixels: int = 2000, floor: float = LINEAR_FLOOR):
+def _centroid(mask: np.ndarray | None) -> np.ndarray | None:
+    """(x, y) centroid of a bool mask in pixels, or None (no mask, or empty)."""
+    if mask is None or not mask.any():
+        return None
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def _log_level(v: np.ndarray, xy: np.ndarray, at: np.ndarray | None, scale: float) -> tuple[float, float, bool]:
+    """Log level of the values ``v`` (n,) at the point ``at`` (x, y) and the robust spread of the log values about it.
+
+    A plane ``log v = a + g . (xy - at) / scale`` fitted by least squares, twice, the second time without the
+    pixels more than 3 robust SDs (1.4826 MAD) from the first fit: ``a`` is the level at ``at``, the spread that of
+    the residuals (a backdrop's smooth fall-off of light is not counted as inconsistency).  Without a point, or
+    with the point outside the bounding box of ``xy`` (the plane would be extrapolated), the median and the
+    spread about it (``planar`` False)."""
+    lv = np.log(v.astype(np.float64))
+    if at is None or not (xy[:, 0].min() <= at[0] <= xy[:, 0].max() and xy[:, 1].min() <= at[1] <= xy[:, 1].max()):
+        med = float(np.median(lv))
+        return med, 1.4826 * float(np.median(np.abs(lv - med))), False
+    a = np.column_stack([np.ones(lv.size), (xy - at) / scale])
+    keep = np.ones(lv.size, bool)
+    for k in range(2):
+        coef = np.linalg.lstsq(a[keep], lv[keep], rcond=None)[0]
+        r = lv - a @ coef
+        mid = float(np.median(r[keep]))
+        spread = 1.4826 * float(np.median(np.abs(r[keep] - mid)))
+        # a plain backdrop in 8 bits takes a few codes, so the MAD can be 0: trim at no less than 3 %
+        trimmed = np.abs(r - mid) <= 3.0 * max(spread, 0.01)
+        if k == 1 or trimmed.sum() < 0.5 * lv.size:
+            break
+        keep = trimmed
+    return float(coef[0]), spread, True
+
+
+def _unpaired_gain(before, after, ref_b, ref_a, *, at_b=None, at_a=None, max_spread: float = 0.15,
+                   max_chroma: float = 0.08, min_pixels: int = 2000, floor: float = LINEAR_FLOOR):
     """Achromatic gain for AFTER from two *unpaired* reference regions (each photo's own), or None, and a record.
 
-    Per channel: the ratio of the medians of the linear values of BEFORE's and AFTER's reference pixels whose
-    7 x 7 local mean lies in [``floor``, 0.9] (``DARK_FLOOR`` for a dark reference).  The regions are different pixel sets (no alignment), so only an
-    achromatic gain is applied (the geometric mean of the three): a colour difference between two parts of
-    a backdrop is more likely framing than a change of white balance, and a false cast would bias the
-    chromaticity-based indices.  Refused when the channel ratios disagree by more than ``max_chroma``, when a
-    region's robust spread (1.4826 MAD of the log values) exceeds ``max_spread`` (a textured or unevenly lit
-    reference: its median depends on the framing), or with fewer than ``min_pixels`` usable pixels."""
-    lb = _linear_sample(cv2.blur(before, (7, 7)), ref_b)
-    la = _linear_sample(cv2.blur(after, (7, 7)), ref_a)
-    gains, spreads, counts = [], [], []
+    Per channel: the ratio of the levels of the linear values of BEFORE's and AFTER's reference pixels whose
+    7 x 7 local mean lies in [``floor``, 0.9] (``DARK_FLOOR`` for a dark reference).  The level of a region is
+    read at the point ``at_b`` / ``at_a`` (x, y; the centroid of what is measured, so the same place of the scene
+    in both photos) from a plane fitted to its log values (:func:`_log_level`): a backdrop lit unevenly shows a
+    different mean level in a shifted frame, but the same level behind the same skin.  Without the points (or
+    with a point outside the region's bounding box), the median.  The regions are different pixel sets (no
+    alignment), so only an achromatic gain is applied (the geometric mean of the three): a colour difference
+    between two parts of a backdrop is more likely framing than a change of white balance, and a false cast
+    would bias the chromaticity-based indices.  Refused when the channel ratios disagree by more than
+    ``max_chroma``, when a region's robust spread (1.4826 MAD of the log values about the plane or median)
+    exceeds ``max_spread`` (a textured reference: its level depends on the framing), or with fewer than
+    ``min_pixels`` usable pixels."""
+    def sample(img, ref):
+        idx = _sample_idx(ref)
+        lin = color.srgb_to_linear(cv2.blur(img, (7, 7)).reshape(-1, 3)[idx]).astype(np.float32, copy=False)
+        return lin, np.column_stack([idx % ref.shape[1], idx // ref.shape[1]]).astype(np.float64)
+
+    (lb, xyb), (la, xya) = sample(before, ref_b), sample(after, ref_a)
+    scale = float(min(ref_b.shape))
+    gains, spreads, counts, planar = [], [], [], []
     for c in range(3):
-        vb = lb[:, c][(lb[:, c] > floor) & (lb[:, c] < 0.9)]
-        va = la[:, c][(la[:, c] > floor) & (la[:, c] < 0.9)]
-        if vb.size < min_pixels or va.size < min_pixels:
+        kb = (lb[:, c] > floor) & (lb[:, c] < 0.9)
+        ka = (la[:, c] > floor) & (la[:, c] < 0.9)
+        if int(kb.sum()) < min_pixels or int(ka.sum()) < min_pixels:
             continue
-        gains.append(float(np.median(vb) / np.median(va)))
-        spreads.append(max(1.4826 * float(np.median(np.abs(np.log(v) - np.median(np.log(v))))) for v in (vb, va)))
-        counts.append(int(min(vb.size, va.size)))
+        (yb, sb, pb), (ya, sa, pa) = (_log_level(lb[kb, c], xyb[kb], at_b, scale),
+                                      _log_level(la[ka, c], xya[ka], at_a, scale))
+        if pb != pa:  # one plane and one median would compare different things: medians for both
+            (yb, sb, _), (ya, sa, _) = _log_level(lb[kb, c], xyb[kb], None, scale), _log_level(la[ka, c], xya[ka],
+                                                                                           None, scale)
+        gains.append(float(np.exp(yb - ya)))
+        spreads.append(max(sb, sa))
+        counts.append(int(min(kb.sum(), ka.sum())))
+        planar.append(pb and pa)
     if not counts:
         if floor > DARK_FLOOR:  # a dark backdrop: its local means from DARK_FLOOR
-            gain, info = _unpaired_gain(before, after, ref_b, ref_a, max_spread=max_spread, max_chroma=max_chroma,
-                                        min_pixels=min_pixels, floor=DARK_FLOOR)
+            gain, info = _unpaired_gain(before, after, ref_b, ref_a, at_b=at_b, at_a=at_a, max_spread=max_spread,
+                                        max_chroma=max_chroma, min_pixels=min_pixels, floor=DARK_FLOOR)
             return gain, (dict(info, reference_level="dark") if gain is not None else
                           {"reason": f"fewer than {min_pixels} usable pixels"})
         return None, {"reason": f"fewer than {min_pixels} usable pixels"}
@@ -191,7 +247,8 @@ def _unpaired_gain(before, after, ref_b, ref_a, *, max_spread: float = 0.15, max
                                 f"(> {100 * max_chroma:.0f} %)"}
     gain = float(np.exp(np.log(g).mean()))
     return np.full(3, gain), {"gain": [gain] * 3, "kind": "achromatic", "per_channel_estimate": gains,
-                              "reference_pixels": min(counts), "spread": max(spreads)}
+                              "reference_pixels": min(counts), "spread": max(spreads),
+                              "level": "plane at the measured skin's centroid" if all(planar) else "median"}
 
 
 def _lighting_unpaired(before, after, mask_b, mask_a, roi_b, roi_a, exclude_b, exclude_a, mode, notes):
@@ -216,12 +273,14 @@ def _lighting_unpaired(before, after, mask_b, mask_a, roi_b, roi_a, exclude_b, e
     if roi_b is not None and roi_a is not None:
         refs.append(("skin_outside_roi", mask_b & ~roi_b & ~exclude_b, mask_a & ~roi_a & ~exclude_a))
     refs.append(("background", background(mask_b, exclude_b), background(mask_a, exclude_a)))
+    # each region's level is read behind the skin that is measured (the ROI when given): the same place of the scene
+    at_b, at_a = _centroid(roi_b if roi_b is not None else mask_b), _centroid(roi_a if roi_a is not None else mask_a)
     for name, ref_b, ref_a in refs:
-        gain, info = _unpaired_gain(before, after, ref_b, ref_a)
+        gain, info = _unpaired_gain(before, after, ref_b, ref_a, at_b=at_b, at_a=at_a)
         if gain is None:
             notes.append(f"lighting reference {name} (unpaired): {info['reason']}")
             continue
-        rec.update(method=f"gain:{name} (unpaired medians)", **info)
+        rec.update(method=f"gain:{name} (unpaired)", **info)
         if info.get("reference_level") == "dark":
             notes.append(_dark_note(name))
         return gain, rec

@@ -10,8 +10,9 @@ is still compared, without pretending the pixels correspond (:func:`measure_unal
   compared), a named region without AFTER's own is an ``error`` entry of ``regions`` (the whole skin is
   still compared).  AFTER's ROI without one for BEFORE is not used (as for aligned pairs);
 * **lighting**: :func:`skinimg.session.lighting._lighting_unpaired`, an achromatic gain from the ratio of the
-  medians of each photo's own reference region (skin outside the ROIs, else the background); named regions
-  share the whole skin's normalisation;
+  levels of each photo's own reference region (skin outside the ROIs, else the background), each read from a
+  plane fitted to the region at the centroid of the measured skin (the same place of the scene in both photos);
+  named regions share the whole skin's normalisation;
 * **indices**: :func:`skinimg.indices.compute_maps` on each photo with one shared chromophore branch, as
   for aligned pairs;
 * **statistics**: :func:`skinimg.session.stats.region_statistics` (means of each photo's skin, CI from an
