@@ -196,8 +196,8 @@ def _solve_candidates(p: np.ndarray, model: ChromophoreModel, iters: int = 3):
                 break
             start = grid[i[far] + di, j[far] + dj].astype(np.float64)
             uc, tc, rc = _newton(model.table, p[far], start[:, 0], start[:, 1], iters, descent=False)
-            take = far[rc < res[far]]
             keep = rc < res[far]
+            take = far[keep]
             u[take], t[take], res[take] = uc[keep], tc[keep], rc[keep]
         val, _, _ = _model_eval(model.table[..., 2:], u, t, jacobian=False)
         out += [u, t, val[:, 0]]

@@ -66,7 +66,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from .lighting import _disk
+from .lighting import _centroid, _disk
 
 __all__ = ["FallbackParams", "init_identity", "init_mask_moments", "init_phase_correlation", "ecc_align",
            "similarity_finish", "similarity", "to_level", "from_level", "shrink"]
@@ -405,10 +405,8 @@ def similarity_finish(grey_before: np.ndarray, grey_after: np.ndarray, h: np.nda
         return None, float("nan")
     u, sv, vt = np.linalg.svd(a)
     rot = u @ vt
-    if region_mask is not None and np.count_nonzero(region_mask):
-        ys, xs = np.nonzero(region_mask)
-        pivot = np.array([xs.mean(), ys.mean()])
-    else:
+    pivot = _centroid(region_mask)
+    if pivot is None:
         pivot = np.array([(grey_before.shape[1] - 1) / 2.0, (grey_before.shape[0] - 1) / 2.0])
     target = a @ pivot + h[:2, 2]
     lb, la = _pyramid(grey_before, p), _pyramid(grey_after, p)

@@ -39,10 +39,14 @@ def _sample_idx(mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
     return idx
 
 
-def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000) -> np.ndarray:
-    """Linear RGB float32 (n, 3) of the mask pixels, at most ``max_n`` (regular subsample)."""
-    px = rgb.reshape(-1, 3)[_sample_idx(mask, max_n)]
-    return color.srgb_to_linear(px).astype(np.float32, copy=False)
+def _linear_sample(rgb: np.ndarray, mask: np.ndarray, max_n: int = 200_000, *, xy: bool = False):
+    """Linear RGB float32 (n, 3) of the mask pixels, at most ``max_n`` (regular subsample); with ``xy`` also their
+    (x, y) pixel coordinates, float64 (n, 2)."""
+    idx = _sample_idx(mask, max_n)
+    lin = color.srgb_to_linear(rgb.reshape(-1, 3)[idx]).astype(np.float32, copy=False)
+    if not xy:
+        return lin
+    return lin, np.column_stack([idx % mask.shape[1], idx // mask.shape[1]]).astype(np.float64)
 
 
 def _gain_from(ref: np.ndarray, before: np.ndarray, after_w: np.ndarray):
@@ -210,12 +214,8 @@ def _unpaired_gain(before, after, ref_b, ref_a, *, at_b=None, at_a=None, max_spr
     ``max_chroma``, when a region's robust spread (1.4826 MAD of the log values about the plane or median)
     exceeds ``max_spread`` (a textured reference: its level depends on the framing), or with fewer than
     ``min_pixels`` usable pixels."""
-    def sample(img, ref):
-        idx = _sample_idx(ref)
-        lin = color.srgb_to_linear(cv2.blur(img, (7, 7)).reshape(-1, 3)[idx]).astype(np.float32, copy=False)
-        return lin, np.column_stack([idx % ref.shape[1], idx // ref.shape[1]]).astype(np.float64)
-
-    (lb, xyb), (la, xya) = sample(before, ref_b), sample(after, ref_a)
+    lb, xyb = _linear_sample(cv2.blur(before, (7, 7)), ref_b, xy=True)
+    la, xya = _linear_sample(cv2.blur(after, (7, 7)), ref_a, xy=True)
     scale = float(min(ref_b.shape))
     gains, spreads, counts, planar = [], [], [], []
     for c in range(3):
