@@ -7,6 +7,7 @@ by the smoothing kernel, so results equal the uncropped ones) and the input gate
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -70,19 +71,54 @@ def _clipped(rgb: np.ndarray, top) -> np.ndarray:
     return out
 
 
-def _smooth_skin(rgb: np.ndarray, mask: np.ndarray, params: IndexParams):
+def _smooth_skin(rgb: np.ndarray, mask: np.ndarray, params: IndexParams, *, precise: bool = False):
     """The skin as every reading sees it: ``(rgb, top)``, ``top`` the code of a clipped channel.
 
     Skin pixels averaged with their unclipped skin neighbours (:func:`_smooth_inside`, ``params.smoothing_sigma``;
     none when 0 or no skin); clipped skin pixels (a channel at ``top``) stay out of their neighbours' average and
     keep their own colour, pixels off the skin as they were.  ``rgb`` (H, W, 3) encoded sRGB uint8 / uint16 /
     float in [0, 1], ``mask`` bool (H, W); the result has :func:`_smooth_inside`'s dtype (``rgb`` itself when
-    nothing is smoothed)."""
+    nothing is smoothed).
+
+    ``precise``: return ``(rgb, top, linear)``; for uint8 and uint16 photos ``rgb`` is then 8-bit (:func:`_precise_skin`:
+    distinct colours stay few, so each is read once) and ``linear`` the skin pixels' colours before that rounding,
+    16-bit linear codes (N, 3) uint16 in mask order (:func:`_unit_centroids` reads each code at their mean);
+    ``linear`` None for float photos."""
     top = np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0
+    if precise and rgb.dtype in (np.uint8, np.uint16):
+        smooth = _unclipped_skin(rgb, mask, top) if params.smoothing_sigma > 0 and mask.any() else mask
+        codes, linear = _precise_skin(rgb, mask, smooth, params.smoothing_sigma)
+        if rgb.dtype == np.uint16:  # 8-bit code 255 only for the channels clipped at 16 bits
+            clip = _clipped(rgb, top)
+            codes[clip] = np.where(rgb[clip] >= top, 255, np.minimum(codes[clip], 254))
+            np.minimum(codes, 254, out=codes, where=~clip[..., None])
+        return codes, 255, linear
+    linear = None
     if params.smoothing_sigma > 0 and mask.any():
         # clipped colours carry no chromaticity
         rgb = _smooth_inside(rgb, _unclipped_skin(rgb, mask, top), params.smoothing_sigma, keep_outside=True)
-    return rgb, top
+    return (rgb, top, linear) if precise else (rgb, top)
+
+
+def _unit_centroids(units: np.ndarray, weights: np.ndarray, pos: np.ndarray, linear: np.ndarray) -> np.ndarray:
+    """The mean colour of each distinct 8-bit colour's pixels before their rounding, encoded sRGB float64 (M, 3) in
+    [0, 1] (exactly the code's own colour where no pixel of it was averaged).
+
+    ``units`` (M, 3) uint8, ``weights`` (M,) pixel counts and ``pos`` (N,) each pixel's unit (:func:`_skin_colours`),
+    ``linear`` (N, 3) uint16 the pixels' 16-bit linear codes (:func:`_smooth_skin` with ``precise``).  A reading
+    taken once per distinct colour at its centroid equals the mean of the pixels' own readings to first order;
+    taken at the rounded code it is off by up to half a code step, and on uniform skin (every pixel rounding the
+    same way) that bias does not average out: a gain of a few per cent then moved haemoglobin by several per
+    cent (``docs/comparison.md``)."""
+    m = len(units)
+    base = linear16_luts()[0][units]  # each code's own 16-bit linear code: pixels that were not averaged add 0
+    lin = srgb_to_linear(units.astype(np.float64) / 255.0)
+    den = np.maximum(weights, 1).astype(np.float64) * 65535.0
+    for k in range(3):
+        off = linear[:, k].astype(np.int32) - base[pos, k]
+        if off.any():
+            lin[:, k] += np.bincount(pos, weights=off, minlength=m) / den
+    return linear_to_srgb(np.clip(lin, 0.0, 1.0))
 
 
 def _unclipped_skin(rgb: np.ndarray, mask: np.ndarray, top) -> np.ndarray:
@@ -163,6 +199,7 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
         Pixels outside the mask as they were (default); False leaves them undefined
         (faster, for callers that read skin pixels only).
 
+
     Returns
     -------
     ndarray, same shape; uint8 input as the nearest 8-bit code of the averaged light
@@ -172,20 +209,15 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
     src = np.ascontiguousarray(rgb)
     b = _box_width(sigma)
     m8 = mask.view(np.uint8)
-    den = _box(m8, b, normalize=False, ddepth=cv2.CV_16U)  # skin count under the kernel, <= b^2
-    edge = np.flatnonzero(mask & (den < np.uint16(b * b)))
-    scale = np.float32(b * b) / den.reshape(-1)[edge].astype(np.float32)
-    del den
     if src.dtype == np.uint8:
         to_lin, to_u8 = linear16_luts()
         masked = np.zeros_like(src)
         cv2.copyTo(src, m8, masked)
-        num = _box(cv2.LUT(masked, to_lin), b)  # code 0 -> linear 0 off the mask
+        num = _average16(cv2.LUT(masked, to_lin), mask, b)  # code 0 -> linear 0 off the mask
         del masked
-        flat = num.reshape(-1, 3)
-        flat[edge] = np.clip(np.rint(flat[edge] * scale[:, None]), 0, 65535).astype(np.uint16)
         sm = _lookup16(to_u8, num)
     else:
+        edge, scale = _edge_scale(mask, b)
         lin = srgb_to_linear(src)
         lin *= mask[..., None]
         num = _box(lin, b)
@@ -202,6 +234,53 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
     out = src.copy()
     cv2.copyTo(sm, m8, out)
     return out
+
+
+def _edge_scale(mask: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the skin pixels whose ``b`` x ``b`` box holds non-skin, and the factor (box area / skin
+    count under it) that turns their box sum of skin values into the skin mean."""
+    den = _box(mask.view(np.uint8), b, normalize=False, ddepth=cv2.CV_16U)  # skin count under the kernel, <= b^2
+    edge = np.flatnonzero(mask & (den < np.uint16(b * b)))
+    return edge, np.float32(b * b) / den.reshape(-1)[edge].astype(np.float32)
+
+
+def _average16(masked: np.ndarray, mask: np.ndarray, b: int) -> np.ndarray:
+    """The mean over each ``b`` x ``b`` box of the skin's 16-bit linear codes (``masked``: (H, W, 3) uint16, 0 off
+    ``mask``), uint16 (H, W, 3); valid on ``mask``."""
+    num = _box(masked, b)
+    edge, scale = _edge_scale(mask, b)
+    flat = num.reshape(-1, 3)
+    flat[edge] = np.clip(np.rint(flat[edge] * scale[:, None]), 0, 65535).astype(np.uint16)
+    return num
+
+
+@lru_cache(maxsize=1)
+def _encoded16_to_linear16() -> np.ndarray:
+    """Encoded 16-bit sRGB code -> 16-bit linear code (65536,) uint16."""
+    return np.rint(srgb_to_linear(np.arange(65536, dtype=np.float64) / 65535.0) * 65535.0).astype(np.uint16)
+
+
+def _precise_skin(rgb: np.ndarray, mask: np.ndarray, smooth: np.ndarray, sigma: float) -> tuple[np.ndarray,
+                                                                                             np.ndarray]:
+    """The skin of an integer photo as 8-bit codes and, before that rounding, as 16-bit linear codes.
+
+    ``rgb`` (H, W, 3) encoded sRGB uint8 or uint16, ``mask`` bool (H, W) the skin, ``smooth`` bool (H, W) the skin
+    pixels averaged with each other (unclipped skin; ``sigma`` 0: none).  Returns ``(codes, linear)``: (H, W, 3)
+    uint8 with the ``smooth`` pixels replaced by the nearest 8-bit code of their average light (for uint8 input the
+    same codes as :func:`_smooth_inside`), and the skin pixels' own linear codes (N, 3) uint16 in mask order,
+    averaged where ``smooth``: what :func:`_unit_centroids` reads each distinct code at."""
+    to_lin8, to_u8 = linear16_luts()
+    src = np.ascontiguousarray(rgb)
+    lin = cv2.LUT(src, to_lin8) if src.dtype == np.uint8 else _lookup16(_encoded16_to_linear16(), src)
+    if sigma > 0 and smooth.any():
+        m8 = smooth.view(np.uint8)
+        masked = np.zeros_like(lin)
+        cv2.copyTo(lin, m8, masked)
+        num = _average16(masked, smooth, _box_width(sigma))
+        del masked
+        cv2.copyTo(num, m8, lin)
+        del num
+    return _lookup16(to_u8, lin), lin[mask]
 
 
 def _lookup16(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -261,9 +340,10 @@ def _pooled_skin_od(images, params: IndexParams) -> list[tuple[np.ndarray, np.nd
             continue
         box = _crop_box(mask, _pad(params))
         mc = np.ascontiguousarray(mask[box])
-        crop, top = _smooth_skin(rgb[box], mc, params)
-        px, w = _skin_colours(crop, mc)[:2]
+        crop, top, linear = _smooth_skin(rgb[box], mc, params, precise=True)
+        px, w, pos = _skin_colours(crop, mc)
+        colours = px if linear is None or w is None else _unit_centroids(px, w, pos, linear)
         w = np.ones(len(px), dtype=np.int64) if w is None else w
         w = np.where((px >= top).any(axis=1), 0, w)
-        out.append((rgb_to_optical_density(px, params.od_floor).astype(np.float64), w.astype(np.float64)))
+        out.append((rgb_to_optical_density(colours, params.od_floor).astype(np.float64), w.astype(np.float64)))
     return out

@@ -9,7 +9,8 @@ import numpy as np
 from ..color import rgb_to_optical_density
 from .basis import ChromophoreBasis, load_basis
 from .chromophores import _branch_from, _candidates, _chromophores, estimate_basis_ica
-from .kernels import _crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours, _smooth_skin
+from .kernels import (_crop_box, _index_values, _pad, _pooled_skin_od, _prepare, _skin_colours, _smooth_skin,
+                      _unit_centroids)
 from .params import INDEX_NAMES, IndexParams
 from .spots import _blur_ratio, _blurred_parts, _detect_spots
 from .stats import _restat, summarize_values
@@ -76,7 +77,8 @@ class _Skin:
 
     def __init__(self, rgb: np.ndarray, mask: np.ndarray, params: IndexParams, basis: ChromophoreBasis | None = None,
                  direct: bool = False, chromophores_only: bool = False):
-        rgb, top = _smooth_skin(rgb, mask, params)  # clipped pixels keep their own colour, out of the average
+        # clipped pixels keep their own colour, out of the average
+        rgb, top, linear = _smooth_skin(rgb, mask, params, precise=True)
         self.mask = mask
         self.n = int(np.count_nonzero(mask))
         self.info = {"chromophore_method": params.chromophore_method, "chromophore_branch_check": None,
@@ -84,6 +86,10 @@ class _Skin:
         self.pixel_values: dict = {}
         units, self.weights, self._pos = _skin_colours(rgb, mask)
         sat = (units >= top).any(axis=1)
+        # each distinct 8-bit colour read at its pixels' mean colour before the rounding (_unit_centroids)
+        colours = units if linear is None or self.weights is None else _unit_centroids(units, self.weights,
+                                                                                       self._pos, linear)
+        del linear
         n_sat = int(self.weights[sat].sum()) if self.weights is not None else int(np.count_nonzero(sat))
         if self.n == 0:
             self.values = {name: np.empty(0, dtype=np.float32) for name in INDEX_NAMES}
@@ -104,10 +110,10 @@ class _Skin:
         else:
             basis, used = _resolve_basis(None, params)
         wts = None if self.weights is None else np.where(sat, 0, self.weights)
-        ch = _chromophores(units, wts, basis, params.od_floor, params.branch, direct)
+        ch = _chromophores(colours, wts, basis, params.od_floor, params.branch, direct)
         self.info["chromophore_method"] = used if ch["branch"] is None else f"{used} ({ch['branch']} branch)"
         self.info["chromophore_branch_check"] = ch["check"]
-        self.values = {} if chromophores_only else _index_values(units, params.od_floor)
+        self.values = {} if chromophores_only else _index_values(colours, params.od_floor)
         nan = np.float32(np.nan)
         self.values["melanin"] = np.where(sat, nan, ch["melanin"])
         self.values["hemoglobin"] = np.where(sat, nan, ch["hemoglobin"])

@@ -267,7 +267,7 @@ def measure_pair(before: np.ndarray, after: np.ndarray, *, before_mask: np.ndarr
     else:
         gain, light = _lighting(before, after, after_w, mask_b, mask_a_w, valid, roi, chart_b, p.lighting, notes)
     if gain is not None:
-        after = _apply_gain(after, gain)
+        after = _apply_gain(after, gain, precise=True)  # measured at 16 bits (_apply_gain)
         after_w = _apply_gain(after_w, gain)
 
     # one chromophore branch for both photos (same skin): an exposure or lighting change must

@@ -99,16 +99,20 @@ def _gain_from_sel(ref, before, after_w, sel_b, sel_a, floor: float = LINEAR_FLO
     return gain, min(counts), float(max(spreads))
 
 
-def _apply_gain(rgb: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """``rgb`` with its linear values multiplied by ``gain`` per channel (same dtype, clipped)."""
+def _apply_gain(rgb: np.ndarray, gain: np.ndarray, *, precise: bool = False) -> np.ndarray:
+    """``rgb`` with its linear values multiplied by ``gain`` per channel (same dtype, clipped).
+
+    ``precise``: an 8-bit photo comes back as 16-bit codes (for measuring): rounded to 8 bits again, every pixel of
+    uniform skin would round the same way and the readings would move with the gain (haemoglobin by up to 5 % for
+    gains 1 % apart, ``docs/comparison.md``)."""
     lin = color.srgb_to_linear(rgb)
     lin *= gain.astype(np.float32)
     np.clip(lin, 0.0, 1.0, out=lin)
     enc = color.linear_to_srgb(lin)
     del lin
-    if rgb.dtype == np.uint8:
+    if rgb.dtype == np.uint8 and not precise:
         return np.clip(enc * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if rgb.dtype == np.uint16:
+    if rgb.dtype in (np.uint8, np.uint16):
         return np.clip(enc * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
     return enc.astype(np.float32)
 

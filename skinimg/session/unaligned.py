@@ -112,7 +112,7 @@ def measure_unaligned(before: np.ndarray, after: np.ndarray, mask_b: np.ndarray,
         gain, light = _lighting_unpaired(before, after, mask_b, mask_a, roi, after_roi, exclude_b, exclude_a,
                                          p.lighting, notes)
     if gain is not None:
-        after = _apply_gain(after, gain)
+        after = _apply_gain(after, gain, precise=True)  # measured at 16 bits (_apply_gain)
     branch = choose_shared_branch([(before, mask_b), (after, mask_a)], params=p.indices)
     ip = replace(p.indices, branch=branch)
     maps_b = compute_maps(before, mask_b, params=ip, spot_map=True)
