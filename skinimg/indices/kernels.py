@@ -111,13 +111,12 @@ def _unit_centroids(units: np.ndarray, weights: np.ndarray, pos: np.ndarray, lin
     same way) that bias does not average out: a gain of a few per cent then moved haemoglobin by several per
     cent (``docs/comparison.md``)."""
     m = len(units)
-    base = linear16_luts()[0][units]  # each code's own 16-bit linear code: pixels that were not averaged add 0
-    lin = srgb_to_linear(units.astype(np.float64) / 255.0)
-    den = np.maximum(weights, 1).astype(np.float64) * 65535.0
+    base = linear16_luts()[0][units].astype(np.float64)  # each code's own 16-bit linear code
+    lin = srgb_to_linear(units.astype(np.float64) / 255.0).astype(np.float64)
+    den = np.maximum(weights, 1).astype(np.float64)
     for k in range(3):
-        off = linear[:, k].astype(np.int32) - base[pos, k]
-        if off.any():
-            lin[:, k] += np.bincount(pos, weights=off, minlength=m) / den
+        # the code's exact colour plus its pixels' mean offset from it (0 where none was averaged)
+        lin[:, k] += (np.bincount(pos, weights=linear[:, k], minlength=m) / den - base[:, k]) / 65535.0
     return linear_to_srgb(np.clip(lin, 0.0, 1.0))
 
 

@@ -84,7 +84,7 @@ import numpy as np
 
 from ..color import srgb_to_linear, to_float
 from ..errors import SkinImgError
-from .kernels import _crop_box, _pad, _prepare, _smooth_skin
+from .kernels import _crop_box, _pad, _prepare, _skin_colours, _smooth_skin, _unit_centroids
 from .params import INDEX_NAMES, STATS, IndexParams
 from .stats import _basic_stats
 
@@ -305,12 +305,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def _smoothed(rgb: np.ndarray, mask: np.ndarray, params) -> np.ndarray:
     """The photo as the built-ins see it: skin pixels smoothed (same crop, kernel and clipped-pixel rule as
-    :func:`measure`, :func:`skinimg.indices.kernels._smooth_skin`)."""
-    if params.smoothing_sigma <= 0 or not mask.any():
+    :func:`measure`, :func:`skinimg.indices.kernels._smooth_skin`), integer photos as float32 with every skin pixel
+    at its 8-bit code's centroid (:func:`skinimg.indices.kernels._unit_centroids`), as the built-ins read them."""
+    if not mask.any():
         return rgb
     box = _crop_box(mask, _pad(params))
-    out = np.array(rgb, copy=True) if rgb.dtype in (np.uint8, np.uint16) else to_float(rgb).copy()
-    out[box] = _smooth_skin(rgb[box], np.ascontiguousarray(mask[box]), params)[0]
+    mc = np.ascontiguousarray(mask[box])
+    if rgb.dtype in (np.uint8, np.uint16):
+        # each skin pixel at the colour the built-ins read it at: its 8-bit code's centroid (_unit_centroids)
+        codes, _, linear = _smooth_skin(rgb[box], mc, params, precise=True)
+        units, weights, pos = _skin_colours(codes, mc)
+        out = to_float(rgb).copy()
+        crop = out[box]
+        crop[mc] = _unit_centroids(units, weights, pos, linear)[pos]
+        return out
+    if params.smoothing_sigma <= 0:
+        return rgb
+    out = to_float(rgb).copy()
+    out[box] = _smooth_skin(rgb[box], mc, params)[0]
     return out
 
 
