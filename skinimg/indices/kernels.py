@@ -198,7 +198,6 @@ def _smooth_inside(rgb: np.ndarray, mask: np.ndarray, sigma: float, *, keep_outs
         Pixels outside the mask as they were (default); False leaves them undefined
         (faster, for callers that read skin pixels only).
 
-
     Returns
     -------
     ndarray, same shape; uint8 input as the nearest 8-bit code of the averaged light
