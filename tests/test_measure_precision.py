@@ -126,3 +126,22 @@ def test_very_light_pair_every_member_reads_the_decrease():
     lo, hi = m["delta_pct_model_range"]
     assert hi < 0, m["delta_pct_by_model"]
     assert m["verdict"] == "improved"
+
+
+def test_a_16_bit_highlight_is_clipped_as_at_8_bits(tan_retake):
+    """Grouped into 8-bit codes, a 16-bit photo counts as clipped exactly the skin with a channel at 65535: a channel
+    at 65534 is not clipped (it would round to code 255)."""
+    _, _, rgb, mask = tan_retake
+    img16 = rgb.astype(np.uint16) * 257
+    ys, xs = np.nonzero(mask)
+    y0, x0 = int(np.median(ys)), int(np.median(xs))
+    img16[y0 - 10:y0 + 10, x0 - 15:x0 + 15, 0] = 65535  # a highlight: red channel clipped
+    img16[y0 + 12:y0 + 22, x0 - 15:x0 + 15] = 65534  # nearly white, not clipped
+    clipped = mask & (img16 >= 65535).any(axis=2)
+    row, maps = I.measure(img16, mask)
+    assert row["saturated_fraction"] == pytest.approx(np.count_nonzero(clipped) / np.count_nonzero(mask), abs=1e-12)
+    assert np.isnan(maps["hemoglobin"][clipped]).all()
+    near_white = mask.copy()
+    near_white[:] = False
+    near_white[y0 + 12:y0 + 22, x0 - 15:x0 + 15] = True
+    assert np.isfinite(maps["hemoglobin"][near_white & mask]).all()
