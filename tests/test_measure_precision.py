@@ -145,3 +145,28 @@ def test_a_16_bit_highlight_is_clipped_as_at_8_bits(tan_retake):
     near_white[:] = False
     near_white[y0 + 12:y0 + 22, x0 - 15:x0 + 15] = True
     assert np.isfinite(maps["hemoglobin"][near_white & mask]).all()
+
+
+@pytest.mark.parametrize("rng, why", [([-30.0, 9.6], "disagree on its sign"),
+                                      ([8.5, 30.5], "read the opposite sign"),
+                                      ([-20.0, -0.8], "within the MDC")])
+def test_a_change_the_models_do_not_all_read_says_why_it_is_not_called(rng, why):
+    """The central reading alone would call these (-20 %, CI off 0, beyond the MDC); the ensemble does not, and the
+    verdict says why (``verdict_note``)."""
+    from dataclasses import replace
+
+    from skinimg.session.stats import _add_verdicts
+
+    def doc(model_range):
+        hb = {"before": 0.02, "after": 0.016, "delta": -0.004, "delta_pct": -20.0, "ci95": [-0.0045, -0.0035],
+              "delta_pct_model_range": model_range}
+        return {"lighting": {"method": "gain:chart"}, "metrics": {"hemoglobin": hb}}
+
+    params = replace(CompareParams(), crosstalk_allowance=False, mdc=(("hemoglobin", 0.0005),))
+    m = _add_verdicts(doc(rng), params)["metrics"]["hemoglobin"]
+    assert m["verdict"] == "no_change"
+    assert m["verdict_note"].startswith("not called: ") and why in m["verdict_note"], m["verdict_note"]
+    assert f"{rng[0]:+.1f} to {rng[1]:+.1f} %" in m["verdict_note"]
+    called = _add_verdicts(doc([-30.0, -12.0]), params)["metrics"]["hemoglobin"]  # every model reads a decrease
+    assert called["verdict"] == "improved" and "verdict_note" not in called
+    assert "verdict_note" not in _add_verdicts(doc(None), params)["metrics"]["hemoglobin"]

@@ -274,6 +274,7 @@ def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> di
         m["mdc"] = mdc
         delta, ci = m.get("delta"), m.get("ci95")
         rng = m.get("delta_pct_model_range")
+        note = None
         if rng and delta is not None and m.get("delta_pct") and math.isfinite(delta):
             # called only when the change holds under every member of the ensemble of optical models:
             # the change and its CI scaled to the member reading the smallest change (no_change when they disagree
@@ -281,10 +282,17 @@ def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> di
             pct = m["delta_pct"]
             agree = all(v * pct > 0 for v in rng)
             scale = min(min(abs(v) for v in rng) / abs(pct), 1.0) if agree else 0.0
+            if verdict(name, delta, ci, mdc) != "no_change":  # the central reading alone would call it: say why not
+                why = ("under one optical model of the ensemble it is within the MDC" if agree else
+                       "the optical models of the ensemble read the opposite sign" if rng[0] * rng[1] > 0 else
+                       "the optical models of the ensemble disagree on its sign")
+                note = f"not called: {why} (model range {rng[0]:+.1f} to {rng[1]:+.1f} %, central {pct:+.1f} %)"
             delta = delta * scale
             ci = None if ci is None or ci[0] is None else [c * scale for c in ci]
             m["delta_model_min"] = delta
         m["verdict"] = verdict(name, delta, ci, mdc)
+        if note and m["verdict"] == "no_change":
+            m["verdict_note"] = note
         if unnormalised and name in LIGHTING_DEPENDENT:
             m["verdict"] = "unknown"
             m["verdict_note"] = "lighting could not be normalised (no chart, no stable reference region)"
