@@ -74,6 +74,8 @@ def write_results(tmp: Path, *, with_photos: bool = True) -> tuple[Path, Path]:
                         verdict = "improved" if d < -mdc else "worsened" if d > mdc else "no_change"
                         metrics[name] = {"before": before, "after": after, "delta": d, "delta_pct": 100 * d / before,
                                          "ci95": [d - mdc / 2, d + mdc / 2], "mdc": mdc, "verdict": verdict}
+                        if name == "melanin":  # why a change is not called (compare's verdict_note), to be escaped
+                            metrics[name]["verdict_note"] = "not called: the models disagree on its sign (<A&B>)"
                         series_rows.append({"patient": patient, "site": SITE, "session": session, "reference": ref,
                                             "index": name, **{k: v for k, v in metrics[name].items() if k != "ci95"},
                                             "ci95_lo": d - mdc / 2, "ci95_hi": d + mdc / 2})
@@ -189,7 +191,9 @@ def test_pairs_table_coloured_by_verdict_and_warnings(built):
     # hemoglobin 0.03 -> 0.024 with MDC 0.002 is improved; melanin +0.0005 is no change
     block = page.split("<h3>2024-03-20 vs 2024-01-10</h3>")[1].split("<h3>")[0]
     assert re.search(r"<td class=\"l\">hemoglobin</td>.*?<td class=\"l v-improved\">improved</td>", block)
-    assert re.search(r"<td class=\"l\">melanin</td>.*?<td class=\"l v-no_change\">no change</td>", block)
+    assert re.search(r"<td class=\"l\">melanin</td>.*?<td class=\"l v-no_change\">no change<br><span "
+                     r"class=\"muted\">not called: the models disagree on its sign \(&lt;A&amp;B&gt;\)</span></td>",
+                     block)
     msgs = [m for _, m in info["warnings"]]
     assert any("poor registration" in m and "2024-03-20 vs 2024-01-10" in m for m in msgs)
     ambiguous = [m for m in msgs if "ambiguous" in m]  # chromophore_branch_check = exposure_sensitive

@@ -94,9 +94,11 @@ def _img(src: str, alt: str, caption: str = "", width: int | None = None) -> str
     return f"<figure><img src=\"{_e(src)}\" alt=\"{_e(alt)}\"{w}>{cap}</figure>"
 
 
-def _verdict_cell(v: str) -> str:
+def _verdict_cell(v: str, note: str = "") -> str:
+    """The verdict's cell, coloured; ``note`` (why a change is not called, ``verdict_note``) under it in small type."""
     cls = f"v-{v}" if v in VERDICTS else ""
-    return f"<td class=\"l {cls}\">{_e(v.replace('_', ' ') if v else '–')}</td>"
+    why = f"<br><span class=\"muted\">{_e(note)}</span>" if note else ""
+    return f"<td class=\"l {cls}\">{_e(v.replace('_', ' ') if v else '–')}{why}</td>"
 
 
 # ----------------------------------------------------------------------------- the builder
@@ -385,7 +387,8 @@ class _Builder:
             rows.append(
                 f"<tr><td class=\"l\">{_e(n)}</td><td>{_fmt(m.get('before'))}</td><td>{_fmt(m.get('after'))}</td>"
                 f"<td>{_fmt(m.get('delta'))}</td><td>{pct}</td><td>{_e(ci_txt)}</td>"
-                f"<td>{_fmt(m.get('mdc'))}</td><td>{_fmt(eff)}</td>{_verdict_cell(str(m.get('verdict') or ''))}</tr>"
+                f"<td>{_fmt(m.get('mdc'))}</td><td>{_fmt(eff)}</td>"
+                f"{_verdict_cell(str(m.get('verdict') or ''), str(m.get('verdict_note') or ''))}</tr>"
             )
         rows.append("</table>")
         return "".join(rows)
