@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from skinimg import session as S
 from skinimg.cli import cli
 from skinimg.errors import SkinImgError
-from skinimg.io import collapse_messages, format_collapsed, read_roi, write_json, write_png
+from skinimg.io import collapse_messages, format_collapsed, pair_warning_source, read_roi, write_json, write_png
 from skinimg.phantom import grid_residual, polygon_mask, render_smooth, smooth_pairs, wrong_site_pairs
 from skinimg.session import map_points
 from skinimg.session import ecc as E
@@ -436,17 +436,21 @@ def test_track_aligns_what_it_can_compares_the_rest_and_collapses_repeated_warni
     doc = json.loads((out / "pairs" / "P2" / "cheek" / "2026-01-01__2026-02-01" / "comparison.json").read_text())
     assert doc["maps"] == ["pair.png"] and sorted(p.name for p in (out / "pairs" / "P2" / "cheek" /
                                                                   "2026-01-01__2026-02-01").glob("*.png")) == ["pair.png"]
-    # every photo lacks a chart: one line with a count, not one per pair
+    # every photo lacks a chart: one line counting the photos (each once, though P1's are in two pairs each)
+    photos = sorted({x["image"] for x in rows} | {x["reference_image"] for x in rows})
+    assert len(photos) == 5 and meta["n_pairs"] == 4
     charts = [g for g in meta["warnings"] if g["message"].startswith("no chart found")]
-    assert len(charts) == 1 and charts[0]["count"] == 2 * meta["n_pairs"]  # details differ per photo: one line
+    assert len(charts) == 1 and charts[0]["count"] == 5 and sorted(charts[0]["sources"]) == photos
     lines = [ln for ln in r.stderr.splitlines() if "no chart found" in ln]
-    assert len(lines) == len(charts) and f"({charts[0]['count']} times: " in lines[0]
+    assert len(lines) == len(charts) and "(5 photos: " in lines[0]
+    unaligned = [g for g in meta["warnings"] if g["message"].startswith("not pixel-aligned")]
+    assert [(g["count"], g["unit"]) for g in unaligned] == [(1, "pairs")]
     assert "3 pixel-aligned, 1 by region statistics" in r.stderr
 
 
 def test_study_report_shows_how_each_pair_was_aligned_with_trends_and_verdicts(tracked):
     """Each pair says how it was aligned; the unaligned series keeps its trend and verdicts; the chart warning of
-    every photo is one line with a count in the overview."""
+    every photo is one line in the overview, counting each photo once."""
     _, out, rep = tracked
     if rep is None:
         pytest.skip("matplotlib not installed")
@@ -460,7 +464,7 @@ def test_study_report_shows_how_each_pair_was_aligned_with_trends_and_verdicts(t
     index = (rep / "index.html").read_text(encoding="utf-8")
     assert "1 (1 not aligned)" in index
     chart_lines = [ln for ln in index.split("<div class=\"warn\">") if "no chart found" in ln]
-    assert len(chart_lines) == 1 and re.search(r"no chart found.*\(8 times: ", chart_lines[0])
+    assert len(chart_lines) == 1 and re.search(r"no chart found.*\(5 photos: ", chart_lines[0])
 
 
 def test_pipeline_track_stage_takes_the_registration_option(tracked, tmp_path):
@@ -607,10 +611,20 @@ def test_collapse_messages_groups_identical_warnings():
     items = [("p1", "BEFORE: no chart (1 square)"), ("p1", "AFTER: no chart (2 squares)"), ("p2", "BEFORE: no chart (1 square)"),
              ("p2", "dark backdrop")]
     groups = collapse_messages(items)
-    assert groups == [{"message": "no chart", "count": 3, "sources": ["p1", "p2"]},
-                      {"message": "dark backdrop", "count": 1, "sources": ["p2"]}]
-    assert format_collapsed(groups[0]) == "no chart (3 times: p1, p2)"
+    assert groups == [{"message": "no chart", "count": 2, "sources": ["p1", "p2"], "unit": "times"},
+                      {"message": "dark backdrop", "count": 1, "sources": ["p2"], "unit": "times"}]
+    assert format_collapsed(groups[0]) == "no chart (2 times: p1, p2)"
     assert format_collapsed(groups[1]) == "p2: dark backdrop"
+    # a series a -> b -> c compared against the baseline and the previous session: pairs a-b, a-c, b-c; every photo
+    # without a chart is one photo, however many pairs it is in; a pair's own warning counts per pair
+    pairs = [("a vs b", "a", "b"), ("a vs c", "a", "c"), ("b vs c", "b", "c")]
+    items = [pair_warning_source(w, *pr) for pr in pairs
+             for w in ("BEFORE: no chart found (0 squares)", "AFTER: no chart found (1 square)", "not pixel-aligned")]
+    chart, unaligned = collapse_messages(items)
+    assert (chart["count"], chart["sources"], chart["unit"]) == (3, ["a", "b", "c"], "photos")
+    assert format_collapsed(chart) == "no chart found (3 photos: a, b, c)"
+    assert format_collapsed(unaligned) == "not pixel-aligned (3 pairs: a vs b, a vs c, b vs c)"
+    assert collapse_messages([("", "x"), ("", "x")])[0]["count"] == 2  # no source: every one counts
     assert collapse_messages([("a", "x (1)"), ("b", "x (1)")])[0]["message"] == "x (1)"  # identical: kept whole
     many = collapse_messages([(f"pair {i}", "x") for i in range(5)])
     assert format_collapsed(many[0], what="pairs") == "x (5 pairs: pair 0, pair 1, pair 2, ...)"

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SkinImgError
-from ..io import collapse_messages, make_output_folder, read_roi, safe_output_path, write_csv, write_json
+from ..io import collapse_messages, make_output_folder, pair_warning_source, read_roi, safe_output_path, write_csv, write_json
 from ..session import NO_ALIGNMENT, CompareParams, load_mdc, propagate_regions
 from .compare import compare_files
 from .roi import ROI_COLUMNS, RoiLookup, RoiRef, roi_columns, write_propagated
@@ -147,7 +147,8 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
         ``(pair, reason)``), ``notes``, ``outputs``, ``rois`` (photo path -> the propagated
         :class:`RoiRef`, with ``error`` where propagation was refused), ``n_unaligned`` (pairs compared without
         pixel alignment), ``alignment`` (pair label -> ``registration.method``), ``warnings`` (the pairs' warnings,
-        identical ones collapsed: ``[{"message", "count", "sources"}]``, :func:`skinimg.io.collapse_messages`).
+        identical ones collapsed: ``[{"message", "count", "sources", "unit"}]``, :func:`skinimg.io.collapse_messages`;
+        a warning about one photo of a pair counts once per photo, the others once per pair).
     """
     p = params or CompareParams()
     load_mdc(p.mdc_path)
@@ -186,7 +187,7 @@ def track(root: str | os.PathLike, out: str | os.PathLike, *, manifest: str | os
                                             after_roi=after_roi if after_roi.path is not None else None)
                         done[key] = (doc, None)
                         alignment[label] = doc["registration"]["method"]
-                        warnings.extend((label, w) for w in doc.get("warnings", []))
+                        warnings.extend(pair_warning_source(w, label, ref.label, cur.label) for w in doc.get("warnings", []))
                         if sp.indices.branch == "auto" and doc.get("chromophore_branch"):
                             sp = replace(sp, indices=replace(sp.indices, branch=doc["chromophore_branch"]))
                     except SkinImgError as exc:

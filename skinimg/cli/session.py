@@ -163,8 +163,9 @@ def track_cmd(root, out, manifest, roi_dir, no_roi_files, propagate_roi, method,
     propagation is said, never silent. series.csv's registration column says
     how each pair was aligned (pairs that cannot be aligned are compared by
     region statistics and keep their rows). Repeated warnings are printed once
-    with a count. A failing pair is an error row (and a line on stderr); the
-    others go on; exit code 2 when any pair failed.
+    with a count (a photo in several pairs counts once). A failing pair is an
+    error row (and a line on stderr); the others go on; exit code 2 when any
+    pair failed.
     """
     quiet = is_quiet()
 

@@ -19,7 +19,7 @@ from .image import DEFAULT_MAX_PIXELS, ImageMeta, load_image, read_header, reaso
 from .layout import calibrated_path, calibration_path, map_paths, mask_path
 from .masks import TRUTH_MASK_NAMES, find_truth_mask, read_mask
 from .roi import REGION_COLOURS, REGION_NAME, ROI_SUFFIXES, Roi, find_roi, is_roi_file, load_roi, read_roi
-from .messages import collapse_messages, format_collapsed
+from .messages import collapse_messages, format_collapsed, pair_warning_source
 from .models import load_npz, model_file, models_dir, read_json_object
 from .worksize import DEFAULT_WORK_PIXELS, parse_resolution, reduce_image, reduce_mask, resolution_text, work_size
 from .write import (atomic_write, dumps_json, make_output_folder, remove_stale_temp_files, safe_output_path,
@@ -56,6 +56,7 @@ __all__ = [
     "model_file",
     "models_dir",
     "output_stems",
+    "pair_warning_source",
     "read_header",
     "read_json_object",
     "read_mask",

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SkinImgError
-from ..io import collapse_messages, format_collapsed, load_image, read_mask, to_uint8, write_bytes
+from ..io import collapse_messages, format_collapsed, load_image, pair_warning_source, read_mask, to_uint8, write_bytes
 from .figures import (_fit, _jpeg, _require_matplotlib, _robust, distributions_png, heatmap_png, photo_with_outline,
                       trend_png)
 from .regions import draw_regions, region_legend, region_masks, region_table, regions_trend_png, series_regions
@@ -114,7 +114,7 @@ class _Builder:
             self.anon.patient(ser.patient)
         self.written: list[Path] = []
         self.warnings: list[tuple[str, str]] = []  # (where, message)
-        self.warn_items: list[tuple[str, str]] = []  # (where and pair, message without the pair): the overview's lines
+        self.warn_items: list[tuple[str, str, str]] = []  # (source, message without the pair, unit): the overview's lines
 
     # -- helpers
     def patient(self, name: str) -> str:
@@ -132,11 +132,12 @@ class _Builder:
         self.written.append(path)
         return rel
 
-    def warn(self, where: str, msg: str, *, source: str | None = None, text: str | None = None) -> str:
+    def warn(self, where: str, msg: str, *, source: str | None = None, text: str | None = None,
+             unit: str | None = None) -> str:
         """A warning box; ``source`` and ``text`` (the message without its pair label) let the overview collapse
         the same warning from many pairs into one line with a count."""
         self.warnings.append((where, msg))
-        self.warn_items.append((source or where, text if text is not None else msg))
+        self.warn_items.append((source or where, text if text is not None else msg, unit or "times"))
         return f"<div class=\"warn\">⚠ {_e(msg)}</div>"
 
     # -- slugs
@@ -295,8 +296,10 @@ class _Builder:
         out.append(region_table(e, series_regions(ser), _fmt))
         return "".join(out) + "</div>"
 
-    def registration_text(self, where: str, label: str, doc: dict) -> tuple[str, str]:
-        """How the pair was aligned (one line) and its warnings (HTML boxes)."""
+    def registration_text(self, where: str, label: str, doc: dict, photos: tuple[str, str] | None = None
+                          ) -> tuple[str, str]:
+        """How the pair was aligned (one line) and its warnings (HTML boxes); ``photos``: the names of BEFORE and
+        AFTER, to which a warning about one of them is counted in the overview."""
         reg = doc.get("registration") or {}
         if not isinstance(reg, dict):
             reg = {}
@@ -323,7 +326,10 @@ class _Builder:
                 warn = self.warn(where, f"{label}: poor registration ({text})", source=f"{where} {label}",
                                  text=f"poor registration ({text})")
         for w in warnings:
-            warn += self.warn(where, f"{label}: {w}", source=f"{where} {label}", text=w)
+            src, unit = f"{where} {label}", "times"
+            if photos is not None:
+                src, _, unit = pair_warning_source(w, src, f"{where} {photos[0]}", f"{where} {photos[1]}")
+            warn += self.warn(where, f"{label}: {w}", source=src, text=w, unit=unit)
         return text, warn
 
     def pair_block(self, where: str, pair: Pair, key: str) -> str:
@@ -332,7 +338,7 @@ class _Builder:
 
     def pair_body(self, where: str, label: str, pair: Pair, img_prefix: str, alt_context: str) -> str:
         """Registration and lighting line, the comparison's pictures and its table of changes."""
-        reg_text, reg_warn = self.registration_text(where, label, pair.doc)
+        reg_text, reg_warn = self.registration_text(where, label, pair.doc, (pair.reference, pair.session))
         out = [f"<p class=\"muted\">{_e(reg_text)}{_e(self.lighting_text(pair.doc))}</p>{reg_warn}"]
         figs = []
         for k, pic in enumerate(pair.pictures, 1):
@@ -478,7 +484,7 @@ class _Builder:
             msg = ("no colour chart used: values are uncalibrated (comparable only between photos taken with the "
                    "same camera and lighting)")
             self.warnings.insert(0, ("study", msg))
-            self.warn_items.insert(0, ("study", msg))
+            self.warn_items.insert(0, ("study", msg, "times"))
         if self.warnings:
             # the same warning from many photos or pairs (no chart on every photo of a study) is one line with a count
             groups = collapse_messages(self.warn_items)
