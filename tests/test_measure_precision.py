@@ -170,3 +170,30 @@ def test_a_change_the_models_do_not_all_read_says_why_it_is_not_called(rng, why)
     called = _add_verdicts(doc([-30.0, -12.0]), params)["metrics"]["hemoglobin"]  # every model reads a decrease
     assert called["verdict"] == "improved" and "verdict_note" not in called
     assert "verdict_note" not in _add_verdicts(doc(None), params)["metrics"]["hemoglobin"]
+
+
+def test_a_percentage_of_a_level_within_the_mdc_of_zero_is_marked_not_meaningful():
+    """The melanin of a light forearm reads about 0 (-0.0024 -> +0.0048: "+301 %"); |before| is within its MDC, so
+    ``delta_pct_note`` says the percentage means nothing, while the verdict and the numbers stay as they were.  A level
+    just beyond the MDC, and haemoglobin at a typical level, get no note."""
+    from dataclasses import replace
+
+    from skinimg.session.stats import _add_verdicts
+
+    def doc(mel_before):
+        mel = {"before": mel_before, "after": mel_before + 0.0071, "delta": 0.0071,
+               "delta_pct": 100 * 0.0071 / abs(mel_before), "ci95": [0.0070, 0.0072]}
+        hb = {"before": 0.0165, "after": 0.0126, "delta": -0.0039, "delta_pct": -23.7, "ci95": [-0.0040, -0.0038]}
+        return {"lighting": {"method": "gain:chart"}, "metrics": {"melanin": mel, "hemoglobin": hb}}
+
+    params = replace(CompareParams(), crosstalk_allowance=False, mdc=(("melanin", 0.0103), ("hemoglobin", 0.0002)))
+    out = _add_verdicts(doc(-0.0024), params)["metrics"]
+    mel, hb = out["melanin"], out["hemoglobin"]
+    assert mel["delta_pct"] == pytest.approx(295.833, abs=1e-3)  # still written: a public column
+    assert mel["delta_pct_note"].startswith("not meaningful: the BEFORE level (-0.0024) is within the MDC (0.0103)")
+    assert mel["verdict"] == "no_change" and hb["verdict"] == "improved" and "delta_pct_note" not in hb
+    assert "delta_pct_note" not in _add_verdicts(doc(0.0104), params)["metrics"]["melanin"]
+    area = params.mdc + (("red_area_fraction", 0.0017),)  # a zero area has no percentage at all: nothing to mark
+    zero = {"before": 0.0, "after": 0.0, "delta": 0.0, "delta_pct": None, "ci95": [0.0, 0.0]}
+    d = {"lighting": {"method": "gain:chart"}, "metrics": {"red_area_fraction": zero}}
+    assert "delta_pct_note" not in _add_verdicts(d, replace(params, mdc=area))["metrics"]["red_area_fraction"]

@@ -362,6 +362,25 @@ def _write_pair(tmp_path, name):
     return b, a
 
 
+def test_cli_does_not_print_a_percentage_of_a_level_near_zero(tmp_path):
+    """Light retake ``s101``: its melanin reads about 0.005, within the melanin MDC of zero, so comparison.json marks
+    the percentage (``delta_pct_note``) and the CLI prints "% n/a" for it; haemoglobin keeps its percentage."""
+    b, a = _write_pair(tmp_path, "s101")
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["compare", str(b), str(a), "--out", str(out), "--calibrate", "none",
+                                 "--method", "rules"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "comparison.json").read_text())
+    mel, hb = doc["metrics"]["melanin"], doc["metrics"]["hemoglobin"]
+    assert abs(mel["before"]) <= mel["mdc"] and mel["delta_pct"] is not None and "delta_pct_note" in mel
+    assert abs(hb["before"]) > hb["mdc"] and "delta_pct_note" not in hb
+    for name, m in doc["metrics"].items():
+        line = next(ln for ln in r.output.splitlines() if ln.startswith(name + " "))
+        assert ("% n/a: level near 0" in line) == ("delta_pct_note" in m), (line, m)
+        if m.get("delta_pct") is not None and "delta_pct_note" not in m:
+            assert f"{m['delta_pct']:+.1f} %" in line
+
+
 def test_cli_registration_option(tmp_path):
     """compare --registration auto|features|ecc|none on a smooth pair (skin by the YCrCb rules, which find this
     skin; the default segmenter's masks of smooth phantoms are another issue's)."""

@@ -76,6 +76,7 @@ def write_results(tmp: Path, *, with_photos: bool = True) -> tuple[Path, Path]:
                                          "ci95": [d - mdc / 2, d + mdc / 2], "mdc": mdc, "verdict": verdict}
                         if name == "melanin":  # why a change is not called (compare's verdict_note), to be escaped
                             metrics[name]["verdict_note"] = "not called: the models disagree on its sign (<A&B>)"
+                            metrics[name]["delta_pct_note"] = "not meaningful: level within the MDC (<0>)"
                         series_rows.append({"patient": patient, "site": SITE, "session": session, "reference": ref,
                                             "index": name, **{k: v for k, v in metrics[name].items() if k != "ci95"},
                                             "ci95_lo": d - mdc / 2, "ci95_hi": d + mdc / 2})
@@ -194,6 +195,12 @@ def test_pairs_table_coloured_by_verdict_and_warnings(built):
     assert re.search(r"<td class=\"l\">melanin</td>.*?<td class=\"l v-no_change\">no change<br><span "
                      r"class=\"muted\">not called: the models disagree on its sign \(&lt;A&amp;B&gt;\)</span></td>",
                      block)
+    # a percentage of a level within the MDC of zero is not shown as a number (compare's delta_pct_note)
+    mel = block.split("<td class=\"l\">melanin</td>")[1].split("</tr>")[0]
+    assert "title=\"not meaningful: level within the MDC (&lt;0&gt;)\">n/a (level near 0)</span>" in mel
+    assert "0.625" not in mel  # the +0.625 % of 0.08 -> 0.0805 is not printed
+    hb = block.split("<td class=\"l\">hemoglobin</td>")[1].split("</tr>")[0]
+    assert "n/a" not in hb and "-20.00" in hb, hb
     msgs = [m for _, m in info["warnings"]]
     assert any("poor registration" in m and "2024-03-20 vs 2024-01-10" in m for m in msgs)
     ambiguous = [m for m in msgs if "ambiguous" in m]  # chromophore_branch_check = exposure_sensitive

@@ -127,8 +127,11 @@ def compare_cmd(before, after, out, roi, after_roi, no_roi_files, as_json, metho
                 pct = m["delta_pct"]
                 rng = m.get("delta_pct_model_range")
                 span = f", models {rng[0]:+.1f}..{rng[1]:+.1f} %" if rng else ""
+                pct_txt = "" if pct is None else f"{pct:+.1f} %"
+                if m.get("delta_pct_note"):
+                    pct_txt, span = "% n/a: level near 0", ""
                 click.echo(f"{prefix + name:26s} {m['before']:10.4g} -> {m['after']:10.4g}  "
-                           f"({'' if pct is None else f'{pct:+.1f} %'}{span})  {m['verdict']}")
+                           f"({pct_txt}{span})  {m['verdict']}")
         for n, r in (doc.get("regions") or {}).items():
             if "error" in r:
                 click.echo(f"region {n}: {r['error']}")

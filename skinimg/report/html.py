@@ -388,7 +388,9 @@ class _Builder:
             eff = m.get("effect_size", m.get("cohens_d"))
             rng = m.get("delta_pct_model_range")
             pct = _fmt(m.get("delta_pct"))
-            if isinstance(rng, (list, tuple)) and len(rng) == 2:  # the change under every model of the ensemble
+            if m.get("delta_pct_note"):  # a percentage of a level within the MDC of zero: not shown as a number
+                pct = f"<span class=\"muted\" title=\"{_e(str(m['delta_pct_note']))}\">n/a (level near 0)</span>"
+            elif isinstance(rng, (list, tuple)) and len(rng) == 2:  # the change under every model of the ensemble
                 pct += f" <span class=\"muted\">(models {_fmt(rng[0])} to {_fmt(rng[1])})</span>"
             rows.append(
                 f"<tr><td class=\"l\">{_e(n)}</td><td>{_fmt(m.get('before'))}</td><td>{_fmt(m.get('after'))}</td>"

@@ -114,7 +114,7 @@ def regions_trend_png(ser: Series, title: str) -> bytes | None:
                 m = ((doc.get("regions") or {}).get(name, {}).get("metrics") if name else doc.get("metrics")) or {}
                 m = m.get(index) or {}
                 pct, b = _num(m.get("delta_pct")), _num(m.get("before"))
-                if pct is None or not b:
+                if pct is None or not b or m.get("delta_pct_note"):  # no percentage of a level near 0
                     continue
                 ci = m.get("ci95") or [None, None]
                 lo, hi = (_num(ci[0]), _num(ci[1])) if len(ci) == 2 else (None, None)

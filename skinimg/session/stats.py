@@ -263,6 +263,12 @@ def _add_verdicts(doc: dict, p: CompareParams, area_fraction: float = 1.0) -> di
     crosstalk = _parse_crosstalk(*mdc_doc) if p.crosstalk_allowance else {}
     for name, m in doc["metrics"].items():
         mdc = table.get(name)
+        before = m.get("before")
+        if mdc is not None and before is not None and m.get("delta_pct") is not None and math.isfinite(before) \
+                and abs(before) <= mdc:
+            # a percentage of a level a retake cannot tell from zero (melanin of very light skin, ITA near 0 degrees)
+            m["delta_pct_note"] = (f"not meaningful: the BEFORE level ({before:.3g}) is within the MDC ({mdc:.3g}) "
+                                   "of zero; read the change in units")
         if name in crosstalk and mdc is not None:
             # a change the measured change of the other chromophore could explain is not called
             other, coef = crosstalk[name]
