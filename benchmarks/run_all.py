@@ -11,7 +11,8 @@
    three framings, 12 / 3 / 0.3 MP), ``bench_calibrate.py`` (chart detection and correction on
    12 MP), ``regress_tolerances.py`` (index movement under harmless perturbations),
    ``segment_accuracy.py`` (mask F1 per skin tone on 384 held-out phantoms, 95 % intervals, error budget),
-   ``roi_split_face.py`` (an ROI propagated along split-face phantom series: treated, control, whole skin).
+   ``roi_split_face.py`` (an ROI propagated along split-face phantom series: treated, control, whole skin),
+   ``compare_conditions.py`` (compare on smooth-skin pairs at other sizes, backdrops, focus, poses and tones).
 
 Each step's stdout goes to the terminal and to ``<out>/<name>.txt``.  Not run here
 (slow, destructive or needing extra software): ``fuzz_loader.py``, ``fuzz_cli.py``
@@ -46,6 +47,7 @@ def steps(out: Path, size: str) -> list[tuple[str, list[str]]]:
         ("regress_tolerances", [py, str(HERE / "regress_tolerances.py")]),
         ("segment_accuracy", [py, str(HERE / "segment_accuracy.py")]),
         ("roi_split_face", [py, str(HERE / "roi_split_face.py")]),
+        ("compare_conditions", [py, str(HERE / "compare_conditions.py")]),
     ]
 
 

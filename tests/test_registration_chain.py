@@ -39,6 +39,26 @@ def _render(name):
 # ----------------------------------------------------------------------------- the chain
 
 
+def test_smooth_backdrop_by_name_or_linear_rgb():
+    """``SmoothScene.background`` takes a name of ``SMOOTH_BACKDROPS`` or the linear RGB itself (the conditions
+    benchmark's skin-coloured backdrops): the same triple renders the same photo; another triple changes only the
+    backdrop."""
+    from skinimg.phantom.smooth import SMOOTH_BACKDROPS, SmoothScene, SmoothShot
+
+    shot = SmoothShot(noise_seed=1, jpeg=None)
+    named, mask, _ = render_smooth(SmoothScene(seed=5, background="green"), shot)
+    triple, _, _ = render_smooth(SmoothScene(seed=5, background=SMOOTH_BACKDROPS["green"]), shot)
+    beige, mask2, _ = render_smooth(SmoothScene(seed=5, background=(0.55, 0.42, 0.30)), shot)
+    assert np.array_equal(named, triple) and np.array_equal(mask, mask2)
+    back = ~cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    same = (named[inner] == beige[inner]).all(axis=1)
+    assert same.mean() > 0.999  # the skin is the same (but where the hair band's soft edge meets the backdrop)
+    r, g, b = beige[back].astype(float).mean(axis=0)
+    gr, gg, gb = named[back].astype(float).mean(axis=0)
+    assert r > g > b and gg > gr and gg > gb  # beige, and green
+
+
 @pytest.mark.parametrize("name", ["s103", "s110"])
 def test_smooth_pair_that_features_cannot_align_is_aligned_by_ecc(name):
     """Tan strip (retake) and brown blob (blood -20 %): ORB finds 3-9 matches (< 30), ECC aligns within 0.6 px."""

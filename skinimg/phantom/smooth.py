@@ -73,14 +73,14 @@ class SmoothScene:
 
     ``site``: ``"strip"`` (forearm-like) or ``"blob"`` (cheek / abdomen-like); ``shape_seed``: the outline's seed
     (default ``seed``; the same outline with other content makes a look-alike site); ``shape_jitter``: relative
-    jitter of the outline parameters."""
+    jitter of the outline parameters; ``background``: a name of :data:`SMOOTH_BACKDROPS` or a linear RGB triple."""
 
     seed: int
     size: tuple = (480, 640)
     melanin: float = 0.25
     blood: float = 0.4
     site: str = "strip"
-    background: str = "grey"
+    background: str | tuple = "grey"
     shape_seed: int | None = None
     shape_jitter: float = 0.0
     spots: int = 4
@@ -214,7 +214,7 @@ class _Scene:
             along = (x - hx) * ca + (y - hy) * sa
             across = -(x - hx) * sa + (y - hy) * ca - curv * along * along
             hair_a = _sig(np.minimum(width / 2 - np.abs(across), length / 2 - np.abs(along))) * alpha
-        bg = np.array(SMOOTH_BACKDROPS[sc.background]) * (
+        bg = np.array(SMOOTH_BACKDROPS[sc.background] if isinstance(sc.background, str) else sc.background) * (
             1 + self.bg_grad[0] * (x - self.w / 2) + self.bg_grad[1] * (y - self.h / 2))[..., None]
         a3, h3 = alpha[..., None], hair_a[..., None]
         img = (1 - a3) * bg + a3 * ((1 - h3) * skin + h3 * shade[..., None] * HAIR)
