@@ -27,13 +27,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from skinimg.phantom.smooth import SMOOTH_TONES, SmoothScene, SmoothShot, render_smooth  # noqa: E402
-from skinimg.segment import segment_skin  # noqa: E402
+from skinimg.segment import evaluate_masks, segment_skin  # noqa: E402
 from skinimg.session import CompareParams, compare_arrays  # noqa: E402
 
 POSE = (14.0, -9.0, 2.5, 1.03)
@@ -66,9 +65,7 @@ def run_pair(scene: SmoothScene, after: dict, change: float, params: ComparePara
                      **after)
     ib, mb, _ = render_smooth(scene, shot_b)
     ia, _, _ = render_smooth(scene, shot_a)
-    seg = np.asarray(segment_skin(ib).mask) > 0
-    truth = mb > 0
-    f1 = 2 * np.count_nonzero(seg & truth) / max(1, np.count_nonzero(seg) + np.count_nonzero(truth))
+    f1 = evaluate_masks(segment_skin(ib).mask, mb)["f1"]
     doc, _ = compare_arrays(ib, ia, params=params)
     hb = doc["metrics"]["hemoglobin"]
     want = "no_change" if change == 0 else "improved"
